@@ -1,0 +1,102 @@
+"""The `kvm_lapic_state` register page: the 1 KiB image KVM_GET_LAPIC / KVM_SET_LAPIC carry.
+
+Linux `include/uapi/asm/kvm.h`: `struct kvm_lapic_state { char regs[KVM_APIC_REG_SIZE]; }` with
+KVM_APIC_REG_SIZE = 0x400. It is the xAPIC register page (SDM §10.4.1, Table 10-1): register at
+offset `off` is the little-endian u32 at bytes off..off+3. In x2APIC mode KVM keeps the x2APIC ID
+in the ID register (bits 31:0) unless the x2APIC API quirk is disabled; the codec is layout only.
+
+RVI, SVI, PIR and ON are not in the page (SEMANTICS §2): a restore must derive them.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from apiclab.arch.registers import Reg
+
+LAPIC_STATE_SIZE = 0x400
+
+
+class LapicStateError(ValueError):
+    """A register image that is not a valid `kvm_lapic_state`."""
+
+
+def _vector_set_from_words(words: list[int]) -> int:
+    bits = 0
+    for i, word in enumerate(words):
+        bits |= (word & 0xFFFFFFFF) << (32 * i)
+    return bits
+
+
+def _words_from_vector_set(bits: int) -> list[int]:
+    return [(bits >> (32 * i)) & 0xFFFFFFFF for i in range(8)]
+
+
+@dataclass
+class LapicState:
+    """A decoded register page. `regs` maps offset → 32-bit value for every 16-byte slot."""
+
+    regs: dict[int, int]
+
+    @classmethod
+    def zero(cls) -> LapicState:
+        return cls({off: 0 for off in range(0, LAPIC_STATE_SIZE, 0x10)})
+
+    @classmethod
+    def decode(cls, image: bytes) -> LapicState:
+        if len(image) != LAPIC_STATE_SIZE:
+            raise LapicStateError(
+                f"kvm_lapic_state must be {LAPIC_STATE_SIZE} bytes, got {len(image)}"
+            )
+        regs = {
+            off: struct.unpack_from("<I", image, off)[0]
+            for off in range(0, LAPIC_STATE_SIZE, 0x10)
+        }
+        return cls(regs)
+
+    def encode(self) -> bytes:
+        buf = bytearray(LAPIC_STATE_SIZE)
+        for off, value in self.regs.items():
+            if off % 0x10 or not 0 <= off < LAPIC_STATE_SIZE:
+                raise LapicStateError(f"register offset {off:#x} is not a 16-byte slot of the page")
+            struct.pack_into("<I", buf, off, value & 0xFFFFFFFF)
+        return bytes(buf)
+
+    def get(self, offset: int) -> int:
+        return self.regs.get(offset, 0)
+
+    def set(self, offset: int, value: int) -> None:
+        self.regs[offset] = value & 0xFFFFFFFF
+
+    def _vectors(self, base: int) -> int:
+        return _vector_set_from_words([self.get(base + 0x10 * i) for i in range(8)])
+
+    def _set_vectors(self, base: int, bits: int) -> None:
+        for i, word in enumerate(_words_from_vector_set(bits)):
+            self.set(base + 0x10 * i, word)
+
+    @property
+    def irr(self) -> int:
+        """IRR as a 256-bit int (bit v = vector v)."""
+        return self._vectors(Reg.IRR0)
+
+    @irr.setter
+    def irr(self, bits: int) -> None:
+        self._set_vectors(Reg.IRR0, bits)
+
+    @property
+    def isr(self) -> int:
+        return self._vectors(Reg.ISR0)
+
+    @isr.setter
+    def isr(self, bits: int) -> None:
+        self._set_vectors(Reg.ISR0, bits)
+
+    @property
+    def tmr(self) -> int:
+        return self._vectors(Reg.TMR0)
+
+    @tmr.setter
+    def tmr(self, bits: int) -> None:
+        self._set_vectors(Reg.TMR0, bits)

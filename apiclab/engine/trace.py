@@ -1,0 +1,76 @@
+"""The observation of a run: an ordered list of typed events, the one truth every report reads.
+
+Every executor (the model, real KVM, QEMU, Bochs) produces the same `Event` shape, so traces can
+be compared event by event and hashed for the determinism invariant (ARCHITECTURE.md, invariant 3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# Event kinds a guest itself can see; a model run and a real run agree or differ on these.
+GUEST_VISIBLE = frozenset({"interrupt", "read", "wait", "bugcheck", "end", "fault"})
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One thing that happened at `time` (virtual ns in the model, TSC-derived ns on real backends).
+
+    `kind` names what happened ("interrupt", "deliver", "set-lapic", "bugcheck", ...); `data` holds
+    the registers and values that explain it, as JSON-ready values.
+    """
+
+    time: int
+    kind: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"time": self.time, "kind": self.kind, **self.data}
+
+
+class Trace:
+    """An append-only list of events with a canonical serialisation and digest."""
+
+    __slots__ = ("events",)
+
+    def __init__(self, events: Iterable[Event] = ()) -> None:
+        self.events: list[Event] = list(events)
+
+    def record(self, time: int, kind: str, **data: Any) -> Event:
+        event = Event(time, kind, data)
+        self.events.append(event)
+        return event
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.events)
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def of_kind(self, *kinds: str) -> list[Event]:
+        return [e for e in self.events if e.kind in kinds]
+
+    def guest_visible(self) -> list[Event]:
+        return [e for e in self.events if e.kind in GUEST_VISIBLE]
+
+    def to_jsonl(self) -> str:
+        return "".join(
+            json.dumps(e.as_dict(), sort_keys=True, separators=(",", ":")) + "\n"
+            for e in self.events
+        )
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical JSON-lines form: equal digests mean byte-identical traces."""
+        return hashlib.sha256(self.to_jsonl().encode()).hexdigest()
+
+    @classmethod
+    def from_dicts(cls, rows: Iterable[Mapping[str, Any]]) -> Trace:
+        events = []
+        for row in rows:
+            data = {k: v for k, v in row.items() if k not in ("time", "kind")}
+            events.append(Event(int(row["time"]), str(row["kind"]), data))
+        return cls(events)

@@ -1,0 +1,248 @@
+"""Guest programs as data: a short list of steps plus a per-vector handler policy.
+
+The same program runs on the model (`apiclab.guest.stepper`) and, encoded by `encode`, on real
+implementations through the bare-metal agent, which interprets the binary form from guest memory.
+Both report the same guest-visible events (`apiclab.engine.trace.GUEST_VISIBLE`):
+
+- ``interrupt``  {"vector", "isr": [vectors], "irr": [vectors], "ppr"} on handler entry (LOG flag)
+- ``read``       {"reg": offset, "value"}
+- ``wait``       {"vector", "count", "outcome": "done" | "timeout"}
+- ``bugcheck``   {"code", "params": [p0, p1, p2, p3]}
+- ``end``        {}
+
+Binary form (little-endian), version 1:
+  header 16 bytes: magic b"APRG", u16 version, u8 mode, u8 default handler flags, u32 step count,
+                   u32 reserved
+  handler flags: 256 bytes, one per vector (bit 0 EOI, bit 1 LOG, bit 7 set = use this entry)
+  steps: 16 bytes each: u32 op, u32 a, u64 b
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from typing import Any
+
+from apiclab.arch.registers import REG_BY_NAME, Reg
+
+MAGIC = b"APRG"
+VERSION = 1
+HEADER = struct.Struct("<4sHBBII")
+STEP = struct.Struct("<IIQ")
+MAX_STEPS = 256
+
+
+class ProgramError(ValueError):
+    """A guest program that cannot be encoded or run (bad step, register, vector)."""
+
+
+class Mode(StrEnum):
+    """How the guest reaches its local APIC."""
+
+    X2APIC_REAL = "x2apic-real"  # real mode, x2APIC through RDMSR/WRMSR (SDM §10.12)
+    XAPIC_PM32 = "xapic-pm32"  # 32-bit protected mode, xAPIC MMIO at 0xFEE00000 (SDM §10.4.1)
+
+
+MODE_CODE = {Mode.X2APIC_REAL: 0, Mode.XAPIC_PM32: 1}
+
+
+class Op(IntEnum):
+    END = 0
+    WRITE = 1  # a = register offset, b = value (ICR: 64-bit, high dword = destination)
+    READ = 2  # a = register offset → "read" event
+    STI = 3
+    CLI = 4
+    HLT = 5  # halt until an interrupt is delivered
+    WAIT = 6  # a = vector | target << 8, b = TSC ticks: spin until count[vector] >= target
+    TSC_DEADLINE = 7  # b = TSC ticks from now, written to IA32_TSC_DEADLINE
+    BUGCHECK_IF_TIMEOUT = 8  # if the last WAIT timed out: "bugcheck" a = code, b = p0 | p1 << 32
+    PAUSE = 9  # b = TSC ticks to spin with the current IF
+
+
+HANDLER_EOI = 0x01
+HANDLER_LOG = 0x02
+HANDLER_SET = 0x80
+
+
+@dataclass(frozen=True, slots=True)
+class Handler:
+    """What the guest's handler for a vector does: it always counts; it may EOI and may log."""
+
+    eoi: bool = True
+    log: bool = True
+
+    @property
+    def flags(self) -> int:
+        return (HANDLER_EOI if self.eoi else 0) | (HANDLER_LOG if self.log else 0)
+
+    @classmethod
+    def from_flags(cls, flags: int) -> Handler:
+        return cls(eoi=bool(flags & HANDLER_EOI), log=bool(flags & HANDLER_LOG))
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    op: Op
+    a: int = 0
+    b: int = 0
+
+    def describe(self) -> str:
+        from apiclab.arch.registers import reg_name
+
+        match self.op:
+            case Op.WRITE:
+                return f"write {reg_name(self.a)} = {self.b:#x}"
+            case Op.READ:
+                return f"read {reg_name(self.a)}"
+            case Op.WAIT:
+                return f"wait for {self.a >> 8} x vector {self.a & 0xFF:#x}, {self.b} TSC ticks"
+            case Op.TSC_DEADLINE:
+                return f"TSC deadline in {self.b} ticks"
+            case Op.BUGCHECK_IF_TIMEOUT:
+                return f"bugcheck {self.a:#x} if the wait timed out"
+            case Op.PAUSE:
+                return f"pause {self.b} TSC ticks"
+            case _:
+                return self.op.name.lower()
+
+
+@dataclass(frozen=True)
+class Program:
+    """A guest program: steps run in order; `handlers` say what each vector's handler does."""
+
+    steps: tuple[Step, ...]
+    handlers: Mapping[int, Handler] = field(default_factory=dict)
+    default_handler: Handler = Handler(eoi=False, log=True)
+    mode: Mode = Mode.X2APIC_REAL
+
+    def handler(self, vector: int) -> Handler:
+        return self.handlers.get(vector, self.default_handler)
+
+    def validate(self) -> None:
+        if len(self.steps) > MAX_STEPS:
+            raise ProgramError(f"program has {len(self.steps)} steps, at most {MAX_STEPS} allowed")
+        for i, step in enumerate(self.steps):
+            if step.op in (Op.WRITE, Op.READ) and (step.a % 0x10 or not 0 <= step.a < 0x400):
+                raise ProgramError(f"step {i}: register offset {step.a:#x} is not an APIC register")
+            if step.op == Op.WRITE and step.a == Reg.SELF_IPI and self.mode != Mode.X2APIC_REAL:
+                raise ProgramError(f"step {i}: the self-IPI register exists only in x2APIC mode")
+            if step.op == Op.WAIT and not 0 <= step.a < 1 << 24:
+                raise ProgramError(f"step {i}: WAIT operand {step.a:#x} out of range")
+            if not 0 <= step.b < 1 << 64:
+                raise ProgramError(f"step {i}: operand {step.b} does not fit 64 bits")
+        for vector in self.handlers:
+            if not 0 <= vector <= 255:
+                raise ProgramError(f"handler vector {vector} is not 0-255")
+
+
+def encode(program: Program) -> bytes:
+    """The binary form the bare-metal agent reads (layout in the module docstring)."""
+    program.validate()
+    steps = list(program.steps)
+    if not steps or steps[-1].op != Op.END:
+        steps.append(Step(Op.END))
+    out = bytearray(
+        HEADER.pack(MAGIC, VERSION, MODE_CODE[program.mode], program.default_handler.flags,
+                    len(steps), 0)
+    )
+    table = bytearray(256)
+    for vector, handler in program.handlers.items():
+        table[vector] = HANDLER_SET | handler.flags
+    out += table
+    for step in steps:
+        out += STEP.pack(int(step.op), step.a, step.b)
+    return bytes(out)
+
+
+def decode(blob: bytes) -> Program:
+    """Inverse of `encode` (trailing END kept as a step)."""
+    if len(blob) < HEADER.size + 256:
+        raise ProgramError("program image is shorter than its header")
+    magic, version, mode, default_flags, count, _ = HEADER.unpack_from(blob, 0)
+    if magic != MAGIC or version != VERSION:
+        raise ProgramError(f"not an apiclab program image (magic {magic!r}, version {version})")
+    table = blob[HEADER.size:HEADER.size + 256]
+    handlers = {v: Handler.from_flags(f) for v, f in enumerate(table) if f & HANDLER_SET}
+    base = HEADER.size + 256
+    if len(blob) < base + count * STEP.size:
+        raise ProgramError("program image is truncated")
+    steps = tuple(
+        Step(Op(op), a, b)
+        for op, a, b in (STEP.unpack_from(blob, base + i * STEP.size) for i in range(count))
+    )
+    mode_by_code = {v: k for k, v in MODE_CODE.items()}
+    return Program(steps, handlers, Handler.from_flags(default_flags), mode_by_code[mode])
+
+
+# --- building programs from plain data (TOML cases, scenario files) -----------------------------
+
+def _int(value: Any, where: str) -> int:
+    if isinstance(value, bool):
+        raise ProgramError(f"{where}: expected an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value, 0)
+        except ValueError:
+            pass
+    raise ProgramError(f"{where}: expected an integer, got {value!r}")
+
+
+def _reg(value: Any, where: str) -> int:
+    if isinstance(value, str) and value.lower() in REG_BY_NAME:
+        return REG_BY_NAME[value.lower()]
+    return _int(value, where)
+
+
+def step_from_dict(row: Mapping[str, Any], where: str) -> Step:
+    """One step from a table such as {op = "write", reg = "tpr", value = 0x20}."""
+    name = row.get("op")
+    if not isinstance(name, str) or name.upper() not in Op.__members__:
+        names = ", ".join(o.name.lower() for o in Op)
+        raise ProgramError(f"{where}: unknown op {name!r}; expected one of {names}")
+    op = Op[name.upper()]
+    match op:
+        case Op.WRITE:
+            return Step(op, _reg(row.get("reg"), f"{where}.reg"), _int(row.get("value"), f"{where}.value"))
+        case Op.READ:
+            return Step(op, _reg(row.get("reg"), f"{where}.reg"))
+        case Op.WAIT:
+            vector = _int(row.get("vector"), f"{where}.vector")
+            count = _int(row.get("count", 1), f"{where}.count")
+            return Step(op, vector | count << 8, _int(row.get("ticks"), f"{where}.ticks"))
+        case Op.TSC_DEADLINE | Op.PAUSE:
+            return Step(op, 0, _int(row.get("ticks"), f"{where}.ticks"))
+        case Op.BUGCHECK_IF_TIMEOUT:
+            params = [_int(p, f"{where}.params") for p in row.get("params", [0, 0])]
+            p0 = params[0] if params else 0
+            p1 = params[1] if len(params) > 1 else 0
+            return Step(op, _int(row.get("code"), f"{where}.code"), p0 | p1 << 32)
+        case _:
+            return Step(op)
+
+
+def program_from_dict(doc: Mapping[str, Any], where: str = "program") -> Program:
+    """A program from {mode, steps = [...], handlers = {"0xd1" = {eoi, log}}, default_handler}."""
+    mode_name = doc.get("mode", Mode.X2APIC_REAL.value)
+    try:
+        mode = Mode(mode_name)
+    except ValueError:
+        raise ProgramError(
+            f"{where}.mode: {mode_name!r} is not one of {', '.join(m.value for m in Mode)}"
+        ) from None
+    rows = doc.get("steps")
+    if not isinstance(rows, Sequence) or isinstance(rows, str):
+        raise ProgramError(f"{where}.steps: expected a list of steps")
+    steps = tuple(step_from_dict(r, f"{where}.steps[{i}]") for i, r in enumerate(rows))
+    handlers: dict[int, Handler] = {}
+    for key, value in dict(doc.get("handlers", {})).items():
+        vector = _int(key, f"{where}.handlers")
+        handlers[vector] = Handler(eoi=bool(value.get("eoi", True)), log=bool(value.get("log", True)))
+    d = doc.get("default_handler", {})
+    default = Handler(eoi=bool(d.get("eoi", False)), log=bool(d.get("log", True)))
+    program = Program(steps, handlers, default, mode)
+    program.validate()
+    return program
