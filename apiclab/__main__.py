@@ -1,0 +1,3 @@
+from apiclab.cli.main import main
+
+raise SystemExit(main())

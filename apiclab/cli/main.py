@@ -1,0 +1,51 @@
+"""The `apiclab` command line: one sub-command module per user task."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Each module has `register(subparsers)`, which adds its parser with `func=run(args) -> int`.
+COMMANDS = [
+    "apiclab.cli.reproduce_cmd",
+    "apiclab.cli.profiles_cmd",
+]
+
+
+class UserError(Exception):
+    """A mistake in what the user gave us: printed as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="apiclab",
+        description="An executable laboratory for x86 interrupt virtualization.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except UserError as e:
+        print(f"apiclab: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("apiclab: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
