@@ -7,15 +7,13 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from apiclab.errors import UserError
+
 # Each module has `register(subparsers)`, which adds its parser with `func=run(args) -> int`.
 COMMANDS = [
     "apiclab.cli.reproduce_cmd",
     "apiclab.cli.profiles_cmd",
 ]
-
-
-class UserError(Exception):
-    """A mistake in what the user gave us: printed as one line, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
