@@ -1,0 +1,111 @@
+"""The four executors of the suite, by name, each reporting whether it can run here and why not.
+
+The model is wrapped as a backend here so the runner treats all four alike; the real backends live
+in `apiclab.backends.{kvm,qemu,bochs}`. A backend whose code or program is missing is reported as
+unavailable with the reason, never as a failure of the suite.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib import metadata
+from collections.abc import Callable
+from typing import Any
+
+from apiclab.arch.lapic_state import LapicState
+from apiclab.backends.base import Availability, Backend, BackendUnavailable, RunResult
+from apiclab.errors import UserError
+from apiclab.guest.program import Program
+
+BACKEND_NAMES = ("model", "kvm", "qemu", "bochs")
+
+# The model's TSC rate for guest programs: the TSC budgets of the cases assume a few GHz, as on
+# the machines the real backends run on.
+MODEL_TSC_HZ = 3_000_000_000
+
+
+class ModelBackend:
+    """The executable SDM (`apiclab.guest.stepper.run_program`) behind the Backend protocol."""
+
+    name = "model"
+
+    def _run_program(self) -> Callable[..., Any]:
+        try:
+            module = importlib.import_module("apiclab.guest.stepper")
+        except ImportError as e:
+            raise BackendUnavailable(f"the model's guest stepper is not importable ({e})") from None
+        run: Callable[..., Any] = module.run_program
+        return run
+
+    def availability(self) -> Availability:
+        try:
+            self._run_program()
+        except BackendUnavailable as e:
+            return Availability(False, str(e))
+        try:
+            version = metadata.version("apiclab")
+        except metadata.PackageNotFoundError:
+            version = "unknown"
+        return Availability(True, f"apiclab model {version} (SDM 325384-059US)")
+
+    def run(
+        self,
+        program: Program,
+        *,
+        lapic_image: LapicState | None = None,
+        timeout_s: float = 5.0,
+    ) -> RunResult:
+        run_program = self._run_program()
+        trace = run_program(program, lapic_image=lapic_image, tsc_hz=MODEL_TSC_HZ)
+        return RunResult(trace=trace)
+
+
+class MissingBackend:
+    """Stands in for a backend whose code cannot be imported; it only says why."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+
+    def availability(self) -> Availability:
+        return Availability(False, self.reason)
+
+    def run(
+        self,
+        program: Program,
+        *,
+        lapic_image: LapicState | None = None,
+        timeout_s: float = 5.0,
+    ) -> RunResult:
+        raise BackendUnavailable(self.reason)
+
+
+_REAL = {
+    "kvm": ("apiclab.backends.kvm", "KvmBackend"),
+    "qemu": ("apiclab.backends.qemu", "QemuBackend"),
+    "bochs": ("apiclab.backends.bochs", "BochsBackend"),
+}
+
+
+def make_backend(name: str) -> Backend:
+    if name == "model":
+        return ModelBackend()
+    if name not in _REAL:
+        raise UserError(f"--backends: unknown backend {name!r}; expected {', '.join(BACKEND_NAMES)}")
+    module_name, class_name = _REAL[name]
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as e:
+        return MissingBackend(name, f"{module_name}.{class_name} is not importable ({e})")
+    backend: Backend = cls()
+    return backend
+
+
+def parse_backend_list(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UserError("--backends: empty list; expected some of " + ", ".join(BACKEND_NAMES))
+    for n in names:
+        if n not in BACKEND_NAMES:
+            raise UserError(f"--backends: unknown backend {n!r}; expected {', '.join(BACKEND_NAMES)}")
+    return list(dict.fromkeys(names))

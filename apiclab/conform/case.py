@@ -1,0 +1,238 @@
+"""Conformance cases: one TOML file a case, a guest program and its SDM-derived expected observation.
+
+A case file holds::
+
+    name = "tpr-masks-pending"
+    sdm = "10.8.3.1"                       # section of SDM vol. 3A, 325384-059US, chapter 10
+    description = "..."
+    [program]                              # apiclab.guest.program.program_from_dict
+    mode = "xapic-pm32"
+    steps = [{ op = "write", reg = "tpr", value = 0x50 }, ...]
+    [[expect]]                             # the guest-visible events, in order
+    kind = "read"
+    reg = "irr2"
+    value = { mask = 0x10020, value = 0x10020 }
+
+Each expected event names its `kind` and only the fields that matter; a field is an exact value
+(an integer, a register name for `reg`, a string, or a list of vectors compared as a set), a range
+``{ min, max }`` where timing legitimately varies (timer current-count reads), or a bit test
+``{ mask, value }``. The run must end with an ``end`` event unless the last expected event is a
+``bugcheck`` or ``fault``; the matcher appends it, so case files do not list it.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from apiclab.arch.registers import REG_BY_NAME
+from apiclab.engine.trace import GUEST_VISIBLE
+from apiclab.errors import UserError
+from apiclab.guest.program import Program, ProgramError, program_from_dict
+
+TERMINAL_KINDS = frozenset({"end", "bugcheck", "fault"})
+
+
+class CaseError(UserError):
+    """A case file that cannot be used; the message is `file:field: what is wrong`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Exact:
+    value: Any
+
+    def matches(self, observed: Any) -> bool:
+        if isinstance(self.value, list):
+            return isinstance(observed, list | tuple) and sorted(observed) == sorted(self.value)
+        return bool(observed == self.value)
+
+    def describe(self) -> str:
+        return _show(self.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    low: int
+    high: int
+
+    def matches(self, observed: Any) -> bool:
+        return isinstance(observed, int) and self.low <= observed <= self.high
+
+    def describe(self) -> str:
+        return f"{self.low:#x}..{self.high:#x}"
+
+
+@dataclass(frozen=True, slots=True)
+class Masked:
+    mask: int
+    value: int
+
+    def matches(self, observed: Any) -> bool:
+        return isinstance(observed, int) and observed & self.mask == self.value
+
+    def describe(self) -> str:
+        return f"& {self.mask:#x} == {self.value:#x}"
+
+
+FieldMatcher = Exact | Range | Masked
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | list):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return f"{value:#x}"
+
+
+@dataclass(frozen=True)
+class ExpectedEvent:
+    kind: str
+    fields: Mapping[str, FieldMatcher] = field(default_factory=dict)
+
+    def matches(self, observed: Mapping[str, Any]) -> bool:
+        if observed.get("kind") != self.kind:
+            return False
+        return all(k in observed and m.matches(observed[k]) for k, m in self.fields.items())
+
+    def describe(self) -> str:
+        parts = [f"{k}={m.describe()}" for k, m in self.fields.items()]
+        return self.kind + (" " + " ".join(parts) if parts else "")
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind}
+        for k, m in self.fields.items():
+            match m:
+                case Exact(value=v):
+                    out[k] = v
+                case Range(low=lo, high=hi):
+                    out[k] = {"min": lo, "max": hi}
+                case Masked(mask=mask, value=v):
+                    out[k] = {"mask": mask, "value": v}
+        return out
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    sdm: str
+    description: str
+    program: Program
+    expect: tuple[ExpectedEvent, ...]
+    path: str = "<memory>"
+
+    def expected_events(self) -> tuple[ExpectedEvent, ...]:
+        """The expectation with the implied final ``end`` event."""
+        if self.expect and self.expect[-1].kind in TERMINAL_KINDS:
+            return self.expect
+        return (*self.expect, ExpectedEvent("end"))
+
+
+def _int(value: Any, where: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value, 0)
+        except ValueError:
+            pass
+    raise CaseError(f"{where}: expected an integer, got {value!r}")
+
+
+def _matcher(key: str, value: Any, where: str) -> FieldMatcher:
+    if key == "reg" and isinstance(value, str):
+        if value.lower() not in REG_BY_NAME:
+            raise CaseError(f"{where}: unknown register {value!r}")
+        return Exact(REG_BY_NAME[value.lower()])
+    if isinstance(value, Mapping):
+        keys = set(value)
+        if keys == {"min", "max"}:
+            low, high = _int(value["min"], f"{where}.min"), _int(value["max"], f"{where}.max")
+            if low > high:
+                raise CaseError(f"{where}: min {low:#x} is above max {high:#x}")
+            return Range(low, high)
+        if keys == {"mask", "value"}:
+            mask = _int(value["mask"], f"{where}.mask")
+            return Masked(mask, _int(value["value"], f"{where}.value") & mask)
+        raise CaseError(f"{where}: a table must be {{min, max}} or {{mask, value}}, got {sorted(keys)}")
+    if isinstance(value, list):
+        return Exact([_int(v, f"{where}[{i}]") for i, v in enumerate(value)])
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise CaseError(f"{where}: unsupported value {value!r}")
+    return Exact(value)
+
+
+def expected_event_from_dict(row: Any, where: str) -> ExpectedEvent:
+    if not isinstance(row, Mapping):
+        raise CaseError(f"{where}: expected a table")
+    kind = row.get("kind")
+    if not isinstance(kind, str) or kind not in GUEST_VISIBLE:
+        raise CaseError(f"{where}.kind: {kind!r} is not one of {', '.join(sorted(GUEST_VISIBLE))}")
+    fields = {k: _matcher(k, v, f"{where}.{k}") for k, v in row.items() if k != "kind"}
+    return ExpectedEvent(kind, fields)
+
+
+def case_from_dict(doc: Mapping[str, Any], path: str) -> Case:
+    """A case from parsed TOML; every error names `path:field`."""
+    for key in ("name", "sdm", "description"):
+        if not isinstance(doc.get(key), str) or not doc[key].strip():
+            raise CaseError(f"{path}:{key}: missing or not a non-empty string")
+    program_doc = doc.get("program")
+    if not isinstance(program_doc, Mapping):
+        raise CaseError(f"{path}:program: missing [program] table")
+    try:
+        program = program_from_dict(program_doc, "program")
+    except ProgramError as e:
+        raise CaseError(f"{path}:{e}") from None
+    except (AttributeError, TypeError) as e:
+        raise CaseError(f"{path}:program: malformed ({e})") from None
+    rows = doc.get("expect", [])
+    if not isinstance(rows, Sequence) or isinstance(rows, str):
+        raise CaseError(f"{path}:expect: expected an array of tables ([[expect]])")
+    try:
+        expect = tuple(expected_event_from_dict(r, f"expect[{i}]") for i, r in enumerate(rows))
+    except CaseError as e:
+        raise CaseError(f"{path}:{e}") from None
+    unknown = set(doc) - {"name", "sdm", "description", "program", "expect"}
+    if unknown:
+        raise CaseError(f"{path}:{sorted(unknown)[0]}: unknown field")
+    return Case(doc["name"], doc["sdm"], doc["description"].strip(), program, expect, path)
+
+
+def load_case(path: Path | str) -> Case:
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text())
+    except OSError as e:
+        raise CaseError(f"{path}: cannot read ({e.strerror})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise CaseError(f"{path}:{e}") from None
+    return case_from_dict(doc, str(path))
+
+
+def load_dir(directory: Path | str) -> list[Case]:
+    """Every `*.toml` case of a directory, sorted by file name; names must be unique."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CaseError(f"{directory}: not a directory of case files")
+    cases = [load_case(p) for p in sorted(directory.glob("*.toml"))]
+    if not cases:
+        raise CaseError(f"{directory}: no *.toml case files")
+    seen: dict[str, str] = {}
+    for case in cases:
+        if case.name in seen:
+            raise CaseError(f"{case.path}:name: {case.name!r} is also the name of {seen[case.name]}")
+        seen[case.name] = case.path
+    return cases
+
+
+def builtin_dir() -> Path:
+    return Path(str(resources.files("apiclab.conform") / "cases"))
+
+
+def load_builtin() -> list[Case]:
+    return load_dir(builtin_dir())

@@ -1,0 +1,120 @@
+"""Running the suite: every case on every chosen backend, judged against the case's expectation.
+
+The emulators (QEMU, Bochs) run as child processes, so their runs go to a thread pool as wide as
+the machine; the model and KVM run in the calling thread meanwhile (KVM holds file descriptors
+per VM, and the model is pure Python, which threads would not speed up).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from apiclab.backends.base import Availability, Backend, BackendUnavailable, RunResult
+from apiclab.conform.case import Case
+from apiclab.conform.match import Verdict, match_expectation, visible
+from apiclab.guest.program import Program
+
+Outcome = Literal["agrees", "differs", "not-run"]
+CHILD_PROCESS_BACKENDS = frozenset({"qemu", "bochs"})
+RUN_TIMEOUT_S = 20.0
+
+
+@dataclass
+class BackendRun:
+    """One case on one backend."""
+
+    outcome: Outcome
+    verdict: Verdict | None = None
+    reason: str = ""  # why not run
+    seconds: float = 0.0
+    events: list[dict[str, Any]] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CaseResult:
+    case: Case
+    runs: dict[str, BackendRun]
+
+    def outcome(self, backend: str) -> Outcome:
+        return self.runs[backend].outcome
+
+
+@dataclass
+class SuiteResult:
+    backends: dict[str, Availability]
+    cases: list[CaseResult]
+
+
+def run_one(backend: Backend, program: Program, timeout_s: float = RUN_TIMEOUT_S) -> RunResult:
+    return backend.run(program, timeout_s=timeout_s)
+
+
+def judge(case: Case, backend: Backend, timeout_s: float = RUN_TIMEOUT_S) -> BackendRun:
+    """Run a case on a backend and compare with its expectation; failures to run are not-run."""
+    start = time.monotonic()
+    try:
+        result = backend.run(case.program, timeout_s=timeout_s)
+    except BackendUnavailable as e:
+        return BackendRun("not-run", reason=str(e), seconds=time.monotonic() - start)
+    except Exception as e:  # a backend bug is reported against the case, not a crash of the suite
+        reason = f"{backend.name} failed: {type(e).__name__}: {e}"
+        return BackendRun("not-run", reason=reason, seconds=time.monotonic() - start)
+    seconds = time.monotonic() - start
+    note = "the run timed out" if result.timed_out else ""
+    verdict = match_expectation(case, result.trace, note=note)
+    outcome: Outcome = "agrees" if verdict.agrees else "differs"
+    return BackendRun(outcome, verdict, seconds=seconds, events=visible(result.trace),
+                      evidence=_short_evidence(result.evidence))
+
+
+def _short_evidence(evidence: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in evidence.items():
+        if isinstance(value, bytes):
+            value = value.decode("latin-1")
+        if isinstance(value, str) and len(value) > 2000:
+            value = value[:2000] + "..."
+        out[key] = value
+    return out
+
+
+def workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def run_suite(
+    cases: Sequence[Case],
+    backends: dict[str, Backend],
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> SuiteResult:
+    availability = {name: b.availability() for name, b in backends.items()}
+    runs: dict[tuple[int, str], BackendRun] = {}
+    pooled: dict[tuple[int, str], Future[BackendRun]] = {}
+    with ThreadPoolExecutor(max_workers=workers()) as pool:
+        for name, backend in backends.items():
+            if not availability[name].available or name not in CHILD_PROCESS_BACKENDS:
+                continue
+            for i, case in enumerate(cases):
+                pooled[(i, name)] = pool.submit(judge, case, backend)
+        for name, backend in backends.items():
+            for i, case in enumerate(cases):
+                if not availability[name].available:
+                    runs[(i, name)] = BackendRun("not-run", reason=availability[name].detail)
+                elif name not in CHILD_PROCESS_BACKENDS:
+                    runs[(i, name)] = judge(case, backend)
+                    if progress:
+                        progress(f"{name}: {case.name} {runs[(i, name)].outcome}")
+        for key, future in pooled.items():
+            runs[key] = future.result()
+    results = [
+        CaseResult(case, {name: runs[(i, name)] for name in backends})
+        for i, case in enumerate(cases)
+    ]
+    return SuiteResult(availability, results)
