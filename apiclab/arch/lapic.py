@@ -1,0 +1,406 @@
+"""The local APIC as the SDM describes it (vol. 3A, 325384-059US, chapter 10).
+
+One class, methods named after the SDM's operations. Register state lives here once; PPR and the
+highest vectors are computed on demand, never cached (STYLE.md: stale caches are the bugs we study).
+Time is passed in (`now` in ns), never read, and a register write *returns* what it causes
+(an IPI to send, an EOI to broadcast, a timer to re-arm) instead of calling other devices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from apiclab.arch.registers import IA32_TSC_DEADLINE, LVT_REGS, Reg, offset_of_msr
+from apiclab.arch.vectors import highest, priority_class
+
+# SDM §10.5.3 Figure 10-9: ESR bits.
+ESR_SEND_ILLEGAL_VECTOR = 1 << 5
+ESR_RECEIVE_ILLEGAL_VECTOR = 1 << 6
+ESR_ILLEGAL_REGISTER = 1 << 7
+
+SVR_APIC_ENABLED = 1 << 8  # §10.9 Figure 10-23
+SVR_FOCUS_DISABLED = 1 << 9
+SVR_EOI_BROADCAST_SUPPRESSION = 1 << 12  # §10.8.5
+SVR_WRITABLE = 0xFF | SVR_APIC_ENABLED | SVR_FOCUS_DISABLED | SVR_EOI_BROADCAST_SUPPRESSION
+
+LVT_MASKED = 1 << 16  # §10.5.1 Figure 10-8
+LVT_LEVEL_TRIGGERED = 1 << 15
+LVT_REMOTE_IRR = 1 << 14
+LVT_DELIVERY_STATUS = 1 << 12
+TIMER_MODE_SHIFT = 17
+TIMER_ONE_SHOT, TIMER_PERIODIC, TIMER_TSC_DEADLINE = 0, 1, 2
+
+# Writable bits of each LVT register (§10.5.1 Figure 10-8): the timer has no delivery mode, LINT0/1
+# have polarity and trigger, the error register has only vector and mask.
+_LVT_WRITABLE = {
+    Reg.LVT_TIMER: 0xFF | LVT_MASKED | (0b11 << TIMER_MODE_SHIFT),
+    Reg.LVT_CMCI: 0x7FF | LVT_MASKED,
+    Reg.LVT_THERMAL: 0x7FF | LVT_MASKED,
+    Reg.LVT_PERF: 0x7FF | LVT_MASKED,
+    Reg.LVT_LINT0: 0x7FF | (1 << 13) | LVT_LEVEL_TRIGGERED | LVT_MASKED,
+    Reg.LVT_LINT1: 0x7FF | (1 << 13) | LVT_LEVEL_TRIGGERED | LVT_MASKED,
+    Reg.LVT_ERROR: 0xFF | LVT_MASKED,
+}
+
+# §10.5.4 Figure 10-10: divide configuration bits 0, 1 and 3 → divisor.
+_DIVISORS = {0b000: 2, 0b001: 4, 0b010: 8, 0b011: 16, 0b100: 32, 0b101: 64, 0b110: 128, 0b111: 1}
+
+APIC_VERSION = 0x00050014  # §10.4.8: integrated APIC (0x14), max LVT entry 5 (as KVM reports)
+DELIVERY_FIXED, DELIVERY_LOWEST, DELIVERY_SMI, DELIVERY_NMI = 0, 1, 2, 4
+DELIVERY_INIT, DELIVERY_STARTUP, DELIVERY_EXTINT = 5, 6, 7
+SHORTHAND_NONE, SHORTHAND_SELF, SHORTHAND_ALL, SHORTHAND_ALL_BUT_SELF = 0, 1, 2, 3
+
+
+def timer_divisor(divide_config: int) -> int:
+    """The divisor selected by the divide configuration register (SDM §10.5.4)."""
+    return _DIVISORS[(divide_config & 0b11) | ((divide_config >> 1) & 0b100)]
+
+
+class GeneralProtection(Exception):
+    """The access would raise #GP in the guest (e.g. an x2APIC MSR that does not exist)."""
+
+
+class Accept(Enum):
+    """What became of an interrupt offered to the APIC (§10.8.2, §10.8.4, §10.5.3)."""
+
+    ACCEPTED = "accepted"
+    MERGED = "merged"  # its IRR bit was already set: one request is lost (§10.8.4)
+    ILLEGAL = "illegal"  # vectors 0-15: ESR receive-illegal-vector (§10.5.3)
+    DISABLED = "disabled"  # software-disabled APIC takes no fixed interrupts (§10.4.7.2)
+
+
+@dataclass(frozen=True, slots=True)
+class Icr:
+    """A decoded interrupt command (§10.6.1 Figure 10-12; x2APIC §10.12.9)."""
+
+    vector: int
+    delivery_mode: int
+    logical: bool
+    level_assert: bool
+    level_triggered: bool
+    shorthand: int
+    destination: int
+
+    @classmethod
+    def decode(cls, value: int, x2apic: bool) -> Icr:
+        return cls(
+            vector=value & 0xFF,
+            delivery_mode=(value >> 8) & 0b111,
+            logical=bool(value & (1 << 11)),
+            level_assert=bool(value & (1 << 14)),
+            level_triggered=bool(value & (1 << 15)),
+            shorthand=(value >> 18) & 0b11,
+            destination=(value >> 32) & 0xFFFFFFFF if x2apic else (value >> 56) & 0xFF,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SendIpi:
+    """Effect: the APIC sends this IPI (the caller routes it; `to_self` when it targets us)."""
+
+    icr: Icr
+    to_self: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EoiBroadcast:
+    """Effect: a level-triggered vector was EOIed; the IOAPIC must see it (§10.8.5)."""
+
+    vector: int
+
+
+@dataclass(frozen=True, slots=True)
+class TimerChanged:
+    """Effect: the timer's registers changed; the platform re-arms it (§10.5.4)."""
+
+
+Effect = SendIpi | EoiBroadcast | TimerChanged
+
+
+@dataclass(frozen=True, slots=True)
+class EoiResult:
+    vector: int  # -1 when the ISR was empty (the EOI did nothing)
+    broadcast: bool
+
+
+class LocalApic:
+    """Register file and rules of one local APIC."""
+
+    def __init__(self, apic_id: int = 0, *, bus_hz: int = 1_000_000_000) -> None:
+        self.apic_id = apic_id
+        self.bus_hz = bus_hz  # KVM's APIC bus runs at 1 GHz (SEMANTICS §1)
+        self.x2apic = False
+        self.reset()
+
+    # --- reset and INIT (§10.4.7.1, §10.4.7.3) -------------------------------------------------
+
+    def reset(self) -> None:
+        """Power-up / RESET values (§10.4.7.1): all zero but DFR (all ones), LVTs masked,
+        SVR = 0xFF (software disabled)."""
+        self.tpr = 0
+        self.ldr = 0
+        self.dfr = 0xFFFFFFFF
+        self.svr = 0xFF
+        self.esr = 0
+        self.esr_pending = 0
+        self.icr = 0
+        self.irr = 0
+        self.isr = 0
+        self.tmr = 0
+        self.lvt = {int(r): LVT_MASKED for r in LVT_REGS}
+        self.timer_initial = 0
+        self.timer_divide = 0
+        self.timer_start_ns = 0
+        self.tsc_deadline = 0
+
+    def init(self) -> None:
+        """INIT (§10.4.7.3): as RESET, but the APIC ID and the mode are kept."""
+        keep_id, keep_mode = self.apic_id, self.x2apic
+        self.reset()
+        self.apic_id, self.x2apic = keep_id, keep_mode
+
+    # --- derived registers ----------------------------------------------------------------------
+
+    @property
+    def software_enabled(self) -> bool:
+        return bool(self.svr & SVR_APIC_ENABLED)
+
+    def ppr(self) -> int:
+        """Processor priority (§10.8.3.1): TPR if TPR[7:4] >= ISRV[7:4], else ISRV[7:4] << 4."""
+        isrv = max(highest(self.isr), 0)
+        if priority_class(self.tpr) >= priority_class(isrv):
+            return self.tpr & 0xFF
+        return isrv & 0xF0
+
+    def highest_priority_int(self) -> int:
+        """The IRR vector the APIC would dispatch now, or -1 (§10.8.3.1, §10.8.4).
+
+        A vector is dispatched only when its class is above PPR[7:4]; a software-disabled APIC
+        holds its pending interrupts (§10.4.7.2).
+        """
+        if not self.software_enabled:
+            return -1
+        vector = highest(self.irr)
+        if vector < 0 or priority_class(vector) <= priority_class(self.ppr()):
+            return -1
+        return vector
+
+    # --- acceptance, dispatch and EOI -----------------------------------------------------------
+
+    def accept(self, vector: int, *, level: bool = False) -> Accept:
+        """Accept a fixed interrupt into the IRR (§10.8.4); TMR records its trigger mode."""
+        if vector < 16:
+            self.esr_pending |= ESR_RECEIVE_ILLEGAL_VECTOR
+            return Accept.ILLEGAL
+        if not self.software_enabled:
+            return Accept.DISABLED
+        bit = 1 << vector
+        merged = bool(self.irr & bit)
+        self.irr |= bit
+        self.tmr = self.tmr | bit if level else self.tmr & ~bit
+        return Accept.MERGED if merged else Accept.ACCEPTED
+
+    def acknowledge(self) -> int:
+        """INTA (§10.8.4): move the highest deliverable vector from IRR to ISR and return it.
+
+        With nothing deliverable the APIC answers with the spurious vector (§10.9) and no ISR bit.
+        """
+        vector = self.highest_priority_int()
+        if vector < 0:
+            return self.svr & 0xFF
+        self.irr &= ~(1 << vector)
+        self.isr |= 1 << vector
+        return vector
+
+    def receive_eoi(self) -> EoiResult:
+        """EOI (§10.8.5): clear the highest ISR bit; a level-triggered vector's EOI goes to the
+        IOAPIC unless SVR bit 12 suppresses the broadcast. With the ISR empty it does nothing."""
+        vector = highest(self.isr)
+        if vector < 0:
+            return EoiResult(-1, False)
+        self.isr &= ~(1 << vector)
+        level = bool(self.tmr & (1 << vector))
+        return EoiResult(vector, level and not self.svr & SVR_EOI_BROADCAST_SUPPRESSION)
+
+    # --- timer (§10.5.4) ------------------------------------------------------------------------
+
+    @property
+    def timer_mode(self) -> int:
+        return (self.lvt[Reg.LVT_TIMER] >> TIMER_MODE_SHIFT) & 0b11
+
+    def ns_per_count(self) -> float:
+        return timer_divisor(self.timer_divide) * 1e9 / self.bus_hz
+
+    def timer_current(self, now: int) -> int:
+        """Current count at `now` (§10.5.4): counts down from the initial count at bus/divide;
+        periodic mode reloads, one-shot stops at 0; TSC-deadline mode reads 0."""
+        if self.timer_initial == 0 or self.timer_mode == TIMER_TSC_DEADLINE:
+            return 0
+        elapsed = int((now - self.timer_start_ns) / self.ns_per_count())
+        if self.timer_mode == TIMER_PERIODIC:
+            return self.timer_initial - elapsed % self.timer_initial
+        return max(self.timer_initial - elapsed, 0)
+
+    def timer_fire(self) -> int:
+        """The LVT timer fires: its vector, or -1 when masked (§10.5.1)."""
+        entry = self.lvt[Reg.LVT_TIMER]
+        return -1 if entry & LVT_MASKED else entry & 0xFF
+
+    # --- register access (§10.4.1 Table 10-1; x2APIC §10.12.1.2) --------------------------------
+
+    def read(self, offset: int, now: int = 0) -> int:
+        """Read a register through the xAPIC page (or, via `read_msr`, as x2APIC)."""
+        match offset:
+            case Reg.ID:
+                return self.apic_id if self.x2apic else (self.apic_id & 0xFF) << 24
+            case Reg.VERSION:
+                return APIC_VERSION
+            case Reg.TPR:
+                return self.tpr
+            case Reg.APR:
+                return 0
+            case Reg.PPR:
+                return self.ppr()
+            case Reg.LDR:
+                return self.x2apic_ldr() if self.x2apic else self.ldr
+            case Reg.DFR:
+                return self.dfr
+            case Reg.SVR:
+                return self.svr
+            case Reg.ESR:
+                return self.esr
+            case Reg.ICR_LOW:
+                return self.icr & 0xFFFFFFFF
+            case Reg.ICR_HIGH:
+                return self.icr >> 32
+            case Reg.TIMER_INITIAL:
+                return self.timer_initial
+            case Reg.TIMER_CURRENT:
+                return self.timer_current(now)
+            case Reg.TIMER_DIVIDE:
+                return self.timer_divide
+            case _ if offset in self.lvt:
+                return self.lvt[offset]
+            case _ if 0x100 <= offset < 0x280 and offset % 0x10 == 0:
+                bank = {0x100: self.isr, 0x180: self.tmr, 0x200: self.irr}[offset & 0x380]
+                return (bank >> (32 * ((offset & 0x70) >> 4))) & 0xFFFFFFFF
+        return 0
+
+    def write(self, offset: int, value: int, now: int = 0) -> tuple[Effect, ...]:
+        """Write a register; returns the effects the write causes."""
+        value &= 0xFFFFFFFF
+        match offset:
+            case Reg.TPR:
+                self.tpr = value & 0xFF
+            case Reg.EOI:
+                result = self.receive_eoi()
+                return (EoiBroadcast(result.vector),) if result.broadcast else ()
+            case Reg.LDR if not self.x2apic:
+                self.ldr = value & 0xFF000000
+            case Reg.DFR if not self.x2apic:
+                self.dfr = value | 0x0FFFFFFF
+            case Reg.SVR:
+                return self.write_svr(value)
+            case Reg.ESR:
+                # §10.5.3: a write latches the errors seen since the previous write.
+                self.esr, self.esr_pending = self.esr_pending, 0
+            case Reg.ICR_HIGH if not self.x2apic:
+                self.icr = (self.icr & 0xFFFFFFFF) | (value << 32)
+            case Reg.ICR_LOW:
+                return self.write_icr((self.icr & ~0xFFFFFFFF) | value)
+            case Reg.TIMER_INITIAL:
+                if self.timer_mode == TIMER_TSC_DEADLINE:
+                    return ()  # §10.5.4.1: ignored in TSC-deadline mode
+                self.timer_initial = value
+                self.timer_start_ns = now
+                return (TimerChanged(),)
+            case Reg.TIMER_DIVIDE:
+                self.timer_divide = value & 0b1011
+                return (TimerChanged(),)
+            case Reg.SELF_IPI if self.x2apic:
+                icr = Icr(value & 0xFF, DELIVERY_FIXED, False, True, False, SHORTHAND_SELF, 0)
+                return self._send(icr)
+            case _ if offset in self.lvt:
+                return self.write_lvt(offset, value)
+        return ()
+
+    def write_svr(self, value: int) -> tuple[Effect, ...]:
+        """SVR (§10.9): clearing bit 8 software-disables the APIC and masks every LVT entry
+        (§10.4.7.2); re-enabling leaves them masked until software unmasks them."""
+        self.svr = value & SVR_WRITABLE
+        if not self.software_enabled:
+            for reg in self.lvt:
+                self.lvt[reg] |= LVT_MASKED
+            return (TimerChanged(),)
+        return ()
+
+    def write_lvt(self, offset: int, value: int) -> tuple[Effect, ...]:
+        """LVT entry (§10.5.1): only writable bits stick; while software-disabled the mask bit
+        cannot be cleared (§10.4.7.2). Delivery status and remote IRR are read-only."""
+        keep = self.lvt[offset] & (LVT_REMOTE_IRR | LVT_DELIVERY_STATUS)
+        entry = (value & _LVT_WRITABLE[Reg(offset)]) | keep
+        if not self.software_enabled:
+            entry |= LVT_MASKED
+        if offset == Reg.LVT_TIMER:
+            old_mode = self.timer_mode
+            self.lvt[offset] = entry
+            if self.timer_mode != old_mode:
+                # §10.5.4.1: switching mode disarms the timer.
+                self.timer_initial = 0
+                self.tsc_deadline = 0
+            return (TimerChanged(),)
+        self.lvt[offset] = entry
+        return ()
+
+    def write_icr(self, value: int) -> tuple[Effect, ...]:
+        """ICR (§10.6.1): writing the low dword (the whole MSR in x2APIC) sends the IPI.
+        Delivery status reads idle at once: the model delivers instantly."""
+        self.icr = value & ~LVT_DELIVERY_STATUS
+        return self._send(Icr.decode(self.icr, self.x2apic))
+
+    def _send(self, icr: Icr) -> tuple[Effect, ...]:
+        if icr.delivery_mode in (DELIVERY_FIXED, DELIVERY_LOWEST) and icr.vector < 16:
+            self.esr_pending |= ESR_SEND_ILLEGAL_VECTOR  # §10.5.3
+        own = self.apic_id if self.x2apic else self.apic_id & 0xFF
+        broadcast = 0xFFFFFFFF if self.x2apic else 0xFF
+        to_self = icr.shorthand in (SHORTHAND_SELF, SHORTHAND_ALL) or (
+            icr.shorthand == SHORTHAND_NONE
+            and not icr.logical
+            and icr.destination in (own, broadcast)
+        )
+        return (SendIpi(icr, to_self),)
+
+    def x2apic_ldr(self) -> int:
+        """x2APIC logical ID, derived from the x2APIC ID (§10.12.10.2)."""
+        return ((self.apic_id >> 4) << 16) | (1 << (self.apic_id & 0xF))
+
+    # --- x2APIC MSR access (§10.12.1.2) ---------------------------------------------------------
+
+    def read_msr(self, msr: int, now: int = 0) -> int:
+        if msr == IA32_TSC_DEADLINE:
+            return self.tsc_deadline
+        offset = offset_of_msr(msr)
+        if offset in (Reg.EOI, Reg.SELF_IPI, Reg.DFR, Reg.ICR_HIGH, Reg.APR, Reg.RRD):
+            raise GeneralProtection(f"x2APIC MSR {msr:#x} is not readable")
+        if offset == Reg.ICR_LOW:
+            return self.icr
+        return self.read(offset, now)
+
+    def write_msr(self, msr: int, value: int, now: int = 0) -> tuple[Effect, ...]:
+        if msr == IA32_TSC_DEADLINE:
+            # §10.5.4.1: writes are ignored unless the timer is in TSC-deadline mode.
+            if self.timer_mode == TIMER_TSC_DEADLINE:
+                self.tsc_deadline = value
+                return (TimerChanged(),)
+            return ()
+        offset = offset_of_msr(msr)
+        if offset == Reg.ICR_LOW:
+            return self.write_icr(value)
+        if offset in (Reg.ID, Reg.VERSION, Reg.PPR, Reg.LDR, Reg.TIMER_CURRENT) or (
+            0x100 <= offset < 0x280
+        ):
+            raise GeneralProtection(f"x2APIC MSR {msr:#x} is read-only")
+        if offset == Reg.EOI and value != 0:
+            raise GeneralProtection("x2APIC EOI takes only 0")  # §10.12.1.2
+        return self.write(offset, value, now)

@@ -1,0 +1,159 @@
+"""A tiny deterministic discrete-event core (after SimPy's `core.py`): virtual time in ns, a heap
+of scheduled callbacks, and generator processes that yield what they wait for.
+
+It knows nothing of APICs. Ties are broken by scheduling order, so a run is a pure function of
+its inputs (ARCHITECTURE.md, invariant 3).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+
+
+class Handle:
+    """A scheduled callback that can be cancelled before it runs."""
+
+    __slots__ = ("callback", "cancelled", "time")
+
+    def __init__(self, time: int, callback: Callable[[], None]) -> None:
+        self.time = time
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """A process yields this to resume `ns` later."""
+
+    ns: int
+
+
+class Signal:
+    """Something a process can wait for; `fire()` wakes every waiter at the current time."""
+
+    __slots__ = ("_waiters",)
+
+    def __init__(self) -> None:
+        self._waiters: list[Callable[[], None]] = []
+
+    def fire(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for wake in waiters:
+            wake()
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """A process yields this to resume when `signal` fires (sent True) or at `deadline` (False)."""
+
+    signal: Signal
+    deadline: int | None = None
+
+
+Process = Generator[Sleep | Wait, bool | None, Any]
+
+
+class Engine:
+    """Virtual clock and event queue."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self._queue: list[tuple[int, int, Handle]] = []
+        self._seq = 0
+        self.stopped = False
+
+    def at(self, time: int, callback: Callable[[], None]) -> Handle:
+        if time < self.now:
+            time = self.now
+        handle = Handle(time, callback)
+        self._seq += 1
+        heapq.heappush(self._queue, (time, self._seq, handle))
+        return handle
+
+    def after(self, delay: int, callback: Callable[[], None]) -> Handle:
+        return self.at(self.now + delay, callback)
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def step(self) -> bool:
+        """Run the next callback; False when the queue is empty."""
+        while self._queue:
+            time, _, handle = heapq.heappop(self._queue)
+            if handle.cancelled:
+                continue
+            self.now = time
+            handle.callback()
+            return True
+        return False
+
+    def run(self, until: int | None = None) -> None:
+        """Run callbacks in time order until the queue empties, `until` passes, or `stop()`."""
+        self.stopped = False
+        queue = self._queue
+        while queue and not self.stopped:
+            time, _, handle = queue[0]
+            if until is not None and time > until:
+                self.now = until
+                return
+            heapq.heappop(queue)
+            if handle.cancelled:
+                continue
+            self.now = time
+            handle.callback()
+        if until is not None and not self.stopped and self.now < until:
+            self.now = until
+
+    def run_process(self, process: Process) -> None:
+        """Run `process` to its end, together with everything else scheduled meanwhile."""
+        done = False
+
+        def wrapper() -> Process:
+            nonlocal done
+            yield from process
+            done = True
+
+        self.start(wrapper())
+        while not done and self.step():
+            pass
+
+    def start(self, process: Process) -> None:
+        """Run a generator process: it yields `Sleep` or `Wait` and is resumed accordingly."""
+        self._resume(process, None)
+
+    def _resume(self, process: Process, value: bool | None) -> None:
+        try:
+            request = process.send(value)
+        except StopIteration:
+            return
+        if isinstance(request, Sleep):
+            self.after(request.ns, lambda: self._resume(process, None))
+            return
+        done = False
+        deadline_handle: Handle | None = None
+
+        def woken() -> None:
+            nonlocal done
+            if done:
+                return
+            done = True
+            if deadline_handle is not None:
+                deadline_handle.cancel()
+            self.at(self.now, lambda: self._resume(process, True))
+
+        def expired() -> None:
+            nonlocal done
+            if done:
+                return
+            done = True
+            self._resume(process, False)
+
+        request.signal._waiters.append(woken)
+        if request.deadline is not None:
+            deadline_handle = self.at(request.deadline, expired)

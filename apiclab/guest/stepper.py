@@ -1,0 +1,134 @@
+"""The generic guest: runs a step-list `Program` on the model, as the bare-metal agent runs it on
+real implementations, and records the same guest-visible events (see `apiclab.guest.program`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from apiclab.arch.lapic_state import LapicState
+from apiclab.arch.registers import IA32_TSC_DEADLINE, Reg
+from apiclab.arch.vectors import vectors_of
+from apiclab.engine.core import Process, Sleep, Wait
+from apiclab.engine.trace import Trace
+from apiclab.guest.program import Mode, Op, Program
+from apiclab.hypervisor.machine import Machine
+from apiclab.hypervisor.profiles import Profile, get_profile
+
+DEFAULT_TSC_HZ = 2_000_000_000
+DEFAULT_LIMIT_NS = 10 * 1_000_000_000
+
+
+class ProgramRun:
+    """One run of a program on a model machine."""
+
+    def __init__(self, program: Program, machine: Machine) -> None:
+        self.program = program
+        self.m = machine
+        self.counts: Counter[int] = Counter()
+        self.finished = False
+        self.last_wait_timed_out = False
+
+    # What the guest sees, read the way the agent reads it: through APIC register reads.
+    def _read_bank(self, base: int) -> list[int]:
+        vcpu = self.m.vcpu
+        words = [vcpu.apic_read(base + 0x10 * i) for i in range(8)]
+        bits = 0
+        for i, word in enumerate(words):
+            bits |= word << (32 * i)
+        return vectors_of(bits)
+
+    def handler(self, vector: int) -> None:
+        self.counts[vector] += 1
+        policy = self.program.handler(vector)
+        vcpu = self.m.vcpu
+        if policy.log:
+            self.m.trace.record(
+                self.m.engine.now, "interrupt", vector=vector,
+                isr=self._read_bank(Reg.ISR0), irr=self._read_bank(Reg.IRR0),
+                ppr=vcpu.apic_read(Reg.PPR),
+            )
+        if policy.eoi:
+            vcpu.apic_write(Reg.EOI, 0)
+
+    def _write(self, offset: int, value: int) -> None:
+        vcpu = self.m.vcpu
+        if offset == Reg.ICR_LOW and not vcpu.lapic.x2apic:
+            vcpu.apic_write(Reg.ICR_HIGH, value >> 32)  # xAPIC: high dword first (§10.6.1)
+            vcpu.apic_write(Reg.ICR_LOW, value & 0xFFFFFFFF)
+        else:
+            vcpu.apic_write(offset, value)
+
+    def process(self, limit_ns: int) -> Process:
+        m, vcpu = self.m, self.m.vcpu
+        trace = m.trace
+        for step in self.program.steps:
+            match step.op:
+                case Op.END:
+                    break
+                case Op.WRITE:
+                    self._write(step.a, step.b)
+                case Op.READ:
+                    trace.record(m.engine.now, "read", reg=step.a, value=vcpu.apic_read(step.a))
+                case Op.STI:
+                    vcpu.sti()
+                case Op.CLI:
+                    vcpu.cli()
+                case Op.HLT:
+                    # Anything deliverable was delivered already (delivery is checked on every
+                    # change), so HLT waits for the next delivery.
+                    woke = yield Wait(vcpu.delivered, limit_ns)
+                    if not woke:
+                        return  # halted for good: the run times out
+                case Op.WAIT:
+                    vector, target = step.a & 0xFF, step.a >> 8
+                    deadline = vcpu.rdtsc() + step.b
+                    while self.counts[vector] < target and vcpu.rdtsc() <= deadline:
+                        yield Wait(vcpu.delivered, min(m.tsc.ns_at(deadline + 1), limit_ns))
+                        if m.engine.now >= limit_ns:
+                            return
+                    self.last_wait_timed_out = self.counts[vector] < target
+                    trace.record(
+                        m.engine.now, "wait", vector=vector, count=self.counts[vector],
+                        outcome="timeout" if self.last_wait_timed_out else "done",
+                    )
+                case Op.TSC_DEADLINE:
+                    vcpu.write_msr(IA32_TSC_DEADLINE, vcpu.rdtsc() + step.b)
+                case Op.BUGCHECK_IF_TIMEOUT:
+                    if self.last_wait_timed_out:
+                        params = [step.b & 0xFFFFFFFF, step.b >> 32, 0, 0]
+                        trace.record(m.engine.now, "bugcheck", code=step.a, params=params)
+                        break
+                case Op.PAUSE:
+                    yield Sleep(m.tsc.ns_at(step.b))
+        trace.record(m.engine.now, "end")
+        self.finished = True
+
+
+def run_program(
+    program: Program,
+    *,
+    lapic_image: LapicState | None = None,
+    apicv: bool = False,
+    tsc_hz: int = DEFAULT_TSC_HZ,
+    profile: Profile | None = None,
+    limit_ns: int = DEFAULT_LIMIT_NS,
+) -> Trace:
+    """Run `program` on a model VM (KVM profile, default the newest) and return its trace.
+
+    `lapic_image`, when given, is pushed with KVM_SET_LAPIC before the first entry, as the real
+    backend does. A program that never reaches END (HLT with nothing to wake it) stops at
+    `limit_ns` of virtual time, and its trace has no "end" event.
+    """
+    program.validate()
+    trace = Trace()
+    machine = Machine(profile or get_profile("kvm-6.14"), apicv=apicv, tsc_hz=tsc_hz, trace=trace)
+    vcpu = machine.vcpu
+    vcpu.lapic.x2apic = program.mode == Mode.X2APIC_REAL
+    if lapic_image is not None:
+        vcpu.kvm_set_lapic(lapic_image)
+    run = ProgramRun(program, machine)
+    vcpu.idt = run.handler
+    vcpu.vm_entry()
+    machine.engine.run_process(run.process(limit_ns))
+    return trace

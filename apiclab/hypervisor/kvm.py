@@ -1,0 +1,347 @@
+"""A model of one KVM vCPU with its in-kernel local APIC, with APICv on or off.
+
+How KVM moves interrupt state between its register page and the CPU's virtualization state —
+accept, inject, VM entry, KVM_SET_LAPIC — with every version-dependent step asking the profile.
+The SDM rules themselves are called from `apiclab.arch`; nothing here re-derives them.
+
+KVM sources the paths follow (`arch/x86/kvm/lapic.c`, `x86.c`, `vmx.c`): `__apic_accept_irq`
+(accept), `vcpu_enter_guest` (entry: KVM_REQ_EVENT, `inject_pending_event`, `hwapic_irr_update`),
+`kvm_apic_set_state` / `kvm_apic_post_state_restore` (KVM_SET_LAPIC), `vmx_deliver_posted_interrupt`
+and `vmx_sync_pir_to_irr` (posting), `kvm_apic_set_eoi_accelerated` (EOI-induced exit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from apiclab.arch.lapic import (
+    TIMER_ONE_SHOT,
+    TIMER_TSC_DEADLINE,
+    Accept,
+    EoiBroadcast,
+    Effect,
+    LocalApic,
+    SendIpi,
+    TimerChanged,
+)
+from apiclab.arch.lapic_state import LapicState
+from apiclab.arch.registers import IA32_TSC_DEADLINE, Reg
+from apiclab.arch.vectors import highest, vectors_of
+from apiclab.arch.vmx import VirtualApic
+from apiclab.engine.core import Engine, Signal
+from apiclab.engine.trace import Trace
+from apiclab.hypervisor.profiles import Profile
+from apiclab.platform.lapic_timer import LapicTimer
+from apiclab.platform.tsc import Tsc
+
+# The registers a KVM_SET_LAPIC image carries that are plain register state (ISR/IRR/TMR banks
+# are restored as whole sets below).
+_IMAGE_REGS = (
+    Reg.TPR, Reg.LDR, Reg.DFR, Reg.SVR, Reg.ESR, Reg.ICR_LOW, Reg.ICR_HIGH,
+    Reg.TIMER_INITIAL, Reg.TIMER_DIVIDE,
+)
+
+
+class KvmVcpu:
+    """vCPU 0 of a VM: KVM's software APIC page, the VMCS APIC-virtualization state, the LAPIC
+    timer, and the guest-facing CPU operations (STI/CLI, APIC access, RDTSC, interrupt delivery).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        trace: Trace,
+        profile: Profile,
+        *,
+        apicv: bool,
+        tsc: Tsc,
+        eoi_broadcast: Callable[[int], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.trace = trace
+        self.profile = profile
+        self.tsc = tsc
+        self.lapic = LocalApic(0)
+        self.vapic: VirtualApic | None = VirtualApic(self.lapic) if apicv else None
+        self.timer = LapicTimer(engine, self.lapic, tsc, self._timer_interrupt)
+        self.eoi_broadcast = eoi_broadcast or (lambda vector: None)
+        self.if_flag = False
+        self.in_guest = False
+        self.req_event = False  # KVM_REQ_EVENT
+        self.idt: Callable[[int], None] = lambda vector: None
+        self.delivered = Signal()  # fires after every delivered interrupt (wakes HLT and waits)
+        self._delivering = False
+
+    @property
+    def apicv(self) -> bool:
+        return self.vapic is not None
+
+    # --- register snapshots for the trace -------------------------------------------------------
+
+    def registers(self) -> dict[str, Any]:
+        """The interrupt state a reader needs to follow a step: IRR/ISR/PPR/TPR, and with APICv
+        RVI/SVI/VPPR and PIR."""
+        lapic = self.lapic
+        regs: dict[str, Any] = {
+            "irr": vectors_of(lapic.irr),
+            "isr": vectors_of(lapic.isr),
+            "tpr": lapic.tpr,
+        }
+        if self.vapic is not None:
+            regs.update(
+                rvi=self.vapic.rvi,
+                svi=self.vapic.svi,
+                vppr=self.vapic.vppr,
+                pir=vectors_of(self.vapic.pir),
+            )
+        else:
+            regs["ppr"] = lapic.ppr()
+        return regs
+
+    def _record(self, kind: str, **data: Any) -> None:
+        self.trace.record(self.engine.now, kind, **data, **self.registers())
+
+    # --- host side: accepting interrupts (KVM __apic_accept_irq, APIC_DM_FIXED) -----------------
+
+    def accept_irq(self, vector: int, *, level: bool = False, source: str = "") -> None:
+        lapic = self.lapic
+        vapic = self.vapic
+        if vapic is not None and vector >= 16 and lapic.software_enabled:
+            # vmx_deliver_posted_interrupt: PIR, ON, then the notification IPI if the vCPU is in
+            # non-root operation (processed at once), else a kick (synced at the next entry).
+            if level:
+                lapic.tmr |= 1 << vector
+            else:
+                lapic.tmr &= ~(1 << vector)
+            vapic.post(vector)
+            self._record("accept", vector=vector, source=source, path="posted")
+            if self.in_guest:
+                vapic.posted_interrupt_processing()
+                self._try_deliver()
+            else:
+                self.req_event = True
+            return
+        result = lapic.accept(vector, level=level)
+        self._record("accept", vector=vector, source=source, path=result.value)
+        if result in (Accept.ACCEPTED, Accept.MERGED):
+            self.req_event = True
+            if self.in_guest:
+                self.vm_entry()  # kick: exit and re-enter to process KVM_REQ_EVENT
+
+    def _timer_interrupt(self, vector: int) -> None:
+        self.accept_irq(vector, source="lapic-timer")
+
+    # --- host side: VM entry (vcpu_enter_guest) -------------------------------------------------
+
+    def vm_entry(self) -> None:
+        """KVM_RUN → VM entry. With APICv: sync PIR into IRR, let the profile decide how RVI is
+        updated, then the CPU's PPR virtualization and evaluation (SDM §29.2.1)."""
+        vapic = self.vapic
+        if vapic is not None:
+            max_irr = vapic.sync_pir_to_irr()
+            if self.profile.on("entry_recomputes_rvi"):
+                vapic.rvi = max(max_irr, 0)
+            elif (
+                self.req_event
+                and self.profile.on("entry_sets_rvi_from_irr")
+                and self.lapic.software_enabled
+                and max_irr >= 0
+            ):
+                vapic.rvi = max_irr
+            self.req_event = False
+            vapic.vm_entry()
+        else:
+            self.req_event = False
+        self.in_guest = True
+        self._try_deliver()
+
+    def vm_exit(self) -> None:
+        self.in_guest = False
+
+    # --- host side: KVM_GET_LAPIC / KVM_SET_LAPIC -----------------------------------------------
+
+    def kvm_get_lapic(self) -> LapicState:
+        state = LapicState.zero()
+        for reg in (*_IMAGE_REGS, Reg.ID, Reg.VERSION, Reg.PPR, *self.lapic.lvt):
+            state.set(reg, self.lapic.read(reg, self.engine.now))
+        state.irr, state.isr, state.tmr = self.lapic.irr, self.lapic.isr, self.lapic.tmr
+        return state
+
+    def kvm_set_lapic(self, image: LapicState, *, tsc_deadline: int = 0) -> None:
+        """KVM_SET_LAPIC (kvm_apic_set_state + kvm_apic_post_state_restore): the page becomes the
+        image; SVI follows the highest ISR bit; what happens to RVI and PIR is the profile's."""
+        before = self.registers()
+        vapic = self.vapic
+        clears_pir = vapic is not None and self.profile.on("restore_clears_pir")
+        if clears_pir and self.profile.on("restore_clears_pir_first") and vapic is not None:
+            vapic.pir, vapic.on = 0, False  # 9cfec6d097c6: vmx_apicv_pre_state_restore
+        lapic = self.lapic
+        lapic.svr = image.get(Reg.SVR) & 0x13FF
+        for reg in lapic.lvt:
+            lapic.lvt[reg] = image.get(reg)
+        lapic.tpr = image.get(Reg.TPR) & 0xFF
+        lapic.ldr, lapic.dfr = image.get(Reg.LDR), image.get(Reg.DFR)
+        lapic.esr, lapic.esr_pending = image.get(Reg.ESR), 0
+        lapic.icr = image.get(Reg.ICR_LOW) | image.get(Reg.ICR_HIGH) << 32
+        lapic.irr, lapic.isr, lapic.tmr = image.irr, image.isr, image.tmr
+        lapic.timer_divide = image.get(Reg.TIMER_DIVIDE) & 0b1011
+        lapic.timer_initial = image.get(Reg.TIMER_INITIAL)
+        lapic.timer_start_ns = self.engine.now
+        if lapic.timer_mode == TIMER_TSC_DEADLINE:
+            lapic.tsc_deadline = tsc_deadline
+        self._restart_timer_after_restore()
+        if clears_pir and not self.profile.on("restore_clears_pir_first") and vapic is not None:
+            vapic.pir, vapic.on = 0, False  # 967235d32032: vmx_apicv_post_state_restore
+        if vapic is not None:
+            if self.profile.on("restore_sets_rvi"):
+                vapic.rvi = max(highest(lapic.irr), 0)  # 4114c27d450b: hwapic_irr_update
+            vapic.svi = max(highest(lapic.isr), 0)  # hwapic_isr_update
+        self.req_event = True
+        self.trace.record(
+            self.engine.now, "set-lapic", before=before, **self.registers()
+        )
+
+    def _restart_timer_after_restore(self) -> None:
+        """Restart the timer from the restored registers. A one-shot or TSC-deadline timer that
+        already expired fires now only with 8e6ed96cdd50; before, it was silently dropped."""
+        lapic = self.lapic
+        expired = (
+            lapic.timer_mode == TIMER_TSC_DEADLINE
+            and lapic.tsc_deadline
+            and self.tsc.ns_at(lapic.tsc_deadline) <= self.engine.now
+        )
+        self.timer.rearm()
+        if expired:
+            if self.profile.on("restore_fires_expired_oneshot"):
+                self.timer.expire_now()
+            else:
+                self.timer.stop()
+                lapic.tsc_deadline = 0
+        elif lapic.timer_mode == TIMER_ONE_SHOT and lapic.timer_initial and not self.timer.armed:
+            if self.profile.on("restore_fires_expired_oneshot"):
+                vector = lapic.timer_fire()
+                if vector >= 0:
+                    self.accept_irq(vector, source="lapic-timer")
+
+    def reset_cpu(self) -> None:
+        """The CPU side of a system reset: RFLAGS.IF = 0, out of any handler."""
+        self.if_flag = False
+
+    # --- guest side: the CPU operations a guest performs ---------------------------------------
+
+    def sti(self) -> None:
+        self.if_flag = True
+        self._try_deliver()
+
+    def cli(self) -> None:
+        self.if_flag = False
+
+    def rdtsc(self) -> int:
+        return self.tsc.read(self.engine.now)
+
+    def apic_read(self, offset: int) -> int:
+        """A guest read. With APICv, APIC-register virtualization reads the page, and PPR is the
+        stored VPPR (SDM §29.4.2); without, KVM emulates the read (PPR computed)."""
+        if self.vapic is not None and offset == Reg.PPR:
+            return self.vapic.vppr
+        return self.lapic.read(offset, self.engine.now)
+
+    def apic_write(self, offset: int, value: int) -> None:
+        """A guest write. With APICv, TPR, EOI and self-IPI writes are virtualized (SDM §29.4.3,
+        §29.1.2, §29.1.5); every other write exits to KVM, which emulates it."""
+        vapic = self.vapic
+        if vapic is not None:
+            if offset == Reg.TPR:
+                vapic.tpr_virtualization(value)
+                self._try_deliver()
+                return
+            if offset == Reg.EOI:
+                self._virtual_eoi(vapic)
+                return
+            if offset == Reg.SELF_IPI and self.lapic.x2apic:
+                vapic.self_ipi_virtualization(value & 0xFF)
+                self._try_deliver()
+                return
+        if offset == Reg.ICR_LOW and self.lapic.x2apic:
+            effects = self.lapic.write_icr(value)  # x2APIC: one 64-bit ICR (SDM §10.12.9)
+        else:
+            effects = self.lapic.write(offset, value, self.engine.now)
+        self._apply(effects)
+        if offset == Reg.EOI:
+            self.trace.record(self.engine.now, "eoi", **self.registers())
+        if vapic is not None:
+            self.vm_entry()  # the write exited; re-entry re-evaluates
+        else:
+            self._try_deliver()
+
+    def write_msr(self, msr: int, value: int) -> None:
+        """WRMSR to IA32_TSC_DEADLINE (KVM emulates it)."""
+        if msr == IA32_TSC_DEADLINE:
+            self._apply(self.lapic.write_msr(msr, value, self.engine.now))
+        else:
+            self.apic_write((msr - 0x800) << 4, value)
+
+    def _virtual_eoi(self, vapic: VirtualApic) -> None:
+        result = vapic.eoi_virtualization()
+        self.trace.record(self.engine.now, "eoi", vector=result.vector, **self.registers())
+        if result.eoi_exit:
+            # EOI-induced exit: KVM's kvm_apic_set_eoi_accelerated forwards level EOIs.
+            if self.lapic.tmr & (1 << result.vector):
+                self.eoi_broadcast(result.vector)
+            self.vm_entry()
+        else:
+            self._try_deliver()
+
+    def _apply(self, effects: tuple[Effect, ...]) -> None:
+        for effect in effects:
+            if isinstance(effect, TimerChanged):
+                self.timer.rearm()
+            elif isinstance(effect, EoiBroadcast):
+                self.eoi_broadcast(effect.vector)
+            elif isinstance(effect, SendIpi) and effect.to_self:
+                self.accept_irq(effect.icr.vector, level=effect.icr.level_triggered, source="ipi")
+
+    # --- delivery at instruction boundaries ----------------------------------------------------
+
+    def _next_vector(self) -> tuple[int, bool]:
+        """The vector the CPU takes now (-1 if none) and whether its IRR/VIRR bit was set.
+
+        With APICv: virtual-interrupt delivery of the recognized RVI (SDM §29.2.2) — RVI is taken
+        even when its VIRR bit is clear. Without: KVM's inject_pending_event acknowledges the
+        highest deliverable IRR vector into ISR (kvm_cpu_get_interrupt) and injects it.
+        """
+        if not self.in_guest or not self.if_flag:
+            return -1, False
+        vapic = self.vapic
+        if vapic is not None:
+            if not vapic.can_deliver(True):
+                return -1, False
+            was_set = bool(self.lapic.irr >> vapic.rvi & 1)
+            return vapic.deliver(), was_set
+        if self.lapic.highest_priority_int() < 0:
+            return -1, False
+        return self.lapic.acknowledge(), True
+
+    def _try_deliver(self) -> None:
+        if self._delivering:
+            return  # the handler runs with IF=0; its IRET re-checks below
+        self._delivering = True
+        try:
+            while True:
+                vector, irr_was_set = self._next_vector()
+                if vector < 0:
+                    return
+                self._record(
+                    "deliver",
+                    vector=vector,
+                    via="virtual" if self.vapic else "inject",
+                    irr_was_set=irr_was_set,
+                )
+                # An interrupt gate clears IF; the handler's IRET restores it.
+                self.if_flag = False
+                self.idt(vector)
+                self.if_flag = True
+                self.delivered.fire()
+        finally:
+            self._delivering = False

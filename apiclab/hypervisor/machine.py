@@ -1,0 +1,83 @@
+"""One VM as QEMU and KVM build it: QEMU's devices (HPET, and the reset sequence) around KVM's
+in-kernel IOAPIC and vCPU. QEMU's system reset is modelled after `qemu_system_reset`: devices are
+reset first, then the vCPU's APIC state is pushed with KVM_SET_LAPIC (SEMANTICS §3).
+"""
+
+from __future__ import annotations
+
+from apiclab.arch.ioapic import Ioapic
+from apiclab.arch.lapic import DELIVERY_EXTINT, LVT_MASKED
+from apiclab.arch.lapic_state import LapicState
+from apiclab.arch.registers import LVT_REGS, Reg
+from apiclab.engine.core import Engine
+from apiclab.engine.trace import Trace
+from apiclab.hypervisor.kvm import KvmVcpu
+from apiclab.hypervisor.profiles import Profile
+from apiclab.platform.hpet import HpetComparator
+from apiclab.platform.tsc import Tsc
+
+RESET_PORT = 0xCF9  # PIIX/ICH reset control register; 0x06 = hard reset (CPU + system)
+HPET_PIN = 2  # legacy replacement route of HPET timer 0 to IOAPIC input 2
+
+
+def reset_image() -> LapicState:
+    """The image QEMU pushes after a system reset (hw/intc/apic_common.c `apic_reset_common`):
+    SDM power-up values (§10.4.7.1), and LINT0 of the boot CPU as ExtINT so the PIC reaches it."""
+    image = LapicState.zero()
+    image.set(Reg.ID, 0)
+    image.set(Reg.VERSION, 0x00050014)
+    image.set(Reg.DFR, 0xFFFFFFFF)
+    image.set(Reg.SVR, 0xFF)
+    for reg in LVT_REGS:
+        image.set(reg, LVT_MASKED)
+    image.set(Reg.LVT_LINT0, DELIVERY_EXTINT << 8)
+    return image
+
+
+class Machine:
+    def __init__(self, profile: Profile, *, apicv: bool, tsc_hz: int, trace: Trace) -> None:
+        self.engine = Engine()
+        self.trace = trace
+        self.profile = profile
+        self.tsc = Tsc(tsc_hz)
+        self.ioapic = Ioapic()
+        self.vcpu = KvmVcpu(
+            self.engine, trace, profile, apicv=apicv, tsc=self.tsc,
+            eoi_broadcast=self._eoi_to_ioapic,
+        )
+        self.hpet = HpetComparator(self.engine, HPET_PIN, self._hpet_edge)
+
+    # --- interrupt routing (KVM's in-kernel IOAPIC) --------------------------------------------
+
+    def irq_line(self, pin: int, asserted: bool) -> None:
+        """KVM_IRQ_LINE: drive an IOAPIC input and deliver what it sends."""
+        for message in self.ioapic.set_irq(pin, asserted):
+            self.vcpu.accept_irq(message.vector, level=message.level, source=f"ioapic-pin{pin}")
+
+    def _hpet_edge(self, pin: int) -> None:
+        self.irq_line(pin, True)
+        self.irq_line(pin, False)
+
+    def _eoi_to_ioapic(self, vector: int) -> None:
+        for message in self.ioapic.eoi(vector):
+            self.vcpu.accept_irq(message.vector, level=message.level, source=f"ioapic-pin{message.pin}")
+
+    # --- QEMU: system reset ---------------------------------------------------------------------
+
+    def io_out(self, port: int, value: int) -> None:
+        """A guest OUT that exits to QEMU; only the reset port matters here."""
+        if port == RESET_PORT and value & 0x04:
+            self.system_reset()
+
+    def system_reset(self) -> None:
+        """qemu_system_reset: the vCPU leaves the guest, devices reset (HPET stops, IOAPIC entries
+        masked), then KVM_SET_LAPIC with the reset image, then KVM_RUN at the reset vector."""
+        vcpu = self.vcpu
+        vcpu.vm_exit()
+        self.trace.record(self.engine.now, "reset", **vcpu.registers())
+        self.hpet.stop()
+        self.ioapic = Ioapic()
+        vcpu.timer.stop()
+        vcpu.reset_cpu()
+        vcpu.kvm_set_lapic(reset_image())
+        vcpu.vm_entry()

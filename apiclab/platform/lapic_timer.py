@@ -1,0 +1,74 @@
+"""The local APIC timer in time (SDM §10.5.4): one-shot, periodic and TSC-deadline modes.
+
+The register rules (divide, modes, masks, current count) are in `apiclab.arch.lapic`; this device
+only turns them into scheduled expirations on the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from apiclab.arch.lapic import TIMER_PERIODIC, TIMER_TSC_DEADLINE, LocalApic
+from apiclab.engine.core import Engine, Handle
+from apiclab.platform.tsc import Tsc
+
+
+class LapicTimer:
+    def __init__(
+        self, engine: Engine, lapic: LocalApic, tsc: Tsc, fire: Callable[[int], None]
+    ) -> None:
+        self.engine = engine
+        self.lapic = lapic
+        self.tsc = tsc
+        self.fire = fire  # called with the LVT vector when the timer interrupts
+        self._pending: Handle | None = None
+
+    def rearm(self) -> None:
+        """Re-read the timer registers and schedule the next expiry (after any register write)."""
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        lapic = self.lapic
+        if lapic.timer_mode == TIMER_TSC_DEADLINE:
+            if lapic.tsc_deadline:
+                self._pending = self.engine.at(self.tsc.ns_at(lapic.tsc_deadline), self._expire)
+            return
+        if lapic.timer_initial == 0:
+            return  # §10.5.4: an initial count of 0 stops the timer
+        period = round(lapic.timer_initial * lapic.ns_per_count())
+        due = lapic.timer_start_ns + period
+        if lapic.timer_mode == TIMER_PERIODIC and due <= self.engine.now:
+            elapsed = self.engine.now - lapic.timer_start_ns
+            due = lapic.timer_start_ns + (elapsed // period + 1) * period
+        elif due < self.engine.now:
+            return  # a one-shot count that already ran out does not fire again
+        self._pending = self.engine.at(due, self._expire)
+
+    def expire_now(self) -> None:
+        """Fire at once if the programmed expiry is not in the future (restore of a timer that
+        expired while the VM was stopped)."""
+        if self._pending is not None and self._pending.time <= self.engine.now:
+            self._pending.cancel()
+            self._pending = None
+            self._expire()
+
+    def _expire(self) -> None:
+        self._pending = None
+        lapic = self.lapic
+        vector = lapic.timer_fire()
+        if lapic.timer_mode == TIMER_TSC_DEADLINE:
+            lapic.tsc_deadline = 0  # §10.5.4.1: the timer disarms and clears the MSR
+        elif lapic.timer_mode == TIMER_PERIODIC and lapic.timer_initial:
+            period = round(lapic.timer_initial * lapic.ns_per_count())
+            self._pending = self.engine.after(period, self._expire)
+        if vector >= 0:
+            self.fire(vector)
+
+    @property
+    def armed(self) -> bool:
+        return self._pending is not None
+
+    def stop(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None

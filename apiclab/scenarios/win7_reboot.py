@@ -1,0 +1,139 @@
+"""The `win7-reboot-0x5c` scenario: a storm of Windows 7 reboots on one VM.
+
+Each cycle: Windows runs with clock, IPI and device traffic; it reboots (interrupts off, then the
+reset port); QEMU resets the machine and pushes the reset APIC image; firmware and boot loader
+run; phase-0 HAL init waits up to 3 s for a clock tick. After a bugcheck the guest restarts at
+once (automatic restart), so the next cycle begins with the reset.
+
+The run is a pure function of (profile, APICv, seed, config): every random choice is drawn from
+one `Choices`, and the trace of every cycle is folded into one digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from apiclab.engine.choices import Choices
+from apiclab.engine.core import Process, Sleep
+from apiclab.engine.trace import Event, Trace
+from apiclab.guest.windows7 import BootOutcome, Windows7, Windows7Config
+from apiclab.hypervisor.machine import Machine
+from apiclab.hypervisor.profiles import Profile
+
+NAME = "win7-reboot-0x5c"
+DEFAULT_TSC_HZ = 2_600_000_000
+MS = 1_000_000
+DEVICE_VECTORS = (0x51, 0x61, 0x71, 0x81, 0x91, 0xA1, 0xB1)  # assumed device vectors
+
+
+@dataclass
+class StormResult:
+    profile: str
+    apicv: bool
+    reboots: int
+    bsods: int = 0
+    bsods_after_clean_boot: int = 0
+    clean_boot_reboots: int = 0
+    first_failure: list[Event] | None = None
+    first_failure_index: int | None = None
+    bugcheck: tuple[int, tuple[int, int, int, int]] | None = None
+    digest: str = ""
+    outcomes: list[bool] = field(default_factory=list)
+
+
+class Traffic:
+    """Interrupts from outside the vCPU while Windows runs: IPIs from other processors (0xE1)
+    and device interrupts. Inter-arrival times are drawn from the run's choices (assumed 1-40 ms
+    for IPIs, 1-30 ms for devices)."""
+
+    def __init__(self, machine: Machine, choices: Choices, ipi_vector: int) -> None:
+        self.m = machine
+        self.choices = choices
+        self.ipi_vector = ipi_vector
+        self.on = False
+        self._generation = 0
+
+    def start(self) -> None:
+        self.on = True
+        self._generation += 1
+        generation = self._generation
+        self._schedule_ipi(generation)
+        self._schedule_device(generation)
+
+    def stop(self) -> None:
+        self.on = False
+
+    def _schedule_ipi(self, generation: int) -> None:
+        def fire() -> None:
+            if self.on and generation == self._generation:
+                self.m.vcpu.accept_irq(self.ipi_vector, source="ipi")
+                self._schedule_ipi(generation)
+
+        self.m.engine.after(self.choices.between(1, 40) * MS, fire)
+
+    def _schedule_device(self, generation: int) -> None:
+        vector = self.choices.pick(DEVICE_VECTORS)
+
+        def fire() -> None:
+            if self.on and generation == self._generation:
+                self.m.vcpu.accept_irq(vector, source="device")
+                self._schedule_device(generation)
+
+        self.m.engine.after(self.choices.between(1, 30) * MS, fire)
+
+
+def run_storm(
+    profile: Profile,
+    *,
+    apicv: bool,
+    reboots: int,
+    seed: int,
+    config: Windows7Config | None = None,
+    tsc_hz: int = DEFAULT_TSC_HZ,
+    progress: Callable[[int], None] | None = None,
+) -> StormResult:
+    """Reboot Windows `reboots` times on one VM and count the 0x5C bugchecks."""
+    config = config or Windows7Config()
+    trace = Trace()
+    machine = Machine(profile, apicv=apicv, tsc_hz=tsc_hz, trace=trace)
+    guest = Windows7(machine, config)
+    choices = Choices(seed)
+    traffic = Traffic(machine, choices, config.ipi_vector)
+    digest = hashlib.sha256()
+    result = StormResult(profile.name, apicv, reboots)
+
+    machine.vcpu.vm_entry()
+    last_ok = True
+    for index in range(reboots):
+        if last_ok:
+            guest.run_os()
+            traffic.start()
+            machine.engine.run_process(_sleep(choices.between(20, 200) * MS))
+        machine.engine.run_process(guest.shutdown(choices))
+        traffic.stop()
+        outcome = BootOutcome(ok=False)
+        machine.engine.run_process(guest.boot(choices, outcome))
+        result.outcomes.append(outcome.ok)
+        if last_ok:
+            result.clean_boot_reboots += 1
+        if not outcome.ok:
+            result.bsods += 1
+            if last_ok:
+                result.bsods_after_clean_boot += 1
+            if result.first_failure is None:
+                result.first_failure = list(trace.events)
+                result.first_failure_index = index
+                result.bugcheck = outcome.bugcheck
+        digest.update(trace.to_jsonl().encode())
+        trace.events.clear()
+        last_ok = outcome.ok
+        if progress is not None:
+            progress(index + 1)
+    result.digest = digest.hexdigest()
+    return result
+
+
+def _sleep(ns: int) -> Process:
+    yield Sleep(ns)
