@@ -1,0 +1,87 @@
+"""The little PC the agent boots on: RAM below the ROM, the ROM at 0xF0000 and below 4 GiB,
+an in-kernel irqchip, one vCPU in the reset state with x2APIC and TSC-deadline in its CPUID.
+
+    with Machine(rom) as m:
+        m.vcpu.set_lapic(image)
+        ...
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from types import TracebackType
+
+from apiclab.backends.kvm import ioctls as nr
+from apiclab.backends.kvm import structs as s
+from apiclab.backends.kvm.system import Kvm
+from apiclab.backends.kvm.vcpu import Vcpu
+from apiclab.backends.kvm.vm import GuestMemory, Vm
+from apiclab.guest.agent.image import ROM_ALIAS_4G, ROM_BASE, ROM_SIZE
+
+RAM_SIZE = ROM_BASE  # conventional memory up to the ROM; the agent uses the first 32 KiB
+CPUID_X2APIC = 1 << 21  # CPUID.01H:ECX.x2APIC (SDM §10.12.1)
+CPUID_TSC_DEADLINE = 1 << 24  # CPUID.01H:ECX.TSC_DEADLINE (SDM §10.5.4.1)
+RESET_TSS_ADDR = 0xFFFBD000  # the three pages QEMU gives VMX real mode, below the ROM alias
+
+
+def guest_cpuid(kvm: Kvm) -> list[s.KvmCpuidEntry2]:
+    """KVM's supported CPUID with x2APIC and TSC-deadline exposed in leaf 1."""
+    entries = kvm.get_supported_cpuid()
+    for entry in entries:
+        if entry.function == 1:
+            entry.ecx |= CPUID_X2APIC | CPUID_TSC_DEADLINE
+    return entries
+
+
+def reset_registers(vcpu: Vcpu) -> None:
+    """The power-up state of SDM vol. 3A §9.1.1 Table 9-1: CS F000 based at FFFF0000, IP FFF0.
+
+    KVM creates vCPUs in that state already; writing it makes each run start identically even if
+    the vCPU was used before, and documents what the agent relies on.
+    """
+    sregs = vcpu.get_sregs()
+    sregs.cs.selector, sregs.cs.base, sregs.cs.limit = 0xF000, 0xFFFF0000, 0xFFFF
+    for seg in (sregs.ds, sregs.es, sregs.fs, sregs.gs, sregs.ss):
+        seg.selector, seg.base, seg.limit = 0, 0, 0xFFFF
+    sregs.cr0 = 0x60000010
+    vcpu.set_sregs(sregs)
+    regs = s.KvmRegs()
+    regs.rip, regs.rflags = 0xFFF0, 0x2
+    vcpu.set_regs(regs)
+
+
+class Machine:
+    """Owns every fd and mapping of one run; `close` releases all of them, in reverse order."""
+
+    def __init__(self, rom: bytes, kvm: Kvm | None = None) -> None:
+        if len(rom) != ROM_SIZE:
+            raise ValueError(f"ROM image must be {ROM_SIZE} bytes, got {len(rom)}")
+        self._stack = ExitStack()
+        try:
+            self.kvm = kvm if kvm is not None else self._stack.enter_context(Kvm())
+            self.ram = self._stack.enter_context(GuestMemory(RAM_SIZE))
+            self.rom = self._stack.enter_context(GuestMemory(ROM_SIZE))
+            self.rom.write(0, rom)
+            self.vm: Vm = self._stack.enter_context(self.kvm.create_vm())
+            self.vm.set_user_memory_region(0, 0, self.ram)
+            self.vm.set_user_memory_region(1, ROM_BASE, self.rom)
+            self.vm.set_user_memory_region(2, ROM_ALIAS_4G, self.rom)
+            if self.kvm.check_extension(nr.KVM_CAP_SET_TSS_ADDR):
+                self.vm.set_tss_addr(RESET_TSS_ADDR)
+            self.vm.create_irqchip()
+            self.vcpu: Vcpu = self._stack.enter_context(self.vm.create_vcpu(0))
+            self.vcpu.set_cpuid2(guest_cpuid(self.kvm))
+            reset_registers(self.vcpu)
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> Machine:
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

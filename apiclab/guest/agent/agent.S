@@ -1,0 +1,585 @@
+/*
+ * apiclab bare-metal agent: one 64 KiB ROM image for every backend (KVM, QEMU -bios, Bochs romimage).
+ *
+ * The ROM sits at physical 0xF0000-0xFFFFF (and, on a PC, aliased below 4 GiB). The CPU leaves reset
+ * at F000:FFF0 in real mode (SDM vol. 3A 325384-059US §9.1.4 "First Instruction Executed"), jumps
+ * here, copies the guest program (apiclab/guest/program.py, binary form) from PROGRAM_SLOT into low
+ * RAM and interprets it step by step. Two modes, chosen by the program header:
+ *
+ *   mode 0  real mode, local APIC in x2APIC mode through RDMSR/WRMSR (SDM §10.12)
+ *   mode 1  32-bit protected mode, xAPIC through MMIO at 0xFEE00000 (SDM §10.4.1) -- for APICs
+ *           without x2APIC, e.g. QEMU 7.2 TCG
+ *
+ * The interpreter, the interrupt handler and the log writer are written once, as the macro AGENT,
+ * and assembled twice: as 16-bit code (mode 0) and 32-bit code (mode 1). Both use only 32-bit
+ * registers and addresses below 64 KiB, so in real mode DS = ES = SS = 0 reach the same data at the
+ * same offsets as the flat protected-mode segments do. In protected mode CS has base 0xF0000, so ROM
+ * labels are the same offsets in both modes.
+ *
+ * Reporting (one mechanism every backend has): each event is one text line written with REP OUTSB
+ * to I/O port 0xE9 (Bochs port_e9_hack, QEMU isa-debugcon, a KVM_EXIT_IO on KVM), in the form
+ *   "@" tag tsc(16 hex) fields... "\n"          decoded by apiclab/guest/agent/log.py
+ * The run ends with a write to port 0x501 (QEMU isa-debug-exit) and "Shutdown" to port 0x8900
+ * (Bochs); on KVM the first is an I/O exit the host stops at.
+ */
+
+        .set ROM_SEGMENT,     0xF000
+        .set PROGRAM_SLOT,    0xC000      /* ROM offset of the program; image.PROGRAM_OFFSET */
+        .set PROGRAM_SIZE,    0x1200      /* 16 + 256 + 256 * 16 = 0x1110 bytes at most */
+
+        /* low RAM, all below 64 KiB (real-mode DS = 0 reaches it) */
+        .set BUF_MAIN,        0x0500      /* log line built by the interpreter */
+        .set BUF_IRQ,         0x0800      /* log line built by the interrupt handler */
+        .set VAR_TIMED_OUT,   0x0B00      /* byte: the last WAIT timed out */
+        .set VAR_IDTR,        0x0B10      /* 6-byte IDT pseudo-descriptor (protected mode) */
+        .set COUNTS,          0x1000      /* u32 count[256], one per vector */
+        .set PROGRAM,         0x2000      /* copy of the program */
+        .set HANDLER_FLAGS,   PROGRAM + 16
+        .set STEPS,           PROGRAM + 16 + 256
+        .set IDT,             0x4000      /* 256 interrupt gates (protected mode) */
+        .set STACK_TOP,       0x7000
+
+        .set PORT_LOG,        0xE9
+        .set PORT_EXIT,       0x501
+        .set PORT_BOCHS,      0x8900
+
+        .set MSR_APIC_BASE,   0x1B        /* SDM §10.4.4 */
+        .set MSR_TSC_DEADLINE, 0x6E0      /* SDM §10.5.4.1 */
+        .set APIC_MMIO,       0xFEE00000
+
+        .set OP_END, 0
+        .set OP_WRITE, 1
+        .set OP_READ, 2
+        .set OP_STI, 3
+        .set OP_CLI, 4
+        .set OP_HLT, 5
+        .set OP_WAIT, 6
+        .set OP_TSC_DEADLINE, 7
+        .set OP_BUGCHECK_IF_TIMEOUT, 8
+        .set OP_PAUSE, 9
+
+        .text
+        .code16
+
+/* ---- real-mode entry, common to both modes ------------------------------------------------- */
+        .globl start
+start:
+        cli
+        cld
+        xorl    %eax, %eax
+        movw    %ax, %ss
+        movl    $STACK_TOP, %esp
+        movw    %ax, %es
+        movw    %cs, %ax
+        movw    %ax, %ds
+        movl    $PROGRAM_SLOT, %esi       /* copy the program from ROM into RAM */
+        movl    $PROGRAM, %edi
+        movl    $PROGRAM_SIZE, %ecx
+        rep movsb
+        xorl    %eax, %eax
+        movw    %ax, %ds
+        movl    $COUNTS, %edi             /* count[v] = 0; ROM is not writable on QEMU */
+        movl    $0x400, %ecx
+        rep stosb
+        movb    %al, VAR_TIMED_OUT
+        cmpl    $0x47525041, PROGRAM      /* "APRG" */
+        jne     r_bad_program
+        movb    PROGRAM + 6, %al          /* header: mode */
+        cmpb    $1, %al
+        je      to_protected_mode
+        cmpb    $0, %al
+        jne     r_bad_program
+
+        /* mode 0: IVT entry v -> F000:stubs16 + 8v (SDM §20.1.4), then x2APIC on */
+        xorl    %edi, %edi
+        movl    $stubs16, %eax
+        movl    $256, %ecx
+1:      movw    %ax, (%edi)
+        movw    $ROM_SEGMENT, 2(%edi)
+        addl    $8, %eax
+        addl    $4, %edi
+        loop    1b
+        /* IA32_APIC_BASE: EN (bit 11) and EXTD (bit 10): xAPIC -> x2APIC is a legal transition
+         * (SDM §10.12.5, Figure 10-27) */
+        movl    $MSR_APIC_BASE, %ecx
+        rdmsr
+        orl     $0xC00, %eax
+        wrmsr
+        jmp     r_interp
+
+to_protected_mode:
+        /* SDM §9.9.1 "Switching to Protected Mode": GDT, CR0.PE, far jump */
+        lgdtl   %cs:gdt_descriptor
+        movl    %cr0, %eax
+        orl     $1, %eax
+        movl    %eax, %cr0
+        ljmpl   $0x08, $pm_entry
+
+        .balign 8
+gdt:    .quad   0
+        /* 0x08: 32-bit code, base 0xF0000 (so ROM offsets are the same as in real mode), 64 KiB */
+        .word   0xFFFF, 0x0000
+        .byte   0x0F, 0x9A, 0x40, 0x00
+        /* 0x10: 32-bit data, flat 4 GiB (reaches low RAM and the APIC page) */
+        .word   0xFFFF, 0x0000
+        .byte   0x00, 0x92, 0xCF, 0x00
+gdt_end:
+gdt_descriptor:
+        .word   gdt_end - gdt - 1
+        .long   0xF0000 + gdt
+
+        .code32
+pm_entry:
+        movw    $0x10, %ax
+        movw    %ax, %ds
+        movw    %ax, %es
+        movw    %ax, %ss
+        movw    %ax, %fs
+        movw    %ax, %gs
+        movl    $STACK_TOP, %esp
+        /* IDT: 256 32-bit interrupt gates (IF cleared on entry) to stubs32 + 16v (SDM §6.11) */
+        movl    $IDT, %edi
+        movl    $stubs32, %eax
+        movl    $256, %ecx
+1:      movw    %ax, (%edi)
+        movw    $0x08, 2(%edi)
+        movw    $0x8E00, 4(%edi)
+        movw    $0, 6(%edi)
+        addl    $16, %eax
+        addl    $8, %edi
+        loop    1b
+        movw    $0x7FF, VAR_IDTR
+        movl    $IDT, VAR_IDTR + 2
+        lidt    VAR_IDTR
+        jmp     p_interp
+
+/* ---- the interpreter, handler and log writer, once per mode -------------------------------- */
+
+/* AGENT p, m: p is the label prefix, m the mode (0 x2APIC real mode, 1 xAPIC protected mode) */
+        .macro AGENT p, m
+
+/* apic_read: ECX = xAPIC register offset -> EDX:EAX (ICR as one 64-bit value in both modes) */
+\p\()apic_read:
+        .if \m == 0
+        shrl    $4, %ecx                  /* x2APIC MSR = 0x800 + offset >> 4 (SDM §10.12.1.2) */
+        addl    $0x800, %ecx
+        rdmsr
+        .else
+        xorl    %edx, %edx
+        cmpl    $0x300, %ecx
+        jne     1f
+        movl    APIC_MMIO + 0x310, %edx
+1:      movl    APIC_MMIO(%ecx), %eax
+        .endif
+        ret
+
+/* apic_write: ECX = offset, EDX:EAX = value; xAPIC ICR: high dword first, the low write sends */
+\p\()apic_write:
+        .if \m == 0
+        shrl    $4, %ecx
+        addl    $0x800, %ecx
+        wrmsr
+        .else
+        cmpl    $0x300, %ecx
+        jne     1f
+        movl    %edx, APIC_MMIO + 0x310
+1:      movl    %eax, APIC_MMIO(%ecx)
+        .endif
+        ret
+
+/* hex: ECX digits of EDX, most significant first, to ES:EDI */
+\p\()hex:
+        roll    $4, %edx
+        movb    %dl, %al
+        andb    $0x0F, %al
+        addb    $'0', %al
+        cmpb    $'9', %al
+        jbe     1f
+        addb    $('A' - '9' - 1), %al
+1:      stosb
+        loop    \p\()hex
+        ret
+
+\p\()hex8:                                /* AL */
+        pushl   %ecx
+        pushl   %edx
+        movzbl  %al, %edx
+        shll    $24, %edx
+        movl    $2, %ecx
+        call    \p\()hex
+        popl    %edx
+        popl    %ecx
+        ret
+
+\p\()hex32:                               /* EAX */
+        pushl   %ecx
+        pushl   %edx
+        movl    %eax, %edx
+        movl    $8, %ecx
+        call    \p\()hex
+        popl    %edx
+        popl    %ecx
+        ret
+
+\p\()hex64:                               /* EDX:EAX */
+        pushl   %eax
+        movl    %edx, %eax
+        call    \p\()hex32
+        popl    %eax
+        jmp     \p\()hex32
+
+/* head: start a line at EDI (kept in EBP): "@", tag AL, TSC */
+\p\()head:
+        movl    %edi, %ebp
+        movb    %al, %ah
+        movb    $'@', %al
+        stosb
+        movb    %ah, %al
+        stosb
+        rdtsc
+        jmp     \p\()hex64
+
+/* emit: the line EBP..EDI plus "\n" to the log port in one REP OUTSB, with IF = 0 so that a
+ * handler's line never lands inside the interpreter's */
+\p\()emit:
+        pushl   %esi
+        pushl   %ecx
+        pushl   %edx
+        movb    $'\n', %al
+        stosb
+        movl    %ebp, %esi
+        movl    %edi, %ecx
+        subl    %ebp, %ecx
+        movw    $PORT_LOG, %dx
+        pushf
+        cli
+        rep outsb
+        popf
+        popl    %edx
+        popl    %ecx
+        popl    %esi
+        ret
+
+/* exit: stop the machine on every backend */
+\p\()exit:
+        cli
+        movw    $PORT_EXIT, %dx           /* QEMU isa-debug-exit; a KVM I/O exit */
+        xorb    %al, %al
+        outb    %al, %dx
+        movw    $PORT_BOCHS, %dx          /* Bochs: "Shutdown" to 0x8900 */
+        movl    $shutdown, %esi
+1:      movb    %cs:(%esi), %al           /* code segments here are readable */
+        testb   %al, %al
+        jz      2f
+        outb    %al, %dx
+        incl    %esi
+        jmp     1b
+2:      hlt
+        jmp     2b
+
+/* common interrupt handler; the stub pushed the vector (SDM §6.12.1: IF = 0 on entry) */
+\p\()common:
+        pushal
+        movzbl  32(%esp), %ebx            /* vector, above the 8 saved registers */
+        .if \m == 1
+        cmpl    $32, %ebx                 /* protected mode: 0-31 are exceptions, some with an */
+        jb      \p\()fault                /* error code: report and stop (SDM §6.15) */
+        .endif
+        incl    COUNTS(,%ebx,4)
+        movzbl  HANDLER_FLAGS(%ebx), %eax
+        testb   $0x80, %al                /* HANDLER_SET: this vector has its own flags */
+        jnz     1f
+        movzbl  PROGRAM + 7, %eax         /* else the program's default handler */
+1:      pushl   %eax
+        testb   $0x02, %al                /* HANDLER_LOG: ISR/IRR/PPR as seen on entry */
+        jz      2f
+        call    \p\()log_interrupt
+2:      popl    %eax
+        testb   $0x01, %al                /* HANDLER_EOI: write 0 to EOI (SDM §10.8.5) */
+        jz      3f
+        movl    $0xB0, %ecx
+        xorl    %eax, %eax
+        xorl    %edx, %edx
+        call    \p\()apic_write
+3:      popal
+        .if \m == 0
+        addw    $2, %sp
+        iret
+        .else
+        /* Return without IRET: KVM's instruction emulator implements IRET only in real mode
+         * (arch/x86/kvm/emulate.c, em_iret), and a KVM that emulates unpaged protected mode
+         * (kvm_pvm, SEMANTICS §5) fails on it. Same CS and CPL 0, so POPF + RET is equivalent
+         * (SDM vol. 2A IRET, "return to same privilege level"), but for one instruction of IF = 1
+         * before the RET. The frame [vector, EIP, CS, EFLAGS] becomes [EFLAGS, EIP, ...]. */
+        pushl   %eax
+        movl    16(%esp), %eax            /* EFLAGS -> the vector's slot */
+        movl    %eax, 4(%esp)
+        movl    8(%esp), %eax             /* EIP -> the CS slot */
+        movl    %eax, 12(%esp)
+        popl    %eax
+        popfl
+        ret     $8
+        .endif
+
+/* "@I" tsc vector(2) ppr(8) "/" ISR vectors (2 each) "/" IRR vectors (2 each): a list of set bits
+ * keeps the line short, and every byte is an I/O exit on KVM */
+\p\()log_interrupt:
+        movl    $BUF_IRQ, %edi
+        movb    $'I', %al
+        call    \p\()head
+        movb    %bl, %al
+        call    \p\()hex8
+        movl    $0xA0, %ecx
+        call    \p\()apic_read
+        call    \p\()hex32
+        movl    $0x100, %esi              /* ISR0-7 (SDM §10.8.4) */
+        call    \p\()vectors
+        movl    $0x200, %esi              /* IRR0-7 */
+        call    \p\()vectors
+        jmp     \p\()emit
+
+/* vectors: "/" then, for the 8 registers at offsets ESI + 0x10 i, each set bit's vector */
+\p\()vectors:
+        movb    $'/', %al
+        stosb
+        pushl   %ebx
+        xorl    %ebx, %ebx                /* register index i: bits 32i..32i+31 */
+1:      movl    %ebx, %ecx
+        shll    $4, %ecx
+        addl    %esi, %ecx
+        call    \p\()apic_read
+2:      testl   %eax, %eax
+        jz      3f
+        bsfl    %eax, %ecx
+        btrl    %ecx, %eax
+        pushl   %eax
+        movl    %ebx, %eax
+        shll    $5, %eax
+        addl    %ecx, %eax
+        call    \p\()hex8
+        popl    %eax
+        jmp     2b
+3:      incl    %ebx
+        cmpl    $8, %ebx
+        jne     1b
+        popl    %ebx
+        ret
+
+\p\()fault:                               /* "@F" tsc vector(2), then stop */
+        movl    $BUF_IRQ, %edi
+        movb    $'F', %al
+        call    \p\()head
+        movb    %bl, %al
+        call    \p\()hex8
+        call    \p\()emit
+        jmp     \p\()exit
+
+/* the interpreter: ESI walks the steps (16 bytes: u32 op, u32 a, u64 b); EBX = a, EDX:EAX = b */
+\p\()interp:
+        movl    $BUF_MAIN, %edi           /* "@S" tsc mode(2) */
+        movb    $'S', %al
+        call    \p\()head
+        movb    $\m, %al
+        call    \p\()hex8
+        call    \p\()emit
+        movl    $STEPS, %esi
+\p\()next:
+        movl    (%esi), %ecx
+        movl    4(%esi), %ebx
+        movl    8(%esi), %eax
+        movl    12(%esi), %edx
+        addl    $16, %esi
+        cmpl    $OP_WRITE, %ecx
+        je      \p\()op_write
+        cmpl    $OP_READ, %ecx
+        je      \p\()op_read
+        cmpl    $OP_STI, %ecx
+        je      \p\()op_sti
+        cmpl    $OP_CLI, %ecx
+        je      \p\()op_cli
+        cmpl    $OP_HLT, %ecx
+        je      \p\()op_hlt
+        cmpl    $OP_WAIT, %ecx
+        je      \p\()op_wait
+        cmpl    $OP_TSC_DEADLINE, %ecx
+        je      \p\()op_tsc_deadline
+        cmpl    $OP_BUGCHECK_IF_TIMEOUT, %ecx
+        je      \p\()op_bugcheck
+        cmpl    $OP_PAUSE, %ecx
+        je      \p\()op_pause
+        jmp     \p\()op_end               /* OP_END, or an op this agent does not know */
+
+\p\()op_write:
+        movl    %ebx, %ecx
+        call    \p\()apic_write
+        jmp     \p\()next
+
+\p\()op_read:                             /* "@R" tsc reg(8) value(16) */
+        movl    %ebx, %ecx
+        call    \p\()apic_read
+        pushl   %edx
+        pushl   %eax
+        movl    $BUF_MAIN, %edi
+        movb    $'R', %al
+        call    \p\()head
+        movl    %ebx, %eax
+        call    \p\()hex32
+        popl    %eax
+        popl    %edx
+        call    \p\()hex64
+        call    \p\()emit
+        jmp     \p\()next
+
+\p\()op_sti:
+        sti
+        jmp     \p\()next
+
+\p\()op_cli:
+        cli
+        jmp     \p\()next
+
+\p\()op_hlt:
+        hlt
+        jmp     \p\()next
+
+/* WAIT: spin until count[vector] >= target or RDTSC passes the deadline (the shape of
+ * hal!HalpWaitForPhase0ClockTick, SEMANTICS §4); "@W" tsc vector(2) count(8) D|T */
+\p\()op_wait:
+        movl    %eax, %ebp                /* deadline = TSC + b, in EDI:EBP */
+        movl    %edx, %edi
+        rdtsc
+        addl    %eax, %ebp
+        adcl    %edx, %edi
+        movl    %ebx, %ecx
+        shrl    $8, %ecx                  /* target count */
+        andl    $0xFF, %ebx               /* vector */
+1:      cmpl    %ecx, COUNTS(,%ebx,4)
+        jae     2f
+        rdtsc
+        cmpl    %edi, %edx
+        ja      3f
+        jb      4f
+        cmpl    %ebp, %eax
+        jae     3f
+4:      pause
+        jmp     1b
+2:      movb    $0, VAR_TIMED_OUT
+        movb    $'D', %cl
+        jmp     5f
+3:      movb    $1, VAR_TIMED_OUT
+        movb    $'T', %cl
+5:      movl    $BUF_MAIN, %edi
+        movb    $'W', %al
+        call    \p\()head
+        movb    %bl, %al
+        call    \p\()hex8
+        movl    COUNTS(,%ebx,4), %eax
+        call    \p\()hex32
+        movb    %cl, %al
+        stosb
+        call    \p\()emit
+        jmp     \p\()next
+
+\p\()op_tsc_deadline:                     /* IA32_TSC_DEADLINE = TSC + b (SDM §10.5.4.1) */
+        movl    %eax, %ebx
+        movl    %edx, %ebp
+        rdtsc
+        addl    %ebx, %eax
+        adcl    %ebp, %edx
+        movl    $MSR_TSC_DEADLINE, %ecx
+        wrmsr
+        jmp     \p\()next
+
+/* like KeBugCheckEx: "@B" tsc code(8) p0(8) p1(8), and the machine stops */
+\p\()op_bugcheck:
+        cmpb    $0, VAR_TIMED_OUT
+        je      \p\()next
+        pushl   %edx
+        pushl   %eax
+        movl    $BUF_MAIN, %edi
+        movb    $'B', %al
+        call    \p\()head
+        movl    %ebx, %eax
+        call    \p\()hex32
+        popl    %eax
+        call    \p\()hex32
+        popl    %eax
+        call    \p\()hex32
+        call    \p\()emit
+        jmp     \p\()exit
+
+\p\()op_pause:                            /* spin b TSC ticks with the current IF */
+        movl    %eax, %ebp
+        movl    %edx, %edi
+        rdtsc
+        addl    %eax, %ebp
+        adcl    %edx, %edi
+1:      pause
+        rdtsc
+        cmpl    %edi, %edx
+        jb      1b
+        ja      \p\()next
+        cmpl    %ebp, %eax
+        jb      1b
+        jmp     \p\()next
+
+\p\()op_end:                              /* "@E" tsc */
+        movl    $BUF_MAIN, %edi
+        movb    $'E', %al
+        call    \p\()head
+        call    \p\()emit
+        jmp     \p\()exit
+
+        .endm
+
+        .code16
+        AGENT r_, 0
+
+r_bad_program:                            /* "@X": no valid program in the slot */
+        movl    $BUF_MAIN, %edi
+        movb    $'X', %al
+        call    r_head
+        call    r_emit
+        jmp     r_exit
+
+        .code32
+        AGENT p_, 1
+
+shutdown:
+        .asciz  "Shutdown"
+
+/* ---- per-vector entry stubs: push the vector, join the common handler ---------------------- */
+        .code16
+        .balign 8
+stubs16:                                  /* stub v at stubs16 + 8v */
+        .set vector, 0
+        .rept 256
+        .balign 8
+        pushw   $vector
+        jmp     r_common
+        .set vector, vector + 1
+        .endr
+
+        .code32
+        .balign 16
+stubs32:                                  /* stub v at stubs32 + 16v */
+        .set vector, 0
+        .rept 256
+        .balign 16
+        pushl   $vector
+        jmp     p_common
+        .set vector, vector + 1
+        .endr
+
+/* ---- the program slot and the reset vector ------------------------------------------------- */
+        .org    PROGRAM_SLOT, 0
+        .globl  program_slot
+program_slot:
+        .fill   PROGRAM_SIZE, 1, 0
+
+        .code16
+        .org    0xFFF0, 0
+        .globl  reset_vector
+reset_vector:                             /* F000:FFF0, SDM §9.1.4 */
+        ljmpw   $ROM_SEGMENT, $start
+        .org    0x10000, 0

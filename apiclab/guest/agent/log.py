@@ -1,0 +1,100 @@
+"""Decode what the agent writes to port 0xE9 into `Trace` events (the shared observation format).
+
+Each record is one text line, "@" tag, the TSC as 16 hex digits, then fixed-width hex fields
+(agent.S). Lines that do not start with "@" are ignored, so a backend's own output (Bochs prints
+to the same stream) may surround them. The event keys are those of `apiclab.guest.program`:
+
+    @S tsc mode(2)                                  start (time origin, not an event)
+    @I tsc vector(2) ppr(8) /isr.. /irr..           interrupt {vector, isr, irr, ppr}, the
+                                                    ISR and IRR as lists of 2-digit vectors
+    @R tsc reg(8) value(16)                         read {reg, value}
+    @W tsc vector(2) count(8) D|T                   wait {vector, count, outcome}
+    @B tsc code(8) p0(8) p1(8)                      bugcheck {code, params[4]}
+    @F tsc vector(2)                                fault {vector}
+    @E tsc                                          end {}
+    @X tsc                                          the program slot held no valid program
+
+Times are nanoseconds since the start record, from the TSC at `tsc_khz` (KVM_GET_TSC_KHZ).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from apiclab.engine.trace import Trace
+
+
+class AgentLogError(ValueError):
+    """A record the agent cannot have written (truncated or unknown)."""
+
+
+def _vectors(digits: str, line: str) -> list[int]:
+    """"D1E1" -> [0xD1, 0xE1]: the set bits of ISR or IRR, as the agent lists them."""
+    if len(digits) % 2:
+        raise AgentLogError(f"interrupt record {line!r}: odd vector list {digits!r}")
+    return sorted(int(digits[i:i + 2], 16) for i in range(0, len(digits), 2))
+
+
+def records(text: str) -> list[str]:
+    """The agent's record lines in `text` (other output dropped)."""
+    return [line[1:] for line in text.splitlines() if line.startswith("@")]
+
+
+def decode(text: str | bytes, tsc_khz: int) -> Trace:
+    """The trace of one agent run from its port-0xE9 output."""
+    if isinstance(text, bytes):
+        text = text.decode("ascii", errors="replace")
+    return decode_records(records(text), tsc_khz)
+
+
+def decode_records(lines: Iterable[str], tsc_khz: int) -> Trace:
+    if tsc_khz <= 0:
+        raise AgentLogError(f"TSC frequency must be positive, got {tsc_khz} kHz")
+    trace = Trace()
+    origin: int | None = None
+    for line in lines:
+        if len(line) < 17:
+            raise AgentLogError(f"truncated agent record {line!r}")
+        tag, body = line[0], line[17:]
+        tsc = int(line[1:17], 16)
+        if origin is None:
+            origin = tsc
+        time = (tsc - origin) * 1_000_000 // tsc_khz
+        _decode_one(trace, time, tag, body, line)
+    return trace
+
+
+def _decode_one(trace: Trace, time: int, tag: str, body: str, line: str) -> None:
+    expected = {"S": 2, "I": None, "R": 24, "W": 11, "B": 24, "F": 2, "E": 0, "X": 0}
+    if tag not in expected:
+        raise AgentLogError(f"unknown agent record {line!r}")
+    if tag == "I" and (len(body) < 12 or body.count("/") != 2):
+        raise AgentLogError(f"interrupt record {line!r} is not vector, PPR, /ISR, /IRR")
+    if tag != "I" and len(body) != expected[tag]:
+        raise AgentLogError(f"agent record {line!r} has {len(body)} field characters, "
+                            f"expected {expected[tag]}")
+    match tag:
+        case "S":
+            pass
+        case "I":
+            _, isr, irr = body.split("/")
+            trace.record(time, "interrupt", vector=int(body[0:2], 16),
+                         isr=_vectors(isr, line), irr=_vectors(irr, line),
+                         ppr=int(body[2:10], 16))
+        case "R":
+            trace.record(time, "read", reg=int(body[0:8], 16), value=int(body[8:24], 16))
+        case "W":
+            outcome = {"D": "done", "T": "timeout"}.get(body[10])
+            if outcome is None:
+                raise AgentLogError(f"wait record {line!r}: outcome must be D or T")
+            trace.record(time, "wait", vector=int(body[0:2], 16), count=int(body[2:10], 16),
+                         outcome=outcome)
+        case "B":
+            trace.record(time, "bugcheck", code=int(body[0:8], 16),
+                         params=[int(body[8:16], 16), int(body[16:24], 16), 0, 0])
+        case "F":
+            trace.record(time, "fault", vector=int(body[0:2], 16))
+        case "E":
+            trace.record(time, "end")
+        case _:  # "X"
+            trace.record(time, "agent-error", reason="no valid program in the ROM's program slot")
