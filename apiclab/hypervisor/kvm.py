@@ -115,12 +115,12 @@ class KvmVcpu:
             else:
                 lapic.tmr &= ~(1 << vector)
             vapic.post(vector)
-            self._record("accept", vector=vector, source=source, path="posted")
             if self.in_guest:
                 vapic.posted_interrupt_processing()
-                self._try_deliver()
             else:
                 self.req_event = True
+            self._record("accept", vector=vector, source=source, path="posted")
+            self._try_deliver()
             return
         result = lapic.accept(vector, level=level)
         self._record("accept", vector=vector, source=source, path=result.value)
