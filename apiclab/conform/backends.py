@@ -8,8 +8,8 @@ unavailable with the reason, never as a failure of the suite.
 from __future__ import annotations
 
 import importlib
-from importlib import metadata
 from collections.abc import Callable
+from importlib import metadata
 from typing import Any
 
 from apiclab.arch.lapic_state import LapicState
@@ -18,6 +18,7 @@ from apiclab.errors import UserError
 from apiclab.guest.program import Program
 
 BACKEND_NAMES = ("model", "kvm", "qemu", "bochs")
+_CHOICES = ", ".join(BACKEND_NAMES)
 
 # The model's TSC rate for guest programs: the TSC budgets of the cases assume a few GHz, as on
 # the machines the real backends run on.
@@ -91,7 +92,7 @@ def make_backend(name: str) -> Backend:
     if name == "model":
         return ModelBackend()
     if name not in _REAL:
-        raise UserError(f"--backends: unknown backend {name!r}; expected {', '.join(BACKEND_NAMES)}")
+        raise UserError(f"--backends: unknown backend {name!r}; expected {_CHOICES}")
     module_name, class_name = _REAL[name]
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
@@ -107,5 +108,5 @@ def parse_backend_list(text: str) -> list[str]:
         raise UserError("--backends: empty list; expected some of " + ", ".join(BACKEND_NAMES))
     for n in names:
         if n not in BACKEND_NAMES:
-            raise UserError(f"--backends: unknown backend {n!r}; expected {', '.join(BACKEND_NAMES)}")
+            raise UserError(f"--backends: unknown backend {n!r}; expected {_CHOICES}")
     return list(dict.fromkeys(names))

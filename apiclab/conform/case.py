@@ -1,4 +1,4 @@
-"""Conformance cases: one TOML file a case, a guest program and its SDM-derived expected observation.
+"""Conformance cases: one TOML file a case, a guest program and its expected observation (SDM).
 
 A case file holds::
 
@@ -158,7 +158,8 @@ def _matcher(key: str, value: Any, where: str) -> FieldMatcher:
         if keys == {"mask", "value"}:
             mask = _int(value["mask"], f"{where}.mask")
             return Masked(mask, _int(value["value"], f"{where}.value") & mask)
-        raise CaseError(f"{where}: a table must be {{min, max}} or {{mask, value}}, got {sorted(keys)}")
+        raise CaseError(f"{where}: a table must be {{min, max}} or {{mask, value}}, "
+                        f"got {sorted(keys)}")
     if isinstance(value, list):
         return Exact([_int(v, f"{where}[{i}]") for i, v in enumerate(value)])
     if isinstance(value, bool) or not isinstance(value, int | str):
@@ -225,7 +226,7 @@ def load_dir(directory: Path | str) -> list[Case]:
     seen: dict[str, str] = {}
     for case in cases:
         if case.name in seen:
-            raise CaseError(f"{case.path}:name: {case.name!r} is also the name of {seen[case.name]}")
+            raise CaseError(f"{case.path}:name: {case.name!r} is already used by {seen[case.name]}")
         seen[case.name] = case.path
     return cases
 

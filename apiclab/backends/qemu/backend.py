@@ -1,0 +1,91 @@
+"""Running one guest program on `qemu-system-x86_64 -accel tcg`."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from functools import cache
+from pathlib import Path
+
+from apiclab.arch.lapic_state import LapicState
+from apiclab.backends.base import Availability, BackendUnavailable, RunResult
+from apiclab.guest.agent import log
+from apiclab.guest.agent.image import build_image
+from apiclab.guest.program import Program
+
+QEMU = "qemu-system-x86_64"
+EXIT_PORT = 0x501  # agent.S PORT_EXIT
+# isa-debug-exit makes QEMU exit with status (value << 1) | 1; the agent writes 0.
+EXIT_STATUS = 1
+# TCG's RDTSC follows the host clock (cpu_get_host_ticks); only event order is compared, so a
+# nominal rate is enough to turn TSC values into ns.
+NOMINAL_TSC_KHZ = 1_000_000
+
+
+def command(rom: Path, debugcon: Path) -> list[str]:
+    """The QEMU command line of one run: a bare PC whose firmware is the agent ROM."""
+    return [
+        QEMU, "-accel", "tcg", "-machine", "pc", "-cpu", "qemu64", "-m", "16",
+        "-nographic", "-nodefaults", "-no-reboot", "-monitor", "none", "-serial", "none",
+        "-bios", str(rom),
+        "-debugcon", f"file:{debugcon}",
+        "-device", f"isa-debug-exit,iobase={EXIT_PORT:#x},iosize=2",
+    ]
+
+
+@cache
+def _version() -> str:
+    path = shutil.which(QEMU)
+    if path is None:
+        raise BackendUnavailable(f"{QEMU} is not installed (Debian package qemu-system-x86)")
+    try:
+        proc = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise BackendUnavailable(f"{QEMU} --version failed: {e}") from None
+    first = proc.stdout.splitlines()[0] if proc.stdout else ""
+    if proc.returncode != 0 or not first:
+        raise BackendUnavailable(f"{QEMU} --version failed: {proc.stderr.strip()[:200]}")
+    return first.strip()
+
+
+class QemuBackend:
+    name = "qemu"
+
+    def availability(self) -> Availability:
+        try:
+            return Availability(True, _version() + " (TCG, userspace APIC)")
+        except BackendUnavailable as e:
+            return Availability(False, str(e))
+
+    def run(
+        self,
+        program: Program,
+        *,
+        lapic_image: LapicState | None = None,
+        timeout_s: float = 5.0,
+    ) -> RunResult:
+        if lapic_image is not None:
+            raise BackendUnavailable("QEMU under TCG cannot load a KVM_SET_LAPIC register image")
+        _version()
+        rom_bytes = build_image(program)
+        with tempfile.TemporaryDirectory(prefix="apiclab-qemu-") as tmp:
+            rom, debugcon = Path(tmp) / "agent.rom", Path(tmp) / "debugcon.log"
+            rom.write_bytes(rom_bytes)
+            debugcon.touch()
+            argv = command(rom, debugcon)
+            timed_out = False
+            try:
+                # subprocess.run kills and reaps the child when the time-out expires
+                proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                                      timeout=timeout_s, check=False)
+                status, stderr = proc.returncode, proc.stderr.decode(errors="replace")
+            except subprocess.TimeoutExpired:
+                timed_out, status, stderr = True, -1, ""
+            output = debugcon.read_bytes()
+        trace = log.decode(output, NOMINAL_TSC_KHZ)
+        if not timed_out and status != EXIT_STATUS and not trace.of_kind("end"):
+            raise RuntimeError(f"QEMU exited with status {status}: {stderr.strip()[:300]}")
+        evidence = {"argv": " ".join(argv), "exit_status": status, "debugcon": output}
+        return RunResult(trace=trace, timed_out=timed_out, evidence=evidence)

@@ -1,0 +1,258 @@
+"""`apiclab conform --random N --seed S`: random programs on every backend, the model as referee.
+
+Each program runs on the model and on every available real backend; a real backend whose
+guest-visible events differ from the model's is a disagreement. The first disagreement of each
+kind (backend, and which event kinds the two sides show where they part) is shrunk by delta
+debugging on the program's moves to a 1-minimal program that still disagrees, and saved as a
+candidate case: a TOML file whose expectation is the model's observation, to be checked against
+the SDM before it joins the suite (a finding is only a finding once a section supports a side).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from apiclab.arch.registers import Reg
+from apiclab.backends.base import Backend
+from apiclab.conform.candidate import candidate_toml
+from apiclab.conform.generate import Move, program_of, random_program
+from apiclab.conform.match import first_divergence, visible
+from apiclab.conform.runner import CHILD_PROCESS_BACKENDS, workers
+from apiclab.conform.shrink import ddmin
+from apiclab.engine.trace import Trace
+from apiclab.errors import UserError
+from apiclab.guest.program import Handler, Op, Program
+
+RUN_TIMEOUT_S = 10.0
+Events = list[dict[str, Any]]
+
+
+@dataclass
+class Disagreement:
+    index: int  # program number in the seed's stream
+    backend: str
+    signature: tuple[str, ...]
+    moves: list[Move]
+    handlers: dict[int, Handler]
+    model_events: Events
+    backend_events: Events
+    at: int
+    shrunk: Program | None = None
+    shrunk_model: Events = field(default_factory=list)
+    shrunk_backend: Events = field(default_factory=list)
+    saved: Path | None = None
+
+
+@dataclass
+class BackendStats:
+    programs: int = 0
+    seconds: float = 0.0  # time inside this backend's runs (parallel runs overlap)
+    agree: int = 0
+    disagree: int = 0
+    errors: int = 0
+
+    def per_second(self) -> float:
+        return self.programs / self.seconds if self.seconds else 0.0
+
+
+def events_of(backend: Backend, program: Program) -> Events:
+    result = backend.run(program, timeout_s=RUN_TIMEOUT_S)
+    events = visible(result.trace)
+    if result.timed_out:
+        events.append({"kind": "timed-out"})
+    return events
+
+
+def signature(backend: str, model: Events, real: Events, at: int) -> tuple[str, ...]:
+    """What kind of disagreement this is, to shrink each kind once."""
+    left = model[at] if at < len(model) else {"kind": "(none)"}
+    right = real[at] if at < len(real) else {"kind": "(none)"}
+    differing = sorted(k for k in set(left) | set(right) if left.get(k) != right.get(k))
+    return (backend, str(left.get("kind")), str(right.get("kind")), ",".join(differing))
+
+
+def _timed(backend: Backend, program: Program) -> tuple[Events | None, float, str]:
+    start = time.monotonic()
+    try:
+        events = events_of(backend, program)
+        return events, time.monotonic() - start, ""
+    except Exception as e:  # reported per backend; one broken run does not end the campaign
+        return None, time.monotonic() - start, f"{type(e).__name__}: {e}"
+
+
+def campaign(
+    n: int,
+    seed: int,
+    model: Backend,
+    reals: dict[str, Backend],
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[dict[str, BackendStats], list[Disagreement], float]:
+    """Run programs 0..n-1 of `seed` on the model and the real backends; collect disagreements."""
+    stats = {name: BackendStats() for name in ("model", *reals)}
+    found: list[Disagreement] = []
+    start = time.monotonic()
+    programs = [random_program(seed, i) for i in range(n)]
+    with ThreadPoolExecutor(max_workers=workers()) as pool:
+        pooled: dict[tuple[int, str], Future[tuple[Events | None, float, str]]] = {
+            (i, name): pool.submit(_timed, backend, programs[i][0])
+            for name, backend in reals.items() if name in CHILD_PROCESS_BACKENDS
+            for i in range(n)
+        }
+        for i, (program, moves, handlers) in enumerate(programs):
+            model_events, secs, error = _timed(model, program)
+            _count(stats["model"], secs, error)
+            if model_events is None:
+                raise UserError(f"--random: the model failed on program {i} of seed {seed}: "
+                                f"{error}")
+            for name, backend in reals.items():
+                if (i, name) in pooled:
+                    events, secs, error = pooled.pop((i, name)).result()
+                else:
+                    events, secs, error = _timed(backend, program)
+                _count(stats[name], secs, error)
+                if events is None:
+                    continue
+                at = first_divergence(Trace.from_dicts(_timeless(model_events)),
+                                      Trace.from_dicts(_timeless(events)))
+                if at < 0:
+                    stats[name].agree += 1
+                    continue
+                stats[name].disagree += 1
+                found.append(Disagreement(i, name, signature(name, model_events, events, at),
+                                          moves, handlers, model_events, events, at))
+            if progress and (i + 1) % 100 == 0:
+                progress(f"{i + 1}/{n} programs")
+    return stats, found, time.monotonic() - start
+
+
+def _timeless(events: Events) -> list[dict[str, Any]]:
+    return [{"time": 0, **e} for e in events]
+
+
+def _count(stats: BackendStats, seconds: float, error: str) -> None:
+    stats.programs += 1
+    stats.seconds += seconds
+    if error:
+        stats.errors += 1
+
+
+def shrink(d: Disagreement, model: Backend, real: Backend) -> None:
+    """Delta-debug the moves of a disagreement to a 1-minimal program that still disagrees the
+    same way (same signature), drop the handler policies it no longer uses, and record both
+    sides' events on the result."""
+    moves = ddmin(d.moves, lambda ms: still_disagrees_with(ms, d.handlers, model, real, d))
+    used = {s.b & 0xFF for m in moves for s in m if s.op == Op.WRITE and s.a == Reg.ICR_LOW}
+    handlers = {v: h for v, h in d.handlers.items() if v in used}
+    if not still_disagrees_with(moves, handlers, model, real, d):
+        handlers = d.handlers
+    d.shrunk = program_of(moves, handlers)
+    d.shrunk_model = events_of(model, d.shrunk)
+    d.shrunk_backend = events_of(real, d.shrunk)
+
+
+def still_disagrees_with(moves: list[Move], handlers: dict[int, Handler], model: Backend,
+                         real: Backend, d: Disagreement) -> bool:
+    program = program_of(moves, handlers)
+    try:
+        left, right = events_of(model, program), events_of(real, program)
+    except Exception:
+        return False
+    at = first_divergence(Trace.from_dicts(_timeless(left)), Trace.from_dicts(_timeless(right)))
+    return at >= 0 and signature(d.backend, left, right, at) == d.signature
+
+
+def run_random(n: int, seed: int, backends: dict[str, Backend], out_dir: Path,
+               *, as_json: bool = False) -> int:
+    model = backends.get("model")
+    if model is None or not model.availability().available:
+        reason = "not chosen" if model is None else model.availability().detail
+        raise UserError(f"--random: the model is the referee and must run ({reason})")
+    reals: dict[str, Backend] = {}
+    skipped: dict[str, str] = {}
+    for name, backend in backends.items():
+        if name == "model":
+            continue
+        avail = backend.availability()
+        if avail.available:
+            reals[name] = backend
+        else:
+            skipped[name] = avail.detail
+    stats, found, wall = campaign(n, seed, model, reals)
+    shrunk: dict[tuple[str, ...], Disagreement] = {}
+    for d in found:
+        if d.signature not in shrunk:
+            shrink(d, model, reals[d.backend])
+            d.saved = _save(d, seed, out_dir)
+            shrunk[d.signature] = d
+    doc = _summary(n, seed, stats, found, list(shrunk.values()), skipped, wall)
+    if as_json:
+        print(json.dumps(doc, indent=1))
+    else:
+        print(_summary_text(doc))
+    return 0
+
+
+def _save(d: Disagreement, seed: int, out_dir: Path) -> Path:
+    assert d.shrunk is not None
+    name = f"random-{seed}-{d.index}-{d.backend}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.toml"
+    path.write_text(candidate_toml(name, d.backend, seed, d.index, d.shrunk, d.shrunk_model,
+                                   d.shrunk_backend))
+    return path
+
+
+def _summary(n: int, seed: int, stats: dict[str, BackendStats], found: Sequence[Disagreement],
+             shrunk: Sequence[Disagreement], skipped: dict[str, str],
+             wall: float) -> dict[str, Any]:
+    return {
+        "programs": n,
+        "seed": seed,
+        "wall_seconds": round(wall, 2),
+        "programs_per_second_overall": round(n / wall, 2) if wall else 0.0,
+        "backends": {
+            name: {"programs": s.programs, "seconds": round(s.seconds, 2),
+                   "programs_per_second": round(s.per_second(), 1), "agree": s.agree,
+                   "disagree": s.disagree, "errors": s.errors}
+            for name, s in stats.items()
+        },
+        "not_run": skipped,
+        "disagreements": len(found),
+        "kinds": [
+            {"backend": d.backend, "signature": list(d.signature), "first_program": d.index,
+             "count": sum(f.signature == d.signature for f in found),
+             "steps": len(d.shrunk.steps) if d.shrunk else None,
+             "candidate": str(d.saved) if d.saved else None}
+            for d in shrunk
+        ],
+    }
+
+
+def _summary_text(doc: dict[str, Any]) -> str:
+    lines = [f"{doc['programs']} random programs (seed {doc['seed']}) in {doc['wall_seconds']} s, "
+             f"{doc['programs_per_second_overall']} programs/s overall"]
+    for name, s in doc["backends"].items():
+        line = (f"  {name:<6} {s['programs_per_second']:>7} programs/s alone "
+                f"({s['seconds']} s in runs)")
+        if name != "model":
+            line += f"; agrees with the model on {s['agree']}, disagrees on {s['disagree']}"
+        if s["errors"]:
+            line += f", {s['errors']} runs failed"
+        lines.append(line)
+    for name, reason in doc["not_run"].items():
+        lines.append(f"  {name:<6} not run: {reason}")
+    for k in doc["kinds"]:
+        backend, model_kind, real_kind, fields = k["signature"]
+        lines.append(f"disagreement on {backend} ({k['count']} programs, "
+                     f"first #{k['first_program']}): model shows {model_kind}, "
+                     f"{backend} shows {real_kind}"
+                     + (f" (fields {fields})" if fields else "")
+                     + f"; shrunk to {k['steps']} steps: {k['candidate']}")
+    return "\n".join(lines)
