@@ -13,6 +13,7 @@ from apiclab.errors import UserError
 COMMANDS = [
     "apiclab.cli.reproduce_cmd",
     "apiclab.cli.profiles_cmd",
+    "apiclab.cli.kvm_cmd",
 ]
 
 

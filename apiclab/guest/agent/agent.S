@@ -490,7 +490,8 @@ pm_entry:
         wrmsr
         jmp     \p\()next
 
-/* like KeBugCheckEx: "@B" tsc code(8) p0(8) p1(8), and the machine stops */
+/* like KeBugCheckEx: "@B" tsc code(8) p0(8) p1(8); the program stops there ("@E" follows, as in
+ * the model's stepper, so traces compare event by event) */
 \p\()op_bugcheck:
         cmpb    $0, VAR_TIMED_OUT
         je      \p\()next
@@ -506,7 +507,7 @@ pm_entry:
         popl    %eax
         call    \p\()hex32
         call    \p\()emit
-        jmp     \p\()exit
+        jmp     \p\()op_end
 
 \p\()op_pause:                            /* spin b TSC ticks with the current IF */
         movl    %eax, %ebp

@@ -1,0 +1,177 @@
+"""`KvmBackend`: run a guest `Program` on the host's /dev/kvm through the bare-metal agent.
+
+One run: build the ROM with the program (apiclab.guest.agent.image), create a VM with the ROM
+and RAM, an in-kernel irqchip and one vCPU in the reset state; optionally KVM_SET_LAPIC an image
+(the reboot path of SEMANTICS §3); run until the agent writes its exit port, under a wall-clock
+time-out; read the LAPIC back with KVM_GET_LAPIC; decode the agent's port-0xE9 log into a Trace.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+from apiclab.arch.lapic_state import LapicState
+from apiclab.backends.base import Availability, BackendUnavailable, RunResult
+from apiclab.backends.kvm import ioctls as nr
+from apiclab.backends.kvm.deadline import RunDeadline
+from apiclab.backends.kvm.exits import (
+    FailEntry,
+    InternalError,
+    Interrupted,
+    IoIn,
+    IoOut,
+    Shutdown,
+    VcpuExit,
+)
+from apiclab.backends.kvm.ioctls import KvmError
+from apiclab.backends.kvm.machine import Machine
+from apiclab.backends.kvm.system import DEV_KVM, KVM_API_VERSION, Kvm
+from apiclab.backends.kvm.tracefs import TraceCapture
+from apiclab.guest.agent import log
+from apiclab.guest.agent.image import build_image
+from apiclab.guest.program import Program
+
+PORT_LOG = 0xE9
+EXIT_PORTS = (0x501, 0x8900)  # QEMU isa-debug-exit, Bochs shutdown port (agent.S `exit`)
+REQUIRED_CAPS = {
+    nr.KVM_CAP_IRQCHIP: "KVM_CAP_IRQCHIP (in-kernel local APIC)",
+    nr.KVM_CAP_USER_MEMORY: "KVM_CAP_USER_MEMORY",
+    nr.KVM_CAP_IMMEDIATE_EXIT: "KVM_CAP_IMMEDIATE_EXIT (run time-out)",
+    nr.KVM_CAP_GET_TSC_KHZ: "KVM_CAP_GET_TSC_KHZ (TSC to nanoseconds)",
+}
+
+
+def open_kvm(path: str = DEV_KVM) -> Kvm:
+    """/dev/kvm, checked: the API version is 12 and the capabilities a run needs are there.
+
+    Raises BackendUnavailable with one line naming the cause (api.rst §4.1, §4.4).
+    """
+    try:
+        kvm = Kvm(path)
+    except FileNotFoundError:
+        raise BackendUnavailable(f"{path} does not exist (KVM module not loaded, or no "
+                                 "hardware virtualization here)") from None
+    except PermissionError:
+        raise BackendUnavailable(f"no permission to open {path} (run as root or join the "
+                                 "group that owns it, usually 'kvm')") from None
+    except OSError as e:
+        raise BackendUnavailable(f"cannot open {path}: {e.strerror}") from None
+    try:
+        version = kvm.get_api_version()
+        if version != KVM_API_VERSION:
+            raise BackendUnavailable(f"{path} speaks KVM API version {version}, apiclab needs "
+                                     f"{KVM_API_VERSION}")
+        missing = [name for cap, name in REQUIRED_CAPS.items() if not kvm.check_extension(cap)]
+        if missing:
+            raise BackendUnavailable(f"{path} lacks {', '.join(missing)}")
+    except BaseException:
+        kvm.close()
+        raise
+    return kvm
+
+
+@dataclass
+class _RunLog:
+    output: bytearray = field(default_factory=bytearray)
+    exits: int = 0
+    stop: str = ""  # why the loop ended
+
+
+class KvmBackend:
+    """The real KVM of this host (Backend protocol of apiclab.backends.base)."""
+
+    name = "kvm"
+
+    def __init__(self, path: str = DEV_KVM, *, trace_events: bool = False) -> None:
+        self.path = path
+        self.trace_events = trace_events
+
+    def availability(self) -> Availability:
+        try:
+            with open_kvm(self.path) as kvm:
+                return Availability(True, f"KVM API {kvm.get_api_version()}")
+        except BackendUnavailable as e:
+            return Availability(False, str(e))
+
+    def run(self, program: Program, *, lapic_image: LapicState | None = None,
+            timeout_s: float = 5.0) -> RunResult:
+        rom = build_image(program)
+        with open_kvm(self.path) as kvm:
+            try:
+                machine = Machine(rom, kvm)
+            except KvmError as e:
+                if e.ioctl == "KVM_CREATE_VM":
+                    raise BackendUnavailable(f"KVM_CREATE_VM refused: {os.strerror(e.errno)}"
+                                             + _create_vm_hint(e.errno)) from None
+                raise
+            with machine:
+                vcpu = machine.vcpu
+                if lapic_image is not None:
+                    vcpu.set_lapic(lapic_image)
+                tsc_khz = vcpu.get_tsc_khz()
+                capture = TraceCapture() if self.trace_events else nullcontext()
+                with capture, RunDeadline(vcpu, timeout_s) as deadline:
+                    run_log = _run_loop(machine)
+                lapic = vcpu.get_lapic()
+        trace = log.decode(bytes(run_log.output), tsc_khz)
+        timed_out = deadline.fired and run_log.stop == "interrupted"
+        last = trace.events[-1].time if trace.events else 0
+        if timed_out:
+            trace.record(last, "timeout", after_s=timeout_s)
+        elif not run_log.stop.startswith("exit port"):
+            trace.record(last, "vm-stop", reason=run_log.stop)
+        evidence: dict[str, object] = {
+            "tsc_khz": tsc_khz,
+            "exits": run_log.exits,
+            "stop": run_log.stop,
+            "agent_log": run_log.output.decode("ascii", errors="replace"),
+        }
+        if isinstance(capture, TraceCapture):
+            evidence["tracepoints"] = [e.as_dict() for e in capture.events]
+        return RunResult(trace=trace, lapic=lapic, timed_out=timed_out, evidence=evidence)
+
+
+def _create_vm_hint(err: int) -> str:
+    if err == errno.EBUSY:
+        return " (another hypervisor holds the virtualization extensions)"
+    if err == errno.ENOMEM:
+        return " (out of memory)"
+    return ""
+
+
+def _run_loop(machine: Machine) -> _RunLog:
+    """KVM_RUN until the agent's exit port, a triple fault, an error or the time-out."""
+    out = _RunLog()
+    vcpu = machine.vcpu
+    while True:
+        exit_: VcpuExit = vcpu.run()
+        out.exits += 1
+        match exit_:
+            case IoOut(port=port, data=data) if port == PORT_LOG:
+                out.output += data
+            case IoOut(port=port) if port in EXIT_PORTS:
+                out.stop = f"exit port {port:#x}"
+                return out
+            case IoOut():
+                pass  # a port nobody listens to, as on a PC with nothing there
+            case IoIn(size=size, count=count):
+                vcpu.fill_io_in(b"\xff" * (size * count))  # an empty ISA bus reads all ones
+            case Interrupted():
+                out.stop = "interrupted"
+                return out
+            case Shutdown():
+                out.stop = "shutdown (triple fault)"
+                return out
+            case InternalError(suberror=sub, data=data):
+                out.stop = f"internal error {sub} {[hex(d) for d in data]}"
+                return out
+            case FailEntry(hardware_entry_failure_reason=reason):
+                out.stop = f"entry failed {reason:#x}"
+                return out
+            case _:
+                out.stop = f"unexpected exit {exit_}"
+                return out
+

@@ -1,0 +1,192 @@
+"""`apiclab kvm info` and `apiclab kvm reproduce`: the host's real KVM, and the 0x5C mechanism on it.
+
+`reproduce` runs the phase-0 clock wait of apiclab.scenarios.kvm_cases on /dev/kvm after three
+APIC images, runs the same program and image on the model, and reports each case's outcome, the
+LAPIC state read back with KVM_GET_LAPIC, and, where host and model differ, the evidence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from apiclab.arch.lapic_state import LapicState
+from apiclab.arch.registers import Reg
+from apiclab.arch.vectors import vectors_of
+from apiclab.backends.base import BackendUnavailable, RunResult
+from apiclab.backends.kvm.backend import KvmBackend, open_kvm
+from apiclab.backends.kvm.deviation import deviation, outcome
+from apiclab.backends.kvm.info import host_info
+from apiclab.backends.kvm.ioctls import KvmError
+from apiclab.backends.kvm.tracefs import TraceUnavailable
+from apiclab.errors import UserError
+from apiclab.guest.program import Mode
+from apiclab.guest.stepper import run_program
+from apiclab.scenarios.kvm_cases import DEFAULT_WAIT_MS, KvmCase, cases
+
+
+def register(subparsers: Any) -> None:
+    kvm = subparsers.add_parser("kvm", help="the host's real KVM: info, reproduce the 0x5C "
+                                "mechanism on it")
+    sub = kvm.add_subparsers(dest="kvm_command", metavar="SUBCOMMAND")
+    info = sub.add_parser("info", help="API version, module, capabilities, APICv")
+    info.add_argument("--json", action="store_true", help="one JSON object")
+    info.set_defaults(func=run_info)
+    rep = sub.add_parser("reproduce", help="the phase-0 clock wait after three APIC images, "
+                         "on /dev/kvm and on the model")
+    rep.add_argument("--wait-ms", type=int, default=DEFAULT_WAIT_MS,
+                     help=f"the clock wait's TSC deadline (default {DEFAULT_WAIT_MS}; "
+                     "Windows waits 3000)")
+    rep.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.X2APIC_REAL.value,
+                     help="how the guest reaches its APIC (default x2apic-real)")
+    rep.add_argument("--trace", action="store_true",
+                     help="include each run's KVM tracepoints (kvm_apic_accept_irq, kvm_eoi...)")
+    rep.add_argument("--json", action="store_true", help="one JSON object")
+    rep.set_defaults(func=run_reproduce)
+    kvm.set_defaults(func=lambda args: _usage(kvm))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _host(json_out: bool = False) -> dict[str, Any]:
+    try:
+        with open_kvm() as kvm:
+            return host_info(kvm)
+    except BackendUnavailable as e:
+        raise UserError(str(e)) from None
+    except KvmError as e:
+        raise UserError(f"KVM refused {e.ioctl}: {e.strerror}") from None
+
+
+def run_info(args: argparse.Namespace) -> int:
+    info = _host()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    caps = info["capabilities"]
+    print(f"KVM API version   {info['api_version']}")
+    print(f"module            {', '.join(info['modules']) or 'unknown'}"
+          f"   (kernel {info['kernel']})")
+    print(f"APICv             {'yes' if info['apicv']['available'] else 'no'}"
+          f"   ({info['apicv']['source']})")
+    host_cpu = info["host_cpu"]
+    print(f"host CPU          vmx={_yn(host_cpu['vmx'])} svm={_yn(host_cpu['svm'])} "
+          f"running under a hypervisor={_yn(host_cpu['hypervisor'])}")
+    print(f"guest CPUID       x2APIC={_yn(info['cpuid']['x2apic'])} "
+          f"TSC-deadline={_yn(info['cpuid']['tsc_deadline'])}")
+    print(f"TSC               {info['tsc_khz']} kHz")
+    print("capabilities")
+    for name, value in caps.items():
+        print(f"  {name:<20} {value}")
+    return 0
+
+
+def _yn(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+def _lapic_summary(lapic: LapicState | None) -> dict[str, Any]:
+    if lapic is None:
+        return {}
+    return {"irr": vectors_of(lapic.irr), "isr": vectors_of(lapic.isr),
+            "ppr": lapic.get(Reg.PPR), "tpr": lapic.get(Reg.TPR)}
+
+
+def _bugcheck(result_trace: Any) -> dict[str, Any] | None:
+    events = result_trace.of_kind("bugcheck")
+    if not events:
+        return None
+    return {"code": events[0].data["code"], "params": list(events[0].data["params"])}
+
+
+def _run_case(backend: KvmBackend, case: KvmCase, tsc_hz: int, wait_ms: int,
+              with_trace: bool) -> dict[str, Any]:
+    timeout_s = max(5.0, 4 * wait_ms / 1000)
+    try:
+        result: RunResult = backend.run(case.program, lapic_image=case.image,
+                                        timeout_s=timeout_s)
+        trace_note = None
+    except TraceUnavailable as e:  # evidence without tracepoints rather than no run at all
+        backend.trace_events = False
+        result = backend.run(case.program, lapic_image=case.image, timeout_s=timeout_s)
+        trace_note = str(e)
+    except BackendUnavailable as e:
+        raise UserError(str(e)) from None
+    model = run_program(case.program, lapic_image=case.image, apicv=False, tsc_hz=tsc_hz)
+    lapic = _lapic_summary(result.lapic)
+    tracepoints = result.evidence.get("tracepoints")
+    row: dict[str, Any] = {
+        "case": case.name,
+        "title": case.title,
+        "outcome": outcome(result.trace),
+        "bugcheck": _bugcheck(result.trace),
+        "lapic": lapic,
+        "model_outcome": outcome(model),
+        "model_bugcheck": _bugcheck(model),
+        "timed_out": result.timed_out,
+        "trace": [e.as_dict() for e in result.trace.events],
+        "model_trace": [e.as_dict() for e in model.guest_visible()],
+        "deviation": deviation(result.trace, model, host_lapic=lapic, tracepoints=tracepoints,
+                               program=case.program, trace_note=trace_note),
+    }
+    if with_trace:
+        row["tracepoints"] = [tp for tp in tracepoints or [] if tp.get("own")]
+    return row
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    if not 1 <= args.wait_ms <= 60_000:
+        raise UserError(f"--wait-ms {args.wait_ms}: expected 1 to 60000 milliseconds")
+    info = _host()
+    tsc_hz = info["tsc_khz"] * 1000
+    backend = KvmBackend(trace_events=True)
+    rows = [_run_case(backend, case, tsc_hz, args.wait_ms, args.trace)
+            for case in cases(args.wait_ms, tsc_hz, Mode(args.mode))]
+    host = {k: info[k] for k in ("api_version", "module", "kernel", "apicv", "tsc_khz")}
+    host.update(wait_ms=args.wait_ms, mode=args.mode)
+    if args.json:
+        print(json.dumps({"host": host, "cases": rows}, indent=2))
+    else:
+        _print_human(host, rows)
+    return 0
+
+
+def _fmt_outcome(kind: str, bugcheck: dict[str, Any] | None) -> str:
+    if kind == "bugcheck" and bugcheck:
+        params = ", ".join(f"{p:#x}" for p in bugcheck["params"])
+        return f"bugcheck {bugcheck['code']:#x} ({params})"
+    return {"tick": "tick received"}.get(kind, kind)
+
+
+def _print_human(host: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    apicv = "yes" if host["apicv"]["available"] else "no"
+    print(f"KVM API {host['api_version']}, module {host['module']}, APICv {apicv}, "
+          f"TSC {host['tsc_khz']} kHz; guest {host['mode']}, clock 0xd1 every 1 ms, "
+          f"wait {host['wait_ms']} ms")
+    for row in rows:
+        lapic = row["lapic"]
+        print(f"\n{row['case']}: {row['title']}")
+        print(f"  host   {_fmt_outcome(row['outcome'], row['bugcheck'])}")
+        print(f"         KVM_GET_LAPIC at the end: IRR {_hexlist(lapic['irr'])} "
+              f"ISR {_hexlist(lapic['isr'])} PPR {lapic['ppr']:#04x}")
+        for event in row["trace"]:
+            if event["kind"] == "interrupt":
+                print(f"         handler {event['vector']:#x} at {event['time'] / 1e6:.3f} ms "
+                      f"read ISR {_hexlist(event['isr'])} IRR {_hexlist(event['irr'])} "
+                      f"PPR {event['ppr']:#04x}")
+        print(f"  model  {_fmt_outcome(row['model_outcome'], row['model_bugcheck'])}")
+        dev = row["deviation"]
+        if dev:
+            print(f"  DEVIATION: {dev['summary']}")
+            for tp in dev.get("tracepoints", [])[:8]:
+                print(f"    {tp['event']}: {tp['message']}")
+        for tp in row.get("tracepoints", []):
+            print(f"    tracepoint {tp['event']}: {tp['message']}")
+
+
+def _hexlist(vectors: list[int]) -> str:
+    return "[" + ", ".join(f"{v:#x}" for v in vectors) + "]"
