@@ -8,6 +8,7 @@ from typing import Any
 
 from apiclab.cli.progress import Progress
 from apiclab.errors import UserError
+from apiclab.guest.linux import LinuxConfig
 from apiclab.guest.windows7 import Windows7Config
 from apiclab.hypervisor.profiles import FIXED, PRE_FIX, PROFILES, get_profile
 from apiclab.report.explain import explain_failure, format_chain
@@ -31,6 +32,10 @@ def register(sub: Any) -> None:
         "--profile", action="append", metavar="NAME[:apicv-off]",
         help="profile to run, repeatable; add ':apicv-off' for APICv disabled "
         f"(default: {PRE_FIX}, {FIXED}, {PRE_FIX}:apicv-off)",
+    )
+    p.add_argument(
+        "--guest", choices=("windows7", "linux"), default="windows7",
+        help="guest model (linux clears stale in-service vectors at APIC setup)",
     )
     p.add_argument("--clock-source", choices=("hpet", "lapic-timer"), default="hpet")
     p.add_argument(
@@ -93,16 +98,20 @@ def run(args: argparse.Namespace) -> int:
                 run_storm(
                     get_profile(name), apicv=apicv, reboots=args.reboots, seed=args.seed,
                     config=config, progress=bar.update,
+                    linux=LinuxConfig() if args.guest == "linux" else None,
                 )
             )
         finally:
             bar.close()
     rows = [_result_json(r) for r in results]
     if args.json:
-        doc = {"scenario": args.scenario, "seed": args.seed, "results": rows}
+        doc = {"scenario": args.scenario, "guest": args.guest, "seed": args.seed, "results": rows}
         print(json.dumps(doc, indent=2))
         return 0
-    print(f"scenario {args.scenario}, seed {args.seed}, {args.reboots} reboots per profile\n")
+    print(
+        f"scenario {args.scenario}, guest {args.guest}, seed {args.seed}, "
+        f"{args.reboots} reboots per profile\n"
+    )
     print(
         f"  {'profile':<10} {'APICv':<5} {'reboots':>7} {'BSODs':>6} {'rate':>6}   "
         f"{'from healthy':>12}   first BSOD   bugcheck"

@@ -19,8 +19,8 @@ from apiclab.arch.lapic import (
     TIMER_ONE_SHOT,
     TIMER_TSC_DEADLINE,
     Accept,
-    EoiBroadcast,
     Effect,
+    EoiBroadcast,
     LocalApic,
     SendIpi,
     TimerChanged,
@@ -187,10 +187,14 @@ class KvmVcpu:
         lapic.irr, lapic.isr, lapic.tmr = image.irr, image.isr, image.tmr
         lapic.timer_divide = image.get(Reg.TIMER_DIVIDE) & 0b1011
         lapic.timer_initial = image.get(Reg.TIMER_INITIAL)
-        lapic.timer_start_ns = self.engine.now
+        # KVM restarts the timer from the image's current count (__start_apic_timer(apic,
+        # APIC_TMCCT)): the count already elapsed is kept.
+        remaining = min(image.get(Reg.TIMER_CURRENT), lapic.timer_initial)
+        elapsed = lapic.timer_initial - remaining if remaining else lapic.timer_initial
+        lapic.timer_start_ns = self.engine.now - round(elapsed * lapic.ns_per_count())
         if lapic.timer_mode == TIMER_TSC_DEADLINE:
             lapic.tsc_deadline = tsc_deadline
-        self._restart_timer_after_restore()
+        self._restart_timer_after_restore(expired_one_shot=bool(lapic.timer_initial and not remaining))
         if clears_pir and not self.profile.on("restore_clears_pir_first") and vapic is not None:
             vapic.pir, vapic.on = 0, False  # 967235d32032: vmx_apicv_post_state_restore
         if vapic is not None:
@@ -202,27 +206,24 @@ class KvmVcpu:
             self.engine.now, "set-lapic", before=before, **self.registers()
         )
 
-    def _restart_timer_after_restore(self) -> None:
+    def _restart_timer_after_restore(self, *, expired_one_shot: bool) -> None:
         """Restart the timer from the restored registers. A one-shot or TSC-deadline timer that
         already expired fires now only with 8e6ed96cdd50; before, it was silently dropped."""
         lapic = self.lapic
-        expired = (
-            lapic.timer_mode == TIMER_TSC_DEADLINE
-            and lapic.tsc_deadline
-            and self.tsc.ns_at(lapic.tsc_deadline) <= self.engine.now
-        )
+        if lapic.timer_mode == TIMER_TSC_DEADLINE:
+            expired = bool(lapic.tsc_deadline) and self.tsc.ns_at(lapic.tsc_deadline) <= self.engine.now
+        else:
+            expired = lapic.timer_mode == TIMER_ONE_SHOT and expired_one_shot
         self.timer.rearm()
-        if expired:
-            if self.profile.on("restore_fires_expired_oneshot"):
-                self.timer.expire_now()
-            else:
-                self.timer.stop()
-                lapic.tsc_deadline = 0
-        elif lapic.timer_mode == TIMER_ONE_SHOT and lapic.timer_initial and not self.timer.armed:
-            if self.profile.on("restore_fires_expired_oneshot"):
-                vector = lapic.timer_fire()
-                if vector >= 0:
-                    self.accept_irq(vector, source="lapic-timer")
+        if not expired:
+            return
+        self.timer.stop()
+        if lapic.timer_mode == TIMER_TSC_DEADLINE:
+            lapic.tsc_deadline = 0
+        if self.profile.on("restore_fires_expired_oneshot"):
+            vector = lapic.timer_fire()
+            if vector >= 0:
+                self.accept_irq(vector, source="lapic-timer")
 
     def reset_cpu(self) -> None:
         """The CPU side of a system reset: RFLAGS.IF = 0, out of any handler."""

@@ -44,14 +44,6 @@ class LapicTimer:
             return  # a one-shot count that already ran out does not fire again
         self._pending = self.engine.at(due, self._expire)
 
-    def expire_now(self) -> None:
-        """Fire at once if the programmed expiry is not in the future (restore of a timer that
-        expired while the VM was stopped)."""
-        if self._pending is not None and self._pending.time <= self.engine.now:
-            self._pending.cancel()
-            self._pending = None
-            self._expire()
-
     def _expire(self) -> None:
         self._pending = None
         lapic = self.lapic

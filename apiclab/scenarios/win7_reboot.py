@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from apiclab.engine.choices import Choices
 from apiclab.engine.core import Process, Sleep
 from apiclab.engine.trace import Event, Trace
+from apiclab.guest.linux import Linux, LinuxConfig
 from apiclab.guest.windows7 import BootOutcome, Windows7, Windows7Config
 from apiclab.hypervisor.machine import Machine
 from apiclab.hypervisor.profiles import Profile
@@ -93,12 +94,14 @@ def run_storm(
     config: Windows7Config | None = None,
     tsc_hz: int = DEFAULT_TSC_HZ,
     progress: Callable[[int], None] | None = None,
+    linux: LinuxConfig | None = None,
 ) -> StormResult:
-    """Reboot Windows `reboots` times on one VM and count the 0x5C bugchecks."""
+    """Reboot the guest `reboots` times on one VM and count the boots that fail (Windows 7 by
+    default; with `linux`, a Linux guest with the same traffic and firmware)."""
     config = config or Windows7Config()
     trace = Trace()
     machine = Machine(profile, apicv=apicv, tsc_hz=tsc_hz, trace=trace)
-    guest = Windows7(machine, config)
+    guest = Windows7(machine, config) if linux is None else Linux(machine, linux)
     choices = Choices(seed)
     traffic = Traffic(machine, choices, config.ipi_vector)
     digest = hashlib.sha256()

@@ -1,0 +1,107 @@
+"""The KVM restore path per profile: what KVM_SET_LAPIC does to RVI, SVI and PIR."""
+
+from apiclab.engine.core import Engine
+from apiclab.engine.trace import Trace
+from apiclab.hypervisor.kvm import KvmVcpu
+from apiclab.hypervisor.machine import Machine, reset_image
+from apiclab.hypervisor.profiles import PROFILES, SWITCHES, get_profile
+from apiclab.platform.tsc import Tsc
+
+
+def vcpu(profile: str) -> KvmVcpu:
+    return KvmVcpu(Engine(), Trace(), get_profile(profile), apicv=True, tsc=Tsc(10**9))
+
+
+def test_kvm_317_keeps_rvi_across_set_lapic():
+    v = vcpu("kvm-3.17")
+    assert v.vapic is not None
+    v.vapic.rvi = 0xE1
+    v.lapic.isr = 1 << 0x81
+    v.kvm_set_lapic(reset_image())
+    assert v.vapic.rvi == 0xE1 and v.vapic.svi == 0 and v.lapic.irr == 0
+
+
+def test_kvm_318_resets_rvi_from_the_restored_irr():
+    v = vcpu("kvm-3.18")
+    assert v.vapic is not None
+    v.vapic.rvi = 0xE1
+    image = reset_image()
+    v.kvm_set_lapic(image)
+    assert v.vapic.rvi == 0
+    image.irr = 1 << 0x41
+    v.kvm_set_lapic(image)
+    assert v.vapic.rvi == 0x41
+
+
+def test_kvm_317_entry_does_not_touch_rvi_while_the_apic_is_disabled():
+    v = vcpu("kvm-3.17")
+    assert v.vapic is not None
+    v.vapic.rvi = 0xE1
+    v.kvm_set_lapic(reset_image())  # SVR = 0xFF: software-disabled
+    v.vm_entry()
+    assert v.vapic.rvi == 0xE1 and v.vapic.recognized
+
+
+def test_kvm_614_recomputes_rvi_before_every_entry():
+    v = vcpu("kvm-6.14")
+    assert v.vapic is not None
+    v.vapic.rvi = 0xE1
+    v.vm_entry()
+    assert v.vapic.rvi == 0
+
+
+def test_kvm_410_restore_clears_posted_interrupts():
+    for name, cleared in (("kvm-3.18", False), ("kvm-4.10", True)):
+        v = vcpu(name)
+        assert v.vapic is not None
+        v.vapic.post(0x70)
+        v.kvm_set_lapic(reset_image())
+        assert (v.vapic.pir == 0) is cleared
+
+
+def test_stale_rvi_is_delivered_at_the_first_sti_after_reset_on_kvm_317_only():
+    for name, stale in (("kvm-3.17", True), ("kvm-3.18", False)):
+        m = Machine(get_profile(name), apicv=True, tsc_hz=10**9, trace=Trace())
+        seen = []
+        m.vcpu.idt = seen.append
+        m.vcpu.vm_entry()
+        m.vcpu.lapic.write(0xF0, 0x1FF)
+        m.vcpu.accept_irq(0xE1)  # pending while IF = 0
+        m.system_reset()
+        m.vcpu.sti()
+        assert (seen == [0xE1]) is stale
+        if stale:
+            assert m.vcpu.lapic.isr == 1 << 0xE1 and m.vcpu.lapic.irr == 0
+
+
+def test_every_profile_switch_cites_a_commit():
+    for switch in SWITCHES.values():
+        assert len(switch.introduced_by.commit) == 12 and switch.introduced_by.title
+    assert set(PROFILES) >= {"kvm-3.17", "kvm-3.18", "kvm-4.10", "kvm-6.6", "kvm-6.14"}
+
+
+def _expired_one_shot_image():
+    from apiclab.arch.registers import Reg
+
+    image = reset_image()
+    image.set(Reg.SVR, 0x1FF)
+    image.set(Reg.LVT_TIMER, 0xEC)  # one-shot, unmasked
+    image.set(Reg.TIMER_INITIAL, 1000)
+    image.set(Reg.TIMER_CURRENT, 0)  # it ran out before the snapshot was taken
+    return image
+
+
+def test_expired_one_shot_fires_on_restore_only_from_v6_3():
+    for name, fires in (("kvm-4.10", False), ("kvm-6.3", True)):
+        m = Machine(get_profile(name), apicv=False, tsc_hz=10**9, trace=Trace())
+        m.vcpu.kvm_set_lapic(_expired_one_shot_image())
+        assert bool(m.vcpu.lapic.irr >> 0xEC & 1) is fires
+
+
+def test_timer_interrupt_fired_by_restore_is_wiped_by_late_pir_clear_on_v6_3_only():
+    for name, survives in (("kvm-6.3", False), ("kvm-6.6", True)):
+        v = vcpu(name)
+        assert v.vapic is not None
+        v.kvm_set_lapic(_expired_one_shot_image())
+        v.vm_entry()
+        assert bool(v.lapic.irr >> 0xEC & 1) is survives
