@@ -14,6 +14,7 @@ COMMANDS = [
     "apiclab.cli.reproduce_cmd",
     "apiclab.cli.profiles_cmd",
     "apiclab.cli.kvm_cmd",
+    "apiclab.cli.conform_cmd",
 ]
 
 

@@ -56,6 +56,7 @@ class BackendStats:
     agree: int = 0
     disagree: int = 0
     errors: int = 0
+    first_error: str = ""
 
     def per_second(self) -> float:
         return self.programs / self.seconds if self.seconds else 0.0
@@ -141,6 +142,7 @@ def _count(stats: BackendStats, seconds: float, error: str) -> None:
     stats.seconds += seconds
     if error:
         stats.errors += 1
+        stats.first_error = stats.first_error or error
 
 
 def shrink(d: Disagreement, model: Backend, real: Backend) -> None:
@@ -220,7 +222,7 @@ def _summary(n: int, seed: int, stats: dict[str, BackendStats], found: Sequence[
         "backends": {
             name: {"programs": s.programs, "seconds": round(s.seconds, 2),
                    "programs_per_second": round(s.per_second(), 1), "agree": s.agree,
-                   "disagree": s.disagree, "errors": s.errors}
+                   "disagree": s.disagree, "errors": s.errors, "first_error": s.first_error}
             for name, s in stats.items()
         },
         "not_run": skipped,
@@ -244,7 +246,7 @@ def _summary_text(doc: dict[str, Any]) -> str:
         if name != "model":
             line += f"; agrees with the model on {s['agree']}, disagrees on {s['disagree']}"
         if s["errors"]:
-            line += f", {s['errors']} runs failed"
+            line += f", {s['errors']} runs failed (first: {s['first_error'][:200]})"
         lines.append(line)
     for name, reason in doc["not_run"].items():
         lines.append(f"  {name:<6} not run: {reason}")
