@@ -1,0 +1,219 @@
+"""Properties a guest relies on, as named checks over one observation (a run's events).
+
+A property reads only the trace (ARCHITECTURE.md, invariant 2) and answers with the event at which
+it breaks, or None. The four built-in ones are the guarantees whose loss the seed's BSOD and the
+snapshot-restore fixes of SEMANTICS §3 are about; users add their own in Python with
+`--property module:function` or `--property path/to/file.py[:function]`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from apiclab.engine.trace import Event
+from apiclab.errors import UserError
+
+NS_PER_S = 1_000_000_000
+WINDOWS_CLOCK_VECTOR = 0xD1  # Windows 7 x64's clock vector (SEMANTICS §4, step 5)
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """Where and why a property broke: the index of the event in the trace, its time, a sentence."""
+
+    index: int
+    time: int
+    text: str
+
+
+Check = Callable[[Sequence[Event]], Violation | None]
+
+
+@dataclass(frozen=True)
+class Property:
+    """A named check with a one-line statement and the scenario family that exercises it."""
+
+    name: str
+    summary: str
+    check: Check
+    family: str = "reboot"
+
+
+def _at(events: Sequence[Event], index: int, text: str) -> Violation:
+    return Violation(index, events[index].time if events else 0, text)
+
+
+def clock_tick(
+    events: Sequence[Event], *, vector: int = WINDOWS_CLOCK_VECTOR, within_ns: int = 3 * NS_PER_S
+) -> Violation | None:
+    """A clock tick arrives within 3 s of enabling interrupts.
+
+    Each `wait-start` (the guest has enabled interrupts and waits for its clock, as
+    `HalpWaitForPhase0ClockTick` does) must be followed by a delivery of the clock vector within
+    the window. A trace that ends before the window closes is not judged.
+    """
+    for i, event in enumerate(events):
+        if event.kind != "wait-start":
+            continue
+        closes = event.time + within_ns
+        for j in range(i + 1, len(events)):
+            later = events[j]
+            if later.kind == "deliver" and later.data.get("vector") == vector:
+                break
+            if later.time > closes:
+                return _at(
+                    events, j,
+                    f"no clock tick (vector {vector:#04x}) was delivered within "
+                    f"{within_ns / NS_PER_S:g} s of enabling interrupts at {event.time / NS_PER_S:.6f} s",
+                )
+    return None
+
+
+def no_stale_delivery(events: Sequence[Event]) -> Violation | None:
+    """No vector is delivered whose IRR bit was clear.
+
+    The `deliver` event records whether the vector's (V)IRR bit was set when the CPU took it;
+    with virtual-interrupt delivery a stale RVI is taken anyway (SDM §29.2.2).
+    """
+    for i, event in enumerate(events):
+        if event.kind == "deliver" and event.data.get("irr_was_set") is False:
+            vector = int(event.data.get("vector", 0))
+            return _at(
+                events, i,
+                f"vector {vector:#04x} was delivered although its IRR bit was clear "
+                f"(RVI = {vector:#04x} was stale)",
+            )
+    return None
+
+
+def no_stuck_in_service(
+    events: Sequence[Event], *, limit_ns: int = NS_PER_S
+) -> Violation | None:
+    """No interrupt stays in service forever: no vector stays in the ISR longer than 1 s.
+
+    Reads the ISR recorded with every register-carrying event; a vector is "in service since t"
+    from the first event that shows it until the first that does not.
+    """
+    since: dict[int, int] = {}
+    for i, event in enumerate(events):
+        isr = event.data.get("isr")
+        if not isinstance(isr, list):
+            continue
+        since = {v: since.get(v, event.time) for v in isr}
+        for vector, start in sorted(since.items()):
+            if event.time - start > limit_ns:
+                return _at(
+                    events, i,
+                    f"vector {vector:#04x} has been in service since {start / NS_PER_S:.6f} s "
+                    f"({(event.time - start) / NS_PER_S:.3f} s, no EOI retired it)",
+                )
+    return None
+
+
+def restored_timer_fires(events: Sequence[Event]) -> Violation | None:
+    """A restored timer interrupt is not lost.
+
+    For each `snapshot` whose LAPIC timer was armed, the vector must be delivered after the
+    `set-lapic` that restores it, by the end of the run.
+    """
+    for i, event in enumerate(events):
+        if event.kind != "snapshot" or not event.data.get("timer_armed"):
+            continue
+        vector = event.data.get("timer_vector")
+        restore = next((j for j in range(i + 1, len(events)) if events[j].kind == "set-lapic"), None)
+        if restore is None:
+            continue
+        delivered = any(
+            e.kind == "deliver" and e.data.get("vector") == vector for e in events[restore + 1 :]
+        )
+        if not delivered:
+            mode = event.data.get("timer_mode", "timer")
+            return _at(
+                events, len(events) - 1,
+                f"the {mode} timer armed at the snapshot (vector {int(vector or 0):#04x}) was never "
+                "delivered after KVM_SET_LAPIC restored it",
+            )
+    return None
+
+
+def _summary(check: Callable[..., Any]) -> str:
+    doc = inspect.getdoc(check) or ""
+    return doc.splitlines()[0].rstrip(".") if doc else ""
+
+
+BUILTIN: dict[str, Property] = {
+    p.name: p
+    for p in (
+        Property("clock-tick", _summary(clock_tick), clock_tick, "reboot"),
+        Property("no-stale-delivery", _summary(no_stale_delivery), no_stale_delivery, "reboot"),
+        Property(
+            "no-stuck-in-service", _summary(no_stuck_in_service), no_stuck_in_service, "reboot"
+        ),
+        Property(
+            "restored-timer-fires", _summary(restored_timer_fires), restored_timer_fires,
+            "snapshot",
+        ),
+    )
+}
+
+
+def get_property(spec: str) -> Property:
+    """A built-in property by name, or a user's: `module:function`, `file.py:function`, or
+    `file.py` (its function `check`)."""
+    if spec in BUILTIN:
+        return BUILTIN[spec]
+    if ":" not in spec and not spec.endswith(".py"):
+        known = ", ".join(BUILTIN)
+        raise UserError(
+            f"--property: unknown property {spec!r}; known: {known}, or module:function, "
+            "or file.py[:function]"
+        )
+    target, _, name = spec.rpartition(":") if ":" in spec else (spec, ":", "check")
+    function = _load_function(target, name or "check", spec)
+    return Property(spec, _summary(function) or spec, _user_check(function))
+
+
+def _load_function(target: str, name: str, spec: str) -> Callable[..., Any]:
+    try:
+        if target.endswith(".py"):
+            path = Path(target)
+            if not path.is_file():
+                raise UserError(f"--property {spec}: no such file {target}")
+            module_spec = importlib.util.spec_from_file_location(f"_apiclab_user_{path.stem}", path)
+            if module_spec is None or module_spec.loader is None:
+                raise UserError(f"--property {spec}: cannot load {target} as Python")
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(target)
+    except UserError:
+        raise
+    except Exception as e:  # a user's module may fail in any way; report it in one line
+        raise UserError(f"--property {spec}: cannot import {target}: {e}") from None
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise UserError(f"--property {spec}: {target} has no function {name!r}")
+    return function  # type: ignore[no-any-return]
+
+
+def _user_check(function: Callable[..., Any]) -> Check:
+    """Adapt a user's function: it gets the events and returns None or True (holds), False or a
+    sentence (broken at the last event), or a `Violation`."""
+
+    def check(events: Sequence[Event]) -> Violation | None:
+        answer = function(list(events))
+        if answer is None or answer is True:
+            return None
+        if isinstance(answer, Violation):
+            return answer
+        text = answer if isinstance(answer, str) else "the property returned False"
+        last = len(events) - 1
+        return Violation(max(last, 0), events[last].time if events else 0, text)
+
+    return check
