@@ -95,19 +95,29 @@ def run_storm(
     tsc_hz: int = DEFAULT_TSC_HZ,
     progress: Callable[[int], None] | None = None,
     linux: LinuxConfig | None = None,
+    power_cycle_after_bsod: bool = False,
 ) -> StormResult:
-    """Reboot the guest `reboots` times on one VM and count the boots that fail (Windows 7 by
-    default; with `linux`, a Linux guest with the same traffic and firmware)."""
+    """Reboot the guest `reboots` times and count the boots that fail (Windows 7 by default; with
+    `linux`, a Linux guest with the same traffic and firmware).
+
+    After a failure the guest restarts on the same VM (Windows' automatic restart), unless
+    `power_cycle_after_bsod`: then the VM is destroyed and created anew (fresh VMCS, RVI = 0), and
+    the next cycle starts from a healthy running guest — which measures the odds per reboot of a
+    healthy system. (The cold boot itself is not modelled: with nothing pending, it cannot fail.)
+    """
     config = config or Windows7Config()
     trace = Trace()
-    machine = Machine(profile, apicv=apicv, tsc_hz=tsc_hz, trace=trace)
-    guest = Windows7(machine, config) if linux is None else Linux(machine, linux)
     choices = Choices(seed)
-    traffic = Traffic(machine, choices, config.ipi_vector)
     digest = hashlib.sha256()
     result = StormResult(profile.name, apicv, reboots)
 
-    machine.vcpu.vm_entry()
+    def new_vm() -> tuple[Machine, Windows7, Traffic]:
+        machine = Machine(profile, apicv=apicv, tsc_hz=tsc_hz, trace=trace)
+        guest = Windows7(machine, config) if linux is None else Linux(machine, linux)
+        machine.vcpu.vm_entry()
+        return machine, guest, Traffic(machine, choices, config.ipi_vector)
+
+    machine, guest, traffic = new_vm()
     last_ok = True
     for index in range(reboots):
         if last_ok:
@@ -132,6 +142,9 @@ def run_storm(
         digest.update(trace.to_jsonl().encode())
         trace.events.clear()
         last_ok = outcome.ok
+        if not outcome.ok and power_cycle_after_bsod:
+            machine, guest, traffic = new_vm()
+            last_ok = True
         if progress is not None:
             progress(index + 1)
     result.digest = digest.hexdigest()

@@ -67,3 +67,15 @@ def test_linux_clears_stale_in_service_vectors_and_survives():
 def test_lapic_timer_clock_source_fails_the_same_way():
     result = storm("kvm-3.17", clock_source="lapic-timer")
     assert result.bsods > 0 and result.bugcheck == (0x5C, (0x10B, 3, 0, 0))
+
+
+def test_restart_after_bsod_keeps_failing_and_power_cycle_does_not():
+    restart = storm("kvm-3.17", reboots=80)
+    assert restart.first_failure_index is not None
+    after_first = restart.outcomes[restart.first_failure_index:]
+    assert not any(after_first)  # the bugcheck leaves the clock vector stale in RVI
+    cycled = run_storm(
+        get_profile("kvm-3.17"), apicv=True, reboots=80, seed=7, power_cycle_after_bsod=True
+    )
+    assert cycled.clean_boot_reboots == 80
+    assert 0 < cycled.bsods == cycled.bsods_after_clean_boot < 80
