@@ -35,6 +35,15 @@ from apiclab.errors import UserError
 from apiclab.guest.program import Program, ProgramError, program_from_dict
 
 TERMINAL_KINDS = frozenset({"end", "bugcheck", "fault"})
+# The fields each guest-visible event carries (apiclab.guest.program docstring).
+EVENT_FIELDS: dict[str, frozenset[str]] = {
+    "interrupt": frozenset({"vector", "isr", "irr", "ppr"}),
+    "read": frozenset({"reg", "value"}),
+    "wait": frozenset({"vector", "count", "outcome"}),
+    "bugcheck": frozenset({"code", "params"}),
+    "fault": frozenset({"vector"}),
+    "end": frozenset(),
+}
 
 
 class CaseError(UserError):
@@ -173,6 +182,11 @@ def expected_event_from_dict(row: Any, where: str) -> ExpectedEvent:
     kind = row.get("kind")
     if not isinstance(kind, str) or kind not in GUEST_VISIBLE:
         raise CaseError(f"{where}.kind: {kind!r} is not one of {', '.join(sorted(GUEST_VISIBLE))}")
+    allowed = EVENT_FIELDS.get(kind, frozenset())
+    for key in row:
+        if key != "kind" and key not in allowed:
+            raise CaseError(f"{where}.{key}: a {kind} event has no such field; "
+                            f"it has {', '.join(sorted(allowed)) or 'none'}")
     fields = {k: _matcher(k, v, f"{where}.{k}") for k, v in row.items() if k != "kind"}
     return ExpectedEvent(kind, fields)
 

@@ -1,0 +1,111 @@
+"""Delta debugging, and the differential mode's shrinking of a planted disagreement."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from apiclab.arch.registers import Reg
+from apiclab.backends.base import Availability, RunResult
+from apiclab.conform.case import load_case
+from apiclab.conform.differential import Disagreement, campaign, shrink
+from apiclab.conform.generate import random_program
+from apiclab.conform.shrink import ddmin
+from apiclab.engine.trace import Trace
+from apiclab.guest.program import Op, Program, Step
+
+
+def test_ddmin_finds_the_two_items_that_together_fail() -> None:
+    calls: list[list[int]] = []
+
+    def fails(xs: list[int]) -> bool:
+        calls.append(xs)
+        return 3 in xs and 17 in xs
+
+    assert ddmin(list(range(40)), fails) == [3, 17]
+    assert len(calls) < 80
+
+
+def test_ddmin_result_is_one_minimal() -> None:
+    def fails(xs: list[int]) -> bool:
+        return sum(xs) >= 30
+
+    out = ddmin(list(range(12)), fails)
+    assert fails(out)
+    assert all(not fails(out[:i] + out[i + 1:]) for i in range(len(out)))
+
+
+class FakeApic:
+    """Reports one read event per READ step; `buggy` also mis-reports PPR after a TPR write of
+    0x47 that follows an IPI of vector 0x4F -- a planted two-step disagreement."""
+
+    def __init__(self, name: str, buggy: bool) -> None:
+        self.name = name
+        self.buggy = buggy
+        self.runs = 0
+
+    def availability(self) -> Availability:
+        return Availability(True, "fake")
+
+    def run(self, program: Program, *, lapic_image: object = None,
+            timeout_s: float = 5.0) -> RunResult:
+        self.runs += 1
+        trace = Trace()
+        sent = armed = False
+        for step in program.steps:
+            if step.op == Op.WRITE and step.a == Reg.ICR_LOW and step.b & 0xFF == 0x4F:
+                sent = True
+            if step.op == Op.WRITE and step.a == Reg.TPR and step.b == 0x47 and sent:
+                armed = True
+            if step.op == Op.READ:
+                value = 0xFF if (self.buggy and armed) else 0
+                trace.record(0, "read", reg=step.a, value=value)
+        trace.record(0, "end")
+        return RunResult(trace)
+
+
+def planted_moves() -> list[tuple[Step, ...]]:
+    noise = [(Step(Op.WRITE, Reg.EOI, 0),), (Step(Op.STI),), (Step(Op.CLI),),
+             (Step(Op.WRITE, Reg.TPR, 0x10),)]
+    return [*noise, (Step(Op.WRITE, Reg.ICR_LOW, 0x4404F), Step(Op.PAUSE, 0, 20000)), *noise,
+            (Step(Op.WRITE, Reg.TPR, 0x47), Step(Op.PAUSE, 0, 20000)), *noise,
+            (Step(Op.READ, Reg.PPR),), *noise]
+
+
+def test_a_planted_disagreement_shrinks_to_the_known_minimal_program(tmp_path: Path) -> None:
+    model, real = FakeApic("model", False), FakeApic("fake", True)
+    moves = planted_moves()
+    d = Disagreement(0, "fake", ("fake", "read", "read", "value"), moves, {},
+                     [], [], 0)
+    shrink(d, model, real)
+    assert d.shrunk is not None
+    ops = [(s.op, s.a, s.b) for s in d.shrunk.steps]
+    assert ops == [
+        (Op.WRITE, Reg.SVR, 0x1FF),
+        (Op.WRITE, Reg.ICR_LOW, 0x4404F), (Op.PAUSE, 0, 20000),
+        (Op.WRITE, Reg.TPR, 0x47), (Op.PAUSE, 0, 20000),
+        (Op.READ, Reg.PPR, 0),
+    ]
+    assert d.shrunk_backend[0]["value"] == 0xFF and d.shrunk_model[0]["value"] == 0
+
+
+def test_campaign_finds_only_real_disagreements_and_candidates_load_as_cases(
+        tmp_path: Path) -> None:
+    from apiclab.conform.differential import _save
+
+    model, same = FakeApic("model", False), FakeApic("same", False)
+    stats, found, _ = campaign(20, 7, model, {"same": same})
+    assert found == [] and stats["same"].agree == 20
+    d = Disagreement(0, "fake", ("fake", "read", "read", "value"), planted_moves(), {}, [], [], 0)
+    shrink(d, model, FakeApic("fake", True))
+    path = _save(d, 7, tmp_path)
+    case = load_case(path)  # a candidate is a valid case file of the suite's own format
+    assert case.program.steps == d.shrunk.steps if d.shrunk else False
+    assert [e.kind for e in case.expected_events()] == ["read", "end"]
+
+
+def test_random_programs_are_a_pure_function_of_the_seed() -> None:
+    assert random_program(5, 3)[0] == random_program(5, 3)[0]
+    assert random_program(5, 3)[0] != random_program(6, 3)[0]
+    program = random_program(5, 3)[0]
+    program.validate()
+    assert program.mode.value == "xapic-pm32"
