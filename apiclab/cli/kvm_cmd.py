@@ -19,6 +19,7 @@ from apiclab.backends.kvm.backend import KvmBackend, open_kvm
 from apiclab.backends.kvm.deviation import deviation, outcome
 from apiclab.backends.kvm.info import host_info
 from apiclab.backends.kvm.ioctls import KvmError
+from apiclab.backends.kvm.system import DEV_KVM
 from apiclab.backends.kvm.tracefs import TraceUnavailable
 from apiclab.errors import UserError
 from apiclab.guest.program import Mode
@@ -32,6 +33,7 @@ def register(subparsers: Any) -> None:
     sub = kvm.add_subparsers(dest="kvm_command", metavar="SUBCOMMAND")
     info = sub.add_parser("info", help="API version, module, capabilities, APICv")
     info.add_argument("--json", action="store_true", help="one JSON object")
+    info.add_argument("--device", default=DEV_KVM, help=f"KVM device (default {DEV_KVM})")
     info.set_defaults(func=run_info)
     rep = sub.add_parser("reproduce", help="the phase-0 clock wait after three APIC images, "
                          "on /dev/kvm and on the model")
@@ -43,6 +45,7 @@ def register(subparsers: Any) -> None:
     rep.add_argument("--trace", action="store_true",
                      help="include each run's KVM tracepoints (kvm_apic_accept_irq, kvm_eoi...)")
     rep.add_argument("--json", action="store_true", help="one JSON object")
+    rep.add_argument("--device", default=DEV_KVM, help=f"KVM device (default {DEV_KVM})")
     rep.set_defaults(func=run_reproduce)
     kvm.set_defaults(func=lambda args: _usage(kvm))
 
@@ -52,9 +55,9 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def _host(json_out: bool = False) -> dict[str, Any]:
+def _host(device: str) -> dict[str, Any]:
     try:
-        with open_kvm() as kvm:
+        with open_kvm(device) as kvm:
             return host_info(kvm)
     except BackendUnavailable as e:
         raise UserError(str(e)) from None
@@ -63,7 +66,7 @@ def _host(json_out: bool = False) -> dict[str, Any]:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    info = _host()
+    info = _host(args.device)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -141,9 +144,9 @@ def _run_case(backend: KvmBackend, case: KvmCase, tsc_hz: int, wait_ms: int,
 def run_reproduce(args: argparse.Namespace) -> int:
     if not 1 <= args.wait_ms <= 60_000:
         raise UserError(f"--wait-ms {args.wait_ms}: expected 1 to 60000 milliseconds")
-    info = _host()
+    info = _host(args.device)
     tsc_hz = info["tsc_khz"] * 1000
-    backend = KvmBackend(trace_events=True)
+    backend = KvmBackend(args.device, trace_events=True)
     rows = [_run_case(backend, case, tsc_hz, args.wait_ms, args.trace)
             for case in cases(args.wait_ms, tsc_hz, Mode(args.mode))]
     host = {k: info[k] for k in ("api_version", "module", "kernel", "apicv", "tsc_khz")}

@@ -60,7 +60,11 @@ def open_kvm(path: str = DEV_KVM) -> Kvm:
     except OSError as e:
         raise BackendUnavailable(f"cannot open {path}: {e.strerror}") from None
     try:
-        version = kvm.get_api_version()
+        try:
+            version = kvm.get_api_version()
+        except KvmError as e:
+            raise BackendUnavailable(f"{path} is not a KVM device "
+                                     f"(KVM_GET_API_VERSION: {e.strerror})") from None
         if version != KVM_API_VERSION:
             raise BackendUnavailable(f"{path} speaks KVM API version {version}, apiclab needs "
                                      f"{KVM_API_VERSION}")
@@ -104,8 +108,9 @@ class KvmBackend:
                 machine = Machine(rom, kvm)
             except KvmError as e:
                 if e.ioctl == "KVM_CREATE_VM":
-                    raise BackendUnavailable(f"KVM_CREATE_VM refused: {os.strerror(e.errno)}"
-                                             + _create_vm_hint(e.errno)) from None
+                    err = e.errno or 0
+                    raise BackendUnavailable(f"KVM_CREATE_VM refused: {os.strerror(err)}"
+                                             + _create_vm_hint(err)) from None
                 raise
             with machine:
                 vcpu = machine.vcpu

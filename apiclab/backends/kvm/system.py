@@ -64,8 +64,8 @@ class Kvm:
                     n *= 2
                     continue
                 raise
-            entries = buf.entries  # type: ignore[attr-defined]
-            return [s.KvmCpuidEntry2.from_buffer_copy(entries[i]) for i in range(buf.nent)]  # type: ignore[attr-defined]
+            entries = buf.entries
+            return [s.KvmCpuidEntry2.from_buffer_copy(entries[i]) for i in range(buf.nent)]
 
     def create_vm(self, machine_type: int = 0) -> Vm:
         """api.rst §4.2 KVM_CREATE_VM: a new VM (no memory, no vCPUs yet)."""

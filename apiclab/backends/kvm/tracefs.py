@@ -13,6 +13,7 @@ captured too; each event carries the task that hit it (`pid`), and `own` marks o
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import itertools
 import os
@@ -129,11 +130,7 @@ class TraceCapture:
             self._remove()
 
     def _remove(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             (self.instance / "events" / "enable").write_text("0")
-        except OSError:
-            pass
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.instance.rmdir()
-        except FileNotFoundError:
-            pass

@@ -152,14 +152,14 @@ class Vcpu:
         """api.rst §4.73 KVM_SET_CPUID2: the CPUID the guest sees (before the first KVM_RUN)."""
         buf = s.cpuid2(len(entries))
         for i, entry in enumerate(entries):
-            buf.entries[i] = entry  # type: ignore[attr-defined]
+            buf.entries[i] = entry
         ioctl(self.fd, nr.KVM_SET_CPUID2, buf)
 
     def get_msrs(self, indices: list[int]) -> dict[int, int]:
         """api.rst §4.18 KVM_GET_MSRS: returns {index: value} for the MSRs KVM could read."""
         buf = s.msrs([(i, 0) for i in indices])
         n = ioctl(self.fd, nr.KVM_GET_MSRS, buf)
-        return {buf.entries[i].index: buf.entries[i].data for i in range(n)}  # type: ignore[attr-defined]
+        return {buf.entries[i].index: buf.entries[i].data for i in range(n)}
 
     def set_msrs(self, values: dict[int, int]) -> int:
         """api.rst §4.19 KVM_SET_MSRS: returns how many were set (stops at the first refused)."""

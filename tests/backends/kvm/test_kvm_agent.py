@@ -1,0 +1,129 @@
+"""The agent ROM on the real KVM through KvmBackend: each step of the program format does what
+the guest-visible events say, in both modes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from apiclab.arch.registers import Reg
+from apiclab.backends.base import BackendUnavailable
+from apiclab.backends.kvm.backend import KvmBackend, open_kvm
+from apiclab.backends.kvm.tracefs import TRACEFS, TraceUnavailable
+from apiclab.guest.program import Handler, Mode, Op, Program, Step
+from apiclab.hypervisor.machine import reset_image
+
+pytestmark = pytest.mark.usefixtures("kvm")  # skips, with the reason, where /dev/kvm is unusable
+MODES = [Mode.X2APIC_REAL, Mode.XAPIC_PM32]
+LVT_TSC_DEADLINE = 2 << 17
+SELF = 1 << 18  # ICR destination shorthand 01: self (SDM §10.6.1)
+
+
+@pytest.fixture(scope="module")
+def backend() -> Iterator[KvmBackend]:
+    yield KvmBackend()
+
+
+def kinds(result_events: list[dict[str, object]]) -> list[object]:
+    return [e["kind"] for e in result_events]
+
+
+def run(backend: KvmBackend, program: Program, **kw: object) -> list[dict[str, object]]:
+    result = backend.run(program, timeout_s=5.0, **kw)  # type: ignore[arg-type]
+    assert not result.timed_out, result.evidence
+    return [{k: v for k, v in e.as_dict().items() if k != "time"} for e in result.trace]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_read_reports_the_apic_version_register(backend: KvmBackend, mode: Mode) -> None:
+    events = run(backend, Program((Step(Op.READ, Reg.VERSION), Step(Op.END)), mode=mode))
+    assert events == [{"kind": "read", "reg": 0x30, "value": 0x50014}, {"kind": "end"}]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_guest_reads_ppr_from_a_restored_in_service_vector(backend: KvmBackend,
+                                                           mode: Mode) -> None:
+    image = reset_image()
+    image.isr = 1 << 0xE1
+    events = run(backend, Program((Step(Op.READ, Reg.PPR), Step(Op.READ, Reg.ISR0 + 0x70)),
+                                  mode=mode), lapic_image=image)
+    assert events[:2] == [{"kind": "read", "reg": 0xA0, "value": 0xE0},
+                          {"kind": "read", "reg": 0x170, "value": 1 << (0xE1 - 0xE0)}]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_self_ipi_reaches_the_handler_and_the_wait_completes(backend: KvmBackend,
+                                                             mode: Mode) -> None:
+    send = (Step(Op.WRITE, Reg.SELF_IPI, 0x40) if mode == Mode.X2APIC_REAL
+            else Step(Op.WRITE, Reg.ICR_LOW, SELF | 0x40))
+    program = Program((Step(Op.WRITE, Reg.SVR, 0x1FF), Step(Op.STI), send,
+                       Step(Op.WAIT, 0x40 | 1 << 8, 10**9), Step(Op.END)),
+                      {0x40: Handler(eoi=True, log=True)}, mode=mode)
+    events = run(backend, program)
+    assert kinds(events) == ["interrupt", "wait", "end"]
+    assert events[0]["vector"] == 0x40
+    assert events[1] == {"kind": "wait", "vector": 0x40, "count": 1, "outcome": "done"}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_tsc_deadline_timer_wakes_hlt(backend: KvmBackend, mode: Mode) -> None:
+    program = Program((Step(Op.WRITE, Reg.SVR, 0x1FF),
+                       Step(Op.WRITE, Reg.LVT_TIMER, LVT_TSC_DEADLINE | 0xD1),
+                       Step(Op.TSC_DEADLINE, 0, 1_000_000), Step(Op.STI), Step(Op.HLT),
+                       Step(Op.WAIT, 0xD1 | 1 << 8, 1), Step(Op.END)),
+                      {0xD1: Handler(eoi=True, log=False)}, mode=mode)
+    events = run(backend, program)
+    assert events == [{"kind": "wait", "vector": 0xD1, "count": 1, "outcome": "done"},
+                      {"kind": "end"}]
+
+
+def test_wait_without_interrupts_times_out_into_the_bugcheck(backend: KvmBackend) -> None:
+    program = Program((Step(Op.WAIT, 0xD1 | 1 << 8, 2_000_000), Step(Op.PAUSE, 0, 1000),
+                       Step(Op.BUGCHECK_IF_TIMEOUT, 0x5C, 0x10B | 3 << 32), Step(Op.END)))
+    assert run(backend, program) == [
+        {"kind": "wait", "vector": 0xD1, "count": 0, "outcome": "timeout"},
+        {"kind": "bugcheck", "code": 0x5C, "params": [0x10B, 3, 0, 0]},
+        {"kind": "end"},
+    ]
+
+
+def test_halted_guest_is_reported_as_timed_out(backend: KvmBackend) -> None:
+    result = backend.run(Program((Step(Op.CLI), Step(Op.HLT), Step(Op.END))), timeout_s=0.2)
+    assert result.timed_out
+    assert [e.kind for e in result.trace] == ["timeout"]
+    assert result.evidence["stop"] == "interrupted"
+
+
+def test_tracepoints_are_captured_and_the_private_instance_removed() -> None:
+    traced = KvmBackend(trace_events=True)
+    program = Program((Step(Op.WRITE, Reg.SVR, 0x1FF), Step(Op.STI),
+                       Step(Op.WRITE, Reg.SELF_IPI, 0x40), Step(Op.WAIT, 0x40 | 1 << 8, 10**9)),
+                      {0x40: Handler(eoi=True, log=False)})
+    try:
+        result = traced.run(program)
+    except TraceUnavailable as e:
+        pytest.skip(f"tracefs not usable: {e}")
+    mine = [tp for tp in result.evidence["tracepoints"] if tp["own"]]
+    assert any(tp["event"] == "kvm_apic_accept_irq" and "vec 64 " in tp["message"] + " "
+               for tp in mine)
+    assert any(tp["event"] == "kvm_msr" and "msr_write 83f" in tp["message"] for tp in mine)
+    ours = [p.name for p in (TRACEFS / "instances").iterdir()
+            if p.name.startswith(f"apiclab-{os.getpid()}-")]
+    assert ours == []
+
+
+def test_open_kvm_names_each_cause(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(BackendUnavailable, match="does not exist"):
+        open_kvm(str(tmp_path / "kvm"))
+    with pytest.raises(BackendUnavailable, match="is not a KVM device"):
+        open_kvm("/dev/null")
+
+    def refuse(path: str, flags: int) -> int:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("apiclab.backends.kvm.system.os.open", refuse)
+    with pytest.raises(BackendUnavailable, match="no permission to open /dev/kvm"):
+        open_kvm()

@@ -1,0 +1,94 @@
+"""Resources and time-outs: no fd or mapping outlives its VM, and a guest that never stops is
+stopped by the wall-clock time-out."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from apiclab.backends.kvm.deadline import RunDeadline
+from apiclab.backends.kvm.exits import Interrupted
+from apiclab.backends.kvm.ioctls import KvmError
+from apiclab.backends.kvm.machine import Machine
+from apiclab.backends.kvm.system import Kvm
+from apiclab.backends.kvm.vm import GuestMemory
+from apiclab.guest.agent.image import RESET_VECTOR_OFFSET, ROM_SIZE
+
+
+def _fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def _maps() -> int:
+    with open("/proc/self/maps") as f:
+        return sum(1 for _ in f)
+
+
+def _rom(code: bytes) -> bytes:
+    rom = bytearray(ROM_SIZE)
+    rom[RESET_VECTOR_OFFSET:RESET_VECTOR_OFFSET + len(code)] = code
+    return bytes(rom)
+
+
+JMP_SELF = b"\xeb\xfe"  # jmp $ : the guest loops forever at the reset vector
+CLI_HLT = b"\xfa\xf4\xeb\xfc"  # cli; hlt; jmp back: halted with IF = 0, nothing wakes it
+
+
+def test_a_thousand_vm_lifecycles_leave_no_fd_or_mapping(kvm: Kvm) -> None:
+    """1,000 VMs with memory and a vCPU (its kvm_run mmap); every tenth fails half-way on purpose
+    (a refused memory slot), and the context managers must still release everything."""
+    with kvm.create_vm() as vm, GuestMemory(0x1000) as mem, vm.create_vcpu(0):
+        vm.set_user_memory_region(0, 0, mem)  # warm up: first-use allocations are not leaks
+    fds, maps = _fds(), _maps()
+    failures = 0
+    for i in range(1000):
+        try:
+            with kvm.create_vm() as vm, GuestMemory(0x2000) as mem:
+                vm.set_user_memory_region(0, 0x10000, mem)
+                with vm.create_vcpu(0) as vcpu:
+                    vcpu.kvm_run.hdr.immediate_exit = 0
+                    if i % 10 == 0:
+                        vm.set_user_memory_region(1, 0x10001, mem)  # EINVAL: unaligned
+        except KvmError:
+            failures += 1
+    assert failures == 100
+    assert (_fds(), _maps()) == (fds, maps)
+
+
+def test_whole_machines_with_irqchip_leave_no_fd_or_mapping(kvm: Kvm) -> None:
+    def one_run() -> None:
+        with Machine(_rom(JMP_SELF), kvm) as m, RunDeadline(m.vcpu, 0.005) as deadline:
+            m.vcpu.run()
+        assert deadline.fired
+
+    one_run()  # warm up: the timer thread's stack is cached by libc and then reused
+    fds, maps = _fds(), _maps()
+    for _ in range(30):
+        one_run()
+    assert (_fds(), _maps()) == (fds, maps)
+
+
+@pytest.mark.parametrize("code", [JMP_SELF, CLI_HLT], ids=["spinning", "halted-with-if-0"])
+def test_guest_that_never_exits_is_stopped_by_the_time_out(kvm: Kvm, code: bytes) -> None:
+    with Machine(_rom(code), kvm) as m:
+        start = time.monotonic()
+        with RunDeadline(m.vcpu, 0.2) as deadline:
+            exits = []
+            while not isinstance(exit_ := m.vcpu.run(), Interrupted):
+                exits.append(exit_)
+                assert time.monotonic() - start < 5, f"not stopped; exits {exits[-3:]}"
+        elapsed = time.monotonic() - start
+        assert deadline.fired
+        assert 0.15 < elapsed < 2.0
+        assert m.vcpu.get_regs().rip in (0xFFF0, 0xFFF1, 0xFFF2)  # still in its loop
+
+
+def test_deadline_that_does_not_fire_leaves_the_run_alone(kvm: Kvm) -> None:
+    with Machine(_rom(b"\xe6\xe9" + JMP_SELF), kvm) as m:  # out 0xE9, al; then spin
+        with RunDeadline(m.vcpu, 5.0) as deadline:
+            exit_ = m.vcpu.run()
+        assert not deadline.fired
+        assert type(exit_).__name__ == "IoOut" and exit_.port == 0xE9  # type: ignore[union-attr]
+        assert m.vcpu.kvm_run.hdr.immediate_exit == 0

@@ -1,0 +1,76 @@
+"""Embedding a program in the ROM, and decoding the agent's port-0xE9 records into events."""
+
+from __future__ import annotations
+
+import pytest
+
+from apiclab.arch.registers import Reg
+from apiclab.guest.agent import log
+from apiclab.guest.agent.image import PROGRAM_OFFSET, ImageError, agent_binary, build_image
+from apiclab.guest.program import Handler, Op, Program, Step, decode, encode
+
+
+def test_image_carries_the_encoded_program_at_the_slot_and_nothing_else_changes() -> None:
+    program = Program((Step(Op.READ, Reg.PPR), Step(Op.END)), {0xD1: Handler(eoi=True)})
+    blob = encode(program)
+    rom = build_image(program)
+    assert rom[PROGRAM_OFFSET:PROGRAM_OFFSET + len(blob)] == blob
+    assert decode(rom[PROGRAM_OFFSET:PROGRAM_OFFSET + len(blob)]).handlers == program.handlers
+    base = agent_binary()
+    changed = [i for i in range(len(rom)) if rom[i] != base[i]]
+    assert min(changed) >= PROGRAM_OFFSET and max(changed) < PROGRAM_OFFSET + len(blob)
+
+
+def test_a_program_too_long_for_the_slot_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import apiclab.guest.agent.image as image
+
+    monkeypatch.setattr(image, "PROGRAM_SLOT_SIZE", 64)
+    with pytest.raises(ImageError, match="slot holds 64"):
+        image.build_image(Program((Step(Op.END),)))
+
+
+TSC_KHZ = 2_000_000  # 2 GHz: 2 TSC ticks per ns
+START = "@S000000000000100000\n"
+
+
+def test_records_decode_to_the_documented_events_with_ns_times() -> None:
+    text = (
+        "Bochs noise line\n" + START
+        + "@I0000000000001FA0D1000000D0/D1/E1\n"  # 4000 ticks later: 2000 ns
+        + "@R0000000000002000000000A000000000000000D0\n"
+        + "@W000000000000300AD100000001D\n"
+        + "@B000000000000400A0000005C0000010B00000003\n"
+        + "@E000000000000500A\n"
+    )
+    events = [e.as_dict() for e in log.decode(text, TSC_KHZ)]
+    assert events == [
+        {"time": 2000, "kind": "interrupt", "vector": 0xD1, "isr": [0xD1], "irr": [0xE1],
+         "ppr": 0xD0},
+        {"time": 2048, "kind": "read", "reg": 0xA0, "value": 0xD0},
+        {"time": 4101, "kind": "wait", "vector": 0xD1, "count": 1, "outcome": "done"},
+        {"time": 6149, "kind": "bugcheck", "code": 0x5C, "params": [0x10B, 3, 0, 0]},
+        {"time": 8197, "kind": "end"},
+    ]
+
+
+def test_interrupt_record_lists_several_vectors_sorted() -> None:
+    [event] = log.decode(START + "@I000000000000100001000000E0/E1D1//\n".replace("//", "/"),
+                         TSC_KHZ).events
+    assert event.data["isr"] == [0xD1, 0xE1] and event.data["irr"] == []
+
+
+@pytest.mark.parametrize(
+    "record",
+    ["@Q0000000000001000", "@W000000000000100AD100000001X", "@E0000", "@R00000000000010000A0"],
+)
+def test_malformed_records_are_errors_naming_the_record(record: str) -> None:
+    with pytest.raises(log.AgentLogError, match="record"):
+        log.decode(START + record + "\n", TSC_KHZ)
+
+
+def test_fault_and_bad_program_records() -> None:
+    events = log.decode(START + "@F00000000000010000D\n@X0000000000001000\n", TSC_KHZ).events
+    assert [(e.kind, dict(e.data)) for e in events] == [
+        ("fault", {"vector": 13}),
+        ("agent-error", {"reason": "no valid program in the ROM's program slot"}),
+    ]
