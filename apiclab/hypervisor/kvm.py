@@ -112,6 +112,10 @@ class KvmVcpu:
             # non-root operation (processed at once), else a kick (synced at the next entry).
             if level:
                 lapic.tmr |= 1 << vector
+                # KVM sets the EOI-exit bit of every vector the IOAPIC routes level-triggered
+                # (kvm_ioapic_scan_entry → vmx_load_eoi_exitmap), so the guest's EOI exits and
+                # reaches the IOAPIC's remote IRR.
+                vapic.eoi_exit_bitmap |= 1 << vector
             else:
                 lapic.tmr &= ~(1 << vector)
             vapic.post(vector)

@@ -105,3 +105,23 @@ def test_timer_interrupt_fired_by_restore_is_wiped_by_late_pir_clear_on_v6_3_onl
         v.kvm_set_lapic(_expired_one_shot_image())
         v.vm_entry()
         assert bool(v.lapic.irr >> 0xEC & 1) is survives
+
+
+def test_level_triggered_eoi_reaches_the_ioapic_with_and_without_apicv():
+    from apiclab.arch.ioapic import RTE_LEVEL
+    from apiclab.arch.registers import Reg
+
+    for apicv in (False, True):
+        m = Machine(get_profile("kvm-6.14"), apicv=apicv, tsc_hz=10**9, trace=Trace())
+        seen = []
+        m.vcpu.idt = seen.append
+        m.vcpu.vm_entry()
+        m.vcpu.apic_write(Reg.SVR, 0x1FF)
+        m.ioapic.set_redirection(9, RTE_LEVEL | 0x39)
+        m.irq_line(9, True)
+        assert m.ioapic.remote_irr(9)
+        m.vcpu.sti()
+        assert seen == [0x39]
+        m.irq_line(9, False)
+        m.vcpu.apic_write(Reg.EOI, 0)
+        assert not m.ioapic.remote_irr(9), f"remote IRR stuck with apicv={apicv}"
