@@ -25,7 +25,7 @@ SHUTDOWN = "Shutdown port: shutdown requested"  # the agent's "Shutdown" to port
 def config(rom: Path) -> str:
     """A headless PC whose firmware is the agent ROM (SEMANTICS §5 recipe)."""
     return "\n".join([
-        "megs: 16",
+        "megs: 2",  # the agent lives below 64 KiB; less memory boots faster
         f"romimage: file={rom}",
         # Skylake-X has x2APIC and TSC-deadline (Bochs' default CPU has xAPIC only)
         f"cpu: model=corei7_skylake_x, count=1, ips={IPS}, reset_on_triple_fault=0",
@@ -33,6 +33,8 @@ def config(rom: Path) -> str:
         "port_e9_hack: enabled=1",
         "sound: waveoutdrv=dummy",
         "speaker: enabled=0",
+        "parport1: enabled=0",
+        "com1: enabled=0",
         "log: -",
         "panic: action=fatal",
         "error: action=report",
