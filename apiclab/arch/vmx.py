@@ -22,7 +22,7 @@ POSTED_INTR_NV_DEFAULT = 0xF2  # KVM's POSTED_INTR_VECTOR (arch/x86/include/asm/
 
 @dataclass(frozen=True, slots=True)
 class VirtualEoi:
-    """Result of EOI virtualization (§29.1.2)."""
+    """Result of EOI virtualization (§29.1.4)."""
 
     vector: int  # the SVI that was retired (0 when nothing was in service)
     eoi_exit: bool  # the EOI-exit bitmap asked for an EOI-induced VM exit
@@ -62,7 +62,7 @@ class VirtualApic:
         return self.recognized
 
     def vm_entry(self) -> None:
-        """VM entry with virtual-interrupt delivery (§26.3.2.5, §29.2.1): PPR virtualization,
+        """VM entry with virtual-interrupt delivery (§29.2.1 lists it): PPR virtualization,
         then evaluation of pending virtual interrupts."""
         self.ppr_virtualization()
         self.evaluate_pending()
@@ -91,7 +91,7 @@ class VirtualApic:
         self.recognized = False
         return vector
 
-    # --- §29.1.2 EOI virtualization -------------------------------------------------------------
+    # --- §29.1.4 EOI virtualization -------------------------------------------------------------
 
     def eoi_virtualization(self) -> VirtualEoi:
         """Guest EOI write: VISR[SVI] = 0; SVI = highest VISR or 0; PPR virtualization; then an

@@ -247,14 +247,14 @@ class KvmVcpu:
 
     def apic_read(self, offset: int) -> int:
         """A guest read. With APICv, APIC-register virtualization reads the page, and PPR is the
-        stored VPPR (SDM §29.4.2); without, KVM emulates the read (PPR computed)."""
+        stored VPPR (SDM §29.4.2, §29.5); without, KVM emulates the read (PPR computed)."""
         if self.vapic is not None and offset == Reg.PPR:
             return self.vapic.vppr
         return self.lapic.read(offset, self.engine.now)
 
     def apic_write(self, offset: int, value: int) -> None:
-        """A guest write. With APICv, TPR, EOI and self-IPI writes are virtualized (SDM §29.4.3,
-        §29.1.2, §29.1.5); every other write exits to KVM, which emulates it."""
+        """A guest write. With APICv, TPR, EOI and self-IPI writes are virtualized (SDM §29.1.2,
+        §29.1.4, §29.1.5); every other write exits to KVM, which emulates it."""
         vapic = self.vapic
         if vapic is not None:
             if offset == Reg.TPR:
