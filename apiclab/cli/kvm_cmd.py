@@ -187,8 +187,17 @@ def _print_human(host: dict[str, Any], rows: list[dict[str, Any]]) -> None:
             print(f"  DEVIATION: {dev['summary']}")
             for tp in dev.get("tracepoints", [])[:8]:
                 print(f"    {tp['event']}: {tp['message']}")
-        for tp in row.get("tracepoints", []):
-            print(f"    tracepoint {tp['event']}: {tp['message']}")
+        shown = [tp for tp in row.get("tracepoints", []) if _interrupt_tracepoint(tp)]
+        if shown:
+            print(f"  tracepoints (interrupt and EOI; all {len(row['tracepoints'])} in --json)")
+        for tp in shown[:30]:
+            print(f"    {tp['time_s']:.6f} {tp['event']}: {tp['message']}")
+
+
+def _interrupt_tracepoint(tp: dict[str, Any]) -> bool:
+    msg = str(tp.get("message", ""))
+    return tp.get("event") in ("kvm_apic_accept_irq", "kvm_inj_virq", "kvm_eoi", "kvm_pv_eoi") \
+        or "APIC_EOI" in msg or "msr_write 80b" in msg
 
 
 def _hexlist(vectors: list[int]) -> str:
