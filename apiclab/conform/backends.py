@@ -102,6 +102,19 @@ def make_backend(name: str) -> Backend:
     return backend
 
 
+def evidence_backend(name: str) -> Backend | None:
+    """A variant of a backend that records more evidence per run, for re-running a case that
+    differs: real KVM with its tracepoints (kvm_apic, kvm_eoi, kvm_inj_virq, ...) captured."""
+    if name != "kvm":
+        return None
+    try:
+        cls = importlib.import_module("apiclab.backends.kvm").KvmBackend
+        backend: Backend = cls(trace_events=True)
+    except (ImportError, AttributeError, TypeError):
+        return None
+    return backend
+
+
 def parse_backend_list(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:

@@ -14,10 +14,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from apiclab.backends.base import Availability, Backend, BackendUnavailable, RunResult
+from apiclab.backends.base import Availability, Backend, BackendUnavailable
+from apiclab.conform.backends import evidence_backend
 from apiclab.conform.case import Case
 from apiclab.conform.match import Verdict, match_expectation, visible
-from apiclab.guest.program import Program
 
 Outcome = Literal["agrees", "differs", "not-run"]
 CHILD_PROCESS_BACKENDS = frozenset({"qemu", "bochs"})
@@ -51,10 +51,6 @@ class SuiteResult:
     cases: list[CaseResult]
 
 
-def run_one(backend: Backend, program: Program, timeout_s: float = RUN_TIMEOUT_S) -> RunResult:
-    return backend.run(program, timeout_s=timeout_s)
-
-
 def judge(case: Case, backend: Backend, timeout_s: float = RUN_TIMEOUT_S) -> BackendRun:
     """Run a case on a backend and compare with its expectation; failures to run are not-run."""
     start = time.monotonic()
@@ -69,13 +65,33 @@ def judge(case: Case, backend: Backend, timeout_s: float = RUN_TIMEOUT_S) -> Bac
     note = "the run timed out" if result.timed_out else ""
     verdict = match_expectation(case, result.trace, note=note)
     outcome: Outcome = "agrees" if verdict.agrees else "differs"
+    evidence = _short_evidence(result.evidence)
+    if outcome == "differs":
+        evidence.update(_more_evidence(case, backend.name))
     return BackendRun(outcome, verdict, seconds=seconds, events=visible(result.trace),
-                      evidence=_short_evidence(result.evidence))
+                      evidence=evidence)
+
+
+def _more_evidence(case: Case, name: str) -> dict[str, Any]:
+    """Re-run a differing case on the backend's evidence-recording variant, if it has one."""
+    backend = evidence_backend(name)
+    if backend is None:
+        return {}
+    try:
+        result = backend.run(case.program, timeout_s=RUN_TIMEOUT_S)
+    except Exception as e:  # evidence is a bonus; its absence is reported, not fatal
+        return {"evidence_run": f"failed: {type(e).__name__}: {e}"}
+    out = _short_evidence(result.evidence)
+    out["evidence_run_events"] = visible(result.trace)
+    return out
 
 
 def _short_evidence(evidence: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in evidence.items():
+        if key == "tracepoints" and isinstance(value, list):
+            value = [f"{t.get('event')}: {t.get('message')}" for t in value
+                     if isinstance(t, dict) and t.get("own", True)][:200]
         if isinstance(value, bytes):
             value = value.decode("latin-1")
         if isinstance(value, str) and len(value) > 2000:
