@@ -90,6 +90,14 @@ def run(profile: Profile, apicv: bool, choices: Choices) -> Trace:
     downtime_ns = choices.below(4) * MS
     trace.record(engine.now, "choice", text=f"restored {downtime_ns // MS} ms after the snapshot")
     engine.run(until=engine.now + downtime_ns)
+    tsc = vcpu.rdtsc()
+    expired = mode == "tsc-deadline" and deadline <= tsc
+    trace.record(
+        engine.now, "restore", tsc=tsc, tsc_deadline=deadline, expired=expired,
+        text=f"QEMU restores the snapshot at TSC {tsc}: the saved "
+        + (f"deadline {deadline} has been reached: the timer expired while the VM was stopped."
+           if expired else "timer has not expired yet."),
+    )
     vcpu.kvm_set_lapic(image, tsc_deadline=deadline)
     vcpu.vm_entry()
     vcpu.sti()

@@ -1,0 +1,225 @@
+"""`apiclab explore`: find a run that breaks a property, shrink it, explain it — or say what was
+covered. Exit 1 on a violation, 0 on none, 2 on bad input, so it can gate a CI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from apiclab.errors import UserError
+from apiclab.explore.catalogue import CATALOGUE, EntryResult, run_entry
+from apiclab.explore.explain import explain, format_chain
+from apiclab.explore.families import FAMILIES, get_family
+from apiclab.explore.properties import BUILTIN, Property, get_property
+from apiclab.explore.search import Executor, SearchResult, search
+from apiclab.hypervisor.profiles import PROFILES
+
+DEFAULT_BOUND = 4
+DEFAULT_BUDGET = 50.0
+DEFAULT_RANDOM_RUNS = 500
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "explore",
+        help="search the model for a run that breaks a property; shrink and explain it",
+        description="Enumerate the choices of a scenario family (vectors pending at a reset or "
+        "snapshot, when it lands, clock source, timer mode, ...) up to a bound, then sample "
+        "beyond it; report the minimal run that breaks the property with its explanation chain, "
+        "or what was covered. Exit 1 on a violation, 0 on none, 2 on bad input.",
+    )
+    p.add_argument("--property", metavar="P",
+                   help=f"{', '.join(BUILTIN)}, or module:function, or file.py[:function]")
+    p.add_argument("--profile", metavar="X", help=f"one of {', '.join(PROFILES)}")
+    p.add_argument("--apicv", default="on", metavar="on|off", help="APIC virtualization (default on)")
+    p.add_argument("--scenario", metavar="S",
+                   help=f"scenario family: {', '.join(FAMILIES)} (default: the property's)")
+    p.add_argument("--bound", default=str(DEFAULT_BOUND), metavar="K",
+                   help=f"exhaustive up to K non-default choices (default {DEFAULT_BOUND})")
+    p.add_argument("--budget", default=str(DEFAULT_BUDGET), metavar="SECONDS",
+                   help=f"stop searching after this wall time (default {DEFAULT_BUDGET:g})")
+    p.add_argument("--seed", default="0", metavar="S", help="seed of the random phase (default 0)")
+    p.add_argument("--random-runs", default=str(DEFAULT_RANDOM_RUNS), metavar="N",
+                   help=f"random runs beyond the bound (default {DEFAULT_RANDOM_RUNS})")
+    p.add_argument("--catalogue", action="store_true",
+                   help="run the bug catalogue: each fix's buggy and fixed profile")
+    p.add_argument("--list", action="store_true", help="list properties and scenario families")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def _number(text: str, flag: str, kind: type[int] | type[float], low: float) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise UserError(f"{flag} {text!r}: expected a {kind.__name__} ≥ {low:g}") from None
+    if value < low or value != value:
+        raise UserError(f"{flag} {text!r}: expected a {kind.__name__} ≥ {low:g}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    bound = _number(args.bound, "--bound", int, 0)
+    budget = _number(args.budget, "--budget", float, 0.001)
+    seed = _number(args.seed, "--seed", int, 0)
+    random_runs = _number(args.random_runs, "--random-runs", int, 0)
+    if args.apicv not in ("on", "off"):
+        raise UserError(f"--apicv {args.apicv!r}: expected on or off")
+    if args.list:
+        return _list()
+    progress = _Progress()
+    if args.catalogue:
+        results = [
+            run_entry(e, bound=bound, seed=seed, random_runs=random_runs, budget=budget,
+                      progress=progress.update)
+            for e in CATALOGUE
+        ]
+        progress.close()
+        _print_catalogue(results, as_json=args.json)
+        return 0 if all(r.holds for r in results) else 1
+    if not args.property or not args.profile:
+        raise UserError("explore: give --property P and --profile X (or --catalogue, or --list)")
+    if args.profile not in PROFILES:
+        raise UserError(f"--profile {args.profile!r}: unknown; known: {', '.join(PROFILES)}")
+    prop = get_property(args.property)
+    family = get_family(args.scenario or prop.family)
+    executor = Executor(family, prop, PROFILES[args.profile], args.apicv == "on")
+    try:
+        result = search(executor, bound=bound, seed=seed, random_runs=random_runs, budget=budget,
+                        progress=progress.update)
+    finally:
+        progress.close()
+    doc = _result_json(result, prop)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        _print_result(result, prop, doc)
+    return 1 if result.counterexample is not None else 0
+
+
+def _result_json(result: SearchResult, prop: Property) -> dict[str, Any]:
+    cov = result.coverage
+    counterexample = None
+    if result.counterexample is not None:
+        minimal = result.counterexample.minimal
+        assert minimal.violation is not None
+        counterexample = {
+            "choices": minimal.choices,
+            "explanation": explain(minimal.events, prop, minimal.violation),
+        }
+    return {
+        "property": result.property,
+        "profile": result.profile,
+        "violation": counterexample is not None,
+        "counterexample": counterexample,
+        "coverage": {
+            "runs": cov.runs, "states": cov.states, "bound": cov.bound,
+            "seconds": round(cov.seconds, 3),
+        },
+    }
+
+
+def _coverage_line(result: SearchResult) -> str:
+    cov = result.coverage
+    exhaustive = (
+        f"all choice sequences with ≤{cov.bound} non-default choices"
+        if cov.exhaustive_complete else f"bound {cov.bound} not exhausted"
+    )
+    text = (
+        f"coverage: {cov.runs} runs ({cov.exhaustive_runs} exhaustive: {exhaustive}; "
+        f"{cov.random_runs} random, seed {result.seed}), {cov.states} distinct "
+        f"state{'' if cov.states == 1 else 's'} at checkpoints, bound {cov.bound}, "
+        f"{cov.seconds:.2f} s"
+    )
+    return text + (" — budget exhausted" if cov.budget_exhausted else "")
+
+
+def _print_result(result: SearchResult, prop: Property, doc: dict[str, Any]) -> None:
+    apicv = "on" if result.apicv else "off"
+    print(f"property {prop.name}: {prop.summary}")
+    print(f"profile {result.profile}, APICv {apicv}, scenario {result.family}")
+    ce = result.counterexample
+    if ce is None:
+        print(f"\nno violation.\n{_coverage_line(result)}")
+        return
+    minimal = ce.minimal
+    shrunk = (
+        f"shrunk in {ce.shrink_runs} runs to {minimal.choices}"
+        if minimal.choices != ce.found.choices
+        else f"already minimal ({ce.shrink_runs} shrink attempts failed)"
+    )
+    print(
+        f"\nVIOLATION after {ce.runs_to_first} runs ({ce.seconds_to_first:.2f} s): choices "
+        f"{ce.found.choices}, {shrunk}:"
+    )
+    for event in minimal.events:
+        if event.kind == "choice":
+            print(f"  - {event.data.get('text')}")
+    print("\nWhy:")
+    print(format_chain(doc["counterexample"]["explanation"]))
+    print(f"\n{_coverage_line(result)}")
+
+
+def _print_catalogue(results: list[EntryResult], *, as_json: bool) -> None:
+    if as_json:
+        rows = []
+        for r in results:
+            e = r.entry
+            rows.append({
+                "commit": e.commit, "title": e.title, "symptom": e.symptom,
+                "property": e.property, "scenario": e.family, "apicv": e.apicv,
+                "buggy": {
+                    "profile": e.buggy, "violation": r.buggy.counterexample is not None,
+                    "choices": r.buggy.counterexample.minimal.choices
+                    if r.buggy.counterexample else None,
+                },
+                "fixed": {
+                    "profile": e.fixed, "violation": r.fixed.counterexample is not None,
+                    "runs": r.fixed.coverage.runs, "states": r.fixed.coverage.states,
+                },
+                "holds": r.holds,
+            })
+        print(json.dumps({"catalogue": rows}, indent=2))
+        return
+    print(f"{'commit':<26} {'property':<21} {'APICv':<5} {'before the fix':<30} after the fix")
+    for r in results:
+        e = r.entry
+        ce = r.buggy.counterexample
+        before = f"{e.buggy}: " + (f"violated {ce.minimal.choices}" if ce else "no violation!")
+        after = f"{e.fixed}: " + (
+            "violated!" if r.fixed.counterexample else f"clean ({r.fixed.coverage.runs} runs)"
+        )
+        print(f"{e.commit:<26} {e.property:<21} {'on' if e.apicv else 'off':<5} {before:<30} {after}")
+    for r in results:
+        print(f"\n{r.entry.commit} \"{r.entry.title}\"\n  symptom: {r.entry.symptom}")
+
+
+def _list() -> int:
+    print("properties:")
+    for p in BUILTIN.values():
+        print(f"  {p.name:<22} {p.summary} (scenario {p.family})")
+    print("scenario families:")
+    for f in FAMILIES.values():
+        print(f"  {f.name:<22} {f.summary}")
+    return 0
+
+
+class _Progress:
+    """Runs so far on standard error, only on a terminal."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.shown = False
+
+    def update(self, phase: str, runs: int, states: int) -> None:
+        if self.enabled:
+            sys.stderr.write(f"\rexplore: {phase}, {runs} runs, {states} states   ")
+            sys.stderr.flush()
+            self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r" + " " * 60 + "\r")
+            sys.stderr.flush()
