@@ -15,6 +15,7 @@ COMMANDS = [
     "apiclab.cli.profiles_cmd",
     "apiclab.cli.kvm_cmd",
     "apiclab.cli.conform_cmd",
+    "apiclab.cli.explore_cmd",
 ]
 
 
