@@ -142,8 +142,8 @@ def summarize(diff: Mapping[str, Any], host_outcome: str, model_outcome: str) ->
               if host_outcome != model_outcome else f"same outcome ({host_outcome}); ")
     if h.get("kind") == m.get("kind") == "interrupt":
         return (prefix + f"on entry to the handler of {h.get('vector', 0):#x} the guest read "
-                f"ISR {_hexes(h.get('isr'))} PPR {h.get('ppr', 0):#x} on the host, but "
-                f"ISR {_hexes(m.get('isr'))} PPR {m.get('ppr', 0):#x} in the model")
+                f"ISR {_hexes(h.get('isr'))} PPR {h.get('ppr', 0):#04x} on the host, but "
+                f"ISR {_hexes(m.get('isr'))} PPR {m.get('ppr', 0):#04x} in the model")
     return (prefix + f"event {diff['index']}: host {_describe(h)}, model {_describe(m)}")
 
 
