@@ -1,0 +1,32 @@
+"""The bug catalogue as regression: a counterexample before each fix, none after it."""
+
+import pytest
+
+from apiclab.explore.catalogue import CATALOGUE, run_entry
+from apiclab.explore.properties import BUILTIN
+from apiclab.hypervisor.profiles import PROFILES, SWITCHES
+
+
+def test_the_catalogue_covers_the_three_fixes():
+    commits = " ".join(e.commit for e in CATALOGUE)
+    for commit in ("4114c27d450b", "967235d32032", "9cfec6d097c6", "8e6ed96cdd50"):
+        assert commit in commits
+
+
+@pytest.mark.parametrize("entry", CATALOGUE, ids=lambda e: e.commit)
+def test_entry_is_well_formed(entry):
+    assert entry.property in BUILTIN and entry.buggy in PROFILES and entry.fixed in PROFILES
+    assert entry.symptom and entry.title
+    cited = {s.introduced_by.commit for s in SWITCHES.values()}
+    assert any(part in cited for part in entry.commit.split("/"))
+
+
+@pytest.mark.parametrize("entry", CATALOGUE, ids=lambda e: e.commit)
+def test_buggy_profile_fails_and_fixed_profile_survives(entry):
+    result = run_entry(entry, bound=3, random_runs=50)
+    assert result.buggy.counterexample is not None, "the search must find the bug"
+    assert result.fixed.counterexample is None, "the fix must survive the same search"
+    assert result.fixed.coverage.exhaustive_complete
+    assert result.holds
+    minimal = result.buggy.counterexample.minimal
+    assert minimal.violation is not None and len(minimal.choices) <= 4

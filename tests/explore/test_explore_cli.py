@@ -1,0 +1,96 @@
+"""`apiclab explore` end to end: exit status, the JSON contract, bad input, determinism."""
+
+import json
+
+import pytest
+
+from apiclab.cli.main import main
+
+
+def explore_json(capsys, *args):
+    code = main(["explore", "--json", *args])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_kvm_3_17_clock_tick_violation_json(capsys):
+    code, doc = explore_json(capsys, "--property", "clock-tick", "--profile", "kvm-3.17",
+                             "--bound", "3")
+    assert code == 1
+    assert set(doc) == {"property", "profile", "violation", "counterexample", "coverage"}
+    assert doc["property"] == "clock-tick" and doc["profile"] == "kvm-3.17"
+    assert doc["violation"] is True
+    assert set(doc["counterexample"]) == {"choices", "explanation"}
+    assert doc["counterexample"]["choices"] == [1, 7, 1]
+    steps = doc["counterexample"]["explanation"]
+    assert [s["step"] for s in steps][-1] == "violation"
+    stale = next(s for s in steps if s["step"] == "stale-delivery")
+    assert stale["registers"]["svi"] == 0xD1 and stale["registers"]["isr"] == [0xD1]
+    assert set(doc["coverage"]) == {"runs", "states", "bound", "seconds"}
+    assert doc["coverage"]["bound"] == 3
+
+
+def test_kvm_3_18_clock_tick_no_violation_json(capsys):
+    code, doc = explore_json(capsys, "--property", "clock-tick", "--profile", "kvm-3.18",
+                             "--bound", "2", "--random-runs", "20")
+    assert code == 0
+    assert doc["violation"] is False and doc["counterexample"] is None
+    assert doc["coverage"]["runs"] > 20 and doc["coverage"]["states"] == 1
+
+
+def test_same_arguments_same_output_but_seconds(capsys):
+    args = ("--property", "no-stuck-in-service", "--profile", "kvm-3.17", "--bound", "1",
+            "--random-runs", "30", "--seed", "9")
+    _, a = explore_json(capsys, *args)
+    _, b = explore_json(capsys, *args)
+    a["coverage"].pop("seconds")
+    b["coverage"].pop("seconds")
+    assert a == b
+
+
+def test_text_output_shows_the_chain_and_the_choices(capsys):
+    assert main(["explore", "--property", "restored-timer-fires", "--profile", "kvm-6.3",
+                 "--bound", "2"]) == 1
+    out = capsys.readouterr().out
+    assert "VIOLATION" in out and "tsc-deadline timer 0xec" in out
+    assert "PIR=[0xec]" in out and "967235d32032" in out
+    assert main(["explore", "--property", "restored-timer-fires", "--profile", "kvm-6.6",
+                 "--bound", "2", "--random-runs", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "no violation" in out and "coverage:" in out
+
+
+def test_a_user_property_file_with_another_scenario(capsys, tmp_path):
+    path = tmp_path / "prop.py"
+    path.write_text("def no_ipi(events):\n"
+                    "    return 'IPI' if any(e.data.get('vector') == 0xE1 for e in events)"
+                    " else None\n")
+    code, doc = explore_json(capsys, "--property", f"{path}:no_ipi", "--profile",
+                             "kvm-6.6", "--scenario", "snapshot", "--bound", "2")
+    # one pending vector (third draw), the IPI (fourth of the family's device vectors)
+    assert code == 1 and doc["counterexample"]["choices"] == [0, 0, 1, 3]
+    assert doc["counterexample"]["explanation"][-1]["text"].endswith("IPI.")
+
+
+def test_catalogue_table(capsys):
+    assert main(["explore", "--catalogue", "--bound", "2", "--random-runs", "10", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["catalogue"]
+    assert len(rows) == 3 and all(r["holds"] for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--property", "nope", "--profile", "kvm-3.17"], "unknown property 'nope'"),
+        (["--property", "clock-tick", "--profile", "kvm-9.9"], "--profile 'kvm-9.9'"),
+        (["--property", "clock-tick", "--profile", "kvm-3.17", "--bound", "-1"], "--bound"),
+        (["--property", "clock-tick", "--profile", "kvm-3.17", "--bound", "x"], "--bound"),
+        (["--property", "clock-tick", "--profile", "kvm-3.17", "--budget", "0"], "--budget"),
+        (["--property", "clock-tick", "--profile", "kvm-3.17", "--apicv", "maybe"], "--apicv"),
+        (["--property", "clock-tick", "--profile", "kvm-3.17", "--scenario", "z"], "--scenario"),
+        (["--profile", "kvm-3.17"], "give --property"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
+    assert main(["explore", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("apiclab: ") and message in err

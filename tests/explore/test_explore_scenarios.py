@@ -1,0 +1,92 @@
+"""The scenario families: their choices reach the states the catalogue needs, deterministically."""
+
+import pytest
+
+from apiclab.explore.choices import RecordingChoices, checkpoint, deviations, normalize
+from apiclab.explore.scenarios import reboot, snapshot
+from apiclab.hypervisor.profiles import PROFILES
+
+# reboot: one arrival, vector 0xd1 (index 7), landing after the shutdown's CLI (slot 1)
+ONE_STALE_CLOCK = [1, reboot.VECTORS.index(0xD1), 1]
+# snapshot: TSC-deadline timer due 1 ms after the snapshot, no pending vectors, restored 1 ms later
+EXPIRED_DEADLINE = [1, 0, 0, 1]
+
+
+def run(family, profile, apicv, seq):
+    choices = RecordingChoices(replay=seq)
+    return choices, family.run(PROFILES[profile], apicv, choices)
+
+
+def stale(trace):
+    return [e for e in trace if e.kind == "deliver" and not e.data["irr_was_set"]]
+
+
+def test_same_choices_give_the_same_trace():
+    a = run(reboot, "kvm-3.17", True, [2, 8, 1, 3, 0, 1])[1]
+    b = run(reboot, "kvm-3.17", True, [2, 8, 1, 3, 0, 1])[1]
+    assert a.digest() == b.digest()
+
+
+def test_a_vector_pending_at_reset_is_delivered_stale_only_before_4114c27d():
+    _, before = run(reboot, "kvm-3.17", True, ONE_STALE_CLOCK)
+    _, after = run(reboot, "kvm-3.18", True, ONE_STALE_CLOCK)
+    assert [e.data["vector"] for e in stale(before)] == [0xD1]
+    assert any(e.kind == "bugcheck" for e in before)
+    assert stale(after) == [] and any(e.kind == "clock-ok" for e in after)
+
+
+def test_a_vector_handled_before_the_cli_leaves_nothing_stale():
+    _, trace = run(reboot, "kvm-3.17", True, [1, reboot.VECTORS.index(0xE1), 0])
+    assert stale(trace) == [] and any(e.kind == "clock-ok" for e in trace)
+
+
+def test_reboot_draws_are_recorded_with_their_arities_and_a_checkpoint():
+    choices, _ = run(reboot, "kvm-3.17", True, [2, 8, 1, 3, 0])
+    assert choices.drawn == [2, 8, 1, 3, 0, 0, 0]
+    assert choices.arities == [4, 9, 3, 9, 3, 2, 2]
+    assert [p.index for p in choices.checkpoints] == [5]
+
+
+def test_the_post_reset_state_is_the_same_for_every_arrival_after_the_fix():
+    keys = {
+        run(reboot, "kvm-3.18", True, seq)[0].checkpoints[0].key
+        for seq in ([], ONE_STALE_CLOCK, [2, 8, 1, 7, 1], [1, 3, 2])
+    }
+    assert len(keys) == 1
+
+
+@pytest.mark.parametrize(
+    ("profile", "apicv", "lost"),
+    [
+        ("kvm-4.10", False, True),  # before 8e6ed96cdd50: the expired timer is dropped
+        ("kvm-6.3", False, False),
+        ("kvm-6.3", True, True),  # fired, posted, then wiped by 967235d32032's PIR clear
+        ("kvm-6.6", True, False),  # 9cfec6d097c6 clears PIR first
+    ],
+)
+def test_a_timer_that_expired_before_the_restore(profile, apicv, lost):
+    _, trace = run(snapshot, profile, apicv, EXPIRED_DEADLINE)
+    restore = next(e for e in trace if e.kind == "restore")
+    assert restore.data["expired"] is True
+    delivered = [e for e in trace if e.kind == "deliver" and e.data["vector"] == 0xEC]
+    assert (delivered == []) is lost
+
+
+@pytest.mark.parametrize("profile", ["kvm-4.10", "kvm-6.3"])
+def test_a_timer_that_has_not_expired_fires_after_any_restore(profile):
+    _, trace = run(snapshot, profile, True, [1, 2, 0, 1])  # due 3 ms after, restored after 1 ms
+    assert any(e.kind == "deliver" and e.data["vector"] == 0xEC for e in trace)
+
+
+def test_a_one_shot_timer_keeps_its_remaining_count_across_the_restore():
+    _, trace = run(snapshot, "kvm-4.10", False, [0, 1, 0, 3])  # one-shot due 2 ms, downtime 3 ms
+    deliver = next(e for e in trace if e.kind == "deliver" and e.data["vector"] == 0xEC)
+    restore = next(e for e in trace if e.kind == "set-lapic")
+    assert deliver.time - restore.time == 2_000_000
+
+
+def test_choice_helpers():
+    assert normalize([1, 0, 2, 0, 0]) == [1, 0, 2]
+    assert deviations([1, 0, 2, 0]) == 2
+    plain = __import__("apiclab.engine.choices", fromlist=["Choices"]).Choices(replay=[])
+    checkpoint(plain, "ignored")  # plain Choices: a no-op
