@@ -127,3 +127,24 @@ def test_open_kvm_names_each_cause(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr("apiclab.backends.kvm.system.os.open", refuse)
     with pytest.raises(BackendUnavailable, match="no permission to open /dev/kvm"):
         open_kvm()
+
+
+def test_missing_capability_and_refused_create_vm_are_named(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from apiclab.backends.kvm import ioctls as nr
+    from apiclab.backends.kvm.ioctls import KvmError
+    from apiclab.backends.kvm.system import Kvm
+
+    real_check = Kvm.check_extension
+    monkeypatch.setattr(Kvm, "check_extension", lambda self, cap: 0 if cap == nr.KVM_CAP_IRQCHIP
+                        else real_check(self, cap))
+    with pytest.raises(BackendUnavailable, match="lacks KVM_CAP_IRQCHIP"):
+        open_kvm()
+    monkeypatch.setattr(Kvm, "check_extension", real_check)
+
+    def refuse(self: Kvm, machine_type: int = 0) -> None:
+        raise KvmError(16, "KVM_CREATE_VM")
+
+    monkeypatch.setattr(Kvm, "create_vm", refuse)
+    with pytest.raises(BackendUnavailable, match="KVM_CREATE_VM refused: Device or resource busy"):
+        KvmBackend().run(Program((Step(Op.END),)))

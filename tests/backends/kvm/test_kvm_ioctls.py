@@ -164,3 +164,10 @@ def test_model_reset_image_matches_a_fresh_kvm_vcpu_but_for_lvt_cmci(kvm: Kvm) -
     model = reset_image().regs
     differ = {off for off in model if model[off] != fresh.get(off, 0)}
     assert differ == {Reg.LVT_CMCI}
+
+
+def test_vm_check_extension_and_set_tss_addr(kvm: Kvm) -> None:
+    with kvm.create_vm() as vm:
+        assert vm.check_extension(nr.KVM_CAP_IRQCHIP) >= 1
+        assert vm.check_extension(0x7FFF_FFFF) == 0
+        vm.set_tss_addr(0xFFFBD000)  # accepted before the first vCPU (api.rst §4.48)

@@ -92,3 +92,14 @@ def test_deadline_that_does_not_fire_leaves_the_run_alone(kvm: Kvm) -> None:
         assert not deadline.fired
         assert type(exit_).__name__ == "IoOut" and exit_.port == 0xE9  # type: ignore[union-attr]
         assert m.vcpu.kvm_run.hdr.immediate_exit == 0
+
+
+def test_io_in_exit_is_answered_with_fill_io_in(kvm: Kvm) -> None:
+    # in al, 0x80 ; out 0xE9, al ; jmp $  -- the guest echoes what the host answered
+    with Machine(_rom(b"\xe4\x80\xe6\xe9" + JMP_SELF), kvm) as m:
+        first = m.vcpu.run()
+        assert (type(first).__name__, first.port) == ("IoIn", 0x80)  # type: ignore[union-attr]
+        m.vcpu.fill_io_in(b"\x5a")
+        second = m.vcpu.run()
+        assert (type(second).__name__, second.port, second.data) == (  # type: ignore[union-attr]
+            "IoOut", 0xE9, b"\x5a")
