@@ -66,8 +66,11 @@ class RunDeadline:
         self._timer.start()
 
     def stop(self) -> None:
+        """Disarm; if the time-out fired, clear immediate_exit so the vCPU can run again."""
         with self._lock:
             self._armed = False
+            if self.fired and self.vcpu.fd >= 0:
+                self.vcpu.set_immediate_exit(False)
         self._timer.cancel()
         self._timer.join()
 

@@ -31,7 +31,7 @@ def test_info_without_a_kvm_device_is_one_line_and_exit_2(
 
 def test_reproduce_json_shows_tick_then_0x5c_and_every_difference_has_evidence(
         capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["kvm", "reproduce", "--json", "--wait-ms", "20"]) == 0
+    assert main(["kvm", "reproduce", "--json", "--wait-ms", "50"]) == 0
     doc = json.loads(capsys.readouterr().out)
     cases = {c["case"]: c for c in doc["cases"]}
     assert list(cases) == ["clean-reset", "stale-isr", "pending-irr"]

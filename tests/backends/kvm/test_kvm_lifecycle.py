@@ -83,6 +83,7 @@ def test_guest_that_never_exits_is_stopped_by_the_time_out(kvm: Kvm, code: bytes
         assert deadline.fired
         assert 0.15 < elapsed < 2.0
         assert m.vcpu.get_regs().rip in (0xFFF0, 0xFFF1, 0xFFF2)  # still in its loop
+        assert m.vcpu.kvm_run.hdr.immediate_exit == 0  # disarmed: the vCPU may run again
 
 
 def test_deadline_that_does_not_fire_leaves_the_run_alone(kvm: Kvm) -> None:
