@@ -28,6 +28,7 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python bench/reboot_cycles.py
+	$(BIN)/python bench/kvm_run.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

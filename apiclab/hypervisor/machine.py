@@ -29,7 +29,9 @@ def reset_image() -> LapicState:
     image.set(Reg.DFR, 0xFFFFFFFF)
     image.set(Reg.SVR, 0xFF)
     for reg in LVT_REGS:
-        image.set(reg, LVT_MASKED)
+        # QEMU's APIC has six LVT entries (APIC_LVT_NB) and no CMCI: its slot stays 0, as KVM
+        # reports for a fresh vCPU too.
+        image.set(reg, 0 if reg == Reg.LVT_CMCI else LVT_MASKED)
     image.set(Reg.LVT_LINT0, DELIVERY_EXTINT << 8)
     return image
 
