@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from functools import cache
 from pathlib import Path
 
@@ -20,6 +21,10 @@ BOCHS = "bochs"
 IPS = 50_000_000
 TSC_KHZ = IPS // 1000
 SHUTDOWN = "Shutdown port: shutdown requested"  # the agent's "Shutdown" to port 0x8900
+# Bochs' VNC server takes a port in 5900-5949; when a burst of runs (or another user) holds all of
+# them, Bochs exits before the guest starts, and a moment later the run can simply be repeated.
+RFB_BUSY = "RFB could not bind any port"
+RFB_RETRIES = 5
 
 
 def config(rom: Path) -> str:
@@ -85,17 +90,11 @@ class BochsBackend:
             rom.write_bytes(rom_bytes)
             cfg.write_text(config(rom))
             argv = [path or BOCHS, "-q", "-f", str(cfg)]
-            timed_out = False
-            try:
-                # "c" continues from the debugger prompt; subprocess.run kills and reaps the
-                # child when the time-out expires
-                proc = subprocess.run(argv, input=b"c\n", capture_output=True, cwd=tmp,
-                                      timeout=timeout_s, check=False)
-                output, status = proc.stdout, proc.returncode
-                stderr = proc.stderr.decode(errors="replace")
-            except subprocess.TimeoutExpired as e:
-                output = e.stdout if isinstance(e.stdout, bytes) else b""
-                timed_out, status, stderr = True, -1, ""
+            for attempt in range(RFB_RETRIES):
+                output, status, stderr, timed_out = _run_bochs(argv, tmp, timeout_s)
+                if RFB_BUSY not in stderr + output.decode("ascii", errors="replace"):
+                    break
+                time.sleep(0.2 * (attempt + 1))
         text = output.decode("ascii", errors="replace")
         trace = log.decode(text, TSC_KHZ)
         if not timed_out and SHUTDOWN not in text + stderr and not trace.of_kind("end"):
@@ -105,6 +104,18 @@ class BochsBackend:
         evidence = {"argv": " ".join(argv), "exit_status": status, "port_e9": records,
                     "bochs_messages": _messages(text)}
         return RunResult(trace=trace, timed_out=timed_out, evidence=evidence)
+
+
+def _run_bochs(argv: list[str], cwd: str, timeout_s: float) -> tuple[bytes, int, str, bool]:
+    """One Bochs process: (stdout, exit status, stderr, timed out)."""
+    try:
+        # "c" continues from the debugger prompt; subprocess.run kills and reaps the child when
+        # the time-out expires
+        proc = subprocess.run(argv, input=b"c\n", capture_output=True, cwd=cwd,
+                              timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired as e:
+        return (e.stdout if isinstance(e.stdout, bytes) else b""), -1, "", True
+    return proc.stdout, proc.returncode, proc.stderr.decode(errors="replace"), False
 
 
 def _messages(text: str) -> str:
