@@ -183,7 +183,7 @@ def _print_catalogue(results: list[EntryResult], *, as_json: bool) -> None:
             })
         print(json.dumps({"catalogue": rows}, indent=2))
         return
-    print(f"{'commit':<26} {'property':<21} {'APICv':<5} {'before the fix':<30} after the fix")
+    print(f"{'commit':<26} {'property':<25} {'APICv':<5} {'before the fix':<32} after the fix")
     for r in results:
         e = r.entry
         ce = r.buggy.counterexample
@@ -191,7 +191,7 @@ def _print_catalogue(results: list[EntryResult], *, as_json: bool) -> None:
         after = f"{e.fixed}: " + (
             "violated!" if r.fixed.counterexample else f"clean ({r.fixed.coverage.runs} runs)"
         )
-        print(f"{e.commit:<26} {e.property:<21} {'on' if e.apicv else 'off':<5} {before:<30} {after}")
+        print(f"{e.commit:<26} {e.property:<25} {'on' if e.apicv else 'off':<5} {before:<32} {after}")
     for r in results:
         print(f"\n{r.entry.commit} \"{r.entry.title}\"\n  symptom: {r.entry.symptom}")
 

@@ -41,6 +41,14 @@ CATALOGUE: tuple[Entry, ...] = (
         "clock-tick", "reboot", "kvm-3.17", "kvm-3.18", True,
     ),
     Entry(
+        CLEAR_PIR.commit, CLEAR_PIR.title,
+        "an interrupt posted while QEMU handled the reset (vCPU outside the guest) survives "
+        "KVM_SET_LAPIC in the PIR and is injected into the rebooted guest, whose early-boot "
+        "stubs leave it in service (the guest-visible symptom is the model's inference from "
+        "the commit's title)",
+        "no-delivery-across-reset", "reboot", "kvm-3.18", "kvm-4.10", True,
+    ),
+    Entry(
         f"{CLEAR_PIR.commit}/{CLEAR_PIR_FIRST.commit}", CLEAR_PIR_FIRST.title,
         "after loading a snapshot the guest's timer never ticks: the TSC-deadline timer that "
         "expired meanwhile is fired by the restore, posted in PIR, then wiped by the PIR "

@@ -116,6 +116,33 @@ def no_stuck_in_service(
     return None
 
 
+def no_delivery_across_reset(events: Sequence[Event]) -> Violation | None:
+    """No interrupt accepted before a reset is delivered after it.
+
+    A system reset starts the guest afresh: every vector it is given afterwards must have been
+    accepted after the `reset` event. A stale RVI (before 4114c27d450b) or a PIR left over from
+    before the reset (before 967235d32032) breaks this.
+    """
+    reset_at: int | None = None
+    accepted: set[int] = set()
+    for i, event in enumerate(events):
+        if event.kind == "reset":
+            reset_at, accepted = i, set()
+        elif reset_at is None:
+            continue
+        elif event.kind == "accept":
+            accepted.add(int(event.data.get("vector", -1)))
+        elif event.kind == "deliver":
+            vector = int(event.data.get("vector", -1))
+            if vector not in accepted:
+                return _at(
+                    events, i,
+                    f"vector {vector:#04x} was delivered after the reset at "
+                    f"{events[reset_at].time / NS_PER_S:.6f} s but accepted only before it",
+                )
+    return None
+
+
 def restored_timer_fires(events: Sequence[Event]) -> Violation | None:
     """A restored timer interrupt is not lost.
 
@@ -154,6 +181,10 @@ BUILTIN: dict[str, Property] = {
         Property("no-stale-delivery", _summary(no_stale_delivery), no_stale_delivery, "reboot"),
         Property(
             "no-stuck-in-service", _summary(no_stuck_in_service), no_stuck_in_service, "reboot"
+        ),
+        Property(
+            "no-delivery-across-reset", _summary(no_delivery_across_reset),
+            no_delivery_across_reset, "reboot",
         ),
         Property(
             "restored-timer-fires", _summary(restored_timer_fires), restored_timer_fires,

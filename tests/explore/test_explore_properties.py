@@ -11,6 +11,7 @@ from apiclab.explore.properties import (
     Violation,
     clock_tick,
     get_property,
+    no_delivery_across_reset,
     no_stale_delivery,
     no_stuck_in_service,
     restored_timer_fires,
@@ -55,6 +56,17 @@ def test_no_stuck_in_service_breaks_only_after_the_limit():
     assert no_stuck_in_service(retired) is None
 
 
+def test_no_delivery_across_reset_wants_each_delivered_vector_accepted_after_the_reset():
+    fresh = [ev(0, "accept", vector=0xE1), ev(1, "reset"), ev(2, "accept", vector=0xE1),
+             ev(3, "deliver", vector=0xE1)]
+    assert no_delivery_across_reset(fresh) is None
+    leftover = [ev(0, "accept", vector=0xE1), ev(1, "reset"), ev(2, "accept", vector=0xD1),
+                ev(3, "deliver", vector=0xE1)]
+    violation = no_delivery_across_reset(leftover)
+    assert violation is not None and violation.index == 3 and "0xe1" in violation.text
+    assert no_delivery_across_reset([ev(0, "deliver", vector=0xE1)]) is None  # no reset
+
+
 def test_restored_timer_fires_needs_a_delivery_after_the_restore():
     snapshot = ev(0, "snapshot", timer_armed=True, timer_vector=0xEC, timer_mode="tsc-deadline")
     lost = [snapshot, ev(0, "deliver", vector=0xEC), ev(1, "set-lapic"), ev(2, "end")]
@@ -66,7 +78,7 @@ def test_restored_timer_fires_needs_a_delivery_after_the_restore():
 
 def test_every_builtin_property_has_a_summary_and_a_family():
     assert set(BUILTIN) >= {"clock-tick", "no-stale-delivery", "no-stuck-in-service",
-                            "restored-timer-fires"}
+                            "restored-timer-fires", "no-delivery-across-reset"}
     for prop in BUILTIN.values():
         assert prop.summary and prop.family in ("reboot", "snapshot")
 

@@ -43,16 +43,29 @@ def test_a_vector_handled_before_the_cli_leaves_nothing_stale():
 def test_reboot_draws_are_recorded_with_their_arities_and_a_checkpoint():
     choices, _ = run(reboot, "kvm-3.17", True, [2, 8, 1, 3, 0])
     assert choices.drawn == [2, 8, 1, 3, 0, 0, 0]
-    assert choices.arities == [4, 9, 3, 9, 3, 2, 2]
+    assert choices.arities == [4, 9, 4, 9, 4, 2, 2]
     assert [p.index for p in choices.checkpoints] == [5]
 
 
-def test_the_post_reset_state_is_the_same_for_every_arrival_after_the_fix():
-    keys = {
-        run(reboot, "kvm-3.18", True, seq)[0].checkpoints[0].key
-        for seq in ([], ONE_STALE_CLOCK, [2, 8, 1, 7, 1], [1, 3, 2])
-    }
-    assert len(keys) == 1
+def post_reset_states(profile, sequences):
+    return {run(reboot, profile, True, seq)[0].checkpoints[0].key for seq in sequences}
+
+
+def test_only_pir_leftovers_tell_post_reset_states_apart_after_4114c27d():
+    pending_or_late = ([], ONE_STALE_CLOCK, [2, 8, 1, 7, 1], [1, 3, 3])
+    assert len(post_reset_states("kvm-3.17", pending_or_late)) == 3  # RVI 0, 0xd1, 0xe1
+    assert len(post_reset_states("kvm-3.18", pending_or_late)) == 1
+    posted_during_reset = [[1, 0, 2], [1, 3, 2]]
+    assert len(post_reset_states("kvm-3.18", [[], *posted_during_reset])) == 3
+    assert len(post_reset_states("kvm-4.10", [[], *posted_during_reset])) == 1  # 967235d32032
+
+
+def test_a_vector_posted_during_the_reset_reaches_the_new_guest_until_967235d32032():
+    for profile, leaks in (("kvm-3.18", True), ("kvm-4.10", False)):
+        _, trace = run(reboot, profile, True, [1, reboot.VECTORS.index(0xE1), 2])
+        reset = next(i for i, e in enumerate(trace) if e.kind == "reset")
+        late = [e.data["vector"] for e in trace.events[reset:] if e.kind == "deliver"]
+        assert (0xE1 in late) is leaks
 
 
 @pytest.mark.parametrize(

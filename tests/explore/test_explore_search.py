@@ -102,7 +102,8 @@ def test_clock_tick_under_kvm_3_18_holds_and_reports_coverage():
     assert result.counterexample is None
     assert cov.exhaustive_complete and cov.exhaustive_runs > 100 and cov.random_runs == 50
     assert cov.runs == cov.exhaustive_runs + cov.random_runs
-    assert cov.states == 1  # after the fix every reset leaves the same vCPU state
+    # after the fix a reset leaves RVI at 0; only PIR leftovers (967235d32032's case) differ
+    assert 1 < cov.states < cov.runs // 20
 
 
 def test_pruning_keeps_the_verdicts_of_the_reboot_family():

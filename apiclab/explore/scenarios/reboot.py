@@ -5,7 +5,9 @@ Draws, in order (zero is always the simplest: fewer vectors, earlier, defaults):
 1. how many host interrupts arrive around the reboot (0-3);
 2. for each, its vector (device vectors low to high, then the clock 0xD1, then the IPI 0xE1) and
    when it lands: while Windows runs (handled and EOI'd), after the shutdown's CLI (pending at the
-   reset), or after the reset (dropped: the APIC is software-disabled);
+   reset), while QEMU handles the reset-port exit (the vCPU is outside the guest, so with APICv
+   it is posted in PIR — what 967235d32032 clears), or after the reset (dropped: the APIC is
+   software-disabled);
    — checkpoint: the vCPU state after the reset —
 3. the phase-0 clock source (HPET or LAPIC timer);
 4. whether early boot EOIs an unexpected vector.
@@ -35,7 +37,12 @@ US = 1_000
 MAX_ARRIVALS = 3
 # Device vectors assumed as in `win7-reboot-0x5c`, then Windows' clock and IPI vectors.
 VECTORS = (0x51, 0x61, 0x71, 0x81, 0x91, 0xA1, 0xB1, 0xD1, 0xE1)
-SLOTS = ("while Windows runs", "after the shutdown's CLI, pending at the reset", "after the reset")
+SLOTS = (
+    "while Windows runs",
+    "after the shutdown's CLI, pending at the reset",
+    "while QEMU handles the reset-port exit (vCPU outside the guest)",
+    "after the reset",
+)
 CLOCK_SOURCES = ("hpet", "lapic-timer")
 SHUTDOWN_TAIL_US = 1_000  # CLI to reset-port write; arrivals in that slot come 100 us apart
 
@@ -46,13 +53,14 @@ def _source(vector: int) -> str:
 
 def run(profile: Profile, apicv: bool, choices: Choices) -> Trace:
     trace = Trace()
-    machine = Machine(profile, apicv=apicv, tsc_hz=TSC_HZ, trace=trace)
+    machine = _ResetExitMachine(profile, apicv=apicv, tsc_hz=TSC_HZ, trace=trace)
     vcpu, engine = machine.vcpu, machine.engine
     count = choices.below(MAX_ARRIVALS + 1)
     arrivals = [(choices.pick(VECTORS), choices.below(len(SLOTS))) for _ in range(count)]
     for vector, slot in arrivals:
         trace.record(0, "choice", text=f"vector {vector:#04x} arrives {SLOTS[slot]}")
 
+    machine.during_exit = [v for v, s in arrivals if s == 2]
     guest = Windows7(machine, Windows7Config())
     vcpu.vm_entry()
     guest.run_os()
@@ -60,7 +68,7 @@ def run(profile: Profile, apicv: bool, choices: Choices) -> Trace:
     for k, vector in enumerate(v for v, s in arrivals if s == 1):
         engine.after((k + 1) * 100 * US, _accept_later(machine, vector))
     engine.run_process(guest.shutdown(Choices(replay=[SHUTDOWN_TAIL_US])))
-    engine.run_process(_arrive(machine, [v for v, s in arrivals if s == 2], 50 * US))
+    engine.run_process(_arrive(machine, [v for v, s in arrivals if s == 3], 50 * US))
 
     checkpoint(choices, vcpu_state_key(vcpu))
     clock = choices.pick(CLOCK_SOURCES)
@@ -73,6 +81,19 @@ def run(profile: Profile, apicv: bool, choices: Choices) -> Trace:
     engine.run_process(guest.boot(Choices(replay=[]), BootOutcome(ok=False)))
     trace.record(engine.now, "end", **vcpu.registers())
     return trace
+
+
+class _ResetExitMachine(Machine):
+    """The reset-port write is an I/O exit: the vCPU leaves the guest before QEMU starts the
+    reset, and interrupts arriving meanwhile find it outside (posted in PIR with APICv)."""
+
+    during_exit: list[int]
+
+    def io_out(self, port: int, value: int) -> None:
+        self.vcpu.vm_exit()
+        for vector in self.during_exit:
+            self.vcpu.accept_irq(vector, source=_source(vector))
+        super().io_out(port, value)
 
 
 def _arrive(machine: Machine, vectors: list[int], gap_ns: int) -> Process:
