@@ -1,18 +1,22 @@
 """`apiclab explore` end to end: exit status, the JSON contract, bad input, determinism."""
 
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from apiclab.cli.main import main
 
+Capture = pytest.CaptureFixture[str]
 
-def explore_json(capsys, *args):
+
+def explore_json(capsys: Capture, *args: str) -> tuple[int, Any]:
     code = main(["explore", "--json", *args])
     return code, json.loads(capsys.readouterr().out)
 
 
-def test_kvm_3_17_clock_tick_violation_json(capsys):
+def test_kvm_3_17_clock_tick_violation_json(capsys: Capture) -> None:
     code, doc = explore_json(capsys, "--property", "clock-tick", "--profile", "kvm-3.17",
                              "--bound", "3")
     assert code == 1
@@ -29,7 +33,7 @@ def test_kvm_3_17_clock_tick_violation_json(capsys):
     assert doc["coverage"]["bound"] == 3
 
 
-def test_kvm_3_18_clock_tick_no_violation_json(capsys):
+def test_kvm_3_18_clock_tick_no_violation_json(capsys: Capture) -> None:
     code, doc = explore_json(capsys, "--property", "clock-tick", "--profile", "kvm-3.18",
                              "--bound", "2", "--random-runs", "20")
     assert code == 0
@@ -37,7 +41,7 @@ def test_kvm_3_18_clock_tick_no_violation_json(capsys):
     assert doc["coverage"]["runs"] > 20 and 1 <= doc["coverage"]["states"] < 20
 
 
-def test_same_arguments_same_output_but_seconds(capsys):
+def test_same_arguments_same_output_but_seconds(capsys: Capture) -> None:
     args = ("--property", "no-stuck-in-service", "--profile", "kvm-3.17", "--bound", "1",
             "--random-runs", "30", "--seed", "9")
     _, a = explore_json(capsys, *args)
@@ -47,7 +51,7 @@ def test_same_arguments_same_output_but_seconds(capsys):
     assert a == b
 
 
-def test_text_output_shows_the_chain_and_the_choices(capsys):
+def test_text_output_shows_the_chain_and_the_choices(capsys: Capture) -> None:
     assert main(["explore", "--property", "restored-timer-fires", "--profile", "kvm-6.3",
                  "--bound", "2"]) == 1
     out = capsys.readouterr().out
@@ -59,7 +63,7 @@ def test_text_output_shows_the_chain_and_the_choices(capsys):
     assert "no violation" in out and "coverage:" in out
 
 
-def test_a_user_property_file_with_another_scenario(capsys, tmp_path):
+def test_a_user_property_file_with_another_scenario(capsys: Capture, tmp_path: Path) -> None:
     path = tmp_path / "prop.py"
     path.write_text("def no_ipi(events):\n"
                     "    return 'IPI' if any(e.data.get('vector') == 0xE1 for e in events)"
@@ -71,7 +75,7 @@ def test_a_user_property_file_with_another_scenario(capsys, tmp_path):
     assert doc["counterexample"]["explanation"][-1]["text"].endswith("IPI.")
 
 
-def test_catalogue_table(capsys):
+def test_catalogue_table(capsys: Capture) -> None:
     assert main(["explore", "--catalogue", "--bound", "2", "--random-runs", "10", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["catalogue"]
     assert len(rows) == 4 and all(r["holds"] for r in rows)
@@ -90,7 +94,7 @@ def test_catalogue_table(capsys):
         (["--profile", "kvm-3.17"], "give --property"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
+def test_bad_input_is_one_line_and_exit_2(capsys: Capture, argv: list[str], message: str) -> None:
     assert main(["explore", *argv]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("apiclab: ") and message in err

@@ -1,6 +1,8 @@
 """The built-in properties on hand-made traces, and loading a user's property."""
 
 import textwrap
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,27 +22,27 @@ from apiclab.explore.properties import (
 S = 1_000_000_000
 
 
-def ev(time, kind, **data):
+def ev(time: int, kind: str, **data: Any) -> Event:
     return Event(time, kind, data)
 
 
-def test_clock_tick_holds_when_the_clock_is_delivered_inside_the_window():
+def test_clock_tick_holds_when_the_clock_is_delivered_inside_the_window() -> None:
     events = [ev(0, "wait-start"), ev(S, "deliver", vector=0xD1), ev(4 * S, "end")]
     assert clock_tick(events) is None
 
 
-def test_clock_tick_breaks_at_the_first_event_past_the_window():
+def test_clock_tick_breaks_at_the_first_event_past_the_window() -> None:
     events = [ev(0, "wait-start"), ev(S, "deliver", vector=0xE1), ev(3 * S + 1, "bugcheck")]
     violation = clock_tick(events)
-    assert violation == Violation(2, 3 * S + 1, violation.text)
+    assert violation is not None and violation == Violation(2, 3 * S + 1, violation.text)
     assert "0xd1" in violation.text
 
 
-def test_clock_tick_does_not_judge_a_trace_that_ends_inside_the_window():
+def test_clock_tick_does_not_judge_a_trace_that_ends_inside_the_window() -> None:
     assert clock_tick([ev(0, "wait-start"), ev(S, "end")]) is None
 
 
-def test_no_stale_delivery_names_the_vector_delivered_with_irr_clear():
+def test_no_stale_delivery_names_the_vector_delivered_with_irr_clear() -> None:
     events = [ev(0, "deliver", vector=0x51, irr_was_set=True),
               ev(5, "deliver", vector=0xE1, irr_was_set=False)]
     violation = no_stale_delivery(events)
@@ -48,7 +50,7 @@ def test_no_stale_delivery_names_the_vector_delivered_with_irr_clear():
     assert no_stale_delivery(events[:1]) is None
 
 
-def test_no_stuck_in_service_breaks_only_after_the_limit():
+def test_no_stuck_in_service_breaks_only_after_the_limit() -> None:
     events = [ev(0, "deliver", isr=[0xD1]), ev(S, "eoi", isr=[0xD1]), ev(S + 1, "end", isr=[0xD1])]
     violation = no_stuck_in_service(events)
     assert violation is not None and violation.index == 2 and "0xd1" in violation.text
@@ -56,7 +58,7 @@ def test_no_stuck_in_service_breaks_only_after_the_limit():
     assert no_stuck_in_service(retired) is None
 
 
-def test_no_delivery_across_reset_wants_each_delivered_vector_accepted_after_the_reset():
+def test_no_delivery_across_reset_wants_each_delivered_vector_accepted_after_the_reset() -> None:
     fresh = [ev(0, "accept", vector=0xE1), ev(1, "reset"), ev(2, "accept", vector=0xE1),
              ev(3, "deliver", vector=0xE1)]
     assert no_delivery_across_reset(fresh) is None
@@ -67,7 +69,7 @@ def test_no_delivery_across_reset_wants_each_delivered_vector_accepted_after_the
     assert no_delivery_across_reset([ev(0, "deliver", vector=0xE1)]) is None  # no reset
 
 
-def test_restored_timer_fires_needs_a_delivery_after_the_restore():
+def test_restored_timer_fires_needs_a_delivery_after_the_restore() -> None:
     snapshot = ev(0, "snapshot", timer_armed=True, timer_vector=0xEC, timer_mode="tsc-deadline")
     lost = [snapshot, ev(0, "deliver", vector=0xEC), ev(1, "set-lapic"), ev(2, "end")]
     violation = restored_timer_fires(lost)
@@ -76,14 +78,14 @@ def test_restored_timer_fires_needs_a_delivery_after_the_restore():
     assert restored_timer_fires(kept) is None
 
 
-def test_every_builtin_property_has_a_summary_and_a_family():
+def test_every_builtin_property_has_a_summary_and_a_family() -> None:
     assert set(BUILTIN) >= {"clock-tick", "no-stale-delivery", "no-stuck-in-service",
                             "restored-timer-fires", "no-delivery-across-reset"}
     for prop in BUILTIN.values():
         assert prop.summary and prop.family in ("reboot", "snapshot")
 
 
-def test_a_user_property_loads_from_a_file(tmp_path):
+def test_a_user_property_loads_from_a_file(tmp_path: Path) -> None:
     path = tmp_path / "mine.py"
     path.write_text(textwrap.dedent('''
         def check(events):
@@ -99,7 +101,7 @@ def test_a_user_property_loads_from_a_file(tmp_path):
     assert violation == Violation(1, 7, "0xe1 was accepted")
 
 
-def test_a_user_property_loads_from_a_module():
+def test_a_user_property_loads_from_a_module() -> None:
     prop = get_property("apiclab.explore.properties:no_stale_delivery")
     assert prop.check([ev(0, "deliver", vector=0xE1, irr_was_set=False)]) is not None
 
@@ -113,6 +115,6 @@ def test_a_user_property_loads_from_a_module():
         ("apiclab.no_such_module:f", "cannot import"),
     ],
 )
-def test_bad_property_specs_are_user_errors(spec, message):
+def test_bad_property_specs_are_user_errors(spec: str, message: str) -> None:
     with pytest.raises(UserError, match=message):
         get_property(spec)

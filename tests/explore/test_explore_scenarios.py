@@ -1,7 +1,12 @@
 """The scenario families: their choices reach the states the catalogue needs, deterministically."""
 
+from collections.abc import Hashable
+from types import ModuleType
+
 import pytest
 
+from apiclab.engine.choices import Choices
+from apiclab.engine.trace import Event, Trace
 from apiclab.explore.choices import RecordingChoices, checkpoint, deviations, normalize
 from apiclab.explore.scenarios import reboot, snapshot
 from apiclab.hypervisor.profiles import PROFILES
@@ -12,22 +17,24 @@ ONE_STALE_CLOCK = [1, reboot.VECTORS.index(0xD1), 1]
 EXPIRED_DEADLINE = [1, 0, 0, 1]
 
 
-def run(family, profile, apicv, seq):
+def run(
+    family: ModuleType, profile: str, apicv: bool, seq: list[int]
+) -> tuple[RecordingChoices, Trace]:
     choices = RecordingChoices(replay=seq)
     return choices, family.run(PROFILES[profile], apicv, choices)
 
 
-def stale(trace):
+def stale(trace: Trace) -> list[Event]:
     return [e for e in trace if e.kind == "deliver" and not e.data["irr_was_set"]]
 
 
-def test_same_choices_give_the_same_trace():
+def test_same_choices_give_the_same_trace() -> None:
     a = run(reboot, "kvm-3.17", True, [2, 8, 1, 3, 0, 1])[1]
     b = run(reboot, "kvm-3.17", True, [2, 8, 1, 3, 0, 1])[1]
     assert a.digest() == b.digest()
 
 
-def test_a_vector_pending_at_reset_is_delivered_stale_only_before_4114c27d():
+def test_a_vector_pending_at_reset_is_delivered_stale_only_before_4114c27d() -> None:
     _, before = run(reboot, "kvm-3.17", True, ONE_STALE_CLOCK)
     _, after = run(reboot, "kvm-3.18", True, ONE_STALE_CLOCK)
     assert [e.data["vector"] for e in stale(before)] == [0xD1]
@@ -35,24 +42,24 @@ def test_a_vector_pending_at_reset_is_delivered_stale_only_before_4114c27d():
     assert stale(after) == [] and any(e.kind == "clock-ok" for e in after)
 
 
-def test_a_vector_handled_before_the_cli_leaves_nothing_stale():
+def test_a_vector_handled_before_the_cli_leaves_nothing_stale() -> None:
     _, trace = run(reboot, "kvm-3.17", True, [1, reboot.VECTORS.index(0xE1), 0])
     assert stale(trace) == [] and any(e.kind == "clock-ok" for e in trace)
 
 
-def test_reboot_draws_are_recorded_with_their_arities_and_a_checkpoint():
+def test_reboot_draws_are_recorded_with_their_arities_and_a_checkpoint() -> None:
     choices, _ = run(reboot, "kvm-3.17", True, [2, 8, 1, 3, 0])
     assert choices.drawn == [2, 8, 1, 3, 0, 0, 0]
     assert choices.arities == [4, 9, 4, 9, 4, 2, 2]
     assert [p.index for p in choices.checkpoints] == [5]
 
 
-def post_reset_states(profile, sequences):
+def post_reset_states(profile: str, sequences: list[list[int]]) -> set[Hashable]:
     return {run(reboot, profile, True, seq)[0].checkpoints[0].key for seq in sequences}
 
 
-def test_only_pir_leftovers_tell_post_reset_states_apart_after_4114c27d():
-    pending_or_late = ([], ONE_STALE_CLOCK, [2, 8, 1, 7, 1], [1, 3, 3])
+def test_only_pir_leftovers_tell_post_reset_states_apart_after_4114c27d() -> None:
+    pending_or_late: list[list[int]] = [[], ONE_STALE_CLOCK, [2, 8, 1, 7, 1], [1, 3, 3]]
     assert len(post_reset_states("kvm-3.17", pending_or_late)) == 3  # RVI 0, 0xd1, 0xe1
     assert len(post_reset_states("kvm-3.18", pending_or_late)) == 1
     posted_during_reset = [[1, 0, 2], [1, 3, 2]]
@@ -60,7 +67,7 @@ def test_only_pir_leftovers_tell_post_reset_states_apart_after_4114c27d():
     assert len(post_reset_states("kvm-4.10", [[], *posted_during_reset])) == 1  # 967235d32032
 
 
-def test_a_vector_posted_during_the_reset_reaches_the_new_guest_until_967235d32032():
+def test_a_vector_posted_during_the_reset_reaches_the_new_guest_until_967235d32032() -> None:
     for profile, leaks in (("kvm-3.18", True), ("kvm-4.10", False)):
         _, trace = run(reboot, profile, True, [1, reboot.VECTORS.index(0xE1), 2])
         reset = next(i for i, e in enumerate(trace) if e.kind == "reset")
@@ -77,7 +84,7 @@ def test_a_vector_posted_during_the_reset_reaches_the_new_guest_until_967235d320
         ("kvm-6.6", True, False),  # 9cfec6d097c6 clears PIR first
     ],
 )
-def test_a_timer_that_expired_before_the_restore(profile, apicv, lost):
+def test_a_timer_that_expired_before_the_restore(profile: str, apicv: bool, lost: bool) -> None:
     _, trace = run(snapshot, profile, apicv, EXPIRED_DEADLINE)
     restore = next(e for e in trace if e.kind == "restore")
     assert restore.data["expired"] is True
@@ -86,20 +93,20 @@ def test_a_timer_that_expired_before_the_restore(profile, apicv, lost):
 
 
 @pytest.mark.parametrize("profile", ["kvm-4.10", "kvm-6.3"])
-def test_a_timer_that_has_not_expired_fires_after_any_restore(profile):
+def test_a_timer_that_has_not_expired_fires_after_any_restore(profile: str) -> None:
     _, trace = run(snapshot, profile, True, [1, 2, 0, 1])  # due 3 ms after, restored after 1 ms
     assert any(e.kind == "deliver" and e.data["vector"] == 0xEC for e in trace)
 
 
-def test_a_one_shot_timer_keeps_its_remaining_count_across_the_restore():
+def test_a_one_shot_timer_keeps_its_remaining_count_across_the_restore() -> None:
     _, trace = run(snapshot, "kvm-4.10", False, [0, 1, 0, 3])  # one-shot due 2 ms, downtime 3 ms
     deliver = next(e for e in trace if e.kind == "deliver" and e.data["vector"] == 0xEC)
     restore = next(e for e in trace if e.kind == "set-lapic")
     assert deliver.time - restore.time == 2_000_000
 
 
-def test_choice_helpers():
+def test_choice_helpers() -> None:
     assert normalize([1, 0, 2, 0, 0]) == [1, 0, 2]
     assert deviations([1, 0, 2, 0]) == 2
-    plain = __import__("apiclab.engine.choices", fromlist=["Choices"]).Choices(replay=[])
+    plain = Choices(replay=[])
     checkpoint(plain, "ignored")  # plain Choices: a no-op
