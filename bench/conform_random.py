@@ -45,7 +45,7 @@ def main() -> int:
               f"({1000 * elapsed / args.programs:.1f} ms a program)  [{avail.detail}]")
     if "model" in backends:
         reals = {n: b for n, b in backends.items() if n != "model"}
-        stats, found, wall = campaign(args.programs, args.seed, backends["model"], reals)
+        _stats, found, wall = campaign(args.programs, args.seed, backends["model"], reals)
         print(f"  campaign (model + {', '.join(reals)}): {args.programs / wall:.1f} programs/s "
               f"overall, {len(found)} disagreements before shrinking; "
               f"--random 1000 would take about {1000 * wall / args.programs:.0f} s")
