@@ -71,3 +71,15 @@ def test_html_into_a_missing_directory_is_an_error_line(
 def test_random_needs_the_model_as_referee(capsys: pytest.CaptureFixture[str]) -> None:
     status, _, err = run(capsys, "--backends", "qemu", "--random", "3")
     assert status == 2 and "the model is the referee" in err
+
+
+def test_random_mode_json_counts_programs_per_backend(capsys: pytest.CaptureFixture[str],
+                                                      tmp_path: Path) -> None:
+    status, out, _ = run(capsys, "--backends", "model", "--random", "5", "--seed", "3", "--json",
+                         "--candidates", str(tmp_path))
+    assert status == 0
+    doc = json.loads(out)
+    assert doc["programs"] == 5 and doc["seed"] == 3
+    assert doc["backends"]["model"]["programs"] == 5
+    assert doc["disagreements"] == 0 and doc["kinds"] == []
+    assert list(tmp_path.iterdir()) == []  # nothing to save without a disagreement

@@ -1,0 +1,53 @@
+"""The runner: agreement, difference and the two ways a backend can fail to run a case."""
+
+from __future__ import annotations
+
+from apiclab.backends.base import Availability, BackendUnavailable, RunResult
+from apiclab.conform.backends import MissingBackend, ModelBackend
+from apiclab.conform.case import load_builtin
+from apiclab.conform.report import matrix_text, to_json
+from apiclab.conform.runner import run_suite
+from apiclab.engine.trace import Trace
+from apiclab.guest.program import Program
+
+CASES = [c for c in load_builtin() if c.name in ("ppr-from-tpr", "reset-svr")]
+
+
+class Silent:
+    """A backend whose guest reports only the end: differs from every case with events."""
+
+    name = "silent"
+
+    def availability(self) -> Availability:
+        return Availability(True, "silent 1.0")
+
+    def run(self, program: Program, *, lapic_image: object = None,
+            timeout_s: float = 5.0) -> RunResult:
+        trace = Trace()
+        trace.record(0, "end")
+        return RunResult(trace)
+
+
+class Broken(Silent):
+    name = "broken"
+
+    def run(self, program: Program, *, lapic_image: object = None,
+            timeout_s: float = 5.0) -> RunResult:
+        raise BackendUnavailable("this program needs a feature the backend lacks")
+
+
+def test_outcomes_agrees_differs_and_not_run_with_reasons() -> None:
+    result = run_suite(CASES, {"model": ModelBackend(), "silent": Silent(),
+                               "broken": Broken(),
+                               "gone": MissingBackend("gone", "not installed here")})
+    doc = to_json(result)
+    assert doc["backends"]["gone"] == {"available": False, "reason": "not installed here"}
+    for case in doc["cases"]:
+        assert case["results"] == {"model": "agrees", "silent": "differs", "broken": "not-run",
+                                   "gone": "not-run"}
+        assert case["not_run"]["broken"] == "this program needs a feature the backend lacks"
+        assert [d["backend"] for d in case["differences"]] == ["silent"]
+        assert case["differences"][0]["observed"] == {"kind": "end"}
+    text = matrix_text(result)
+    assert "gone   not run: not installed here" in text
+    assert "silent: 0 agree, 2 differ, 0 not run" in text
