@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +17,7 @@ needs_bochs = pytest.mark.skipif(shutil.which("bochs") is None,
 CASES = {c.name: c for c in load_builtin()}
 
 
-def test_config_is_headless_with_port_e9_and_an_x2apic_cpu(tmp_path) -> None:
+def test_config_is_headless_with_port_e9_and_an_x2apic_cpu(tmp_path: Path) -> None:
     text = config(tmp_path / "r.rom")
     assert f"romimage: file={tmp_path / 'r.rom'}" in text
     assert "port_e9_hack: enabled=1" in text
@@ -42,7 +43,7 @@ def test_bochs_signals_a_spurious_interrupt_for_a_same_class_vector() -> None:
 
 
 @needs_bochs
-def test_a_hanging_guest_is_killed_at_the_time_out(tmp_path) -> None:
+def test_a_hanging_guest_is_killed_at_the_time_out(tmp_path: Path) -> None:
     from apiclab.guest.program import Mode, Op, Program, Step
 
     hang = Program((Step(Op.CLI), Step(Op.HLT)), mode=Mode.XAPIC_PM32)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +17,7 @@ needs_qemu = pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None,
 CASES = {c.name: c for c in load_builtin()}
 
 
-def test_command_line_boots_the_rom_as_bios_with_debugcon_and_debug_exit(tmp_path) -> None:
+def test_command_line_boots_the_rom_as_bios_with_debugcon_and_debug_exit(tmp_path: Path) -> None:
     argv = command(tmp_path / "r.rom", tmp_path / "d.log")
     assert argv[argv.index("-accel") + 1] == "tcg"
     assert argv[argv.index("-bios") + 1] == str(tmp_path / "r.rom")
@@ -55,7 +56,7 @@ def test_unavailable_when_qemu_is_missing(monkeypatch: pytest.MonkeyPatch) -> No
     from apiclab.backends.qemu import backend
 
     backend._version.cache_clear()
-    monkeypatch.setattr(backend.shutil, "which", lambda name: None)
+    monkeypatch.setattr("shutil.which", lambda name: None)
     try:
         avail = QemuBackend().availability()
         assert not avail.available and "not installed" in avail.detail
