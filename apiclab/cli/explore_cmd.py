@@ -128,12 +128,15 @@ def _coverage_line(result: SearchResult) -> str:
         if cov.exhaustive_complete else f"bound {cov.bound} not exhausted"
     )
     text = (
-        f"coverage: {cov.runs} runs ({cov.exhaustive_runs} exhaustive: {exhaustive}; "
-        f"{cov.random_runs} random, seed {result.seed}), {cov.states} distinct "
-        f"state{'' if cov.states == 1 else 's'} at checkpoints, bound {cov.bound}, "
-        f"{cov.seconds:.2f} s"
+        f"coverage: {_plural(cov.runs, 'run')} ({cov.exhaustive_runs} exhaustive: {exhaustive}; "
+        f"{cov.random_runs} random, seed {result.seed}), {_plural(cov.states, 'distinct state')} "
+        f"at checkpoints, bound {cov.bound}, {cov.seconds:.2f} s"
     )
     return text + (" — budget exhausted" if cov.budget_exhausted else "")
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _print_result(result: SearchResult, prop: Property, doc: dict[str, Any]) -> None:
@@ -148,10 +151,13 @@ def _print_result(result: SearchResult, prop: Property, doc: dict[str, Any]) -> 
     shrunk = (
         f"shrunk in {ce.shrink_runs} runs to {minimal.choices}"
         if minimal.choices != ce.found.choices
-        else f"already minimal ({ce.shrink_runs} shrink attempts failed)"
+        else f"already minimal ({ce.shrink_runs} simpler candidates pass)"
+        if ce.shrink_runs
+        else "already minimal (the simplest run of the family)"
     )
     print(
-        f"\nVIOLATION after {ce.runs_to_first} runs ({ce.seconds_to_first:.2f} s): choices "
+        f"\nVIOLATION after {_plural(ce.runs_to_first, 'run')} ({ce.seconds_to_first:.2f} s): "
+        f"choices "
         f"{ce.found.choices}, {shrunk}:"
     )
     for event in minimal.events:
@@ -183,15 +189,16 @@ def _print_catalogue(results: list[EntryResult], *, as_json: bool) -> None:
             })
         print(json.dumps({"catalogue": rows}, indent=2))
         return
-    print(f"{'commit':<26} {'property':<25} {'APICv':<5} {'before the fix':<32} after the fix")
+    print(f"{'commit':<26} {'property':<25} {'APICv':<5} {'before the fix':<36} after the fix")
     for r in results:
         e = r.entry
         ce = r.buggy.counterexample
-        before = f"{e.buggy}: " + (f"violated {ce.minimal.choices}" if ce else "no violation!")
+        shown = str(ce.minimal.choices) if ce and ce.minimal.choices else "[] (simplest run)"
+        before = f"{e.buggy}: " + (f"violated {shown}" if ce else "no violation!")
         after = f"{e.fixed}: " + (
             "violated!" if r.fixed.counterexample else f"clean ({r.fixed.coverage.runs} runs)"
         )
-        print(f"{e.commit:<26} {e.property:<25} {'on' if e.apicv else 'off':<5} {before:<32} {after}")
+        print(f"{e.commit:<26} {e.property:<25} {'on' if e.apicv else 'off':<5} {before:<36} {after}")
     for r in results:
         print(f"\n{r.entry.commit} \"{r.entry.title}\"\n  symptom: {r.entry.symptom}")
 

@@ -50,15 +50,17 @@ CATALOGUE: tuple[Entry, ...] = (
     ),
     Entry(
         f"{CLEAR_PIR.commit}/{CLEAR_PIR_FIRST.commit}", CLEAR_PIR_FIRST.title,
-        "after loading a snapshot the guest's timer never ticks: the TSC-deadline timer that "
-        "expired meanwhile is fired by the restore, posted in PIR, then wiped by the PIR "
-        "clearing of 967235d32032",
+        "the guest freezes after loadvm (9cfec6d097c6: Android emulator, almost every time, "
+        "APICv only): QEMU puts the APIC back with TMCCT = 0, so KVM >= 6.3 fires the one-shot "
+        "timer inside KVM_SET_LAPIC; it is posted in PIR and wiped by 967235d32032's PIR "
+        "clearing later in the same call",
         "restored-timer-fires", "snapshot", "kvm-6.3", "kvm-6.6", True,
     ),
     Entry(
         FIRE_EXPIRED.commit, FIRE_EXPIRED.title,
-        "after migration the guest's timer never ticks: a TSC-deadline timer that expired while "
-        "the VM was stopped is dropped by KVM_SET_LAPIC instead of fired",
+        "a restored one-shot timer whose count reads 0 (run out, or put back by QEMU without a "
+        "current count) is not fired at the restore: the kernel re-armed it for a whole initial "
+        "count (late); the model's kvm-4.10 drops it (lost)",
         "restored-timer-fires", "snapshot", "kvm-4.10", "kvm-6.3", False,
     ),
 )

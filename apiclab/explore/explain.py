@@ -17,7 +17,7 @@ from apiclab.report.explain import explain_failure
 
 _REG_KEYS = ("rvi", "svi", "vppr", "ppr", "tpr", "irr", "isr", "pir")
 _GENERIC_KINDS = frozenset(
-    {"snapshot", "restore", "reboot", "reset", "set-lapic", "accept", "deliver", "eoi",
+    {"snapshot", "restore", "timer-after-restore", "reboot", "reset", "set-lapic", "accept", "deliver", "eoi",
      "wait-start", "clock-ok", "end"}
 )
 
@@ -76,11 +76,6 @@ def _restore_text(events: Sequence[Event], index: int) -> str:
     while j >= 0 and events[j].kind == "accept" and events[j].time == event.time:
         during.append(int(events[j].data.get("vector", 0)))
         j -= 1
-    if not during and j >= 0 and events[j].kind == "restore" and events[j].data.get("expired"):
-        text += (
-            " The timer had expired, and this restore did not fire it: its interrupt is lost "
-            "(firing it is 8e6ed96cdd50)."
-        )
     leftover = sorted(set(d.get("pir", [])) & set(d.get("before", {}).get("pir", [])))
     if leftover:
         text += (

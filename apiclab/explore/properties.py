@@ -143,28 +143,41 @@ def no_delivery_across_reset(events: Sequence[Event]) -> Violation | None:
     return None
 
 
-def restored_timer_fires(events: Sequence[Event]) -> Violation | None:
-    """A restored timer interrupt is not lost.
+def restored_timer_fires(
+    events: Sequence[Event], *, slack_ns: int = 500_000
+) -> Violation | None:
+    """A restored timer interrupt is not lost (nor late).
 
-    For each `snapshot` whose LAPIC timer was armed, the vector must be delivered after the
-    `set-lapic` that restores it, by the end of the run.
+    For each `snapshot` whose LAPIC timer was armed, its vector must be delivered after the
+    `set-lapic` that restores it, and no later than the time it still had to run at the snapshot
+    (`timer_remaining_ns`, when recorded) plus `slack_ns` after the restore.
     """
     for i, event in enumerate(events):
         if event.kind != "snapshot" or not event.data.get("timer_armed"):
             continue
-        vector = event.data.get("timer_vector")
+        vector = int(event.data.get("timer_vector", -1))
+        mode = event.data.get("timer_mode", "timer")
         restore = next((j for j in range(i + 1, len(events)) if events[j].kind == "set-lapic"), None)
         if restore is None:
             continue
-        delivered = any(
-            e.kind == "deliver" and e.data.get("vector") == vector for e in events[restore + 1 :]
+        delivered = next(
+            (j for j in range(restore + 1, len(events))
+             if events[j].kind == "deliver" and events[j].data.get("vector") == vector),
+            None,
         )
-        if not delivered:
-            mode = event.data.get("timer_mode", "timer")
+        if delivered is None:
             return _at(
                 events, len(events) - 1,
-                f"the {mode} timer armed at the snapshot (vector {int(vector or 0):#04x}) was never "
+                f"the {mode} timer armed at the snapshot (vector {vector:#04x}) was never "
                 "delivered after KVM_SET_LAPIC restored it",
+            )
+        remaining = event.data.get("timer_remaining_ns")
+        late = events[delivered].time - events[restore].time - (remaining or 0)
+        if remaining is not None and late > slack_ns:
+            return _at(
+                events, delivered,
+                f"the {mode} timer (vector {vector:#04x}) had {remaining / 1e6:g} ms to run at the "
+                f"snapshot but fired {late / 1e6:g} ms later than that after the restore",
             )
     return None
 

@@ -143,8 +143,9 @@ def _exhaustive(
         cov.runs += 1
         cov.exhaustive_runs += 1
         if progress is not None and cov.runs % 50 == 0:
-            progress("exhaustive", cov.runs, len(explored))
+            progress("exhaustive", cov.runs, len(result.states_seen))
         if run.violation is not None:
+            result.states_seen.update(point.key for point in choices.checkpoints)
             return run
         limit = len(choices.drawn)
         for point in choices.checkpoints:

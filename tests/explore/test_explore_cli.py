@@ -55,7 +55,7 @@ def test_text_output_shows_the_chain_and_the_choices(capsys: Capture) -> None:
     assert main(["explore", "--property", "restored-timer-fires", "--profile", "kvm-6.3",
                  "--bound", "2"]) == 1
     out = capsys.readouterr().out
-    assert "VIOLATION" in out and "tsc-deadline timer 0xec" in out
+    assert "VIOLATION" in out and "one-shot timer 0xec" in out
     assert "PIR=[0xec]" in out and "967235d32032" in out
     assert main(["explore", "--property", "restored-timer-fires", "--profile", "kvm-6.6",
                  "--bound", "2", "--random-runs", "10"]) == 0
@@ -70,8 +70,8 @@ def test_a_user_property_file_with_another_scenario(capsys: Capture, tmp_path: P
                     " else None\n")
     code, doc = explore_json(capsys, "--property", f"{path}:no_ipi", "--profile",
                              "kvm-6.6", "--scenario", "snapshot", "--bound", "2")
-    # one pending vector (third draw), the IPI (fourth of the family's device vectors)
-    assert code == 1 and doc["counterexample"]["choices"] == [0, 0, 1, 3]
+    # one pending vector (fourth draw), the IPI (fourth of the family's device vectors)
+    assert code == 1 and doc["counterexample"]["choices"] == [0, 0, 0, 1, 3]
     assert doc["counterexample"]["explanation"][-1]["text"].endswith("IPI.")
 
 

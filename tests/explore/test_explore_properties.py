@@ -78,6 +78,16 @@ def test_restored_timer_fires_needs_a_delivery_after_the_restore() -> None:
     assert restored_timer_fires(kept) is None
 
 
+def test_restored_timer_fires_also_breaks_when_the_timer_is_late() -> None:
+    snapshot = ev(0, "snapshot", timer_armed=True, timer_vector=0xEC, timer_mode="one-shot",
+                  timer_remaining_ns=1_000_000)
+    on_time = [snapshot, ev(5, "set-lapic"), ev(5 + 1_400_000, "deliver", vector=0xEC)]
+    assert restored_timer_fires(on_time) is None  # within the 0.5 ms slack
+    late = [snapshot, ev(5, "set-lapic"), ev(5 + 2_000_000, "deliver", vector=0xEC)]
+    violation = restored_timer_fires(late)
+    assert violation is not None and violation.index == 2 and "1 ms later" in violation.text
+
+
 def test_every_builtin_property_has_a_summary_and_a_family() -> None:
     assert set(BUILTIN) >= {"clock-tick", "no-stale-delivery", "no-stuck-in-service",
                             "restored-timer-fires", "no-delivery-across-reset"}

@@ -75,34 +75,39 @@ def test_a_vector_posted_during_the_reset_reaches_the_new_guest_until_967235d320
         assert (0xE1 in late) is leaks
 
 
+def timer_deliveries(trace: Trace) -> list[Event]:
+    return [e for e in trace if e.kind == "deliver" and e.data["vector"] == snapshot.TIMER_VECTOR]
+
+
 @pytest.mark.parametrize(
     ("profile", "apicv", "lost"),
     [
-        ("kvm-4.10", False, True),  # before 8e6ed96cdd50: the expired timer is dropped
-        ("kvm-6.3", False, False),
+        ("kvm-4.10", False, True),  # before 8e6ed96cdd50 the model drops a run-out one-shot
+        ("kvm-6.3", False, False),  # fired at once by the restore
         ("kvm-6.3", True, True),  # fired, posted, then wiped by 967235d32032's PIR clear
         ("kvm-6.6", True, False),  # 9cfec6d097c6 clears PIR first
     ],
 )
-def test_a_timer_that_expired_before_the_restore(profile: str, apicv: bool, lost: bool) -> None:
-    _, trace = run(snapshot, profile, apicv, EXPIRED_DEADLINE)
-    restore = next(e for e in trace if e.kind == "restore")
-    assert restore.data["expired"] is True
-    delivered = [e for e in trace if e.kind == "deliver" and e.data["vector"] == 0xEC]
-    assert (delivered == []) is lost
-
-
-@pytest.mark.parametrize("profile", ["kvm-4.10", "kvm-6.3"])
-def test_a_timer_that_has_not_expired_fires_after_any_restore(profile: str) -> None:
-    _, trace = run(snapshot, profile, True, [1, 2, 0, 1])  # due 3 ms after, restored after 1 ms
-    assert any(e.kind == "deliver" and e.data["vector"] == 0xEC for e in trace)
-
-
-def test_a_one_shot_timer_keeps_its_remaining_count_across_the_restore() -> None:
-    _, trace = run(snapshot, "kvm-4.10", False, [0, 1, 0, 3])  # one-shot due 2 ms, downtime 3 ms
-    deliver = next(e for e in trace if e.kind == "deliver" and e.data["vector"] == 0xEC)
+def test_a_one_shot_put_back_by_qemu_with_tmcct_zero(profile: str, apicv: bool, lost: bool) -> None:
+    _, trace = run(snapshot, profile, apicv, [])  # one-shot, due 1 ms after the snapshot
     restore = next(e for e in trace if e.kind == "set-lapic")
-    assert deliver.time - restore.time == 2_000_000
+    delivered = timer_deliveries(trace)
+    assert (delivered == []) is lost
+    if not lost:
+        assert delivered[0].time == restore.time  # at once, not when it was due
+
+
+@pytest.mark.parametrize("profile", ["kvm-3.18", "kvm-4.10", "kvm-6.3", "kvm-6.6"])
+@pytest.mark.parametrize("apicv", [True, False])
+def test_a_tsc_deadline_restored_by_kvm_set_msrs_after_the_apic_is_never_lost(
+    profile: str, apicv: bool
+) -> None:
+    _, passed = run(snapshot, profile, apicv, [1, 0, 0, 0, 1])  # due 1 ms, restored 1 ms later
+    restore = next(e for e in passed if e.kind == "set-lapic")
+    assert [e.time for e in timer_deliveries(passed)] == [restore.time]
+    _, ahead = run(snapshot, profile, apicv, [1, 2, 0, 0, 1])  # due 3 ms, restored 1 ms later
+    restore = next(e for e in ahead if e.kind == "set-lapic")
+    assert [e.time - restore.time for e in timer_deliveries(ahead)] == [2_000_000]
 
 
 def test_choice_helpers() -> None:

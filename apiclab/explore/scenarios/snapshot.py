@@ -1,15 +1,20 @@
-"""The `snapshot` family: a VM is snapshotted (or migrated) with its LAPIC timer armed and
-restored later with KVM_SET_LAPIC — the path of 967235d32032, 8e6ed96cdd50 and 9cfec6d097c6
-(SEMANTICS §3).
+"""The `snapshot` family: QEMU's savevm/loadvm of a VM whose LAPIC timer is armed — the path of
+967235d32032, 8e6ed96cdd50 and 9cfec6d097c6 (SEMANTICS §3).
+
+What QEMU carries across (hw/i386/kvm/apic.c `kvm_put_apic_state`, target/i386/kvm/kvm.c
+`kvm_put_tscdeadline_msr`): the register page without a current count — TMCCT goes back as 0, so
+KVM restarts a one-shot timer as if its count had run out (`set_target_expiration`) — and the
+TSC-deadline MSR, written with KVM_SET_MSRS after KVM_SET_LAPIC.
 
 Draws, in order (zero is the simplest):
 1. the timer mode (one-shot, TSC-deadline; SDM §10.5.4 order);
-2. how long after the snapshot the timer is due (1-4 ms);
+2. how long after the snapshot the timer is due (1-4 ms), and how long it has run before it
+   (0-3 ms: a one-shot's initial count is the sum);
 3. how many device interrupts are pending at the snapshot (0-2), and for each its vector and where
    it waits: in (V)IRR, so in the snapshot's image, or posted in PIR after the vCPU stopped, so
    only in the hypervisor's posted-interrupt descriptor at the restore;
    — checkpoint: the vCPU state, the image and the deadline, relative to now —
-4. the downtime before the restore (0-3 ms): the timer has expired before the restore iff the
+4. the downtime before the restore (0-3 ms): a TSC deadline has passed at the restore iff the
    downtime reaches its due time.
 After the restore the guest runs 10 ms with interrupts enabled and handlers that EOI.
 """
@@ -26,7 +31,7 @@ from apiclab.hypervisor.machine import Machine
 from apiclab.hypervisor.profiles import Profile
 
 NAME = "snapshot"
-SUMMARY = "a snapshot/restore with the LAPIC timer armed and interrupts pending in IRR or PIR"
+SUMMARY = "QEMU savevm/loadvm with the LAPIC timer armed and interrupts pending in IRR or PIR"
 TSC_HZ = 2_600_000_000
 MS = 1_000_000
 TIMER_VECTOR = 0xEC  # Linux's LOCAL_TIMER_VECTOR
@@ -46,19 +51,27 @@ def run(profile: Profile, apicv: bool, choices: Choices) -> Trace:
     vcpu.apic_write(Reg.SVR, 0x1FF)
 
     mode = choices.pick(MODES)
-    due_ns = (1 + choices.below(4)) * MS
+    due_ns = (1 + choices.below(4)) * MS  # still to run at the snapshot
+    elapsed_ns = choices.below(4) * MS  # already run at the snapshot
     if mode == "one-shot":
         vcpu.apic_write(Reg.TIMER_DIVIDE, 0b1011)  # divide by 1: one count per bus ns
         vcpu.apic_write(Reg.LVT_TIMER, TIMER_ONE_SHOT << TIMER_MODE_SHIFT | TIMER_VECTOR)
-        vcpu.apic_write(Reg.TIMER_INITIAL, due_ns * vcpu.lapic.bus_hz // 10**9)
+        count = (due_ns + elapsed_ns) * vcpu.lapic.bus_hz // 10**9
+        vcpu.apic_write(Reg.TIMER_INITIAL, count)
     else:
         vcpu.apic_write(Reg.LVT_TIMER, TIMER_TSC_DEADLINE << TIMER_MODE_SHIFT | TIMER_VECTOR)
-        vcpu.write_msr(IA32_TSC_DEADLINE, vcpu.rdtsc() + machine.tsc.read(due_ns))
+        vcpu.write_msr(IA32_TSC_DEADLINE, vcpu.rdtsc() + machine.tsc.read(due_ns + elapsed_ns))
+    vcpu.sti()
+    engine.run(until=engine.now + elapsed_ns)
     pending = [
         (choices.pick(DEVICE_VECTORS), choices.below(len(PLACES)))
         for _ in range(choices.below(MAX_PENDING + 1))
     ]
-    trace.record(engine.now, "choice", text=f"{mode} timer {TIMER_VECTOR:#04x} due {due_ns // MS} ms after the snapshot")
+    trace.record(
+        engine.now, "choice",
+        text=f"{mode} timer {TIMER_VECTOR:#04x} armed {elapsed_ns // MS} ms before the snapshot, "
+        f"due {due_ns // MS} ms after it",
+    )
     for vector, place in pending:
         trace.record(engine.now, "choice", text=f"vector {vector:#04x} pending {PLACES[place]}")
 
@@ -66,18 +79,15 @@ def run(profile: Profile, apicv: bool, choices: Choices) -> Trace:
     for vector, place in pending:
         if place == 0:
             vcpu.accept_irq(vector, source="device")
-    # QEMU stops the vCPU and saves KVM_GET_LAPIC and the TSC-deadline MSR.
+    # savevm: QEMU stops the vCPU and keeps the APIC state and the TSC-deadline MSR.
     vcpu.vm_exit()
     vcpu.timer.stop()
     image = vcpu.kvm_get_lapic()
-    # KVM_GET_LAPIC saves the current count too (kvm_apic_get_state writes APIC_TMCCT) and the
-    # restore restarts a one-shot timer from it; the model's kvm_get_lapic leaves it 0, which
-    # would make every one-shot timer look expired. Saved here until the model carries it.
-    image.set(Reg.TIMER_CURRENT, vcpu.lapic.read(Reg.TIMER_CURRENT, engine.now))
+    image.set(Reg.TIMER_CURRENT, 0)  # QEMU keeps no current count: it puts TMCCT back as 0
     deadline = vcpu.lapic.tsc_deadline
     trace.record(
         engine.now, "snapshot", timer_armed=True, timer_vector=TIMER_VECTOR, timer_mode=mode,
-        tsc_deadline=deadline, **vcpu.registers(),
+        timer_remaining_ns=due_ns, tsc_deadline=deadline, **vcpu.registers(),
     )
     for vector, place in pending:
         if place == 1:
@@ -91,14 +101,29 @@ def run(profile: Profile, apicv: bool, choices: Choices) -> Trace:
     trace.record(engine.now, "choice", text=f"restored {downtime_ns // MS} ms after the snapshot")
     engine.run(until=engine.now + downtime_ns)
     tsc = vcpu.rdtsc()
-    expired = mode == "tsc-deadline" and deadline <= tsc
+    one_shot = mode == "one-shot"
+    passed = mode == "tsc-deadline" and deadline <= tsc
     trace.record(
-        engine.now, "restore", tsc=tsc, tsc_deadline=deadline, expired=expired,
-        text=f"QEMU restores the snapshot at TSC {tsc}: the saved "
-        + (f"deadline {deadline} has been reached: the timer expired while the VM was stopped."
-           if expired else "timer has not expired yet."),
+        engine.now, "restore", tsc=tsc, tsc_deadline=deadline, one_shot_tmcct_zero=one_shot,
+        text="loadvm: QEMU puts the APIC back with KVM_SET_LAPIC"
+        + (", TMCCT = 0 (it keeps no current count), so KVM takes the one-shot timer as run out"
+           if one_shot else
+           f", then the TSC deadline {deadline} with KVM_SET_MSRS at TSC {tsc}"
+           + (": it has passed, the timer fires at once" if passed else "")) + ".",
     )
-    vcpu.kvm_set_lapic(image, tsc_deadline=deadline)
+    vcpu.kvm_set_lapic(image)
+    if deadline:
+        vcpu.write_msr(IA32_TSC_DEADLINE, deadline)  # kvm_put_tscdeadline_msr, after the APIC
+    regs = vcpu.registers()
+    waiting = TIMER_VECTOR in regs["irr"] or TIMER_VECTOR in regs.get("pir", [])
+    trace.record(
+        engine.now, "timer-after-restore", armed=vcpu.timer.armed, pending=waiting,
+        text="After the restore the timer "
+        + ("is armed." if vcpu.timer.armed else
+           f"interrupt {TIMER_VECTOR:#04x} is pending." if waiting else
+           f"is not armed and {TIMER_VECTOR:#04x} is not pending: the interrupt is lost."),
+        **regs,
+    )
     vcpu.vm_entry()
     vcpu.sti()
     engine.run(until=engine.now + RUN_AFTER_RESTORE_NS)
