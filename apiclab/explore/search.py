@@ -114,7 +114,9 @@ def search(
     if first is not None:
         found_at = time.perf_counter() - start
         runs_to_first = cov.runs
-        shrunk = shrink(first.choices, lambda seq: _still_fails(executor, seq))
+        shrunk = shrink(
+            first.choices, lambda seq: _still_fails(executor, seq), deadline=start + budget
+        )
         _, minimal = executor.replay(shrunk.choices)
         result.counterexample = Counterexample(first, minimal, runs_to_first, found_at, shrunk.runs)
     cov.states = len(result.states_seen)

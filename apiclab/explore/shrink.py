@@ -9,6 +9,7 @@ vectors and events, smaller values mean earlier times and simpler settings.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -30,10 +31,13 @@ def sort_key(sequence: Sequence[int]) -> tuple[int, tuple[int, ...]]:
     return len(sequence), tuple(sequence)
 
 
-def shrink(sequence: Sequence[int], test: Test, *, max_runs: int = 2_000) -> ShrinkResult:
+def shrink(
+    sequence: Sequence[int], test: Test, *, max_runs: int = 2_000, deadline: float | None = None
+) -> ShrinkResult:
     """The simplest sequence reachable by the passes below that still fails, and the number of
-    runs it took. `sequence` must fail."""
-    state = _Shrinker(normalize(sequence), test, max_runs)
+    runs it took. `sequence` must fail. Stops early after `max_runs` runs or at `deadline`
+    (a `time.perf_counter()` value), with the simplest failing sequence found so far."""
+    state = _Shrinker(normalize(sequence), test, max_runs, deadline)
     changed = True
     while changed and state.runs < max_runs:
         changed = False
@@ -43,10 +47,13 @@ def shrink(sequence: Sequence[int], test: Test, *, max_runs: int = 2_000) -> Shr
 
 
 class _Shrinker:
-    def __init__(self, current: list[int], test: Test, max_runs: int) -> None:
+    def __init__(
+        self, current: list[int], test: Test, max_runs: int, deadline: float | None
+    ) -> None:
         self.current = current
         self.test = test
         self.max_runs = max_runs
+        self.deadline = deadline
         self.runs = 0
         self.tried: set[tuple[int, ...]] = set()
 
@@ -56,6 +63,8 @@ class _Shrinker:
         if sort_key(candidate) >= sort_key(self.current) or key in self.tried:
             return False
         if self.runs >= self.max_runs:
+            return False
+        if self.deadline is not None and time.perf_counter() > self.deadline:
             return False
         self.tried.add(key)
         self.runs += 1

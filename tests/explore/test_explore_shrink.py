@@ -70,3 +70,9 @@ def test_a_noisy_reboot_failure_shrinks_to_one_stale_vector() -> None:
     stale = [e for e in run.events if e.kind == "deliver" and not e.data["irr_was_set"]]
     assert len(stale) == 1
     assert len([e for e in run.events if e.kind == "accept" and e.time < stale[0].time]) == 1
+
+
+def test_shrinking_stops_at_its_deadline_with_a_failing_sequence() -> None:
+    test = toy_test(lambda digits: 7 in digits)
+    result = shrink([4, 3, 9, 7, 2], test, deadline=0.0)  # already past
+    assert result.runs == 0 and result.choices == [4, 3, 9, 7, 2]
