@@ -220,7 +220,7 @@ def get_property(spec: str) -> Property:
         )
     target, _, name = spec.rpartition(":") if ":" in spec else (spec, ":", "check")
     function = _load_function(target, name or "check", spec)
-    return Property(spec, _summary(function) or spec, _user_check(function))
+    return Property(spec, _summary(function) or spec, _user_check(function, spec))
 
 
 def _load_function(target: str, name: str, spec: str) -> Callable[..., Any]:
@@ -246,12 +246,16 @@ def _load_function(target: str, name: str, spec: str) -> Callable[..., Any]:
     return function  # type: ignore[no-any-return]
 
 
-def _user_check(function: Callable[..., Any]) -> Check:
+def _user_check(function: Callable[..., Any], spec: str) -> Check:
     """Adapt a user's function: it gets the events and returns None or True (holds), False or a
-    sentence (broken at the last event), or a `Violation`."""
+    sentence (broken at the last event), or a `Violation`. If it raises, the user hears of it in
+    one line."""
 
     def check(events: Sequence[Event]) -> Violation | None:
-        answer = function(list(events))
+        try:
+            answer = function(list(events))
+        except Exception as e:  # the user's code may fail in any way
+            raise UserError(f"--property {spec}: the check raised {type(e).__name__}: {e}") from None
         if answer is None or answer is True:
             return None
         if isinstance(answer, Violation):

@@ -75,6 +75,16 @@ def test_a_user_property_file_with_another_scenario(capsys: Capture, tmp_path: P
     assert doc["counterexample"]["explanation"][-1]["text"].endswith("IPI.")
 
 
+def test_a_user_property_that_raises_is_one_line_and_exit_2(
+    capsys: Capture, tmp_path: Path
+) -> None:
+    path = tmp_path / "broken.py"
+    path.write_text("def check(events):\n    return events[10**6]\n")
+    assert main(["explore", "--property", str(path), "--profile", "kvm-3.17"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "IndexError" in err
+
+
 def test_catalogue_table(capsys: Capture) -> None:
     assert main(["explore", "--catalogue", "--bound", "2", "--random-runs", "10", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["catalogue"]
