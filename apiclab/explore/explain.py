@@ -35,7 +35,9 @@ def explain(events: Sequence[Event], prop: Property, violation: Violation) -> li
         "step": "violation",
         "time_ns": violation.time,
         "registers": _registers(at) if at is not None else {},
-        "text": f"Property {prop.name} ({prop.summary}) is broken: {violation.text}.",
+        "text": f"Property {prop.name} ({prop.summary}) is broken"
+        + (f" at event #{violation.index} ({at.kind})" if at is not None else "")
+        + f": {violation.text}.",
     })
     return chain
 
