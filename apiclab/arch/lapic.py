@@ -8,7 +8,7 @@ Time is passed in (`now` in ns), never read, and a register write *returns* what
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 from apiclab.arch.registers import IA32_TSC_DEADLINE, LVT_REGS, Reg, offset_of_msr
@@ -104,6 +104,14 @@ class SendIpi:
 
 
 @dataclass(frozen=True, slots=True)
+class LocalInterrupt:
+    """Effect: the APIC raises one of its own LVT interrupts (e.g. the error interrupt, §10.5.3);
+    the caller accepts `vector` into this APIC."""
+
+    vector: int
+
+
+@dataclass(frozen=True, slots=True)
 class EoiBroadcast:
     """Effect: a level-triggered vector was EOIed; the IOAPIC must see it (§10.8.5)."""
 
@@ -115,7 +123,7 @@ class TimerChanged:
     """Effect: the timer's registers changed; the platform re-arms it (§10.5.4)."""
 
 
-Effect = SendIpi | EoiBroadcast | TimerChanged
+Effect = SendIpi | LocalInterrupt | EoiBroadcast | TimerChanged
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,8 +368,6 @@ class LocalApic:
         return self._send(Icr.decode(self.icr, self.x2apic))
 
     def _send(self, icr: Icr) -> tuple[Effect, ...]:
-        if icr.delivery_mode in (DELIVERY_FIXED, DELIVERY_LOWEST) and icr.vector < 16:
-            self.esr_pending |= ESR_SEND_ILLEGAL_VECTOR  # §10.5.3
         own = self.apic_id if self.x2apic else self.apic_id & 0xFF
         broadcast = 0xFFFFFFFF if self.x2apic else 0xFF
         to_self = icr.shorthand in (SHORTHAND_SELF, SHORTHAND_ALL) or (
@@ -369,7 +375,28 @@ class LocalApic:
             and not icr.logical
             and icr.destination in (own, broadcast)
         )
+        fixed = icr.delivery_mode in (DELIVERY_FIXED, DELIVERY_LOWEST)
+        if fixed and icr.level_triggered:
+            # §10.6.1, Table 10-3 note 2: a fixed IPI with trigger mode level is issued as edge.
+            icr = replace(icr, level_triggered=False)
+        if fixed and icr.vector < 16:
+            # §10.5.3: the sender flags "send illegal vector"; a self-IPI is also received
+            # illegally here. One error interrupt reports both (ESR bits accumulate).
+            bits = ESR_SEND_ILLEGAL_VECTOR | (ESR_RECEIVE_ILLEGAL_VECTOR if to_self else 0)
+            others = () if icr.shorthand == SHORTHAND_SELF else (SendIpi(icr, False),)
+            return self.signal_error(bits) + others
         return (SendIpi(icr, to_self),)
+
+    def signal_error(self, bits: int) -> tuple[Effect, ...]:
+        """An error the APIC detects (§10.5.3): ESR bits accumulate until the next ESR write,
+        and the LVT error entry raises its interrupt."""
+        self.esr_pending |= bits
+        return self.error_interrupt()
+
+    def error_interrupt(self) -> tuple[Effect, ...]:
+        """The LVT error entry's interrupt, unless masked (§10.5.3)."""
+        entry = self.lvt[Reg.LVT_ERROR]
+        return () if entry & LVT_MASKED else (LocalInterrupt(entry & 0xFF),)
 
     def x2apic_ldr(self) -> int:
         """x2APIC logical ID, derived from the x2APIC ID (§10.12.10.2)."""

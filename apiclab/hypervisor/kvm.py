@@ -22,6 +22,7 @@ from apiclab.arch.lapic import (
     Effect,
     EoiBroadcast,
     LocalApic,
+    LocalInterrupt,
     SendIpi,
     TimerChanged,
 )
@@ -128,6 +129,10 @@ class KvmVcpu:
             return
         result = lapic.accept(vector, level=level)
         self._record("accept", vector=vector, source=source, path=result.value)
+        if result is Accept.ILLEGAL:
+            # §10.5.3: accept() recorded the ESR bit; the LVT error entry reports it.
+            self._apply(lapic.error_interrupt())
+            return
         if result in (Accept.ACCEPTED, Accept.MERGED):
             self.req_event = True
             if self.in_guest:
@@ -306,6 +311,8 @@ class KvmVcpu:
                 self.eoi_broadcast(effect.vector)
             elif isinstance(effect, SendIpi) and effect.to_self:
                 self.accept_irq(effect.icr.vector, level=effect.icr.level_triggered, source="ipi")
+            elif isinstance(effect, LocalInterrupt):
+                self.accept_irq(effect.vector, source="lvt-error")
 
     # --- delivery at instruction boundaries ----------------------------------------------------
 

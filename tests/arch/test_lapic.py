@@ -243,3 +243,25 @@ def test_after_acknowledge_ppr_class_is_at_least_the_delivered_class(pending, tp
     if vector >= 0:
         assert apic.acknowledge() == vector
         assert priority_class(apic.ppr()) >= priority_class(vector)
+
+
+def test_illegal_self_ipi_sets_both_esr_bits_and_raises_one_error_interrupt():
+    from apiclab.arch.lapic import LocalInterrupt
+
+    apic = enabled()
+    apic.write(Reg.LVT_ERROR, 0x70)
+    effects = apic.write(Reg.ICR_LOW, (1 << 18) | 0x06)
+    assert effects == (LocalInterrupt(0x70),)
+    apic.write(Reg.ESR, 0)
+    assert apic.read(Reg.ESR) == 0x60
+
+
+def test_masked_error_entry_raises_nothing():
+    apic = enabled()
+    assert apic.write(Reg.ICR_LOW, (1 << 18) | 0x06) == ()
+
+
+def test_fixed_level_ipi_is_issued_as_edge():
+    apic = enabled()
+    (effect,) = apic.write(Reg.ICR_LOW, (1 << 18) | (1 << 15) | (1 << 14) | 0x42)
+    assert isinstance(effect, SendIpi) and not effect.icr.level_triggered
