@@ -49,9 +49,9 @@ def test_a_vector_handled_before_the_cli_leaves_nothing_stale() -> None:
 
 def test_reboot_draws_are_recorded_with_their_arities_and_a_checkpoint() -> None:
     choices, _ = run(reboot, "kvm-3.17", True, [2, 8, 1, 3, 0])
-    assert choices.drawn == [2, 8, 1, 3, 0, 0, 0]
-    assert choices.arities == [4, 9, 4, 9, 4, 2, 2]
-    assert [p.index for p in choices.checkpoints] == [5]
+    assert choices.drawn == [2, 8, 1, 3, 0, 0, 0, 0]
+    assert choices.arities == [4, 9, 4, 9, 4, 10, 2, 2]
+    assert [p.index for p in choices.checkpoints] == [6]
 
 
 def post_reset_states(profile: str, sequences: list[list[int]]) -> set[Hashable]:
@@ -108,6 +108,26 @@ def test_a_tsc_deadline_restored_by_kvm_set_msrs_after_the_apic_is_never_lost(
     _, ahead = run(snapshot, profile, apicv, [1, 2, 0, 0, 1])  # due 3 ms, restored 1 ms later
     restore = next(e for e in ahead if e.kind == "set-lapic")
     assert [e.time - restore.time for e in timer_deliveries(ahead)] == [2_000_000]
+
+
+def test_a_vector_in_service_at_the_reset_is_retired_by_the_reset_image() -> None:
+    for profile in ("kvm-3.17", "kvm-3.18"):
+        # no arrivals; Windows reboots from inside the IPI's handler
+        _, trace = run(reboot, profile, True, [0, len(reboot.VECTORS)])
+        reboot_event = next(e for e in trace if e.kind == "reboot")
+        restore = next(e for e in trace if e.kind == "set-lapic")
+        assert reboot_event.data["isr"] == [0xE1] and reboot_event.data["svi"] == 0xE1
+        assert restore.data["isr"] == [] and restore.data["svi"] == 0
+        assert any(e.kind == "clock-ok" for e in trace)
+
+
+def test_a_handler_interrupted_by_the_snapshot_finishes_after_the_restore() -> None:
+    # one-shot, due 1 ms; one vector, 0xe1 (fourth), in service at the snapshot
+    _, trace = run(snapshot, "kvm-6.6", True, [0, 0, 0, 1, 3, 2])
+    snap = next(e for e in trace if e.kind == "snapshot")
+    restore = next(e for e in trace if e.kind == "set-lapic")
+    assert snap.data["isr"] == [0xE1] and restore.data["svi"] == 0xE1
+    assert trace.events[-1].data["isr"] == [] and timer_deliveries(trace)
 
 
 def test_choice_helpers() -> None:

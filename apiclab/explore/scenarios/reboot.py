@@ -8,9 +8,11 @@ Draws, in order (zero is always the simplest: fewer vectors, earlier, defaults):
    reset), while QEMU handles the reset-port exit (the vCPU is outside the guest, so with APICv
    it is posted in PIR — what 967235d32032 clears), or after the reset (dropped: the APIC is
    software-disabled);
+3. whether Windows reboots from inside an interrupt handler, and whose (that vector is in service
+   at the reset);
    — checkpoint: the vCPU state after the reset —
-3. the phase-0 clock source (HPET or LAPIC timer);
-4. whether early boot EOIs an unexpected vector.
+4. the phase-0 clock source (HPET or LAPIC timer);
+5. whether early boot EOIs an unexpected vector.
 
 Firmware and loader timings are fixed at their earliest values of the guest model, so a run spans
 about 0.3 s of virtual time before the 3 s clock wait and costs about a millisecond.
@@ -57,14 +59,24 @@ def run(profile: Profile, apicv: bool, choices: Choices) -> Trace:
     vcpu, engine = machine.vcpu, machine.engine
     count = choices.below(MAX_ARRIVALS + 1)
     arrivals = [(choices.pick(VECTORS), choices.below(len(SLOTS))) for _ in range(count)]
+    busy = choices.below(len(VECTORS) + 1)  # 0: no handler running when Windows reboots
     for vector, slot in arrivals:
         trace.record(0, "choice", text=f"vector {vector:#04x} arrives {SLOTS[slot]}")
+    if busy:
+        trace.record(
+            0, "choice",
+            text=f"Windows reboots from inside the handler of {VECTORS[busy - 1]:#04x} (in service)",
+        )
 
     machine.during_exit = [v for v, s in arrivals if s == 2]
     guest = Windows7(machine, Windows7Config())
     vcpu.vm_entry()
     guest.run_os()
     engine.run_process(_arrive(machine, [v for v, s in arrivals if s == 0], 100 * US))
+    if busy:
+        # A crash or reboot issued from an interrupt handler: its vector is in service, no EOI.
+        vcpu.idt = lambda vector: None
+        vcpu.accept_irq(VECTORS[busy - 1], source=_source(VECTORS[busy - 1]))
     for k, vector in enumerate(v for v, s in arrivals if s == 1):
         engine.after((k + 1) * 100 * US, _accept_later(machine, vector))
     engine.run_process(guest.shutdown(Choices(replay=[SHUTDOWN_TAIL_US])))

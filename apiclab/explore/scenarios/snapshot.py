@@ -10,9 +10,10 @@ Draws, in order (zero is the simplest):
 1. the timer mode (one-shot, TSC-deadline; SDM §10.5.4 order);
 2. how long after the snapshot the timer is due (1-4 ms), and how long it has run before it
    (0-3 ms: a one-shot's initial count is the sum);
-3. how many device interrupts are pending at the snapshot (0-2), and for each its vector and where
-   it waits: in (V)IRR, so in the snapshot's image, or posted in PIR after the vCPU stopped, so
-   only in the hypervisor's posted-interrupt descriptor at the restore;
+3. how many device interrupts are pending or in service at the snapshot (0-2), and for each its
+   vector and where it is: in (V)IRR, so in the snapshot's image; posted in PIR after the vCPU
+   stopped, so only in the hypervisor's posted-interrupt descriptor at the restore; or in service
+   (ISR, SVI), its handler interrupted by the snapshot and finishing with an EOI after the restore;
    — checkpoint: the vCPU state, the image and the deadline, relative to now —
 4. the downtime before the restore (0-3 ms): a TSC deadline has passed at the restore iff the
    downtime reaches its due time.
@@ -37,7 +38,11 @@ MS = 1_000_000
 TIMER_VECTOR = 0xEC  # Linux's LOCAL_TIMER_VECTOR
 MODES = ("one-shot", "tsc-deadline")
 DEVICE_VECTORS = (0x51, 0x61, 0xB1, 0xE1)
-PLACES = ("in IRR (in the image)", "posted in PIR at the restore")
+PLACES = (
+    "in IRR (in the image)",
+    "posted in PIR at the restore",
+    "in service (its handler EOIs after the restore)",
+)
 MAX_PENDING = 2
 RUN_AFTER_RESTORE_NS = 10 * MS
 
@@ -75,6 +80,11 @@ def run(profile: Profile, apicv: bool, choices: Choices) -> Trace:
     for vector, place in pending:
         trace.record(engine.now, "choice", text=f"vector {vector:#04x} pending {PLACES[place]}")
 
+    in_service = [vector for vector, place in pending if place == 2]
+    vcpu.idt = lambda vector: None  # handlers interrupted by the snapshot: no EOI yet
+    for vector in in_service:
+        vcpu.accept_irq(vector, source="device")
+    vcpu.idt = lambda vector: vcpu.apic_write(Reg.EOI, 0)
     vcpu.cli()  # the guest is in a section with interrupts off, so arrivals stay pending
     for vector, place in pending:
         if place == 0:
@@ -125,6 +135,9 @@ def run(profile: Profile, apicv: bool, choices: Choices) -> Trace:
         **regs,
     )
     vcpu.vm_entry()
+    for vector in sorted(in_service, reverse=True):  # the interrupted handlers finish
+        trace.record(engine.now, "guest", text=f"the handler of {vector:#04x} finishes: EOI")
+        vcpu.apic_write(Reg.EOI, 0)
     vcpu.sti()
     engine.run(until=engine.now + RUN_AFTER_RESTORE_NS)
     trace.record(engine.now, "end", **vcpu.registers())
