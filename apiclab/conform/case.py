@@ -38,7 +38,7 @@ TERMINAL_KINDS = frozenset({"end", "bugcheck", "fault"})
 # The fields each guest-visible event carries (apiclab.guest.program docstring).
 EVENT_FIELDS: dict[str, frozenset[str]] = {
     "interrupt": frozenset({"vector", "isr", "irr", "ppr"}),
-    "read": frozenset({"reg", "value"}),
+    "read": frozenset({"reg", "port", "addr", "value"}),  # reg: READ, port: IN, addr: MMIO_READ
     "wait": frozenset({"vector", "count", "outcome"}),
     "bugcheck": frozenset({"code", "params"}),
     "fault": frozenset({"vector"}),

@@ -5,7 +5,9 @@ implementations through the bare-metal agent, which interprets the binary form f
 Both report the same guest-visible events (`apiclab.engine.trace.GUEST_VISIBLE`):
 
 - ``interrupt``  {"vector", "isr": [vectors], "irr": [vectors], "ppr"} on handler entry (LOG flag)
-- ``read``       {"reg": offset, "value"}
+- ``read``       {"reg": offset, "value"} for a local-APIC register (READ),
+                 {"port": port, "value": byte} for a port (IN),
+                 {"addr": physical address, "value": dword} for memory-mapped I/O (MMIO_READ)
 - ``wait``       {"vector", "count", "outcome": "done" | "timeout"}
 - ``bugcheck``   {"code", "params": [p0, p1, p2, p3]}
 - ``end``        {}
@@ -15,6 +17,12 @@ Binary form (little-endian), version 1:
                    u32 reserved
   handler flags: 256 bytes, one per vector (bit 0 EOI, bit 1 LOG, bit 7 set = use this entry)
   steps: 16 bytes each: u32 op, u32 a, u64 b
+The port and MMIO ops (10-13) were added without changing this layout, so the version stays 1; an
+agent older than them stops at the first one as at END.
+
+Port I/O works in both modes; MMIO only in 32-bit protected mode (its flat data segment reaches
+the IOAPIC at 0xFEC00000, 82093AA §3.0; real mode reaches only the first MiB). Ports the agent
+itself uses (its log 0xE9, the exit ports 0x501 and 0x8900) are refused for OUT.
 """
 
 from __future__ import annotations
@@ -59,6 +67,17 @@ class Op(IntEnum):
     TSC_DEADLINE = 7  # b = TSC ticks from now, written to IA32_TSC_DEADLINE
     BUGCHECK_IF_TIMEOUT = 8  # if the last WAIT timed out: "bugcheck" a = code, b = p0 | p1 << 32
     PAUSE = 9  # b = TSC ticks to spin with the current IF
+    OUT = 10  # a = port, b = byte (OUT DX, AL)
+    IN = 11  # a = port → "read" event {"port", "value"} (IN AL, DX)
+    MMIO_WRITE = 12  # a = physical address (dword-aligned), b = 32-bit value (protected mode)
+    MMIO_READ = 13  # a = physical address → "read" event {"addr", "value"} (protected mode)
+
+
+PORT_OPS = frozenset({Op.OUT, Op.IN})
+MMIO_OPS = frozenset({Op.MMIO_WRITE, Op.MMIO_READ})
+# The agent's own ports (agent.S): its log, QEMU isa-debug-exit and Bochs' shutdown port. An OUT
+# there would forge a log record or end the run.
+AGENT_PORTS = frozenset({0xE9, 0x501, 0x502, 0x8900})
 
 
 HANDLER_EOI = 0x01
@@ -104,6 +123,14 @@ class Step:
                 return f"bugcheck {self.a:#x} if the wait timed out"
             case Op.PAUSE:
                 return f"pause {self.b} TSC ticks"
+            case Op.OUT:
+                return f"out port {self.a:#x} = {self.b:#x}"
+            case Op.IN:
+                return f"in port {self.a:#x}"
+            case Op.MMIO_WRITE:
+                return f"mmio write {self.a:#x} = {self.b:#x}"
+            case Op.MMIO_READ:
+                return f"mmio read {self.a:#x}"
             case _:
                 return self.op.name.lower()
 
@@ -120,6 +147,24 @@ class Program:
     def handler(self, vector: int) -> Handler:
         return self.handlers.get(vector, self.default_handler)
 
+    def _validate_port(self, i: int, step: Step) -> None:
+        if not 0 <= step.a <= 0xFFFF:
+            raise ProgramError(f"step {i}: port {step.a:#x} is not 0-0xffff")
+        if step.op == Op.OUT and step.a in AGENT_PORTS:
+            raise ProgramError(f"step {i}: port {step.a:#x} is the agent's own (log or exit)")
+        if step.op == Op.OUT and step.b > 0xFF:
+            raise ProgramError(f"step {i}: OUT value {step.b:#x} does not fit a byte")
+
+    def _validate_mmio(self, i: int, step: Step) -> None:
+        if self.mode != Mode.XAPIC_PM32:
+            raise ProgramError(f"step {i}: MMIO needs mode {Mode.XAPIC_PM32.value!r} "
+                               "(real mode reaches only the first MiB)")
+        if step.a % 4 or not 0 <= step.a < 1 << 32:
+            raise ProgramError(f"step {i}: MMIO address {step.a:#x} is not a dword-aligned "
+                               "32-bit address")
+        if step.op == Op.MMIO_WRITE and step.b >= 1 << 32:
+            raise ProgramError(f"step {i}: MMIO value {step.b:#x} does not fit 32 bits")
+
     def validate(self) -> None:
         if len(self.steps) > MAX_STEPS:
             raise ProgramError(f"program has {len(self.steps)} steps, at most {MAX_STEPS} allowed")
@@ -132,6 +177,10 @@ class Program:
                 raise ProgramError(f"step {i}: WAIT operand {step.a:#x} out of range")
             if not 0 <= step.b < 1 << 64:
                 raise ProgramError(f"step {i}: operand {step.b} does not fit 64 bits")
+            if step.op in PORT_OPS:
+                self._validate_port(i, step)
+            if step.op in MMIO_OPS:
+                self._validate_mmio(i, step)
         for vector in self.handlers:
             if not 0 <= vector <= 255:
                 raise ProgramError(f"handler vector {vector} is not 0-255")
@@ -215,6 +264,16 @@ def step_from_dict(row: Mapping[str, Any], where: str) -> Step:
             return Step(op, vector | count << 8, _int(row.get("ticks"), f"{where}.ticks"))
         case Op.TSC_DEADLINE | Op.PAUSE:
             return Step(op, 0, _int(row.get("ticks"), f"{where}.ticks"))
+        case Op.OUT:
+            return Step(op, _int(row.get("port"), f"{where}.port"),
+                        _int(row.get("value"), f"{where}.value"))
+        case Op.IN:
+            return Step(op, _int(row.get("port"), f"{where}.port"))
+        case Op.MMIO_WRITE:
+            return Step(op, _int(row.get("addr"), f"{where}.addr"),
+                        _int(row.get("value"), f"{where}.value"))
+        case Op.MMIO_READ:
+            return Step(op, _int(row.get("addr"), f"{where}.addr"))
         case Op.BUGCHECK_IF_TIMEOUT:
             params = [_int(p, f"{where}.params") for p in row.get("params", [0, 0])]
             p0 = params[0] if params else 0

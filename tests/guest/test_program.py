@@ -51,8 +51,50 @@ def test_program_from_dict_reads_names_and_numbers():
         ({"mode": "long", "steps": []}, "mode"),
         ({"mode": "xapic-pm32", "steps": [{"op": "write", "reg": "self_ipi", "value": 1}]},
          "only in x2APIC"),
+        ({"steps": [{"op": "out", "port": 0x10000, "value": 0}]}, "port 0x10000"),
+        ({"steps": [{"op": "out", "port": 0x43, "value": 0x100}]}, "does not fit a byte"),
+        ({"steps": [{"op": "out", "port": 0xE9, "value": 0x40}]}, "agent's own"),
+        ({"steps": [{"op": "out", "port": 0x501, "value": 0}]}, "agent's own"),
+        ({"steps": [{"op": "in"}]}, "steps\\[0\\].port: expected an integer"),
+        ({"steps": [{"op": "mmio_read", "addr": 0xFEC00000}]}, "MMIO needs mode 'xapic-pm32'"),
+        ({"mode": "xapic-pm32", "steps": [{"op": "mmio_read", "addr": 0xFEC00002}]},
+         "not a dword-aligned"),
+        ({"mode": "xapic-pm32", "steps": [{"op": "mmio_write", "addr": 1 << 32, "value": 0}]},
+         "not a dword-aligned"),
+        ({"mode": "xapic-pm32", "steps": [{"op": "mmio_write", "addr": 0xFEC00010,
+                                           "value": 1 << 32}]}, "does not fit 32 bits"),
     ],
 )
 def test_bad_programs_are_named_errors(doc, message):
     with pytest.raises(ProgramError, match=message):
         program_from_dict(doc)
+
+
+def test_port_and_mmio_ops_from_names_round_trip_through_the_binary_form():
+    program = program_from_dict(
+        {
+            "mode": "xapic-pm32",
+            "steps": [
+                {"op": "out", "port": 0x43, "value": 0x30},
+                {"op": "in", "port": "0x21"},
+                {"op": "mmio_write", "addr": 0xFEC00000, "value": 0x14},
+                {"op": "mmio_read", "addr": 0xFEC00010},
+            ],
+        }
+    )
+    assert program.steps == (
+        Step(Op.OUT, 0x43, 0x30),
+        Step(Op.IN, 0x21),
+        Step(Op.MMIO_WRITE, 0xFEC00000, 0x14),
+        Step(Op.MMIO_READ, 0xFEC00010),
+    )
+    assert decode(encode(program)).steps[:4] == program.steps
+    assert [s.describe() for s in program.steps] == [
+        "out port 0x43 = 0x30", "in port 0x21", "mmio write 0xfec00000 = 0x14",
+        "mmio read 0xfec00010",
+    ]
+
+
+def test_port_io_is_allowed_in_real_mode_too():
+    program = program_from_dict({"steps": [{"op": "out", "port": 0x21, "value": 0xFF}]})
+    assert program.mode == Mode.X2APIC_REAL and program.steps[0] == Step(Op.OUT, 0x21, 0xFF)

@@ -57,6 +57,10 @@
         .set OP_TSC_DEADLINE, 7
         .set OP_BUGCHECK_IF_TIMEOUT, 8
         .set OP_PAUSE, 9
+        .set OP_OUT, 10
+        .set OP_IN, 11
+        .set OP_MMIO_WRITE, 12
+        .set OP_MMIO_READ, 13
 
         .text
         .code16
@@ -407,6 +411,16 @@ pm_entry:
         je      \p\()op_bugcheck
         cmpl    $OP_PAUSE, %ecx
         je      \p\()op_pause
+        cmpl    $OP_OUT, %ecx
+        je      \p\()op_out
+        cmpl    $OP_IN, %ecx
+        je      \p\()op_in
+        .if \m == 1                        /* MMIO needs the flat data segment (program.py) */
+        cmpl    $OP_MMIO_WRITE, %ecx
+        je      \p\()op_mmio_write
+        cmpl    $OP_MMIO_READ, %ecx
+        je      \p\()op_mmio_read
+        .endif
         jmp     \p\()op_end               /* OP_END, or an op this agent does not know */
 
 \p\()op_write:
@@ -523,6 +537,47 @@ pm_entry:
         cmpl    %ebp, %eax
         jb      1b
         jmp     \p\()next
+
+\p\()op_out:                              /* OUT port a, byte b (the PIT, the 8259s) */
+        movl    %ebx, %edx
+        outb    %al, %dx
+        jmp     \p\()next
+
+\p\()op_in:                               /* IN port a: "@P" tsc port(4) value(2) */
+        movl    %ebx, %edx
+        inb     %dx, %al
+        movzbl  %al, %eax
+        pushl   %eax
+        movl    $BUF_MAIN, %edi
+        movb    $'P', %al
+        call    \p\()head
+        movl    %ebx, %edx                /* hex takes the digits from the top of EDX */
+        shll    $16, %edx
+        movl    $4, %ecx
+        call    \p\()hex
+        popl    %eax
+        call    \p\()hex8
+        call    \p\()emit
+        jmp     \p\()next
+
+        .if \m == 1
+\p\()op_mmio_write:                       /* one aligned dword store: IOREGSEL, IOWIN (82093AA §3.1) */
+        movl    %eax, (%ebx)
+        jmp     \p\()next
+
+\p\()op_mmio_read:                        /* one aligned dword load: "@M" tsc addr(8) value(8) */
+        movl    (%ebx), %eax
+        pushl   %eax
+        movl    $BUF_MAIN, %edi
+        movb    $'M', %al
+        call    \p\()head
+        movl    %ebx, %eax
+        call    \p\()hex32
+        popl    %eax
+        call    \p\()hex32
+        call    \p\()emit
+        jmp     \p\()next
+        .endif
 
 \p\()op_end:                              /* "@E" tsc */
         movl    $BUF_MAIN, %edi

@@ -8,6 +8,8 @@ to the same stream) may surround them. The event keys are those of `apiclab.gues
     @I tsc vector(2) ppr(8) /isr.. /irr..           interrupt {vector, isr, irr, ppr}, the
                                                     ISR and IRR as lists of 2-digit vectors
     @R tsc reg(8) value(16)                         read {reg, value}
+    @P tsc port(4) value(2)                         read {port, value} (IN)
+    @M tsc addr(8) value(8)                         read {addr, value} (MMIO_READ)
     @W tsc vector(2) count(8) D|T                   wait {vector, count, outcome}
     @B tsc code(8) p0(8) p1(8)                      bugcheck {code, params[4]}
     @F tsc vector(2)                                fault {vector}
@@ -65,7 +67,8 @@ def decode_records(lines: Iterable[str], tsc_khz: int) -> Trace:
 
 
 def _decode_one(trace: Trace, time: int, tag: str, body: str, line: str) -> None:
-    expected = {"S": 2, "I": None, "R": 24, "W": 11, "B": 24, "F": 2, "E": 0, "X": 0}
+    expected = {"S": 2, "I": None, "R": 24, "P": 6, "M": 16, "W": 11, "B": 24, "F": 2, "E": 0,
+                "X": 0}
     if tag not in expected:
         raise AgentLogError(f"unknown agent record {line!r}")
     if tag == "I" and (len(body) < 12 or body.count("/") != 2):
@@ -83,6 +86,10 @@ def _decode_one(trace: Trace, time: int, tag: str, body: str, line: str) -> None
                          ppr=int(body[2:10], 16))
         case "R":
             trace.record(time, "read", reg=int(body[0:8], 16), value=int(body[8:24], 16))
+        case "P":
+            trace.record(time, "read", port=int(body[0:4], 16), value=int(body[4:6], 16))
+        case "M":
+            trace.record(time, "read", addr=int(body[0:8], 16), value=int(body[8:16], 16))
         case "W":
             outcome = {"D": "done", "T": "timeout"}.get(body[10])
             if outcome is None:

@@ -53,6 +53,15 @@ def test_records_decode_to_the_documented_events_with_ns_times() -> None:
     ]
 
 
+def test_port_and_mmio_reads_decode_to_read_events_with_port_or_addr() -> None:
+    text = START + "@P000000000000100000213F\n" + "@M0000000000001000FEC000100000E050\n"
+    events = [e.as_dict() for e in log.decode(text, TSC_KHZ)]
+    assert events == [
+        {"time": 0, "kind": "read", "port": 0x21, "value": 0x3F},
+        {"time": 0, "kind": "read", "addr": 0xFEC00010, "value": 0xE050},
+    ]
+
+
 def test_interrupt_record_lists_several_vectors_sorted() -> None:
     [event] = log.decode(START + "@I000000000000100001000000E0/E1D1//\n".replace("//", "/"),
                          TSC_KHZ).events
