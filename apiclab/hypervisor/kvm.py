@@ -17,7 +17,6 @@ from typing import Any
 
 from apiclab.arch.lapic import (
     TIMER_ONE_SHOT,
-    TIMER_TSC_DEADLINE,
     Accept,
     Effect,
     EoiBroadcast,
@@ -171,13 +170,18 @@ class KvmVcpu:
     # --- host side: KVM_GET_LAPIC / KVM_SET_LAPIC -----------------------------------------------
 
     def kvm_get_lapic(self) -> LapicState:
+        """KVM_GET_LAPIC (kvm_vcpu_ioctl_get_lapic): PIR is synced into IRR first, and the image
+        carries the current count (kvm_apic_get_state writes APIC_TMCCT)."""
+        if self.vapic is not None:
+            self.vapic.sync_pir_to_irr()
         state = LapicState.zero()
-        for reg in (*_IMAGE_REGS, Reg.ID, Reg.VERSION, Reg.PPR, *self.lapic.lvt):
+        regs = (*_IMAGE_REGS, Reg.ID, Reg.VERSION, Reg.PPR, Reg.TIMER_CURRENT, *self.lapic.lvt)
+        for reg in regs:
             state.set(reg, self.lapic.read(reg, self.engine.now))
         state.irr, state.isr, state.tmr = self.lapic.irr, self.lapic.isr, self.lapic.tmr
         return state
 
-    def kvm_set_lapic(self, image: LapicState, *, tsc_deadline: int = 0) -> None:
+    def kvm_set_lapic(self, image: LapicState) -> None:
         """KVM_SET_LAPIC (kvm_apic_set_state + kvm_apic_post_state_restore): the page becomes the
         image; SVI follows the highest ISR bit; what happens to RVI and PIR is the profile's."""
         before = self.registers()
@@ -201,8 +205,8 @@ class KvmVcpu:
         remaining = min(image.get(Reg.TIMER_CURRENT), lapic.timer_initial)
         elapsed = lapic.timer_initial - remaining if remaining else lapic.timer_initial
         lapic.timer_start_ns = self.engine.now - round(elapsed * lapic.ns_per_count())
-        if lapic.timer_mode == TIMER_TSC_DEADLINE:
-            lapic.tsc_deadline = tsc_deadline
+        # In TSC-deadline mode the deadline is not in the image: KVM keeps its own until QEMU
+        # writes IA32_TSC_DEADLINE with KVM_SET_MSRS after KVM_SET_LAPIC (kvm_put_tscdeadline_msr).
         self._restart_timer_after_restore(expired_one_shot=bool(lapic.timer_initial and not remaining))
         if clears_pir and not self.profile.on("restore_clears_pir_first") and vapic is not None:
             vapic.pir, vapic.on = 0, False  # 967235d32032: vmx_apicv_post_state_restore
@@ -216,23 +220,20 @@ class KvmVcpu:
         )
 
     def _restart_timer_after_restore(self, *, expired_one_shot: bool) -> None:
-        """Restart the timer from the restored registers. A one-shot or TSC-deadline timer that
-        already expired fires now only with 8e6ed96cdd50; before, it was silently dropped."""
+        """Restart the timer from the restored registers. A one-shot timer whose current count is
+        0 has run out: with 8e6ed96cdd50 it fires at once; before, KVM re-armed it for a whole
+        initial count (set_target_expiration took the period as the deadline), so it fired late.
+        """
         lapic = self.lapic
-        if lapic.timer_mode == TIMER_TSC_DEADLINE:
-            expired = bool(lapic.tsc_deadline) and self.tsc.ns_at(lapic.tsc_deadline) <= self.engine.now
-        else:
-            expired = lapic.timer_mode == TIMER_ONE_SHOT and expired_one_shot
+        if lapic.timer_mode == TIMER_ONE_SHOT and expired_one_shot:
+            if self.profile.on("restore_fires_expired_oneshot"):
+                self.timer.stop()
+                vector = lapic.timer_fire()
+                if vector >= 0:
+                    self.accept_irq(vector, source="lapic-timer")
+                return
+            lapic.timer_start_ns = self.engine.now
         self.timer.rearm()
-        if not expired:
-            return
-        self.timer.stop()
-        if lapic.timer_mode == TIMER_TSC_DEADLINE:
-            lapic.tsc_deadline = 0
-        if self.profile.on("restore_fires_expired_oneshot"):
-            vector = lapic.timer_fire()
-            if vector >= 0:
-                self.accept_irq(vector, source="lapic-timer")
 
     def reset_cpu(self) -> None:
         """The CPU side of a system reset: RFLAGS.IF = 0, out of any handler."""

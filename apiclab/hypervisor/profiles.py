@@ -68,7 +68,8 @@ SWITCHES: dict[str, Switch] = {
         ),
         Switch(
             "restore_fires_expired_oneshot",
-            "KVM_SET_LAPIC fires a one-shot / TSC-deadline timer that already expired",
+            "KVM_SET_LAPIC fires at once a one-shot timer whose current count is 0 (before: "
+            "re-armed for a whole initial count, so it fired late)",
             FIRE_EXPIRED,
         ),
         Switch(

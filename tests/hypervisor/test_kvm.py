@@ -91,11 +91,26 @@ def _expired_one_shot_image():
     return image
 
 
-def test_expired_one_shot_fires_on_restore_only_from_v6_3():
-    for name, fires in (("kvm-4.10", False), ("kvm-6.3", True)):
+def test_expired_one_shot_fires_at_once_from_v6_3_and_a_period_late_before():
+    for name, at_once in (("kvm-4.10", False), ("kvm-6.3", True)):
         m = Machine(get_profile(name), apicv=False, tsc_hz=10**9, trace=Trace())
         m.vcpu.kvm_set_lapic(_expired_one_shot_image())
-        assert bool(m.vcpu.lapic.irr >> 0xEC & 1) is fires
+        assert bool(m.vcpu.lapic.irr >> 0xEC & 1) is at_once
+        m.engine.run(until=2 * 1000 * 2)  # two initial counts at 2 ns a count
+        assert m.vcpu.lapic.irr >> 0xEC & 1
+
+
+def test_get_lapic_syncs_pir_and_carries_the_current_count():
+    from apiclab.arch.registers import Reg
+
+    v = vcpu("kvm-6.6")
+    assert v.vapic is not None
+    v.lapic.write(Reg.SVR, 0x1FF)
+    v.lapic.write(Reg.TIMER_INITIAL, 1000, now=0)
+    v.vapic.post(0x70)
+    image = v.kvm_get_lapic()
+    assert image.irr == 1 << 0x70 and v.vapic.pir == 0
+    assert image.get(Reg.TIMER_CURRENT) == 1000
 
 
 def test_timer_interrupt_fired_by_restore_is_wiped_by_late_pir_clear_on_v6_3_only():
