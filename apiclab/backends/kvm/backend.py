@@ -23,6 +23,8 @@ from apiclab.backends.kvm.exits import (
     Interrupted,
     IoIn,
     IoOut,
+    MmioRead,
+    MmioWrite,
     Shutdown,
     VcpuExit,
 )
@@ -164,6 +166,10 @@ def _run_loop(machine: Machine) -> _RunLog:
                 pass  # a port nobody listens to, as on a PC with nothing there
             case IoIn(size=size, count=count):
                 vcpu.fill_io_in(b"\xff" * (size * count))  # an empty ISA bus reads all ones
+            case MmioRead(length=length):
+                vcpu.fill_mmio_read(b"\xff" * length)  # no device there: all ones, as on a PC
+            case MmioWrite():
+                pass  # the IOAPIC and LAPIC are in the kernel; anything else has no device
             case Interrupted():
                 out.stop = "interrupted"
                 return out

@@ -1,5 +1,5 @@
 """The little PC the agent boots on: RAM below the ROM, the ROM at 0xF0000 and below 4 GiB,
-an in-kernel irqchip, one vCPU in the reset state with x2APIC and TSC-deadline in its CPUID.
+an in-kernel irqchip and 8254 PIT (ISA IRQ0 on IOAPIC pin 2), one vCPU in the reset state with x2APIC and TSC-deadline in its CPUID.
 
     with Machine(rom) as m:
         m.vcpu.set_lapic(image)
@@ -22,6 +22,19 @@ RAM_SIZE = ROM_BASE  # conventional memory up to the ROM; the agent uses the fir
 CPUID_X2APIC = 1 << 21  # CPUID.01H:ECX.x2APIC (SDM §10.12.1)
 CPUID_TSC_DEADLINE = 1 << 24  # CPUID.01H:ECX.TSC_DEADLINE (SDM §10.5.4.1)
 RESET_TSS_ADDR = 0xFFFBD000  # the three pages QEMU gives VMX real mode, below the ROM alias
+
+
+def pc_gsi_routes() -> list[tuple[int, int, int]]:
+    """The GSI table QEMU installs for a PC with an in-kernel irqchip (hw/i386/kvm/ioapic.c,
+    kvm_pc_setup_irq_routing): ISA IRQs 0-15 to the two 8259s (2 is the cascade), and to the
+    IOAPIC pin of the same number except IRQ0, which goes to pin 2 (the MADT's interrupt source
+    override; QEMU TCG's ioapic_set_irq and Bochs' set_irq_level do the same). KVM's own default
+    (default_routing in arch/x86/kvm/irq_comm.c) sends GSI 0 to pin 0, which no PC firmware
+    describes, so the in-kernel PIT would not reach the pin the other backends use."""
+    routes = [(i, s.KVM_IRQCHIP_PIC_MASTER, i) for i in range(8) if i != 2]
+    routes += [(i, s.KVM_IRQCHIP_PIC_SLAVE, i - 8) for i in range(8, 16)]
+    routes += [(i, s.KVM_IRQCHIP_IOAPIC, 2 if i == 0 else i) for i in range(24) if i != 2]
+    return routes
 
 
 def guest_cpuid(kvm: Kvm) -> list[s.KvmCpuidEntry2]:
@@ -69,6 +82,10 @@ class Machine:
             if self.kvm.check_extension(nr.KVM_CAP_SET_TSS_ADDR):
                 self.vm.set_tss_addr(RESET_TSS_ADDR)
             self.vm.create_irqchip()
+            if self.kvm.check_extension(nr.KVM_CAP_PIT2):
+                # the 8254 every PC has (a level source for IOAPIC cases), wired as QEMU wires it
+                self.vm.create_pit2()
+                self.vm.set_gsi_routing(pc_gsi_routes())
             self.vcpu: Vcpu = self._stack.enter_context(self.vm.create_vcpu(0))
             self.vcpu.set_cpuid2(guest_cpuid(self.kvm))
             reset_registers(self.vcpu)

@@ -120,6 +120,54 @@ class KvmMsrs(ctypes.Structure):
     _fields_ = [("nmsrs", c_uint32), ("pad", c_uint32)]
 
 
+class KvmPitConfig(ctypes.Structure):
+    """api.rst §4.61 KVM_CREATE_PIT2: flags (KVM_PIT_SPEAKER_DUMMY) and 15 reserved words."""
+
+    _fields_ = [("flags", c_uint32), ("pad", c_uint32 * 15)]
+
+
+KVM_PIT_SPEAKER_DUMMY = 1
+
+
+class KvmIrqRoutingEntry(ctypes.Structure):
+    """api.rst §4.52 KVM_SET_GSI_ROUTING entry; the 32-byte union read as (irqchip, pin) for
+    KVM_IRQ_ROUTING_IRQCHIP entries."""
+
+    _fields_ = [
+        ("gsi", c_uint32),
+        ("type", c_uint32),
+        ("flags", c_uint32),
+        ("pad", c_uint32),
+        ("irqchip", c_uint32),
+        ("pin", c_uint32),
+        ("u_rest", c_uint32 * 6),
+    ]
+
+
+class KvmIrqRouting(ctypes.Structure):
+    """Header of `struct kvm_irq_routing`; `entries[nr]` follow (see `irq_routing`)."""
+
+    _fields_ = [("nr", c_uint32), ("flags", c_uint32)]
+
+
+KVM_IRQ_ROUTING_IRQCHIP = 1
+KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KVM_IRQCHIP_IOAPIC = 0, 1, 2
+
+
+def irq_routing(routes: list[tuple[int, int, int]]) -> ctypes.Structure:
+    """A `kvm_irq_routing` of irqchip routes, each (gsi, irqchip, pin)."""
+
+    class _Routing(ctypes.Structure):
+        _fields_ = [("nr", c_uint32), ("flags", c_uint32),
+                    ("entries", KvmIrqRoutingEntry * len(routes))]
+
+    out = _Routing(nr=len(routes))
+    for i, (gsi, chip, pin) in enumerate(routes):
+        out.entries[i].gsi, out.entries[i].type = gsi, KVM_IRQ_ROUTING_IRQCHIP
+        out.entries[i].irqchip, out.entries[i].pin = chip, pin
+    return out
+
+
 class KvmLapicState(ctypes.Structure):
     """api.rst §4.57 KVM_GET_LAPIC: the 1 KiB register page (apiclab.arch.lapic_state)."""
 

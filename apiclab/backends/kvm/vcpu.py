@@ -126,6 +126,11 @@ class Vcpu:
             raise ValueError("vCPU is closed")
         self._map[io.data_offset:io.data_offset + len(data)] = data
 
+    def fill_mmio_read(self, data: bytes) -> None:
+        """Answer an `MmioRead` exit: the bytes the guest's load reads on the next KVM_RUN."""
+        mmio = s.KvmRunMmio.from_address(ctypes.addressof(self.kvm_run) + s.KVM_RUN_UNION_OFFSET)
+        mmio.data[:len(data)] = list(data)
+
     # --- registers --------------------------------------------------------------------------
 
     def get_regs(self) -> s.KvmRegs:

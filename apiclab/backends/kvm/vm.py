@@ -96,6 +96,22 @@ class Vm:
         """api.rst §4.24 KVM_CREATE_IRQCHIP: in-kernel PIC, IOAPIC and a local APIC per vCPU."""
         ioctl(self.fd, nr.KVM_CREATE_IRQCHIP)
 
+    def create_pit2(self, flags: int = 0) -> None:
+        """api.rst §4.61 KVM_CREATE_PIT2: the in-kernel 8254 on ports 0x40-0x43 (after
+        KVM_CREATE_IRQCHIP). Channel 0 drives GSI 0 (arch/x86/kvm/i8254.c, pit_do_work).
+
+            vm.create_irqchip(); vm.create_pit2()
+        """
+        ioctl(self.fd, nr.KVM_CREATE_PIT2, s.KvmPitConfig(flags=flags))
+
+    def set_gsi_routing(self, routes: list[tuple[int, int, int]]) -> None:
+        """api.rst §4.52 KVM_SET_GSI_ROUTING: replace the whole GSI table with irqchip routes,
+        each (gsi, irqchip, pin); irqchip is KVM_IRQCHIP_PIC_MASTER, _PIC_SLAVE or _IOAPIC.
+
+            vm.set_gsi_routing([(0, s.KVM_IRQCHIP_IOAPIC, 2)])
+        """
+        ioctl(self.fd, nr.KVM_SET_GSI_ROUTING, s.irq_routing(routes))
+
     def irq_line(self, irq: int, level: int) -> None:
         """api.rst §4.25 KVM_IRQ_LINE: set GSI `irq` (PIC 0-15, IOAPIC 0-23) to `level`."""
         ioctl(self.fd, nr.KVM_IRQ_LINE, s.KvmIrqLevel(irq=irq, level=level))

@@ -148,3 +148,20 @@ def test_missing_capability_and_refused_create_vm_are_named(
     monkeypatch.setattr(Kvm, "create_vm", refuse)
     with pytest.raises(BackendUnavailable, match="KVM_CREATE_VM refused: Device or resource busy"):
         KvmBackend().run(Program((Step(Op.END),)))
+
+
+def test_port_and_mmio_steps_reach_the_in_kernel_devices_and_empty_space(
+        backend: KvmBackend) -> None:
+    ioapic = 0xFEC00000
+    program = Program((
+        Step(Op.OUT, 0x21, 0xFB),  # the in-kernel 8259's mask register keeps what it is given
+        Step(Op.IN, 0x21),
+        Step(Op.MMIO_WRITE, ioapic, 0x01),  # IOREGSEL = version (82093AA §3.2.2)
+        Step(Op.MMIO_READ, ioapic + 0x10),
+        Step(Op.MMIO_READ, 0xFED00000),  # nothing mapped: the run loop answers all ones
+    ), mode=Mode.XAPIC_PM32)
+    events = run(backend, program)
+    assert events[0] == {"kind": "read", "port": 0x21, "value": 0xFB}
+    assert events[1]["addr"] == ioapic + 0x10 and events[1]["value"] & 0xFF == 0x11
+    assert events[2] == {"kind": "read", "addr": 0xFED00000, "value": 0xFFFFFFFF}
+    assert kinds(events)[-1] == "end"

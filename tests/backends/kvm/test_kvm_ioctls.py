@@ -11,7 +11,7 @@ from apiclab.arch.registers import Reg
 from apiclab.backends.kvm import ioctls as nr
 from apiclab.backends.kvm import structs as s
 from apiclab.backends.kvm.ioctls import KvmError
-from apiclab.backends.kvm.machine import CPUID_X2APIC, guest_cpuid
+from apiclab.backends.kvm.machine import CPUID_X2APIC, guest_cpuid, pc_gsi_routes
 from apiclab.backends.kvm.system import Kvm
 from apiclab.backends.kvm.tracefs import TraceCapture, TraceUnavailable
 from apiclab.backends.kvm.vm import GuestMemory
@@ -55,6 +55,32 @@ def test_second_irqchip_is_refused_with_eexist(kvm: Kvm) -> None:
         with pytest.raises(KvmError) as err:
             vm.create_irqchip()
         assert err.value.errno == errno.EEXIST
+
+
+def test_second_pit_is_refused_with_eexist_and_the_pc_routing_is_accepted(kvm: Kvm) -> None:
+    with kvm.create_vm() as vm:
+        vm.create_irqchip()
+        vm.create_pit2()
+        with pytest.raises(KvmError) as err:
+            vm.create_pit2()
+        assert err.value.errno == errno.EEXIST
+        vm.set_gsi_routing(pc_gsi_routes())
+
+
+def test_gsi_routing_to_a_missing_ioapic_pin_is_refused_with_einval(kvm: Kvm) -> None:
+    with kvm.create_vm() as vm:
+        vm.create_irqchip()
+        with pytest.raises(KvmError) as err:
+            vm.set_gsi_routing([(0, s.KVM_IRQCHIP_IOAPIC, 200)])
+        assert err.value.errno == errno.EINVAL
+
+
+def test_pc_routes_send_isa_irq0_to_ioapic_pin_2_and_keep_the_cascade_free() -> None:
+    routes = pc_gsi_routes()
+    ioapic = {gsi: pin for gsi, chip, pin in routes if chip == s.KVM_IRQCHIP_IOAPIC}
+    assert ioapic[0] == 2 and 2 not in ioapic and ioapic[5] == 5 and len(ioapic) == 23
+    assert (2, s.KVM_IRQCHIP_PIC_MASTER, 2) not in routes
+    assert (8, s.KVM_IRQCHIP_PIC_SLAVE, 0) in routes
 
 
 def test_new_vcpu_is_in_the_reset_state(kvm: Kvm) -> None:

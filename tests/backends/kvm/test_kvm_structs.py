@@ -27,6 +27,9 @@ from apiclab.backends.kvm import structs as s
         (s.KvmMsrEntry, 16),
         (s.KvmMsrs, 8),
         (s.KvmLapicState, 1024),
+        (s.KvmPitConfig, 64),
+        (s.KvmIrqRoutingEntry, 48),  # 16 + the 32-byte union
+        (s.KvmIrqRouting, 8),
         (s.KvmRunHeader, 32),
         (s.KvmRun, 2352),  # 32 + 256 (exit union) + 16 + 2048 (sync regs)
     ],
@@ -64,6 +67,8 @@ def test_trailing_array_structs_grow_by_their_entries() -> None:
         ("KVM_SET_USER_MEMORY_REGION", 0x4020AE46),
         ("KVM_CREATE_IRQCHIP", 0xAE60),
         ("KVM_IRQ_LINE", 0x4008AE61),
+        ("KVM_SET_GSI_ROUTING", 0x4008AE6A),
+        ("KVM_CREATE_PIT2", 0x4040AE77),
         ("KVM_RUN", 0xAE80),
         ("KVM_GET_REGS", 0x8090AE81),
         ("KVM_SET_REGS", 0x4090AE82),
