@@ -60,7 +60,7 @@ CATALOGUE: tuple[Entry, ...] = (
         FIRE_EXPIRED.commit, FIRE_EXPIRED.title,
         "a restored one-shot timer whose count reads 0 (run out, or put back by QEMU without a "
         "current count) is not fired at the restore: the kernel re-armed it for a whole initial "
-        "count (late); the model's kvm-4.10 drops it (lost)",
+        "count, so it fires late by up to a whole period",
         "restored-timer-fires", "snapshot", "kvm-4.10", "kvm-6.3", False,
     ),
 )
