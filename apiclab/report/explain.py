@@ -37,6 +37,8 @@ def explain_failure(events: Sequence[Event], *, clock_vector: int = 0xD1) -> lis
         pending = reboot.data.get("irr", [])
         rvi = reboot.data.get("rvi")
         text = f"The guest wrote the reset port with interrupts disabled; pending in VIRR: {_hex(pending)}"
+        if reboot.data.get("pir"):
+            text += f", posted in PIR: {_hex(reboot.data['pir'])}"
         if rvi is not None:
             text += f", so RVI = {rvi:#04x}"
         link("pending-at-reboot", reboot, text + ".")
@@ -94,7 +96,11 @@ def explain_failure(events: Sequence[Event], *, clock_vector: int = 0xD1) -> lis
             ),
             None,
         )
-        if blocked is not None:
+        clock_delivered = any(
+            e.kind == "deliver" and e.time >= wait.time and e.data.get("vector") == clock_vector
+            for e in events
+        )
+        if blocked is not None and not clock_delivered:
             prio = blocked.data.get("vppr", blocked.data.get("ppr", 0))
             link(
                 "clock-blocked",

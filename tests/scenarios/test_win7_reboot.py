@@ -79,3 +79,14 @@ def test_restart_after_bsod_keeps_failing_and_power_cycle_does_not():
     )
     assert cycled.clean_boot_reboots == 80
     assert 0 < cycled.bsods == cycled.bsods_after_clean_boot < 80
+
+
+def test_explanation_claims_a_blocked_clock_only_when_it_was_never_delivered():
+    from apiclab.engine.trace import Event
+
+    wait = Event(10, "wait-start", {"ticks": 5})
+    accept = Event(20, "accept", {"vector": 0xD1})
+    delivered = Event(20, "deliver", {"vector": 0xD1})
+    blocked = [link["step"] for link in explain_failure([wait, accept])]
+    assert "clock-blocked" in blocked
+    assert "clock-blocked" not in [link["step"] for link in explain_failure([wait, accept, delivered])]
