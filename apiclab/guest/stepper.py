@@ -101,6 +101,14 @@ class ProgramRun:
                         break
                 case Op.PAUSE:
                     yield Sleep(m.tsc.ns_at(step.b))
+                case Op.OUT:
+                    m.io_out(step.a, step.b)
+                case Op.IN:
+                    trace.record(m.engine.now, "read", port=step.a, value=m.io_in(step.a))
+                case Op.MMIO_WRITE:
+                    m.mmio_write(step.a, step.b)
+                case Op.MMIO_READ:
+                    trace.record(m.engine.now, "read", addr=step.a, value=m.mmio_read(step.a))
         trace.record(m.engine.now, "end")
         self.finished = True
 

@@ -13,11 +13,18 @@ from apiclab.engine.core import Engine
 from apiclab.engine.trace import Trace
 from apiclab.hypervisor.kvm import KvmVcpu
 from apiclab.hypervisor.profiles import Profile
+from apiclab.platform import pit
 from apiclab.platform.hpet import HpetComparator
 from apiclab.platform.tsc import Tsc
 
 RESET_PORT = 0xCF9  # PIIX/ICH reset control register; 0x06 = hard reset (CPU + system)
 HPET_PIN = 2  # legacy replacement route of HPET timer 0 to IOAPIC input 2
+# ISA IRQ0 (the PIT's OUT 0) reaches IOAPIC input 2: the MADT interrupt source override of every
+# PC firmware, QEMU's kvm_pc_setup_irq_routing and ioapic_set_irq, Bochs' set_irq_level.
+PIT_PIN = 2
+IOAPIC_BASE = 0xFEC00000  # 82093AA §3.0: IOREGSEL at +0x00, IOWIN at +0x10
+XAPIC_BASE = 0xFEE00000  # SDM §10.4.1
+OPEN_BUS = 0xFFFFFFFF  # what a load from an address no device decodes returns on a PC
 
 
 def reset_image() -> LapicState:
@@ -48,6 +55,7 @@ class Machine:
             eoi_broadcast=self._eoi_to_ioapic,
         )
         self.hpet = HpetComparator(self.engine, HPET_PIN, self._hpet_edge)
+        self.pit = pit.Pit(self.engine, lambda level: self.irq_line(PIT_PIN, level))
 
     # --- interrupt routing (KVM's in-kernel IOAPIC) --------------------------------------------
 
@@ -64,12 +72,37 @@ class Machine:
         for message in self.ioapic.eoi(vector):
             self.vcpu.accept_irq(message.vector, level=message.level, source=f"ioapic-pin{message.pin}")
 
+    # --- guest port I/O and MMIO (the step program's OUT, IN, MMIO_WRITE, MMIO_READ) ---------
+
+    def io_in(self, port: int) -> int:
+        """A guest IN of one byte: the PIT's ports, else all ones (nothing decodes it)."""
+        return self.pit.io_read(port) if port in pit.PORTS else 0xFF
+
+    def mmio_write(self, address: int, value: int) -> None:
+        """A guest dword store: the IOAPIC's register window, or the xAPIC page; else dropped."""
+        if IOAPIC_BASE <= address < IOAPIC_BASE + 0x20:
+            for message in self.ioapic.write(address - IOAPIC_BASE, value & 0xFFFFFFFF):
+                self.vcpu.accept_irq(message.vector, level=message.level,
+                                     source=f"ioapic-pin{message.pin}")
+        elif XAPIC_BASE <= address < XAPIC_BASE + 0x400 and not self.vcpu.lapic.x2apic:
+            self.vcpu.apic_write(address - XAPIC_BASE, value & 0xFFFFFFFF)
+
+    def mmio_read(self, address: int) -> int:
+        """A guest dword load, decoded as `mmio_write` decodes stores."""
+        if IOAPIC_BASE <= address < IOAPIC_BASE + 0x20:
+            return self.ioapic.read(address - IOAPIC_BASE)
+        if XAPIC_BASE <= address < XAPIC_BASE + 0x400 and not self.vcpu.lapic.x2apic:
+            return self.vcpu.apic_read(address - XAPIC_BASE) & 0xFFFFFFFF
+        return OPEN_BUS
+
     # --- QEMU: system reset ---------------------------------------------------------------------
 
     def io_out(self, port: int, value: int) -> None:
-        """A guest OUT that exits to QEMU; only the reset port matters here."""
+        """A guest OUT that exits to QEMU: the reset port and the PIT."""
         if port == RESET_PORT and value & 0x04:
             self.system_reset()
+        elif port in pit.PORTS:
+            self.pit.io_write(port, value)
 
     def system_reset(self) -> None:
         """qemu_system_reset: the vCPU leaves the guest, devices reset (HPET stops, IOAPIC entries
@@ -78,6 +111,7 @@ class Machine:
         vcpu.vm_exit()
         self.trace.record(self.engine.now, "reset", **vcpu.registers())
         self.hpet.stop()
+        self.pit.reset()  # QEMU resets the PIT with the other devices (hw/timer/i8254.c pit_reset)
         self.ioapic = Ioapic()
         vcpu.timer.stop()
         vcpu.reset_cpu()

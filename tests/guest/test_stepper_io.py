@@ -1,0 +1,36 @@
+"""The stepper's port and MMIO steps on the model: the same events the agent reports."""
+
+from __future__ import annotations
+
+from apiclab.guest.program import Handler, Mode, Op, Program, Step
+from apiclab.guest.stepper import run_program
+
+IOREGSEL, IOWIN = 0xFEC00000, 0xFEC00010
+
+
+def test_level_pit_interrupt_redelivers_after_eoi_while_out_is_high() -> None:
+    program = Program((
+        Step(Op.WRITE, 0xF0, 0x1FF),
+        Step(Op.OUT, 0x43, 0x30),
+        Step(Op.MMIO_WRITE, IOREGSEL, 0x14),
+        Step(Op.MMIO_WRITE, IOWIN, 0xA050),
+        Step(Op.STI),
+        Step(Op.OUT, 0x40, 0x00),
+        Step(Op.OUT, 0x40, 0x10),
+        Step(Op.WAIT, 0x50 | 1 << 8, 10**9),
+        Step(Op.MMIO_READ, IOWIN),
+        Step(Op.IN, 0x21),
+        Step(Op.WRITE, 0xB0, 0),
+        Step(Op.WAIT, 0x50 | 2 << 8, 10**6),
+    ), default_handler=Handler(eoi=False, log=True), mode=Mode.XAPIC_PM32)
+    events = [e.as_dict() for e in run_program(program).of_kind("interrupt", "read", "wait")]
+    for e in events:
+        e.pop("time")
+    assert events == [
+        {"kind": "interrupt", "vector": 0x50, "isr": [0x50], "irr": [], "ppr": 0x50},
+        {"kind": "wait", "vector": 0x50, "count": 1, "outcome": "done"},
+        {"kind": "read", "addr": IOWIN, "value": 0xE050},  # remote IRR (bit 14) set
+        {"kind": "read", "port": 0x21, "value": 0xFF},  # no 8259 in the model: open bus
+        {"kind": "interrupt", "vector": 0x50, "isr": [0x50], "irr": [], "ppr": 0x50},
+        {"kind": "wait", "vector": 0x50, "count": 2, "outcome": "done"},
+    ]
