@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from apiclab.arch.registers import Reg
 from apiclab.engine.choices import Choices
-from apiclab.engine.core import Process, Sleep, Wait
-from apiclab.guest.windows7 import MS, BootOutcome, Windows7, Windows7Config
+from apiclab.engine.core import Process, Wait
+from apiclab.guest.windows7 import BootOutcome, Windows7, Windows7Config
 from apiclab.hypervisor.machine import HPET_PIN, Machine
 
 PANIC_TEXT = "IO-APIC + timer doesn't work!"
@@ -51,12 +51,7 @@ class Linux(Windows7):
 
     def boot(self, choices: Choices, outcome: BootOutcome) -> Process:
         m, vcpu = self.m, self.m.vcpu
-        vcpu.idt = self._firmware_ivt
-        yield Sleep(choices.between(1, 5) * 100_000)
-        vcpu.sti()
-        yield Sleep(choices.between(1, 50) * MS)
-        vcpu.cli()
-        yield Sleep(choices.between(300, 1500) * MS)
+        yield from self.firmware_and_loader(choices)
         self.phase0_ticks = 0
         vcpu.idt = self._phase0_idt
         if self.lcfg.clear_pending_intr:

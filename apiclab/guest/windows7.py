@@ -110,17 +110,22 @@ class Windows7:
         )
         self.m.io_out(RESET_PORT, 0x06)
 
-    def boot(self, choices: Choices, outcome: BootOutcome) -> Process:
-        """From the reset vector to the end of phase-0 clock init."""
-        m, vcpu, cfg = self.m, self.m.vcpu, self.cfg
+    def firmware_and_loader(self, choices: Choices) -> Process:
+        """From the reset vector to the kernel: firmware POST with interrupts on while it waits on
+        its timers (assumed 1-50 ms, after 0.1-0.5 ms), then the boot loader and kernel with
+        interrupts off (assumed 0.3-1.5 s)."""
+        vcpu = self.m.vcpu
         vcpu.idt = self._firmware_ivt
-        # Firmware: POST with interrupts on while it waits on its timers (assumed 1-50 ms), then
-        # the boot loader and kernel run with interrupts off (assumed 0.3-1.5 s).
         yield Sleep(choices.between(1, 5) * 100_000)
         vcpu.sti()
         yield Sleep(choices.between(1, 50) * MS)
         vcpu.cli()
         yield Sleep(choices.between(300, 1500) * MS)
+
+    def boot(self, choices: Choices, outcome: BootOutcome) -> Process:
+        """From the reset vector to the end of phase-0 clock init."""
+        m, vcpu, cfg = self.m, self.m.vcpu, self.cfg
+        yield from self.firmware_and_loader(choices)
         # hal!HalpInitializeClock: early-boot IDT, enable the APIC, program the clock, STI, wait.
         self.phase0_ticks = 0
         vcpu.idt = self._phase0_idt
