@@ -31,7 +31,13 @@ DEFAULT_EVENTS = (
     "kvm_apic",  # APIC register reads and writes KVM emulates
     "kvm_msr",  # RDMSR/WRMSR KVM handles (x2APIC registers, TSC deadline)
     "kvm_apicv_accept_irq",
+    "kvm_set_irq",  # a GSI changes level (irq_comm.c kvm_set_irq): the in-kernel PIT's IRQ0
+    "kvm_ioapic_set_irq",  # the IOAPIC sends an entry's interrupt (ioapic.c ioapic_service)
+    "kvm_ack_irq",  # an EOI reaches the IOAPIC's ack notifiers (remote IRR cleared)
 )
+# KVM's in-kernel PIT fires from a kernel worker named after the VMM's pid (i8254.c
+# kvm_create_pit: "kvm-pit/%d"); its events belong to our VM, so they count as ours.
+_PIT_WORKER = "kvm-pit/{pid}"
 _LINE = re.compile(
     r"^\s*(?P<comm>.+?)-(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+(?:\S+\s+)?(?P<ts>\d+\.\d+):\s+"
     r"(?P<event>\w+):\s?(?P<msg>.*)$"
@@ -75,9 +81,10 @@ def parse(text: str, own_pids: set[int]) -> list[TraceEvent]:
             continue
         m = _LINE.match(line)
         if m:
-            pid = int(m["pid"])
-            events.append(TraceEvent(float(m["ts"]), m["event"], m["msg"].strip(), pid,
-                                     m["comm"].strip(), pid in own_pids))
+            pid, comm = int(m["pid"]), m["comm"].strip()
+            own = pid in own_pids or comm == _PIT_WORKER.format(pid=os.getpid())
+            events.append(TraceEvent(float(m["ts"]), m["event"], m["msg"].strip(), pid, comm,
+                                     own))
     return events
 
 

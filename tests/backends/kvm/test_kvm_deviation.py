@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 from apiclab.backends.kvm.deviation import deviation, eoi_origins, first_difference, outcome
@@ -52,6 +53,12 @@ def test_tracefs_lines_parse_and_mark_our_own_threads() -> None:
     events = parse(TRACE_TEXT, {42})
     assert [(e.event, e.own) for e in events][-2:] == [("kvm_msr", True), ("kvm_eoi", False)]
     assert events[1].message == "apicid 0 vector 225" and events[1].time_s == 10.000002
+
+
+def test_our_vms_pit_worker_counts_as_ours_and_another_vms_does_not() -> None:
+    text = (f"   kvm-pit/{os.getpid()}-99   [000] d..1.   1.000001: kvm_set_irq: gsi 0 level 1 source 2\n"
+            "   kvm-pit/1-98      [000] d..1.   1.000002: kvm_set_irq: gsi 0 level 1 source 2\n")
+    assert [e.own for e in parse(text, {42})] == [True, False]
 
 
 def test_an_eoi_without_the_guests_wrmsr_or_against_its_handler_is_kvms_own() -> None:
