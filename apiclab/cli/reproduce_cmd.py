@@ -91,25 +91,7 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.reboots <= MAX_REBOOTS:
         raise UserError(f"--reboots {args.reboots}: must be 1..{MAX_REBOOTS}")
     runs = _parse_profiles(args.profile)
-    config = Windows7Config(
-        clock_source=args.clock_source, early_boot_eoi_unexpected=args.early_boot_eoi
-    )
-    results = []
-    for name, apicv in runs:
-        label = f"{name}{'' if apicv else ' (APICv off)'}"
-        bar = Progress(label, args.reboots)
-        try:
-            results.append(
-                run_storm(
-                    get_profile(name), apicv=apicv, reboots=args.reboots, seed=args.seed,
-                    config=config, progress=bar.update,
-                    linux=LinuxConfig() if args.guest == "linux" else None,
-                    power_cycle_after_bsod=args.after_bsod == "power-cycle",
-                )
-            )
-        finally:
-            bar.close()
-    rows = [_result_json(r) for r in results]
+    rows = [_result_json(_storm(args, name, apicv)) for name, apicv in runs]
     if args.json:
         doc = {
             "scenario": args.scenario, "guest": args.guest, "seed": args.seed,
@@ -121,6 +103,30 @@ def run(args: argparse.Namespace) -> int:
         f"scenario {args.scenario}, guest {args.guest}, seed {args.seed}, "
         f"{args.reboots} reboots per profile, after a BSOD: {args.after_bsod}\n"
     )
+    _print_table(rows)
+    for row in rows:
+        if row["explanation"]:
+            _print_explanation(row)
+    return 0
+
+
+def _storm(args: argparse.Namespace, name: str, apicv: bool) -> StormResult:
+    config = Windows7Config(
+        clock_source=args.clock_source, early_boot_eoi_unexpected=args.early_boot_eoi
+    )
+    bar = Progress(f"{name}{'' if apicv else ' (APICv off)'}", args.reboots)
+    try:
+        return run_storm(
+            get_profile(name), apicv=apicv, reboots=args.reboots, seed=args.seed,
+            config=config, progress=bar.update,
+            linux=LinuxConfig() if args.guest == "linux" else None,
+            power_cycle_after_bsod=args.after_bsod == "power-cycle",
+        )
+    finally:
+        bar.close()
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
     print(
         f"  {'profile':<10} {'APICv':<5} {'reboots':>7} {'BSODs':>6} {'rate':>6}   "
         f"{'from healthy':>12}   first BSOD   bugcheck"
@@ -138,20 +144,19 @@ def run(args: argparse.Namespace) -> int:
     print(
         "\n  'from healthy': reboots of a system that had booted fine, and how many of them failed."
     )
-    for row in rows:
-        if not row["explanation"]:
-            continue
+
+
+def _print_explanation(row: dict[str, Any]) -> None:
+    print(
+        f"\n{row['profile']} (APICv {'on' if row['apicv'] else 'off'}), first BSOD on reboot "
+        f"#{row['first_bsod_at_reboot'] + 1}."
+    )
+    if row["bsods"] > row["bsods_after_clean_boot"]:
         print(
-            f"\n{row['profile']} (APICv {'on' if row['apicv'] else 'off'}), first BSOD on reboot "
-            f"#{row['first_bsod_at_reboot'] + 1}."
+            "After a BSOD the clock vector is left pending in RVI while the guest bugchecks "
+            "with interrupts off, so the automatic restart meets a stale RVI again: on this "
+            "profile one failure begets the next (--after-bsod power-cycle measures the odds "
+            "per reboot of a healthy system)."
         )
-        if row["bsods"] > row["bsods_after_clean_boot"]:
-            print(
-                "After a BSOD the clock vector is left pending in RVI while the guest bugchecks "
-                "with interrupts off, so the automatic restart meets a stale RVI again: on this "
-                "profile one failure begets the next (--after-bsod power-cycle measures the odds "
-                "per reboot of a healthy system)."
-            )
-        print("Why:")
-        print(format_chain(row["explanation"]))
-    return 0
+    print("Why:")
+    print(format_chain(row["explanation"]))

@@ -23,105 +23,135 @@ def _hex(vectors: Sequence[int]) -> str:
     return "[" + ", ".join(f"{v:#04x}" for v in vectors) + "]" if vectors else "[]"
 
 
-def explain_failure(events: Sequence[Event], *, clock_vector: int = 0xD1) -> list[dict[str, Any]]:
-    """The explanation chain of one failed cycle: [{"step", "time_ns", "registers", "text"}]."""
-    chain: list[dict[str, Any]] = []
+Link = dict[str, Any]
 
-    def link(step: str, event: Event, text: str) -> None:
-        chain.append(
-            {"step": step, "time_ns": event.time, "registers": _registers(event), "text": text}
-        )
 
+def _link(step: str, event: Event, text: str) -> Link:
+    return {"step": step, "time_ns": event.time, "registers": _registers(event), "text": text}
+
+
+def explain_failure(events: Sequence[Event], *, clock_vector: int = 0xD1) -> list[Link]:
+    """The explanation chain of one failed cycle: [{"step", "time_ns", "registers", "text"}].
+
+    Each step is found in the trace by the event that shows it; a step whose event is absent is
+    left out, so the chain says only what the run shows."""
+    chain: list[Link] = []
+    for step in (_pending_at_reboot, _restore, _stale_delivery):
+        chain.extend(step(events))
+    wait = _first(events, "wait-start")
+    if wait is not None:
+        chain.extend(_phase0_wait(events, wait, clock_vector))
+    chain.extend(_failure(events))
+    return chain
+
+
+def _pending_at_reboot(events: Sequence[Event]) -> list[Link]:
     reboot = _first(events, "reboot")
-    if reboot is not None:
-        pending = reboot.data.get("irr", [])
-        rvi = reboot.data.get("rvi")
-        text = f"The guest wrote the reset port with interrupts disabled; pending in VIRR: {_hex(pending)}"
-        if reboot.data.get("pir"):
-            text += f", posted in PIR: {_hex(reboot.data['pir'])}"
-        if rvi is not None:
-            text += f", so RVI = {rvi:#04x}"
-        link("pending-at-reboot", reboot, text + ".")
+    if reboot is None:
+        return []
+    rvi = reboot.data.get("rvi")
+    text = (
+        "The guest wrote the reset port with interrupts disabled; pending in VIRR: "
+        f"{_hex(reboot.data.get('irr', []))}"
+    )
+    if reboot.data.get("pir"):
+        text += f", posted in PIR: {_hex(reboot.data['pir'])}"
+    if rvi is not None:
+        text += f", so RVI = {rvi:#04x}"
+    return [_link("pending-at-reboot", reboot, text + ".")]
+
+
+def _restore(events: Sequence[Event]) -> list[Link]:
     restore = _first(events, "set-lapic")
-    if restore is not None:
-        before = restore.data.get("before", {})
-        rvi = restore.data.get("rvi")
-        if rvi is not None:
-            kept = rvi and rvi == before.get("rvi")
-            text = (
-                "QEMU's system reset pushed the reset image with KVM_SET_LAPIC: VIRR and VISR are "
-                f"now empty and SVI = {restore.data.get('svi', 0):#04x}, "
-            )
-            text += (
-                f"but RVI still holds {rvi:#04x}: this KVM does not write RVI on restore "
-                "(fixed by 4114c27d450b \"KVM: x86: reset RVI upon system reset\")."
-                if kept
-                else f"and RVI = {rvi:#04x}."
-            )
-        else:
-            text = "QEMU's system reset pushed the reset image with KVM_SET_LAPIC: IRR and ISR are empty."
-        link("restore", restore, text)
+    if restore is None:
+        return []
+    rvi = restore.data.get("rvi")
+    if rvi is None:
+        text = "QEMU's system reset pushed the reset image with KVM_SET_LAPIC: IRR and ISR are empty."
+        return [_link("restore", restore, text)]
+    kept = rvi and rvi == restore.data.get("before", {}).get("rvi")
+    text = (
+        "QEMU's system reset pushed the reset image with KVM_SET_LAPIC: VIRR and VISR are "
+        f"now empty and SVI = {restore.data.get('svi', 0):#04x}, "
+    )
+    text += (
+        f"but RVI still holds {rvi:#04x}: this KVM does not write RVI on restore "
+        "(fixed by 4114c27d450b \"KVM: x86: reset RVI upon system reset\")."
+        if kept
+        else f"and RVI = {rvi:#04x}."
+    )
+    return [_link("restore", restore, text)]
+
+
+def _stale_delivery(events: Sequence[Event]) -> list[Link]:
     stale = next(
         (e for e in events if e.kind == "deliver" and not e.data.get("irr_was_set", True)), None
     )
-    if stale is not None:
-        v = stale.data["vector"]
-        link(
+    if stale is None:
+        return []
+    v = stale.data["vector"]
+    links = [
+        _link(
             "stale-delivery",
             stale,
             f"At the first instruction boundary with IF=1 the CPU delivered RVI = {v:#04x} although "
             f"VIRR[{v:#04x}] was clear (SDM §29.2.2 takes the vector from RVI): VISR[{v:#04x}] = 1, "
             f"SVI = {stale.data.get('svi', v):#04x}, VPPR = {stale.data.get('vppr', v & 0xF0):#04x}.",
         )
-        handler = next(
-            (e for e in events if e.kind == "guest" and e.time == stale.time and "handler" in e.data.get("text", "")),
-            None,
-        )
-        if handler is not None:
-            link("no-eoi", handler, f"Its handler ({handler.data['text']}), so {v:#04x} stays in service.")
-    wait = _first(events, "wait-start")
-    if wait is not None:
-        ticks = wait.data.get("ticks", 0)
-        link(
+    ]
+    handler = next(
+        (
+            e for e in events
+            if e.kind == "guest" and e.time == stale.time and "handler" in e.data.get("text", "")
+        ),
+        None,
+    )
+    if handler is not None:
+        text = f"Its handler ({handler.data['text']}), so {v:#04x} stays in service."
+        links.append(_link("no-eoi", handler, text))
+    return links
+
+
+def _phase0_wait(events: Sequence[Event], wait: Event, clock_vector: int) -> list[Link]:
+    links = [
+        _link(
             "phase0-wait",
             wait,
             f"{wait.data.get('text', 'The guest waits for a clock tick')}: deadline = RDTSC + "
-            f"{ticks} TSC ticks; in service: {_hex(wait.data.get('isr', []))}, "
+            f"{wait.data.get('ticks', 0)} TSC ticks; in service: {_hex(wait.data.get('isr', []))}, "
             f"priority {wait.data.get('vppr', wait.data.get('ppr', 0)):#04x}.",
         )
-        blocked = next(
-            (
-                e for e in events
-                if e.kind == "accept" and e.time >= wait.time and e.data.get("vector") == clock_vector
-            ),
-            None,
+    ]
+    later = [e for e in events if e.time >= wait.time and e.data.get("vector") == clock_vector]
+    blocked = next((e for e in later if e.kind == "accept"), None)
+    if blocked is None or any(e.kind == "deliver" for e in later):
+        return links
+    prio = blocked.data.get("vppr", blocked.data.get("ppr", 0))
+    links.append(
+        _link(
+            "clock-blocked",
+            blocked,
+            f"The clock interrupt {clock_vector:#04x} arrived (RVI = "
+            f"{blocked.data.get('rvi', clock_vector):#04x}) but its class {clock_vector >> 4:#x} "
+            f"is not above the processor-priority class {prio >> 4:#x} (SDM §29.2.1), and nothing "
+            "EOIs the stale vector: it is never delivered.",
         )
-        clock_delivered = any(
-            e.kind == "deliver" and e.time >= wait.time and e.data.get("vector") == clock_vector
-            for e in events
-        )
-        if blocked is not None and not clock_delivered:
-            prio = blocked.data.get("vppr", blocked.data.get("ppr", 0))
-            link(
-                "clock-blocked",
-                blocked,
-                f"The clock interrupt {clock_vector:#04x} arrived (RVI = "
-                f"{blocked.data.get('rvi', clock_vector):#04x}) but its class {clock_vector >> 4:#x} "
-                f"is not above the processor-priority class {prio >> 4:#x} (SDM §29.2.1), and nothing "
-                "EOIs the stale vector: it is never delivered.",
-            )
+    )
+    return links
+
+
+def _failure(events: Sequence[Event]) -> list[Link]:
     failure = _first(events, "bugcheck") or _first(events, "panic")
-    if failure is not None:
-        if failure.kind == "bugcheck":
-            params = ", ".join(f"{p:#x}" for p in failure.data.get("params", []))
-            text = (
-                f"No tick before the deadline: KeBugCheckEx({failure.data.get('code', 0):#x}, "
-                f"{params}) — HAL_INITIALIZATION_FAILED, HAL clock interrupt not received."
-            )
-        else:
-            text = f"No tick: {failure.data.get('text', 'panic')}"
-        link("bugcheck" if failure.kind == "bugcheck" else "panic", failure, text)
-    return chain
+    if failure is None:
+        return []
+    if failure.kind == "panic":
+        return [_link("panic", failure, f"No tick: {failure.data.get('text', 'panic')}")]
+    params = ", ".join(f"{p:#x}" for p in failure.data.get("params", []))
+    text = (
+        f"No tick before the deadline: KeBugCheckEx({failure.data.get('code', 0):#x}, "
+        f"{params}) — HAL_INITIALIZATION_FAILED, HAL clock interrupt not received."
+    )
+    return [_link("bugcheck", failure, text)]
 
 
 def _first(events: Sequence[Event], kind: str) -> Event | None:
