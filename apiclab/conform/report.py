@@ -182,4 +182,7 @@ def to_html(result: SuiteResult) -> str:
 
 
 def dumps(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, indent=1, sort_keys=False)
+    # Compact: the document is for programs (jq, the acceptance check), and with every difference's
+    # evidence it outgrew 128 KiB indented -- the largest single argument or environment string
+    # Linux passes to a program (MAX_ARG_STRLEN), which is how shell scripts hand it on.
+    return json.dumps(doc, separators=(",", ":"))
