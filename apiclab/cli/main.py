@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from apiclab.errors import UserError
 
@@ -19,8 +20,16 @@ COMMANDS = [
 ]
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (what was wrong, with `--help` to learn more)
+    and exit status 2, like every other user error (ARCHITECTURE.md, invariant 5)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="apiclab",
         description="An executable laboratory for x86 interrupt virtualization.",
     )

@@ -34,3 +34,11 @@ def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
 def test_profiles_lists_the_fix_commit(capsys):
     assert main(["profiles"]) == 0
     assert "4114c27d450b" in capsys.readouterr().out
+
+
+def test_usage_mistakes_are_one_line_too(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["reproduce", "--reboots", "many"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--reboots" in err and "invalid int value" in err
