@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from typing import Any
 
 from apiclab.cli.progress import Progress
 from apiclab.errors import UserError
-from apiclab.guest.linux import LinuxConfig
-from apiclab.guest.windows7 import Windows7Config
 from apiclab.hypervisor.profiles import FIXED, PRE_FIX, PROFILES, get_profile
 from apiclab.report.explain import explain_failure, format_chain
-from apiclab.scenarios import win7_reboot
+from apiclab.scenarios import scenario_file, win7_reboot
+from apiclab.scenarios.scenario_file import Scenario
 from apiclab.scenarios.win7_reboot import StormResult, run_storm
 
 MAX_REBOOTS = 10_000_000
@@ -25,7 +25,11 @@ def register(sub: Any) -> None:
         description="Run a storm of Windows 7 reboots on the model under each KVM profile and "
         "explain the first BSOD as a chain of register states.",
     )
-    p.add_argument("--scenario", default=win7_reboot.NAME, help=f"scenario (default {win7_reboot.NAME})")
+    p.add_argument(
+        "--scenario", default=win7_reboot.NAME, metavar="NAME|FILE.toml",
+        help=f"a built-in scenario or a scenario file (default {win7_reboot.NAME}; "
+        "see apiclab/scenarios/win7-reboot-0x5c.toml for the format)",
+    )
     p.add_argument("--reboots", type=int, default=1000, help="reboots per profile (default 1000)")
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     p.add_argument(
@@ -34,12 +38,16 @@ def register(sub: Any) -> None:
         f"(default: {PRE_FIX}, {FIXED}, {PRE_FIX}:apicv-off)",
     )
     p.add_argument(
-        "--guest", choices=("windows7", "linux"), default="windows7",
-        help="guest model (linux clears stale in-service vectors at APIC setup)",
+        "--guest", choices=("windows7", "linux"), default=None,
+        help="guest model, overriding the scenario's (linux clears stale in-service vectors at "
+        "APIC setup)",
     )
-    p.add_argument("--clock-source", choices=("hpet", "lapic-timer"), default="hpet")
     p.add_argument(
-        "--early-boot-eoi", action="store_true",
+        "--clock-source", choices=("hpet", "lapic-timer"), default=None,
+        help="phase-0 clock source, overriding the scenario's",
+    )
+    p.add_argument(
+        "--early-boot-eoi", action="store_true", default=None,
         help="let early-boot interrupt stubs EOI unexpected vectors (Windows 7's do not)",
     )
     p.add_argument(
@@ -86,21 +94,20 @@ def _result_json(r: StormResult) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.scenario != win7_reboot.NAME:
-        raise UserError(f"--scenario {args.scenario!r}: unknown; known: {win7_reboot.NAME}")
     if not 1 <= args.reboots <= MAX_REBOOTS:
         raise UserError(f"--reboots {args.reboots}: must be 1..{MAX_REBOOTS}")
+    scenario = _with_flags(scenario_file.load(args.scenario), args)
     runs = _parse_profiles(args.profile)
-    rows = [_result_json(_storm(args, name, apicv)) for name, apicv in runs]
+    rows = [_result_json(_storm(args, scenario, name, apicv)) for name, apicv in runs]
     if args.json:
         doc = {
-            "scenario": args.scenario, "guest": args.guest, "seed": args.seed,
+            "scenario": scenario.name, "guest": scenario.guest, "seed": args.seed,
             "after_bsod": args.after_bsod, "results": rows,
         }
         print(json.dumps(doc, indent=2))
         return 0
     print(
-        f"scenario {args.scenario}, guest {args.guest}, seed {args.seed}, "
+        f"scenario {scenario.name}, guest {scenario.guest}, seed {args.seed}, "
         f"{args.reboots} reboots per profile, after a BSOD: {args.after_bsod}\n"
     )
     _print_table(rows)
@@ -110,17 +117,25 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _storm(args: argparse.Namespace, name: str, apicv: bool) -> StormResult:
-    config = Windows7Config(
-        clock_source=args.clock_source, early_boot_eoi_unexpected=args.early_boot_eoi
-    )
+def _with_flags(scenario: Scenario, args: argparse.Namespace) -> Scenario:
+    """Flags given on the command line override the scenario's values."""
+    windows7 = scenario.windows7
+    if args.clock_source is not None:
+        windows7 = replace(windows7, clock_source=args.clock_source)
+    if args.early_boot_eoi is not None:
+        windows7 = replace(windows7, early_boot_eoi_unexpected=args.early_boot_eoi)
+    return replace(scenario, windows7=windows7, guest=args.guest or scenario.guest)
+
+
+def _storm(args: argparse.Namespace, scenario: Scenario, name: str, apicv: bool) -> StormResult:
     bar = Progress(f"{name}{'' if apicv else ' (APICv off)'}", args.reboots)
     try:
         return run_storm(
             get_profile(name), apicv=apicv, reboots=args.reboots, seed=args.seed,
-            config=config, progress=bar.update,
-            linux=LinuxConfig() if args.guest == "linux" else None,
+            config=scenario.windows7, tsc_hz=scenario.tsc_hz, progress=bar.update,
+            linux=scenario.linux if scenario.guest == "linux" else None,
             power_cycle_after_bsod=args.after_bsod == "power-cycle",
+            device_vectors=scenario.device_vectors,
         )
     finally:
         bar.close()

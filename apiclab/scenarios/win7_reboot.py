@@ -49,10 +49,17 @@ class Traffic:
     and device interrupts. Inter-arrival times are drawn from the run's choices (assumed 1-40 ms
     for IPIs, 1-30 ms for devices)."""
 
-    def __init__(self, machine: Machine, choices: Choices, ipi_vector: int) -> None:
+    def __init__(
+        self,
+        machine: Machine,
+        choices: Choices,
+        ipi_vector: int,
+        device_vectors: tuple[int, ...] = DEVICE_VECTORS,
+    ) -> None:
         self.m = machine
         self.choices = choices
         self.ipi_vector = ipi_vector
+        self.device_vectors = device_vectors
         self.on = False
         self._generation = 0
 
@@ -75,7 +82,7 @@ class Traffic:
         self.m.engine.after(self.choices.between(1, 40) * MS, fire)
 
     def _schedule_device(self, generation: int) -> None:
-        vector = self.choices.pick(DEVICE_VECTORS)
+        vector = self.choices.pick(self.device_vectors)
 
         def fire() -> None:
             if self.on and generation == self._generation:
@@ -96,6 +103,7 @@ def run_storm(
     progress: Callable[[int], None] | None = None,
     linux: LinuxConfig | None = None,
     power_cycle_after_bsod: bool = False,
+    device_vectors: tuple[int, ...] = DEVICE_VECTORS,
 ) -> StormResult:
     """Reboot the guest `reboots` times and count the boots that fail (Windows 7 by default; with
     `linux`, a Linux guest with the same traffic and firmware).
@@ -115,7 +123,7 @@ def run_storm(
         machine = Machine(profile, apicv=apicv, tsc_hz=tsc_hz, trace=trace)
         guest = Windows7(machine, config) if linux is None else Linux(machine, linux)
         machine.vcpu.vm_entry()
-        return machine, guest, Traffic(machine, choices, config.ipi_vector)
+        return machine, guest, Traffic(machine, choices, config.ipi_vector, device_vectors)
 
     machine, guest, traffic = new_vm()
     last_ok = True
