@@ -8,6 +8,11 @@ The page here is a `LocalApic`: KVM uses its software APIC's register page as th
 page, so VIRR, VISR and VTPR *are* that APIC's IRR, ISR and TPR. VPPR, unlike the physical APIC's
 PPR, is stored state: the processor writes it only at PPR virtualization (§29.1.3), so it can be
 stale — which is the point of modelling it.
+
+Cross-checked against an independent implementation's source: Bochs' `cpu/vapic.cc`
+(`VMX_Deliver_Virtual_Interrupt` takes the vector from RVI; `VMX_EOI_Virtualization` retires SVI;
+`VMX_PPR_Virtualization` reads SVI). One divergence there: its posted-interrupt processing raises
+RVI to the highest bit of the whole VIRR after the OR, where §29.6 says the highest PIR bit.
 """
 
 from __future__ import annotations
