@@ -32,7 +32,7 @@ from typing import Any
 from apiclab.arch.registers import REG_BY_NAME
 from apiclab.engine.trace import GUEST_VISIBLE
 from apiclab.errors import UserError
-from apiclab.guest.program import Program, ProgramError, program_from_dict
+from apiclab.guest.program import Program, ProgramError, parse_int, program_from_dict
 
 TERMINAL_KINDS = frozenset({"end", "bugcheck", "fault"})
 # The fields each guest-visible event carries (apiclab.guest.program docstring).
@@ -142,14 +142,10 @@ class Case:
 
 
 def _int(value: Any, where: str) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value, 0)
-        except ValueError:
-            pass
-    raise CaseError(f"{where}: expected an integer, got {value!r}")
+    try:
+        return parse_int(value, where)
+    except ProgramError as e:
+        raise CaseError(str(e)) from None
 
 
 def _matcher(key: str, value: Any, where: str) -> FieldMatcher:

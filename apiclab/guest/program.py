@@ -227,7 +227,9 @@ def decode(blob: bytes) -> Program:
 
 # --- building programs from plain data (TOML cases, scenario files) -----------------------------
 
-def _int(value: Any, where: str) -> int:
+def parse_int(value: Any, where: str) -> int:
+    """An integer field of plain data: an int, or a string in any base Python's `int(s, 0)` reads
+    ("0x20", "32"); a bool is refused though Python counts it as an int."""
     if isinstance(value, bool):
         raise ProgramError(f"{where}: expected an integer, got {value!r}")
     if isinstance(value, int):
@@ -243,7 +245,7 @@ def _int(value: Any, where: str) -> int:
 def _reg(value: Any, where: str) -> int:
     if isinstance(value, str) and value.lower() in REG_BY_NAME:
         return REG_BY_NAME[value.lower()]
-    return _int(value, where)
+    return parse_int(value, where)
 
 
 def step_from_dict(row: Mapping[str, Any], where: str) -> Step:
@@ -255,30 +257,31 @@ def step_from_dict(row: Mapping[str, Any], where: str) -> Step:
     op = Op[name.upper()]
     match op:
         case Op.WRITE:
-            return Step(op, _reg(row.get("reg"), f"{where}.reg"), _int(row.get("value"), f"{where}.value"))
+            return Step(op, _reg(row.get("reg"), f"{where}.reg"),
+                        parse_int(row.get("value"), f"{where}.value"))
         case Op.READ:
             return Step(op, _reg(row.get("reg"), f"{where}.reg"))
         case Op.WAIT:
-            vector = _int(row.get("vector"), f"{where}.vector")
-            count = _int(row.get("count", 1), f"{where}.count")
-            return Step(op, vector | count << 8, _int(row.get("ticks"), f"{where}.ticks"))
+            vector = parse_int(row.get("vector"), f"{where}.vector")
+            count = parse_int(row.get("count", 1), f"{where}.count")
+            return Step(op, vector | count << 8, parse_int(row.get("ticks"), f"{where}.ticks"))
         case Op.TSC_DEADLINE | Op.PAUSE:
-            return Step(op, 0, _int(row.get("ticks"), f"{where}.ticks"))
+            return Step(op, 0, parse_int(row.get("ticks"), f"{where}.ticks"))
         case Op.OUT:
-            return Step(op, _int(row.get("port"), f"{where}.port"),
-                        _int(row.get("value"), f"{where}.value"))
+            return Step(op, parse_int(row.get("port"), f"{where}.port"),
+                        parse_int(row.get("value"), f"{where}.value"))
         case Op.IN:
-            return Step(op, _int(row.get("port"), f"{where}.port"))
+            return Step(op, parse_int(row.get("port"), f"{where}.port"))
         case Op.MMIO_WRITE:
-            return Step(op, _int(row.get("addr"), f"{where}.addr"),
-                        _int(row.get("value"), f"{where}.value"))
+            return Step(op, parse_int(row.get("addr"), f"{where}.addr"),
+                        parse_int(row.get("value"), f"{where}.value"))
         case Op.MMIO_READ:
-            return Step(op, _int(row.get("addr"), f"{where}.addr"))
+            return Step(op, parse_int(row.get("addr"), f"{where}.addr"))
         case Op.BUGCHECK_IF_TIMEOUT:
-            params = [_int(p, f"{where}.params") for p in row.get("params", [0, 0])]
+            params = [parse_int(p, f"{where}.params") for p in row.get("params", [0, 0])]
             p0 = params[0] if params else 0
             p1 = params[1] if len(params) > 1 else 0
-            return Step(op, _int(row.get("code"), f"{where}.code"), p0 | p1 << 32)
+            return Step(op, parse_int(row.get("code"), f"{where}.code"), p0 | p1 << 32)
         case _:
             return Step(op)
 
@@ -298,7 +301,7 @@ def program_from_dict(doc: Mapping[str, Any], where: str = "program") -> Program
     steps = tuple(step_from_dict(r, f"{where}.steps[{i}]") for i, r in enumerate(rows))
     handlers: dict[int, Handler] = {}
     for key, value in dict(doc.get("handlers", {})).items():
-        vector = _int(key, f"{where}.handlers")
+        vector = parse_int(key, f"{where}.handlers")
         handlers[vector] = Handler(eoi=bool(value.get("eoi", True)), log=bool(value.get("log", True)))
     d = doc.get("default_handler", {})
     default = Handler(eoi=bool(d.get("eoi", False)), log=bool(d.get("log", True)))
