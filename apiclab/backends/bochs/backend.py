@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import tempfile
 import time
 from functools import cache
 from pathlib import Path
 
 from apiclab.arch.lapic_state import LapicState
+from apiclab.backends import emulator
 from apiclab.backends.base import Availability, BackendUnavailable, RunResult
 from apiclab.guest.agent import log
-from apiclab.guest.agent.image import build_image
 from apiclab.guest.program import Program
 
 BOCHS = "bochs"
@@ -51,14 +49,7 @@ def config(rom: Path) -> str:
 
 @cache
 def _version() -> str:
-    path = shutil.which(BOCHS)
-    if path is None:
-        raise BackendUnavailable(f"{BOCHS} is not installed (Debian packages bochs bochsbios)")
-    try:
-        proc = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=10,
-                              check=False)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise BackendUnavailable(f"{BOCHS} --help failed: {e}") from None
+    proc = emulator.probe(BOCHS, "--help", "Debian packages bochs bochsbios")
     found = re.search(r"Bochs x86 Emulator (\S+)", proc.stdout + proc.stderr)
     return f"Bochs {found.group(1)}" if found else "Bochs (version unknown)"
 
@@ -67,10 +58,7 @@ class BochsBackend:
     name = "bochs"
 
     def availability(self) -> Availability:
-        try:
-            return Availability(True, _version() + " (cpu corei7_skylake_x)")
-        except BackendUnavailable as e:
-            return Availability(False, str(e))
+        return emulator.availability(_version, " (cpu corei7_skylake_x)")
 
     def run(
         self,
@@ -84,38 +72,26 @@ class BochsBackend:
         path = shutil.which(BOCHS)
         if path is None:
             _version()
-        rom_bytes = build_image(program)
-        with tempfile.TemporaryDirectory(prefix="apiclab-bochs-") as tmp:
-            rom, cfg = Path(tmp) / "agent.rom", Path(tmp) / "bochsrc"
-            rom.write_bytes(rom_bytes)
+        with emulator.agent_rom(program, "bochs") as rom:
+            cfg = rom.parent / "bochsrc"
             cfg.write_text(config(rom))
             argv = [path or BOCHS, "-q", "-f", str(cfg)]
             for attempt in range(RFB_RETRIES):
-                output, status, stderr, timed_out = _run_bochs(argv, tmp, timeout_s)
-                if RFB_BUSY not in stderr + output.decode("ascii", errors="replace"):
+                # "c" continues from the debugger prompt
+                child = emulator.run_child(argv, timeout_s, stdin=b"c\n", cwd=rom.parent)
+                if RFB_BUSY not in child.stderr + child.stdout.decode("ascii", errors="replace"):
                     break
                 time.sleep(0.2 * (attempt + 1))
-        text = output.decode("ascii", errors="replace")
+        text = child.stdout.decode("ascii", errors="replace")
         trace = log.decode(text, TSC_KHZ)
-        if not timed_out and SHUTDOWN not in text + stderr and not trace.of_kind("end"):
-            tail = (text + stderr).strip().splitlines()[-3:]
-            raise RuntimeError(f"Bochs exited with status {status}: {' | '.join(tail)[:300]}")
+        if not child.timed_out and SHUTDOWN not in text + child.stderr and not trace.of_kind("end"):
+            tail = (text + child.stderr).strip().splitlines()[-3:]
+            raise RuntimeError(f"Bochs exited with status {child.status}: "
+                               f"{' | '.join(tail)[:300]}")
         records = "\n".join(line for line in text.splitlines() if line.startswith("@"))
-        evidence = {"argv": " ".join(argv), "exit_status": status, "port_e9": records,
+        evidence = {"argv": " ".join(argv), "exit_status": child.status, "port_e9": records,
                     "bochs_messages": _messages(text)}
-        return RunResult(trace=trace, timed_out=timed_out, evidence=evidence)
-
-
-def _run_bochs(argv: list[str], cwd: str, timeout_s: float) -> tuple[bytes, int, str, bool]:
-    """One Bochs process: (stdout, exit status, stderr, timed out)."""
-    try:
-        # "c" continues from the debugger prompt; subprocess.run kills and reaps the child when
-        # the time-out expires
-        proc = subprocess.run(argv, input=b"c\n", capture_output=True, cwd=cwd,
-                              timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired as e:
-        return (e.stdout if isinstance(e.stdout, bytes) else b""), -1, "", True
-    return proc.stdout, proc.returncode, proc.stderr.decode(errors="replace"), False
+        return RunResult(trace=trace, timed_out=child.timed_out, evidence=evidence)
 
 
 def _messages(text: str) -> str:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
 from functools import cache
 from pathlib import Path
 
 from apiclab.arch.lapic_state import LapicState
+from apiclab.backends import emulator
 from apiclab.backends.base import Availability, BackendUnavailable, RunResult
 from apiclab.guest.agent import log
-from apiclab.guest.agent.image import build_image
 from apiclab.guest.program import Program
 
 QEMU = "qemu-system-x86_64"
@@ -36,14 +33,7 @@ def command(rom: Path, debugcon: Path) -> list[str]:
 
 @cache
 def _version() -> str:
-    path = shutil.which(QEMU)
-    if path is None:
-        raise BackendUnavailable(f"{QEMU} is not installed (Debian package qemu-system-x86)")
-    try:
-        proc = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10,
-                              check=False)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise BackendUnavailable(f"{QEMU} --version failed: {e}") from None
+    proc = emulator.probe(QEMU, "--version", "Debian package qemu-system-x86")
     first = proc.stdout.splitlines()[0] if proc.stdout else ""
     if proc.returncode != 0 or not first:
         raise BackendUnavailable(f"{QEMU} --version failed: {proc.stderr.strip()[:200]}")
@@ -54,10 +44,7 @@ class QemuBackend:
     name = "qemu"
 
     def availability(self) -> Availability:
-        try:
-            return Availability(True, _version() + " (TCG, userspace APIC)")
-        except BackendUnavailable as e:
-            return Availability(False, str(e))
+        return emulator.availability(_version, " (TCG, userspace APIC)")
 
     def run(
         self,
@@ -69,23 +56,15 @@ class QemuBackend:
         if lapic_image is not None:
             raise BackendUnavailable("QEMU under TCG cannot load a KVM_SET_LAPIC register image")
         _version()
-        rom_bytes = build_image(program)
-        with tempfile.TemporaryDirectory(prefix="apiclab-qemu-") as tmp:
-            rom, debugcon = Path(tmp) / "agent.rom", Path(tmp) / "debugcon.log"
-            rom.write_bytes(rom_bytes)
+        with emulator.agent_rom(program, "qemu") as rom:
+            debugcon = rom.parent / "debugcon.log"
             debugcon.touch()
             argv = command(rom, debugcon)
-            timed_out = False
-            try:
-                # subprocess.run kills and reaps the child when the time-out expires
-                proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
-                                      timeout=timeout_s, check=False)
-                status, stderr = proc.returncode, proc.stderr.decode(errors="replace")
-            except subprocess.TimeoutExpired:
-                timed_out, status, stderr = True, -1, ""
+            child = emulator.run_child(argv, timeout_s)
             output = debugcon.read_bytes()
         trace = log.decode(output, NOMINAL_TSC_KHZ)
-        if not timed_out and status != EXIT_STATUS and not trace.of_kind("end"):
-            raise RuntimeError(f"QEMU exited with status {status}: {stderr.strip()[:300]}")
-        evidence = {"argv": " ".join(argv), "exit_status": status, "debugcon": output}
-        return RunResult(trace=trace, timed_out=timed_out, evidence=evidence)
+        if not child.timed_out and child.status != EXIT_STATUS and not trace.of_kind("end"):
+            raise RuntimeError(f"QEMU exited with status {child.status}: "
+                               f"{child.stderr.strip()[:300]}")
+        evidence = {"argv": " ".join(argv), "exit_status": child.status, "debugcon": output}
+        return RunResult(trace=trace, timed_out=child.timed_out, evidence=evidence)
