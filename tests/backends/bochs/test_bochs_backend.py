@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,14 @@ def test_a_hanging_guest_is_killed_at_the_time_out(tmp_path: Path) -> None:
     hang = Program((Step(Op.CLI), Step(Op.HLT)), mode=Mode.XAPIC_PM32)
     result = BochsBackend().run(hang, timeout_s=1.0)
     assert result.timed_out
+
+
+@needs_bochs
+def test_a_timed_out_run_leaves_no_temporary_files(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from apiclab.guest.program import Mode, Op, Program, Step
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    hang = Program((Step(Op.CLI), Step(Op.HLT)), mode=Mode.XAPIC_PM32)
+    assert BochsBackend().run(hang, timeout_s=1.0).timed_out
+    assert list(tmp_path.iterdir()) == []

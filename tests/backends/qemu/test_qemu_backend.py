@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,17 @@ def test_a_hanging_guest_is_killed_at_the_time_out() -> None:
     result = QemuBackend().run(hang, timeout_s=1.0)
     assert result.timed_out
     assert [e.kind for e in result.trace.guest_visible()] == []
+
+
+@needs_qemu
+def test_a_timed_out_run_leaves_no_temporary_files(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from apiclab.guest.program import Mode, Op, Program, Step
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    hang = Program((Step(Op.CLI), Step(Op.HLT)), mode=Mode.XAPIC_PM32)
+    assert QemuBackend().run(hang, timeout_s=1.0).timed_out
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_unavailable_when_qemu_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
