@@ -17,6 +17,7 @@ COMMANDS = [
     "apiclab.cli.kvm_cmd",
     "apiclab.cli.conform_cmd",
     "apiclab.cli.explore_cmd",
+    "apiclab.cli.vmx_cmd",
 ]
 
 
