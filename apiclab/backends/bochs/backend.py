@@ -11,6 +11,7 @@ from pathlib import Path
 from apiclab.arch.lapic_state import LapicState
 from apiclab.backends import emulator
 from apiclab.backends.base import Availability, BackendUnavailable, RunResult
+from apiclab.backends.bochs.vgarom import find_vga_rom
 from apiclab.guest.agent import log
 from apiclab.guest.program import Program
 
@@ -25,11 +26,13 @@ RFB_BUSY = "RFB could not bind any port"
 RFB_RETRIES = 5
 
 
-def config(rom: Path) -> str:
-    """A headless PC whose firmware is the agent ROM (SEMANTICS §5 recipe)."""
+def config(rom: Path, vga_rom: Path) -> str:
+    """A headless PC whose firmware is the agent ROM; `vga_rom` only fills the VGA ROM slot that
+    Bochs insists on (vgarom.py), the agent never calls it."""
     return "\n".join([
         "megs: 2",  # the agent lives below 64 KiB; less memory boots faster
         f"romimage: file={rom}",
+        f"vgaromimage: file={vga_rom}",
         # Skylake-X has x2APIC and TSC-deadline (Bochs' default CPU has xAPIC only)
         f"cpu: model=corei7_skylake_x, count=1, ips={IPS}, reset_on_triple_fault=0",
         'display_library: rfb, options="timeout=0"',  # no VNC client is awaited
@@ -47,6 +50,23 @@ def config(rom: Path) -> str:
     ])
 
 
+def ready() -> str:
+    """Bochs' version when Bochs and a VGA ROM for it are here; else BackendUnavailable, one
+    line naming what is missing. What the Bochs backends and their tests check first."""
+    version = _version()
+    find_vga_rom()
+    return version
+
+
+def unavailable_reason() -> str | None:
+    """None when Bochs can run here, else the one-line reason (for test skips)."""
+    try:
+        ready()
+    except BackendUnavailable as e:
+        return str(e)
+    return None
+
+
 @cache
 def _version() -> str:
     proc = emulator.probe(BOCHS, "--help", "Debian packages bochs bochsbios")
@@ -58,7 +78,7 @@ class BochsBackend:
     name = "bochs"
 
     def availability(self) -> Availability:
-        return emulator.availability(_version, " (cpu corei7_skylake_x)")
+        return emulator.availability(ready, " (cpu corei7_skylake_x)")
 
     def run(
         self,
@@ -69,13 +89,13 @@ class BochsBackend:
     ) -> RunResult:
         if lapic_image is not None:
             raise BackendUnavailable("Bochs cannot load a KVM_SET_LAPIC register image")
-        path = shutil.which(BOCHS)
-        if path is None:
-            _version()
+        ready()  # bochs and a VGA ROM for it, or one line naming what is missing
+        path = shutil.which(BOCHS) or BOCHS
+        vga_rom = find_vga_rom()
         with emulator.agent_rom(program, "bochs") as rom:
             cfg = rom.parent / "bochsrc"
-            cfg.write_text(config(rom))
-            argv = [path or BOCHS, "-q", "-f", str(cfg)]
+            cfg.write_text(config(rom, vga_rom))
+            argv = [path, "-q", "-f", str(cfg)]
             for attempt in range(RFB_RETRIES):
                 # "c" continues from the debugger prompt
                 child = emulator.run_child(argv, timeout_s, stdin=b"c\n", cwd=rom.parent)

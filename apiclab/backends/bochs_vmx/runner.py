@@ -22,9 +22,10 @@ from apiclab.backends.bochs.backend import (
     BOCHS,
     RFB_BUSY,
     RFB_RETRIES,
-    _version,
     config,
+    ready,
 )
+from apiclab.backends.bochs.vgarom import find_vga_rom
 from apiclab.backends.bochs_vmx.result import ProbeError, ProbeRun, parse
 
 DEFAULT_TIMEOUT_S = 20.0
@@ -47,10 +48,11 @@ class BochsProbe:
 def run_probe(timeout_s: float = DEFAULT_TIMEOUT_S, rom: bytes | None = None) -> BochsProbe:
     """Boot the committed probe ROM (or `rom`) once and decode its lines.
 
-    Raises BackendUnavailable without bochs, ProbeError when Bochs times out or the probe does
+    Raises BackendUnavailable without bochs or a VGA ROM for it, ProbeError when Bochs times out or the probe does
     not reach its end (its "@FAIL" lines and Bochs' messages are in the message).
     """
-    version = _version()
+    version = ready()
+    vga_rom = find_vga_rom()
     path = shutil.which(BOCHS)
     if path is None:
         raise BackendUnavailable(f"{BOCHS} is not installed (Debian packages bochs bochsbios)")
@@ -58,7 +60,7 @@ def run_probe(timeout_s: float = DEFAULT_TIMEOUT_S, rom: bytes | None = None) ->
     with tempfile.TemporaryDirectory(prefix="apiclab-bochs-vmx-") as tmp:
         rom_path, cfg = Path(tmp) / "vmx_probe.rom", Path(tmp) / "bochsrc"
         rom_path.write_bytes(image)
-        cfg.write_text(config(rom_path))
+        cfg.write_text(config(rom_path, vga_rom))
         argv = [path, "-q", "-f", str(cfg)]
         for attempt in range(RFB_RETRIES):
             child = emulator.run_child(argv, timeout_s, stdin=b"c\n", cwd=Path(tmp))

@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from apiclab.backends.bochs import BochsBackend
-from apiclab.backends.bochs.backend import config
+from apiclab.backends.bochs.backend import config, unavailable_reason
 from apiclab.conform.case import load_builtin
 from apiclab.conform.match import match_expectation
 
-needs_bochs = pytest.mark.skipif(shutil.which("bochs") is None,
-                                 reason="bochs not installed (Debian packages bochs bochsbios)")
+# skips with the backend's own one-line reason: bochs missing, or no VGA ROM for it
+BOCHS_MISSING = unavailable_reason()
+needs_bochs = pytest.mark.skipif(BOCHS_MISSING is not None, reason=f"{BOCHS_MISSING}")
 CASES = {c.name: c for c in load_builtin()}
 
 
 def test_config_is_headless_with_port_e9_and_an_x2apic_cpu(tmp_path: Path) -> None:
-    text = config(tmp_path / "r.rom")
+    text = config(tmp_path / "r.rom", tmp_path / "vga.bin")
     assert f"romimage: file={tmp_path / 'r.rom'}" in text
+    assert f"vgaromimage: file={tmp_path / 'vga.bin'}" in text
     assert "port_e9_hack: enabled=1" in text
     assert "model=corei7_skylake_x" in text
     assert 'display_library: rfb, options="timeout=0"' in text

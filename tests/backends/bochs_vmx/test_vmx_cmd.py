@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
 from apiclab.backends.base import BackendUnavailable
+from apiclab.backends.bochs.backend import unavailable_reason
 from apiclab.backends.bochs_vmx import runner
 from apiclab.cli.main import main
 
-needs_bochs = pytest.mark.skipif(shutil.which("bochs") is None,
-                                 reason="bochs not installed (Debian packages bochs bochsbios)")
+# skips with the backend's own one-line reason: bochs missing, or no VGA ROM for it
+BOCHS_MISSING = unavailable_reason()
+needs_bochs = pytest.mark.skipif(BOCHS_MISSING is not None, reason=f"{BOCHS_MISSING}")
 
 
 def test_missing_bochs_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch,
@@ -20,7 +21,7 @@ def test_missing_bochs_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch,
     def missing() -> str:
         raise BackendUnavailable("bochs is not installed (Debian packages bochs bochsbios)")
 
-    monkeypatch.setattr(runner, "_version", missing)
+    monkeypatch.setattr(runner, "ready", missing)
     assert main(["vmx"]) == 2
     err = capsys.readouterr().err
     assert err == "apiclab: bochs is not installed (Debian packages bochs bochsbios)\n"

@@ -3,19 +3,20 @@ outcome is checked against the SDM-worked values (conftest.py), not against the 
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
+from apiclab.backends.bochs.backend import unavailable_reason
 from apiclab.backends.bochs_vmx import runner
 from apiclab.backends.bochs_vmx.cases import CASES
 from apiclab.backends.bochs_vmx.result import EXIT_VMCALL, ProbeError, vectors
 from apiclab.backends.bochs_vmx.runner import BochsProbe, run_probe
 
-needs_bochs = pytest.mark.skipif(shutil.which("bochs") is None,
-                                 reason="bochs not installed (Debian packages bochs bochsbios)")
+# skips with the backend's own one-line reason: bochs missing, or no VGA ROM for it
+BOCHS_MISSING = unavailable_reason()
+needs_bochs = pytest.mark.skipif(BOCHS_MISSING is not None, reason=f"{BOCHS_MISSING}")
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +84,6 @@ def test_missing_bochs_is_backend_unavailable(monkeypatch: pytest.MonkeyPatch) -
     def missing() -> str:
         raise BackendUnavailable("bochs is not installed (Debian packages bochs bochsbios)")
 
-    monkeypatch.setattr(runner, "_version", missing)
+    monkeypatch.setattr(runner, "ready", missing)
     with pytest.raises(BackendUnavailable, match="bochs is not installed"):
         run_probe()
