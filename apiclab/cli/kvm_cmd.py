@@ -28,15 +28,29 @@ from apiclab.scenarios.kvm_cases import DEFAULT_WAIT_MS, KvmCase, cases
 
 
 def register(subparsers: Any) -> None:
-    kvm = subparsers.add_parser("kvm", help="the host's real KVM: info, reproduce the 0x5C "
-                                "mechanism on it")
+    kvm = subparsers.add_parser(
+        "kvm", help="the host's real KVM: info, reproduce the 0x5C mechanism on it",
+        description="Drive this machine's /dev/kvm directly from Python (ioctls through fcntl and "
+        "ctypes, no QEMU). 'info' says what the host's KVM is; 'reproduce' runs the seed's "
+        "mechanism on it and on the model. Opening /dev/kvm needs root or the kvm group; "
+        "--trace reads tracefs, which needs root.")
     sub = kvm.add_subparsers(dest="kvm_command", metavar="SUBCOMMAND")
-    info = sub.add_parser("info", help="API version, module, capabilities, APICv")
+    info = sub.add_parser(
+        "info", help="API version, module, capabilities, APICv",
+        description="Print what the host's KVM is: its API version, the kernel module and "
+        "kernel, whether APICv is on, the host CPU's VMX/SVM bits, the guest CPUID bits apiclab "
+        "relies on (x2APIC, TSC-deadline), the TSC rate and the capabilities apiclab uses.")
     info.add_argument("--json", action="store_true", help="one JSON object")
     info.add_argument("--device", default=DEV_KVM, help=f"KVM device (default {DEV_KVM})")
     info.set_defaults(func=run_info)
-    rep = sub.add_parser("reproduce", help="the phase-0 clock wait after three APIC images, "
-                         "on /dev/kvm and on the model")
+    rep = sub.add_parser(
+        "reproduce", help="the phase-0 clock wait after three APIC images, on /dev/kvm and on "
+        "the model",
+        description="Run Windows' phase-0 clock wait (HalpWaitForPhase0ClockTick) as a guest "
+        "program on /dev/kvm after each of three local-APIC images pushed with KVM_SET_LAPIC "
+        "(the reset image, a stale in-service 0xE1, a pending 0xE1), run the same program and "
+        "image on the model, and report each outcome (clock tick or bugcheck 0x5C) with the "
+        "APIC state read back; where host and model differ, the deviation and its evidence.")
     rep.add_argument("--wait-ms", type=int, default=DEFAULT_WAIT_MS,
                      help=f"the clock wait's TSC deadline (default {DEFAULT_WAIT_MS}; "
                      "Windows waits 3000)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -34,10 +35,19 @@ def build_parser() -> argparse.ArgumentParser:
         prog="apiclab",
         description="An executable laboratory for x86 interrupt virtualization.",
     )
+    parser.add_argument("--version", action="version", version=f"apiclab {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(name).register(sub)
     return parser
+
+
+def version() -> str:
+    """The installed distribution's version (pyproject.toml), so that there is one source."""
+    try:
+        return importlib.metadata.version("apiclab")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree never installed
+        return "unknown (not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

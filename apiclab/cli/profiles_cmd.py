@@ -11,7 +11,10 @@ from apiclab.hypervisor.profiles import PROFILES, SWITCHES
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
-        "profiles", help="list the KVM profiles and the commits behind each behaviour switch"
+        "profiles", help="list the KVM profiles and the commits behind each behaviour switch",
+        description="Print every behaviour switch of the modelled KVM reset and restore paths: "
+        "what it changes, the Linux commit (id, title, kernel) it comes from, and which profiles "
+        "have it on. --json prints the same as one object.",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)

@@ -1,0 +1,55 @@
+"""The top of the command line: --version, and a description in every command's --help."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from apiclab.cli.main import build_parser, main
+
+
+def test_version_comes_from_the_installed_metadata(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out == f"apiclab {importlib.metadata.version('apiclab')}\n"
+
+
+def test_version_from_the_installed_script() -> None:
+    proc = subprocess.run([sys.executable, "-m", "apiclab", "--version"], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    name, number = proc.stdout.split()
+    assert name == "apiclab"
+    assert number.split(".")[0].isdigit()
+
+
+def _commands(parser: argparse.ArgumentParser,
+              path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*path, name), sub
+                yield from _commands(sub, (*path, name))
+
+
+COMMANDS = list(_commands(build_parser()))
+
+
+def test_the_walk_sees_the_nested_kvm_commands() -> None:
+    names = {" ".join(path) for path, _ in COMMANDS}
+    assert {"profiles", "kvm", "kvm info", "kvm reproduce", "conform", "vmx"} <= names
+
+
+@pytest.mark.parametrize("path,parser", COMMANDS, ids=[" ".join(p) for p, _ in COMMANDS])
+def test_every_command_has_a_description_in_its_help(path: tuple[str, ...],
+                                                     parser: argparse.ArgumentParser) -> None:
+    assert parser.description and len(parser.description) > 40, path
+    helptext = parser.format_help()
+    # the description's first words appear under the usage line
+    assert " ".join(parser.description.split()[:3]) in " ".join(helptext.split())
