@@ -7,12 +7,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from apiclab.cli.progress import BackendProgress
 from apiclab.conform.backends import BACKEND_NAMES, make_backend, parse_backend_list
 from apiclab.conform.case import builtin_dir, load_builtin, load_dir
 from apiclab.conform.report import (
     differences_text,
     dumps,
     matrix_text,
+    summary_text,
     to_html,
     to_json,
     write_atomic,
@@ -42,8 +44,9 @@ def register(sub: Any) -> None:
     p.add_argument("--random", metavar="N", type=int,
                    help="differential mode: N random programs on every chosen backend")
     p.add_argument("--seed", metavar="S", type=int, default=0, help="seed of --random (default 0)")
-    p.add_argument("--candidates", metavar="DIR", type=Path, default=Path("conform-candidates"),
-                   help="where --random saves shrunk disagreements as case TOML files")
+    p.add_argument("--candidates", metavar="DIR", type=Path,
+                   help="with --random: save each shrunk disagreement as a case TOML file in DIR "
+                   "(created if missing); without it nothing is written")
     p.set_defaults(func=run)
 
 
@@ -55,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
 
         if args.random < 1:
             raise UserError(f"--random: expected a positive number of programs, got {args.random}")
-        return run_random(args.random, args.seed, backends, args.candidates, as_json=args.json)
+        with BackendProgress("programs") as progress:
+            return run_random(args.random, args.seed, backends, args.candidates,
+                              as_json=args.json, progress=progress)
     if args.cases:
         cases = [c for d in args.cases for c in load_dir(d)]
         if args.with_builtin:
@@ -68,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             raise UserError(f"--only: no case named {sorted(unknown)[0]!r}")
         cases = [c for c in cases if c.name in wanted]
-    result = run_suite(cases, backends)
+    with BackendProgress("cases") as progress:
+        result = run_suite(cases, backends, progress=progress)
     if args.html:
         write_atomic(args.html, to_html(result))
     if args.json:
@@ -78,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         diffs = differences_text(result)
         if diffs:
             print("\ndifferences:\n" + diffs)
+        print("\n" + summary_text(result))
         if args.html:
             print(f"\nHTML report: {args.html}", file=sys.stderr)
     return 0

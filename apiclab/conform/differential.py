@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +23,12 @@ from apiclab.backends.base import Backend
 from apiclab.conform.candidate import candidate_toml
 from apiclab.conform.generate import Move, program_of, random_program
 from apiclab.conform.match import first_divergence, visible
-from apiclab.conform.runner import CHILD_PROCESS_BACKENDS, workers
+from apiclab.conform.runner import (
+    CHILD_PROCESS_BACKENDS,
+    SuiteProgress,
+    advance_when_done,
+    workers,
+)
 from apiclab.conform.shrink import ddmin
 from apiclab.engine.trace import Trace
 from apiclab.errors import UserError
@@ -93,10 +98,13 @@ def campaign(
     model: Backend,
     reals: dict[str, Backend],
     *,
-    progress: Callable[[str], None] | None = None,
+    progress: SuiteProgress | None = None,
 ) -> tuple[dict[str, BackendStats], list[Disagreement], float]:
     """Run programs 0..n-1 of `seed` on the model and the real backends; collect disagreements."""
     stats = {name: BackendStats() for name in ("model", *reals)}
+    if progress is not None:
+        for name in stats:
+            progress.start(name, n)
     found: list[Disagreement] = []
     start = time.monotonic()
     programs = [random_program(seed, i) for i in range(n)]
@@ -106,9 +114,14 @@ def campaign(
             for name, backend in reals.items() if name in CHILD_PROCESS_BACKENDS
             for i in range(n)
         }
+        if progress is not None:
+            for (_, name), future in pooled.items():
+                future.add_done_callback(advance_when_done(progress, name))
         for i, (program, moves, handlers) in enumerate(programs):
             model_events, secs, error = _timed(model, program)
             _count(stats["model"], secs, error)
+            if progress is not None:
+                progress.advance("model")
             if model_events is None:
                 raise UserError(f"--random: the model failed on program {i} of seed {seed}: "
                                 f"{error}")
@@ -117,6 +130,8 @@ def campaign(
                     events, secs, error = pooled.pop((i, name)).result()
                 else:
                     events, secs, error = _timed(backend, program)
+                    if progress is not None:
+                        progress.advance(name)
                 _count(stats[name], secs, error)
                 if events is None:
                     continue
@@ -128,8 +143,6 @@ def campaign(
                 stats[name].disagree += 1
                 found.append(Disagreement(i, name, signature(name, model_events, events, at),
                                           moves, handlers, model_events, events, at))
-            if progress and (i + 1) % 100 == 0:
-                progress(f"{i + 1}/{n} programs")
     return stats, found, time.monotonic() - start
 
 
@@ -170,8 +183,11 @@ def still_disagrees_with(moves: list[Move], handlers: dict[int, Handler], model:
     return at >= 0 and signature(d.backend, left, right, at) == d.signature
 
 
-def run_random(n: int, seed: int, backends: dict[str, Backend], out_dir: Path,
-               *, as_json: bool = False) -> int:
+def run_random(n: int, seed: int, backends: dict[str, Backend], out_dir: Path | None,
+               *, as_json: bool = False, progress: SuiteProgress | None = None) -> int:
+    """Run the campaign and print its summary. The shrunk disagreements are written as case
+    files into `out_dir` only when it is given (`--candidates DIR`): never silently into the
+    current directory; without it the summary says how to save them (same seed, same programs)."""
     model = backends.get("model")
     if model is None or not model.availability().available:
         reason = "not chosen" if model is None else model.availability().detail
@@ -186,14 +202,21 @@ def run_random(n: int, seed: int, backends: dict[str, Backend], out_dir: Path,
             reals[name] = backend
         else:
             skipped[name] = avail.detail
-    stats, found, wall = campaign(n, seed, model, reals)
+    stats, found, wall = campaign(n, seed, model, reals, progress=progress)
+    kinds = len({d.signature for d in found})
+    if progress is not None and kinds:
+        progress.start("shrink", kinds)
     shrunk: dict[tuple[str, ...], Disagreement] = {}
     for d in found:
         if d.signature not in shrunk:
             shrink(d, model, reals[d.backend])
-            d.saved = _save(d, seed, out_dir)
+            if out_dir is not None:
+                d.saved = _save(d, seed, out_dir)
             shrunk[d.signature] = d
+            if progress is not None:
+                progress.advance("shrink")
     doc = _summary(n, seed, stats, found, list(shrunk.values()), skipped, wall)
+    doc["candidates_dir"] = str(out_dir) if out_dir is not None else None
     if as_json:
         print(json.dumps(doc, indent=1))
     else:
@@ -238,8 +261,21 @@ def _summary(n: int, seed: int, stats: dict[str, BackendStats], found: Sequence[
 
 
 def _summary_text(doc: dict[str, Any]) -> str:
-    lines = [f"{doc['programs']} random programs (seed {doc['seed']}) in {doc['wall_seconds']} s, "
-             f"{doc['programs_per_second_overall']} programs/s overall"]
+    """Each kind of disagreement first, then the summary, so that the summary is what a terminal
+    shows when the run ends."""
+    lines = []
+    for k in doc["kinds"]:
+        backend, model_kind, real_kind, fields = k["signature"]
+        lines.append(f"disagreement on {backend} ({k['count']} programs, "
+                     f"first #{k['first_program']}): model shows {model_kind}, "
+                     f"{backend} shows {real_kind}"
+                     + (f" (fields {fields})" if fields else "")
+                     + f"; shrunk to {k['steps']} steps"
+                     + (f": {k['candidate']}" if k["candidate"] else ""))
+    if lines:
+        lines.append("")
+    lines.append(f"{doc['programs']} random programs (seed {doc['seed']}) in "
+                 f"{doc['wall_seconds']} s, {doc['programs_per_second_overall']} programs/s overall")
     for name, s in doc["backends"].items():
         line = (f"  {name:<6} {s['programs_per_second']:>7} programs/s alone "
                 f"({s['seconds']} s in runs)")
@@ -250,11 +286,11 @@ def _summary_text(doc: dict[str, Any]) -> str:
         lines.append(line)
     for name, reason in doc["not_run"].items():
         lines.append(f"  {name:<6} not run: {reason}")
-    for k in doc["kinds"]:
-        backend, model_kind, real_kind, fields = k["signature"]
-        lines.append(f"disagreement on {backend} ({k['count']} programs, "
-                     f"first #{k['first_program']}): model shows {model_kind}, "
-                     f"{backend} shows {real_kind}"
-                     + (f" (fields {fields})" if fields else "")
-                     + f"; shrunk to {k['steps']} steps: {k['candidate']}")
+    kinds = len(doc["kinds"])
+    if kinds and doc.get("candidates_dir"):
+        lines.append(f"{kinds} kinds of disagreement, each saved as a candidate case in "
+                     f"{doc['candidates_dir']}")
+    elif kinds:
+        lines.append(f"{kinds} kinds of disagreement, not saved: add --candidates DIR to write "
+                     "them as candidate case files (the same --seed gives the same programs)")
     return "\n".join(lines)

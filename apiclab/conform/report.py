@@ -56,13 +56,21 @@ def matrix_text(result: SuiteResult) -> str:
     for c in result.cases:
         cells = "  ".join(f"{MARK[c.outcome(n)]:<7}" for n in names)
         lines.append(f"{c.case.name:<{width}}  {c.case.sdm:<{sdm_width}}  {cells}")
-    lines.append("")
-    totals = []
+    return "\n".join(lines)
+
+
+def summary_text(result: SuiteResult) -> str:
+    """Per backend, how many cases agree, differ or did not run: printed last, after the
+    matrix and the differences, so that it is what a terminal shows when the run ends."""
+    names = list(result.backends)
+    lines = [f"summary: {len(result.cases)} cases on {', '.join(names)}"]
     for n in names:
         counts = {k: sum(c.outcome(n) == k for c in result.cases) for k in MARK}
-        totals.append(f"{n}: {counts['agrees']} agree, {counts['differs']} differ, "
-                      f"{counts['not-run']} not run")
-    lines.append("; ".join(totals))
+        line = (f"  {n}: {counts['agrees']} agree, {counts['differs']} differ, "
+                f"{counts['not-run']} not run")
+        if not result.backends[n].available:
+            line += f" ({result.backends[n].detail})"
+        lines.append(line)
     return "\n".join(lines)
 
 

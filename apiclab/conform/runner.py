@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from apiclab.backends.base import Availability, Backend, BackendUnavailable
 from apiclab.conform.backends import evidence_backend
@@ -49,6 +49,14 @@ class CaseResult:
 class SuiteResult:
     backends: dict[str, Availability]
     cases: list[CaseResult]
+
+
+class SuiteProgress(Protocol):
+    """Told how many runs each available backend has and when each one ends (from any thread)."""
+
+    def start(self, backend: str, total: int) -> None: ...
+
+    def advance(self, backend: str) -> None: ...
 
 
 def judge(case: Case, backend: Backend, timeout_s: float = RUN_TIMEOUT_S) -> BackendRun:
@@ -100,6 +108,11 @@ def _short_evidence(evidence: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def advance_when_done(progress: SuiteProgress, name: str) -> Callable[[Future[Any]], None]:
+    """A done-callback for a pooled run: the display moves as runs end, not as they are read."""
+    return lambda _future: progress.advance(name)
+
+
 def workers() -> int:
     return max(1, os.cpu_count() or 1)
 
@@ -108,25 +121,31 @@ def run_suite(
     cases: Sequence[Case],
     backends: dict[str, Backend],
     *,
-    progress: Callable[[str], None] | None = None,
+    progress: SuiteProgress | None = None,
 ) -> SuiteResult:
     availability = {name: b.availability() for name, b in backends.items()}
     runs: dict[tuple[int, str], BackendRun] = {}
     pooled: dict[tuple[int, str], Future[BackendRun]] = {}
+    if progress is not None:
+        for name in backends:
+            if availability[name].available:
+                progress.start(name, len(cases))
     with ThreadPoolExecutor(max_workers=workers()) as pool:
         for name, backend in backends.items():
             if not availability[name].available or name not in CHILD_PROCESS_BACKENDS:
                 continue
             for i, case in enumerate(cases):
                 pooled[(i, name)] = pool.submit(judge, case, backend)
+                if progress is not None:
+                    pooled[(i, name)].add_done_callback(advance_when_done(progress, name))
         for name, backend in backends.items():
             for i, case in enumerate(cases):
                 if not availability[name].available:
                     runs[(i, name)] = BackendRun("not-run", reason=availability[name].detail)
                 elif name not in CHILD_PROCESS_BACKENDS:
                     runs[(i, name)] = judge(case, backend)
-                    if progress:
-                        progress(f"{name}: {case.name} {runs[(i, name)].outcome}")
+                    if progress is not None:
+                        progress.advance(name)
         for key, future in pooled.items():
             runs[key] = future.result()
     results = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from apiclab.backends.base import Availability, BackendUnavailable, RunResult
 from apiclab.conform.backends import MissingBackend, ModelBackend
 from apiclab.conform.case import load_builtin
-from apiclab.conform.report import matrix_text, to_json
+from apiclab.conform.report import matrix_text, summary_text, to_json
 from apiclab.conform.runner import run_suite
 from apiclab.engine.trace import Trace
 from apiclab.guest.program import Program
@@ -50,4 +50,6 @@ def test_outcomes_agrees_differs_and_not_run_with_reasons() -> None:
         assert case["differences"][0]["observed"] == {"kind": "end"}
     text = matrix_text(result)
     assert "gone   not run: not installed here" in text
-    assert "silent: 0 agree, 2 differ, 0 not run" in text
+    summary = summary_text(result)
+    assert "silent: 0 agree, 2 differ, 0 not run" in summary
+    assert "gone: 0 agree, 0 differ, 2 not run (not installed here)" in summary
