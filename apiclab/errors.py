@@ -1,4 +1,4 @@
-"""Errors that reach the user as one line and exit status 2 (ARCHITECTURE.md, invariant 5)."""
+"""Errors that reach the user as one line and exit status 2 (docs/design.md, invariant 5)."""
 
 
 class UserError(Exception):

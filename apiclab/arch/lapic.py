@@ -1,7 +1,8 @@
 """The local APIC as the SDM describes it (vol. 3A, 325384-059US, chapter 10).
 
 One class, methods named after the SDM's operations. Register state lives here once; PPR and the
-highest vectors are computed on demand, never cached (STYLE.md: stale caches are the bugs we study).
+highest vectors are computed on demand, never cached (a stale cache is exactly the kind of bug
+this project studies).
 Time is passed in (`now` in ns), never read, and a register write *returns* what it causes
 (an IPI to send, an EOI to broadcast, a timer to re-arm) instead of calling other devices.
 """
@@ -137,7 +138,7 @@ class LocalApic:
 
     def __init__(self, apic_id: int = 0, *, bus_hz: int = 1_000_000_000) -> None:
         self.apic_id = apic_id
-        self.bus_hz = bus_hz  # KVM's APIC bus runs at 1 GHz (SEMANTICS §1)
+        self.bus_hz = bus_hz  # KVM's APIC bus runs at 1 GHz (docs/design.md §1)
         self.x2apic = False
         self.reset()
 

@@ -5,7 +5,7 @@ KVM_APIC_REG_SIZE = 0x400. It is the xAPIC register page (SDM §10.4.1, Table 10
 offset `off` is the little-endian u32 at bytes off..off+3. In x2APIC mode KVM keeps the x2APIC ID
 in the ID register (bits 31:0) unless the x2APIC API quirk is disabled; the codec is layout only.
 
-RVI, SVI, PIR and ON are not in the page (SEMANTICS §2): a restore must derive them.
+RVI, SVI, PIR and ON are not in the page (docs/design.md §2): a restore must derive them.
 """
 
 from __future__ import annotations

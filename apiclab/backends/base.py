@@ -2,7 +2,7 @@
 
 A backend runs one `Program` and returns a `RunResult` whose trace holds the guest-visible events
 (`apiclab.engine.trace.GUEST_VISIBLE`) in the shared observation format, so any two backends can
-be compared event by event (ARCHITECTURE.md, invariant 2).
+be compared event by event (docs/design.md, invariant 2).
 """
 
 from __future__ import annotations

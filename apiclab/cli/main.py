@@ -24,7 +24,7 @@ COMMANDS = [
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line (what was wrong, with `--help` to learn more)
-    and exit status 2, like every other user error (ARCHITECTURE.md, invariant 5)."""
+    and exit status 2, like every other user error (docs/design.md, invariant 5)."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")

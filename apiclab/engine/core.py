@@ -2,7 +2,7 @@
 of scheduled callbacks, and generator processes that yield what they wait for.
 
 It knows nothing of APICs. Ties are broken by scheduling order, so a run is a pure function of
-its inputs (ARCHITECTURE.md, invariant 3).
+its inputs (docs/design.md, invariant 3).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The observation of a run: an ordered list of typed events, the one truth every report reads.
 
 Every executor (the model, real KVM, QEMU, Bochs) produces the same `Event` shape, so traces can
-be compared event by event and hashed for the determinism invariant (ARCHITECTURE.md, invariant 3).
+be compared event by event and hashed for the determinism invariant (docs/design.md, invariant 3).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The bug catalogue as regression: for each modelled KVM fix, the search must find a
 counterexample under the profile before it and none, within the bound, under the profile after.
 
-Each entry names the commit (SEMANTICS §3, `apiclab.hypervisor.profiles`), the symptom a user
+Each entry names the commit (docs/design.md §3, `apiclab.hypervisor.profiles`), the symptom a user
 saw, the property that catches it and the scenario family whose choices reach it.
 """
 

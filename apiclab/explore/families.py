@@ -1,7 +1,8 @@
 """The scenario families `apiclab explore` searches: name → `run(profile, apicv, choices) -> Trace`.
 
 Each family is a compact scenario built on the model's classes whose every variation is a draw
-from `choices` (SEMANTICS §3-§4 say which variations matter); zero draws are its simplest run.
+from `choices` (docs/design.md §3-§4 say which variations matter); zero draws are its simplest
+run.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Properties a guest relies on, as named checks over one observation (a run's events).
 
-A property reads only the trace (ARCHITECTURE.md, invariant 2) and answers with the event at which
+A property reads only the trace (docs/design.md, invariant 2) and answers with the event at which
 it breaks, or None. The four built-in ones are the guarantees whose loss the seed's BSOD and the
-snapshot-restore fixes of SEMANTICS §3 are about; users add their own in Python with
+snapshot-restore fixes of docs/design.md §3 are about; users add their own in Python with
 `--property module:function` or `--property path/to/file.py[:function]`.
 """
 
@@ -20,7 +20,7 @@ from apiclab.engine.trace import Event
 from apiclab.errors import UserError
 
 NS_PER_S = 1_000_000_000
-WINDOWS_CLOCK_VECTOR = 0xD1  # Windows 7 x64's clock vector (SEMANTICS §4, step 5)
+WINDOWS_CLOCK_VECTOR = 0xD1  # Windows 7 x64's clock vector (docs/design.md §4, step 5)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """Stateless search for a run that breaks a property: exhaustive up to a bound, then seeded random.
 
-Every run starts from scratch and is a pure function of its choice sequence (ARCHITECTURE.md,
+Every run starts from scratch and is a pure function of its choice sequence (docs/design.md,
 "Determinism"), so no executor state is ever copied (as in Hypothesis or CHESS).
 
 - Exhaustive phase: every choice sequence with at most `bound` non-default draws ("deviations",

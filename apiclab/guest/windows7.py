@@ -1,6 +1,6 @@
 """Windows 7 x64 around a reboot, as far as interrupts are concerned.
 
-What the model relies on (from the seed analysis, `../shared/seed/clock-init-failed-bsod.md`):
+What the model relies on (the seed analysis; docs/design.md §4 tells the failure step by step):
 - running Windows takes its clock at vector 0xD1, IPIs at 0xE1 and device interrupts below;
 - its shutdown path disables interrupts and then writes the reset port, so interrupts arriving in
   between stay pending (in IRR/PIR, and in RVI);

@@ -1,6 +1,6 @@
 """One VM as QEMU and KVM build it: QEMU's devices (HPET, and the reset sequence) around KVM's
 in-kernel IOAPIC and vCPU. QEMU's system reset is modelled after `qemu_system_reset`: devices are
-reset first, then the vCPU's APIC state is pushed with KVM_SET_LAPIC (SEMANTICS §3).
+reset first, then the vCPU's APIC state is pushed with KVM_SET_LAPIC (docs/design.md §3).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """KVM behaviour as data: each profile is a table of switches, each switch citing its commit.
 
-No subclass per kernel version (ARCHITECTURE.md, "Profiles are data"): the KVM model asks a
+No subclass per kernel version (docs/design.md, "Profiles are data"): the KVM model asks a
 profile `profile.on("restore_sets_rvi")` and `apiclab profiles` prints where each answer comes from.
 """
 

@@ -1,6 +1,6 @@
 """Turn the trace of a failed boot into a chain of register states a reader can follow.
 
-Reads only the observation (ARCHITECTURE.md, invariant 2): the `reboot`, `set-lapic`, `deliver`,
+Reads only the observation (docs/design.md, invariant 2): the `reboot`, `set-lapic`, `deliver`,
 `wait-start`, `accept` and `bugcheck` events the model records, each carrying the registers of
 that moment. Each link says what happened and why it matters, in the SDM's and KVM's words.
 """

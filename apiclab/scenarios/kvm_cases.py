@@ -1,14 +1,15 @@
 """The three `apiclab kvm reproduce` cases: the Windows phase-0 clock wait after three APIC images.
 
-The guest program is hal!HalpWaitForPhase0ClockTick reduced to steps (SEMANTICS §4): program the
-LAPIC timer periodic at the clock vector 0xD1, enable interrupts, spin with a TSC deadline until
-the clock handler has counted one tick, and bug-check 0x5C (0x10B, clock source 3, 0, 0) if it
-has not. The clock handler counts and EOIs; every other vector's handler counts and does not EOI
+The guest program is hal!HalpWaitForPhase0ClockTick reduced to steps (docs/design.md §4):
+program the LAPIC timer periodic at the clock vector 0xD1, enable interrupts, spin with a TSC
+deadline until the clock handler has counted one tick, and bug-check 0x5C (0x10B, clock source
+3, 0, 0) if it has not. The clock handler counts and EOIs; every other vector's handler counts and does not EOI
 (early boot has no real handler for them). The wait is scaled from 3 s to `wait_ms`.
 
-Images, each pushed with KVM_SET_LAPIC before the first instruction (QEMU's reboot path, §3):
+Images, each pushed with KVM_SET_LAPIC before the first instruction (QEMU's reboot path,
+docs/design.md §3):
   clean-reset   the reset image: the tick arrives.
-  stale-isr     ISR holds 0xE1 -- what delivering a stale RVI leaves behind (§2, §4 step 4);
+  stale-isr     ISR holds 0xE1 -- what delivering a stale RVI leaves behind (design.md §4, step 3);
                 class 0xE >= 0xD blocks the clock: timeout, 0x5C.
   pending-irr   0xE1 pending in IRR, its handler does not EOI: the SDM says it is delivered,
                 stays in service and blocks the clock the same way.
@@ -23,7 +24,7 @@ from apiclab.arch.registers import Reg
 from apiclab.guest.program import Handler, Mode, Op, Program, Step
 from apiclab.hypervisor.machine import reset_image
 
-CLOCK_VECTOR = 0xD1  # Windows x64 clock vector (SEMANTICS §4 step 5)
+CLOCK_VECTOR = 0xD1  # Windows x64 clock vector (docs/design.md §4, step 5)
 STALE_VECTOR = 0xE1  # a class-0xE vector, e.g. an IPI pending at reboot
 BUGCHECK_CLOCK_INTERRUPT_NOT_RECEIVED = 0x5C  # HAL_INITIALIZATION_FAILED
 HAL_CLOCK_PARAM = 0x10B

@@ -1,7 +1,7 @@
 """Scenario files: a reboot storm described in TOML (the built-in one ships as one of them).
 
 Every field is checked; a mistake is one line naming the file, the field and what would be right
-(ARCHITECTURE.md, invariant 5).
+(docs/design.md, invariant 5).
 """
 
 from __future__ import annotations

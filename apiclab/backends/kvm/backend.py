@@ -2,8 +2,9 @@
 
 One run: build the ROM with the program (apiclab.guest.agent.image), create a VM with the ROM
 and RAM, an in-kernel irqchip and one vCPU in the reset state; optionally KVM_SET_LAPIC an image
-(the reboot path of SEMANTICS §3); run until the agent writes its exit port, under a wall-clock
-time-out; read the LAPIC back with KVM_GET_LAPIC; decode the agent's port-0xE9 log into a Trace.
+(the reboot path, docs/design.md §3); run until the agent writes its exit port, under a
+wall-clock time-out; read the LAPIC back with KVM_GET_LAPIC; decode the agent's port-0xE9 log
+into a Trace.
 """
 
 from __future__ import annotations

@@ -130,7 +130,7 @@ def deviation(host: Trace, model: Trace, *, host_lapic: Mapping[str, Any],
             vectors = ", ".join(f"{v:#x}" for v in eois["eoi_not_written_by_guest"])
             evidence["summary"] += (f"; tracefs shows KVM EOI'd {vectors} without the guest "
                                     "writing EOI (kvm_eoi with no guest EOI write), i.e. as it "
-                                    "injected the vector (SEMANTICS §5)")
+                                    "injected the vector (docs/host.md)")
     elif trace_note:
         evidence["tracepoints_unavailable"] = trace_note
     return evidence

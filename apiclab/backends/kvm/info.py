@@ -3,7 +3,7 @@ cares about, and whether hardware APIC virtualization (APICv / AVIC) is there.
 
 The module is read from /sys/module (/proc/modules may be absent, e.g. in a minimal guest):
 `kvm_intel` (VMX), `kvm_amd` (SVM) or another vendor module such as `kvm_pvm`
-(SEMANTICS §5). APICv is a property of the vendor module: kvm_intel's `enable_apicv` parameter,
+(docs/host.md). APICv is a property of the vendor module: kvm_intel's `enable_apicv` parameter,
 kvm_amd's `avic`; any other module has no hardware virtual-interrupt delivery to offer.
 """
 

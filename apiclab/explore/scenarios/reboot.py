@@ -1,5 +1,5 @@
 """The `reboot` family: one Windows 7 reboot on one VM, with the interrupt traffic around the
-reset as explicit choices (SEMANTICS §4).
+reset as explicit choices (docs/design.md §4).
 
 Draws, in order (zero is always the simplest: fewer vectors, earlier, defaults):
 1. how many host interrupts arrive around the reboot (0-3);

@@ -1,5 +1,5 @@
 """The `snapshot` family: QEMU's savevm/loadvm of a VM whose LAPIC timer is armed — the path of
-967235d32032, 8e6ed96cdd50 and 9cfec6d097c6 (SEMANTICS §3).
+967235d32032, 8e6ed96cdd50 and 9cfec6d097c6 (docs/design.md §3).
 
 What QEMU carries across (hw/i386/kvm/apic.c `kvm_put_apic_state`, target/i386/kvm/kvm.c
 `kvm_put_tscdeadline_msr`): the register page without a current count — TMCCT goes back as 0, so

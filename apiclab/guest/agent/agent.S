@@ -312,7 +312,7 @@ pm_entry:
         .else
         /* Return without IRET: KVM's instruction emulator implements IRET only in real mode
          * (arch/x86/kvm/emulate.c, em_iret), and a KVM that emulates unpaged protected mode
-         * (kvm_pvm, SEMANTICS §5) fails on it. Same CS and CPL 0, so POPF + RET is equivalent
+         * (kvm_pvm, docs/host.md) fails on it. Same CS and CPL 0, so POPF + RET is equivalent
          * (SDM vol. 2A IRET, "return to same privilege level"), but for one instruction of IF = 1
          * before the RET. The frame [vector, EIP, CS, EFLAGS] becomes [EFLAGS, EIP, ...]. */
         pushl   %eax
@@ -457,7 +457,7 @@ pm_entry:
         jmp     \p\()next
 
 /* WAIT: spin until count[vector] >= target or RDTSC passes the deadline (the shape of
- * hal!HalpWaitForPhase0ClockTick, SEMANTICS §4); "@W" tsc vector(2) count(8) D|T */
+ * hal!HalpWaitForPhase0ClockTick, docs/design.md §4); "@W" tsc vector(2) count(8) D|T */
 \p\()op_wait:
         movl    %eax, %ebp                /* deadline = TSC + b, in EDI:EBP */
         movl    %edx, %edi
