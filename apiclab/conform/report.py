@@ -63,7 +63,8 @@ def summary_text(result: SuiteResult) -> str:
     """Per backend, how many cases agree, differ or did not run: printed last, after the
     matrix and the differences, so that it is what a terminal shows when the run ends."""
     names = list(result.backends)
-    lines = [f"summary: {len(result.cases)} cases on {', '.join(names)}"]
+    count = f"{len(result.cases)} case" + ("" if len(result.cases) == 1 else "s")
+    lines = [f"summary: {count} on {', '.join(names)}"]
     for n in names:
         counts = {k: sum(c.outcome(n) == k for c in result.cases) for k in MARK}
         line = (f"  {n}: {counts['agrees']} agree, {counts['differs']} differ, "

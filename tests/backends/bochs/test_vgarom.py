@@ -77,7 +77,10 @@ def test_the_environment_names_the_rom_and_nothing_else_is_searched(
 
 @pytest.mark.skipif(shutil.which("bochs") is None, reason="bochs not installed")
 def test_this_machine_has_a_rom_that_is_a_file_not_a_dangling_link() -> None:
-    rom = find_vga_rom()
+    try:
+        rom = find_vga_rom()
+    except BackendUnavailable as e:  # a machine without any: the Bochs tests skip with this line
+        pytest.skip(str(e))
     assert rom.resolve().is_file()
     assert rom.stat().st_size >= 512
     assert rom.read_bytes()[:2] == b"\x55\xaa"  # an option ROM's signature
