@@ -13,6 +13,7 @@ from typing import Any
 
 from apiclab.engine.trace import Event
 from apiclab.explore.properties import Property, Violation
+from apiclab.hypervisor.profiles import Profile
 from apiclab.report.explain import explain_failure
 
 _REG_KEYS = ("rvi", "svi", "vppr", "ppr", "tpr", "irr", "isr", "pir")
@@ -22,12 +23,14 @@ _GENERIC_KINDS = frozenset(
 )
 
 
-def explain(events: Sequence[Event], prop: Property, violation: Violation) -> list[dict[str, Any]]:
+def explain(
+    events: Sequence[Event], prop: Property, violation: Violation, profile: Profile | None = None
+) -> list[dict[str, Any]]:
     """[{"step", "time_ns", "registers", "text"}], ending with the property's verdict."""
     if any(e.kind == "bugcheck" for e in events):
         # The seed's failure: `explain_failure` tells it (it assumes a bugcheck ends the trace;
         # on other reboot failures it would claim a blocked clock that was in fact delivered).
-        chain = explain_failure(events)
+        chain = explain_failure(events, profile=profile)
     else:
         chain = _generic_chain(events[: violation.index + 1])
     at = events[violation.index] if 0 <= violation.index < len(events) else None

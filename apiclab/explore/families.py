@@ -29,6 +29,7 @@ FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
         Family(reboot.NAME, reboot.SUMMARY, reboot.run),
+        Family(reboot.BARE_NAME, reboot.BARE_SUMMARY, reboot.run_bare_firmware),
         Family(snapshot.NAME, snapshot.SUMMARY, snapshot.run),
     )
 }

@@ -52,6 +52,10 @@ class Windows7Config:
     clock_period_ns: int = 15_625_000  # 64 Hz
     wait_ms: int = 3000
     early_boot_eoi_unexpected: bool = False  # whether phase-0 IDT stubs EOI unknown vectors
+    # SeaBIOS built for QEMU software-enables the local APIC in smp_scan (src/fw/smp.c) during
+    # platform setup, before its timers run with interrupts on; False models a firmware that
+    # takes interrupts with the APIC still software-disabled.
+    firmware_enables_apic: bool = True
 
 
 @dataclass
@@ -116,6 +120,8 @@ class Windows7:
         interrupts off (assumed 0.3-1.5 s)."""
         vcpu = self.m.vcpu
         vcpu.idt = self._firmware_ivt
+        if self.cfg.firmware_enables_apic:
+            vcpu.apic_write(Reg.SVR, vcpu.apic_read(Reg.SVR) | 0x100)
         yield Sleep(choices.between(1, 5) * 100_000)
         vcpu.sti()
         yield Sleep(choices.between(1, 50) * MS)
