@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     names = list(PROFILES)
     width = max(len(str(s.name)) for s in SWITCHES.values()) + 2
+    print("profile".ljust(width) + "".join(n.removeprefix("kvm-").rjust(7) for n in names))
     print("release".ljust(width) + "".join(PROFILES[n].kernel.rjust(7) for n in names))
     for s in SWITCHES.values():
         cells = "".join(("on" if PROFILES[n].on(s.name) else "-").rjust(7) for n in names)
