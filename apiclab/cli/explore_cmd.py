@@ -200,7 +200,10 @@ def _print_catalogue(results: list[EntryResult], *, as_json: bool) -> None:
         ]
         print(json.dumps({"catalogue": rows, "not_modelled": unmodelled}, indent=2))
         return
-    print(f"{'commit':<26} {'property':<25} {'APICv':<5} {'with the bug':<36} without it")
+    print(
+        f"{'commit':<26} {'property':<25} {'scenario':<21} {'APICv':<5} {'with the bug':<36} "
+        "without it"
+    )
     for r in results:
         e = r.entry
         ce = r.buggy.counterexample
@@ -209,7 +212,10 @@ def _print_catalogue(results: list[EntryResult], *, as_json: bool) -> None:
         after = f"{e.fixed}: " + (
             "violated!" if r.fixed.counterexample else f"clean ({r.fixed.coverage.runs} runs)"
         )
-        print(f"{e.commit:<26} {e.property:<25} {'on' if e.apicv else 'off':<5} {before:<36} {after}")
+        print(
+            f"{e.commit:<26} {e.property:<25} {e.family:<21} {'on' if e.apicv else 'off':<5} "
+            f"{before:<36} {after}"
+        )
     for r in results:
         print(f"\n{r.entry.commit} \"{r.entry.title}\"\n  symptom: {r.entry.symptom}")
     for u in NOT_MODELLED:
