@@ -4,8 +4,9 @@ What the model relies on (from the seed analysis, `../shared/seed/clock-init-fai
 - running Windows takes its clock at vector 0xD1, IPIs at 0xE1 and device interrupts below;
 - its shutdown path disables interrupts and then writes the reset port, so interrupts arriving in
   between stay pending (in IRR/PIR, and in RVI);
-- at boot the firmware (SeaBIOS) enables interrupts while it waits; a vector it does not know goes
-  to a default handler that IRETs without a local-APIC EOI, so that vector stays in service;
+- at boot the firmware (SeaBIOS) software-enables the local APIC (smp_scan), then enables
+  interrupts while it waits; a vector it does not know goes to a default handler that IRETs
+  without a local-APIC EOI, so that vector stays in service;
 - phase-0 HAL init (`hal!HalpInitializeClock`) enables the APIC, programs the clock source,
   enables interrupts and calls `HalpWaitForPhase0ClockTick(3000)`; only the clock stub
   (`HalpHpetClockInterruptStub`) EOIs in the early-boot IDT; with no tick by the TSC deadline it
