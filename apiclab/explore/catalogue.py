@@ -15,6 +15,7 @@ from apiclab.explore.families import get_family
 from apiclab.explore.properties import BUILTIN
 from apiclab.explore.search import Executor, Progress, SearchResult, search
 from apiclab.hypervisor.profiles import (
+    APICV_ACTIVATION_SVI,
     CLEAR_PIR,
     CLEAR_PIR_FIRST,
     FIRE_EXPIRED,
@@ -83,6 +84,13 @@ CATALOGUE: tuple[Entry, ...] = (
         "APIC (SeaBIOS for QEMU enables it first, so a SeaBIOS guest is not affected)",
         "clock-tick", "reboot-bare-firmware", "kvm-6.14", "kvm-6.7", True,
     ),
+    Entry(
+        APICV_ACTIVATION_SVI.commit, APICV_ACTIVATION_SVI.title,
+        "KVM fixes for 6.19-rc1, 'Update SVI when activating APICv': when an APICv inhibit is "
+        "cleared while the guest handles an interrupt injected meanwhile, SVI is stale, the "
+        "handler's EOI clears the wrong VISR bit and the vector stays in service (fixed in v6.19)",
+        "no-stuck-in-service", "apicv-activation", "kvm-6.14", "kvm-6.19", True,
+    ),
 )
 
 
@@ -95,15 +103,6 @@ class Unmodelled:
 
 
 NOT_MODELLED: tuple[Unmodelled, ...] = (
-    Unmodelled(
-        "", "KVM: x86: Update SVI when activating APICv",
-        "KVM fixes for 6.19-rc1: after APICv is activated at run time, SVI still holds its old "
-        "value, so the guest's EOI for an IRQ that was in service at the activation clears the "
-        "wrong VISR bit and the IRQ stays in service",
-        "the model fixes APICv on or off when the vCPU is created; it would need run-time APICv "
-        "activation (inhibits set and cleared) and a family that activates it while a handler "
-        "runs. The commit id was not found in the sources reached (docs/profiles.md)",
-    ),
     Unmodelled(
         "", "Hang on reboot in FreeBSD guest on Linux KVM host (kvm list, 2025)",
         "multi-vCPU FreeBSD 14.3 guests hang on reboot with APICv on Linux 6.1.118 and 6.12.47 "

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from apiclab.engine.choices import Choices
 from apiclab.engine.trace import Trace
 from apiclab.errors import UserError
-from apiclab.explore.scenarios import reboot, snapshot
+from apiclab.explore.scenarios import activation, reboot, snapshot
 from apiclab.hypervisor.profiles import Profile
 
 Runner = Callable[[Profile, bool, Choices], Trace]
@@ -31,6 +31,7 @@ FAMILIES: dict[str, Family] = {
         Family(reboot.NAME, reboot.SUMMARY, reboot.run),
         Family(reboot.BARE_NAME, reboot.BARE_SUMMARY, reboot.run_bare_firmware),
         Family(snapshot.NAME, snapshot.SUMMARY, snapshot.run),
+        Family(activation.NAME, activation.SUMMARY, activation.run),
     )
 }
 

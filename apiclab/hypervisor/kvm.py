@@ -72,6 +72,7 @@ class KvmVcpu:
         self.idt: Callable[[int], None] = lambda vector: None
         self.delivered = Signal()  # fires after every delivered interrupt (wakes HLT and waits)
         self._delivering = False
+        self._parked_vapic: VirtualApic | None = None  # the VMCS state while APICv is inhibited
 
     @property
     def apicv(self) -> bool:
@@ -176,6 +177,26 @@ class KvmVcpu:
 
     def vm_exit(self) -> None:
         self.in_guest = False
+
+    def set_apicv(self, active: bool) -> None:
+        """Run-time APICv (de)activation, as `__kvm_vcpu_update_apicv` does when an inhibit is set
+        or cleared (processed before the next entry). The VMCS keeps RVI and SVI while APICv is
+        off; on activation KVM requests an event (RVI at the entry) and, from b2849bec936b, sets
+        SVI to the highest ISR bit. Without that, SVI keeps its old value and the guest's next EOI
+        clears the wrong VISR bit (SDM §29.1.2: EOI virtualization clears VISR[SVI])."""
+        if active == (self.vapic is not None):
+            return
+        if active:
+            vapic = self._parked_vapic or VirtualApic(self.lapic)
+            self.vapic, self._parked_vapic = vapic, None
+            if self.profile.on(Sw.ACTIVATION_UPDATES_SVI):
+                vapic.svi = max(highest(self.lapic.isr), 0)
+        else:
+            self._parked_vapic, self.vapic = self.vapic, None
+        self.req_event = True
+        self.trace.record(self.engine.now, "apicv", active=active, **self.registers())
+        if self.in_guest:
+            self.vm_entry()  # KVM_REQ_APICV_UPDATE: the vCPU exits and re-enters
 
     # --- host side: KVM_GET_LAPIC / KVM_SET_LAPIC -----------------------------------------------
 

@@ -28,6 +28,7 @@ class Sw(StrEnum):
     RESTORE_FIRES_EXPIRED_ONESHOT = "restore_fires_expired_oneshot"
     RESTORE_CLEARS_PIR_FIRST = "restore_clears_pir_first"
     RESTORE_RVI_WRITE_REMOVED = "restore_rvi_write_removed"
+    ACTIVATION_UPDATES_SVI = "activation_updates_svi"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,12 @@ NO_IRR_UPDATE_HOOK = Source(
     "the kvm_apic_set_state hunk (hwapic_irr_update dropped) seen in kvm-list diffs of 2025; "
     "release v6.14 as in issue 16's check, not re-checked here",
 )
+APICV_ACTIVATION_SVI = Source(
+    "b2849bec936b", "KVM: VMX: Update SVI during runtime APICv activation", "v6.19",
+    "in the kernel.org push log of Linus' master of 2025-12-20 through the kvm-x86-fixes-6.19-rc1 "
+    "merge ('KVM fixes for 6.19-rc1': 'Update SVI when activating APICv'), so first in v6.19; "
+    "backported to 6.12.y and 6.18.y in June 2026",
+)
 
 _SWITCHES = (
     Switch(
@@ -155,6 +162,14 @@ _SWITCHES = (
         "one, and it runs only while the APIC is software-enabled",
         "kvm_apic_set_state, kvm_lapic_reset",
         NO_IRR_UPDATE_HOOK,
+    ),
+    Switch(
+        Sw.ACTIVATION_UPDATES_SVI,
+        "when APICv is activated at run time (an inhibit cleared), SVI is set to the highest ISR "
+        "bit (before: it kept its old value, so the guest's EOI for a vector in service at the "
+        "activation cleared the wrong VISR bit)",
+        "__kvm_vcpu_update_apicv, kvm_apic_update_hwapic_isr",
+        APICV_ACTIVATION_SVI,
     ),
 )
 
@@ -226,6 +241,10 @@ PROFILES: dict[str, Profile] = {
             "kvm-6.14", "v6.14", "no RVI write on restore: RVI follows VIRR only at entries "
             "with the APIC software-enabled",
             frozenset((*_V67, Sw.RESTORE_RVI_WRITE_REMOVED)),
+        ),
+        Profile(
+            "kvm-6.19", "v6.19", "run-time APICv activation sets SVI from the ISR",
+            frozenset((*_V67, Sw.RESTORE_RVI_WRITE_REMOVED, Sw.ACTIVATION_UPDATES_SVI)),
         ),
     )
 }

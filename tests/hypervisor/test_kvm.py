@@ -190,3 +190,24 @@ def test_level_triggered_eoi_reaches_the_ioapic_with_and_without_apicv():
         m.irq_line(9, False)
         m.vcpu.apic_write(Reg.EOI, 0)
         assert not m.ioapic.remote_irr(9), f"remote IRR stuck with apicv={apicv}"
+
+
+def test_apicv_activation_sets_svi_from_the_isr_from_6_19_only():
+    from apiclab.arch.registers import Reg
+
+    for name, retired in (("kvm-6.14", False), ("kvm-6.19", True)):
+        m = Machine(get_profile(name), apicv=True, tsc_hz=10**9, trace=Trace())
+        vcpu = m.vcpu
+        vcpu.vm_entry()
+        vcpu.apic_write(Reg.SVR, 0x1FF)
+        vcpu.set_apicv(False)  # inhibited: the next interrupt is injected, ISR set in KVM's page
+
+        def handler(vector: int, vcpu: KvmVcpu = vcpu) -> None:
+            vcpu.set_apicv(True)  # the inhibit is cleared while the handler runs
+            vcpu.apic_write(Reg.EOI, 0)
+
+        vcpu.idt = handler
+        vcpu.sti()
+        vcpu.accept_irq(0x61)
+        assert vcpu.vapic is not None
+        assert (vcpu.lapic.isr == 0) is retired, name
