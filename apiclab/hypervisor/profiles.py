@@ -61,7 +61,8 @@ APICV_BASE = Source(
 RESET_RVI = Source(
     "4114c27d450b", "KVM: x86: reset RVI upon system reset", "v3.19",
     "commit id, author and date quoted on the kvm list (2015 FreeBSD thread); dated Nov 2014, "
-    "after the v3.18 merge window; RHEL 7 carried it as a backport in 3.10.0-229.16.1",
+    "after the v3.18 merge window; v3.19 from issue 16's check of release trees, not re-checked "
+    "in a tree here; RHEL 7 carried it as a backport in 3.10.0-229.16.1",
 )
 PI_BLOCKED = Source(
     "bf9f6ac8d749", "KVM: Update Posted-Interrupts Descriptor when vCPU is blocked", "v4.4",
