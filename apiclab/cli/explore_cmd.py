@@ -9,12 +9,12 @@ import sys
 from typing import Any
 
 from apiclab.errors import UserError
-from apiclab.explore.catalogue import CATALOGUE, EntryResult, run_entry
+from apiclab.explore.catalogue import CATALOGUE, NOT_MODELLED, EntryResult, run_entry
 from apiclab.explore.explain import explain, format_chain
 from apiclab.explore.families import FAMILIES, get_family
 from apiclab.explore.properties import BUILTIN, Property, get_property
 from apiclab.explore.search import Executor, SearchResult, search
-from apiclab.hypervisor.profiles import PROFILES
+from apiclab.hypervisor.profiles import PROFILES, get_profile, resolve
 
 DEFAULT_BOUND = 4
 DEFAULT_BUDGET = 50.0
@@ -81,11 +81,15 @@ def run(args: argparse.Namespace) -> int:
         return 0 if all(r.holds for r in results) else 1
     if not args.property or not args.profile:
         raise UserError("explore: give --property P and --profile X (or --catalogue, or --list)")
-    if args.profile not in PROFILES:
-        raise UserError(f"--profile {args.profile!r}: unknown; known: {', '.join(PROFILES)}")
+    try:
+        profile, note = resolve(args.profile)
+    except KeyError:
+        raise UserError(f"--profile {args.profile!r}: unknown; known: {', '.join(PROFILES)}") from None
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     prop = get_property(args.property)
     family = get_family(args.scenario or prop.family)
-    executor = Executor(family, prop, PROFILES[args.profile], args.apicv == "on")
+    executor = Executor(family, prop, profile, args.apicv == "on")
     try:
         result = search(executor, bound=bound, seed=seed, random_runs=random_runs, budget=budget,
                         progress=progress.update)
@@ -107,7 +111,9 @@ def _result_json(result: SearchResult, prop: Property) -> dict[str, Any]:
         assert minimal.violation is not None
         counterexample = {
             "choices": minimal.choices,
-            "explanation": explain(minimal.events, prop, minimal.violation),
+            "explanation": explain(
+                minimal.events, prop, minimal.violation, get_profile(result.profile)
+            ),
         }
     return {
         "property": result.property,
@@ -187,9 +193,17 @@ def _print_catalogue(results: list[EntryResult], *, as_json: bool) -> None:
                 },
                 "holds": r.holds,
             })
-        print(json.dumps({"catalogue": rows}, indent=2))
+        unmodelled = [
+            {"commit": u.commit or None, "title": u.title, "symptom": u.symptom,
+             "why_not": u.why_not}
+            for u in NOT_MODELLED
+        ]
+        print(json.dumps({"catalogue": rows, "not_modelled": unmodelled}, indent=2))
         return
-    print(f"{'commit':<26} {'property':<25} {'APICv':<5} {'before the fix':<36} after the fix")
+    print(
+        f"{'commit':<26} {'property':<25} {'scenario':<21} {'APICv':<5} {'with the bug':<36} "
+        "without it"
+    )
     for r in results:
         e = r.entry
         ce = r.buggy.counterexample
@@ -198,9 +212,15 @@ def _print_catalogue(results: list[EntryResult], *, as_json: bool) -> None:
         after = f"{e.fixed}: " + (
             "violated!" if r.fixed.counterexample else f"clean ({r.fixed.coverage.runs} runs)"
         )
-        print(f"{e.commit:<26} {e.property:<25} {'on' if e.apicv else 'off':<5} {before:<36} {after}")
+        print(
+            f"{e.commit:<26} {e.property:<25} {e.family:<21} {'on' if e.apicv else 'off':<5} "
+            f"{before:<36} {after}"
+        )
     for r in results:
         print(f"\n{r.entry.commit} \"{r.entry.title}\"\n  symptom: {r.entry.symptom}")
+    for u in NOT_MODELLED:
+        print(f"\nnot modelled: {u.commit or '(commit id not found)'} \"{u.title}\"")
+        print(f"  symptom: {u.symptom}\n  why not: {u.why_not}")
 
 
 def _list() -> int:

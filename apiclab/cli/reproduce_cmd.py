@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import replace
 from typing import Any
 
 from apiclab.cli.progress import Progress
 from apiclab.errors import UserError
-from apiclab.hypervisor.profiles import FIXED, PRE_FIX, PROFILES, get_profile
+from apiclab.hypervisor.profiles import FIXED, PRE_FIX, PROFILES, get_profile, resolve
 from apiclab.report.explain import explain_failure, format_chain
 from apiclab.scenarios import scenario_file, win7_reboot
 from apiclab.scenarios.scenario_file import Scenario
@@ -65,8 +66,14 @@ def _parse_profiles(specs: list[str] | None) -> list[tuple[str, bool]]:
     out = []
     for spec in specs:
         name, _, flag = spec.partition(":")
-        if name not in PROFILES:
-            raise UserError(f"--profile {spec}: unknown profile {name!r}; known: {', '.join(PROFILES)}")
+        try:
+            note = resolve(name)[1]
+        except KeyError:
+            raise UserError(
+                f"--profile {spec}: unknown profile {name!r}; known: {', '.join(PROFILES)}"
+            ) from None
+        if note:
+            print(f"note: {note}", file=sys.stderr)
         if flag not in ("", "apicv-off", "apicv-on"):
             raise UserError(f"--profile {spec}: unknown suffix {flag!r}; use ':apicv-off'")
         out.append((name, flag != "apicv-off"))
@@ -88,7 +95,9 @@ def _result_json(r: StormResult) -> dict[str, Any]:
         "reboots_after_clean_boot": r.clean_boot_reboots,
         "first_bsod_at_reboot": r.first_failure_index,
         "bugcheck": bugcheck,
-        "explanation": explain_failure(r.first_failure) if r.first_failure else [],
+        "explanation": explain_failure(r.first_failure, profile=get_profile(r.profile))
+        if r.first_failure
+        else [],
         "trace_sha256": r.digest,
     }
 
