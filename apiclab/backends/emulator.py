@@ -213,7 +213,15 @@ class ChildPool(ThreadPoolExecutor):
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
                  tb: TracebackType | None) -> bool | None:
         if e is None:
-            return super().__exit__(t, e, tb)
+            try:
+                return super().__exit__(t, e, tb)
+            except BaseException:  # interrupted while joining the (idle) threads
+                self._wind_down()
+                raise
+        self._wind_down()
+        return None
+
+    def _wind_down(self) -> None:
         with deferred():
             stop_children()
             self.shutdown(wait=False, cancel_futures=True)
@@ -221,4 +229,3 @@ class ChildPool(ThreadPoolExecutor):
             _, late = wait(running, timeout=self.wind_down_s)
             if not late:
                 allow_children()
-        return None
