@@ -1,6 +1,6 @@
 """SIGINT and SIGTERM as exceptions, and short stretches of code they must not cut in two.
 
-The command line installs `handlers()` once: SIGINT raises KeyboardInterrupt (as Python's own
+The command line calls `install()` once: SIGINT raises KeyboardInterrupt (as Python's own
 handler does) and SIGTERM raises `Terminated`, both BaseExceptions, so `except Exception` in a
 backend or a property never swallows them and every `with`/`finally` on the way out runs: emulator
 children are killed and reaped, tracefs instances removed, temporary directories deleted.
@@ -35,6 +35,7 @@ class _State:
     raised: signal.Signals | None = None  # the signal already turned into an exception
     pending: signal.Signals | None = None  # a signal that arrived inside deferred()
     depth = 0  # nesting of deferred() in the main thread
+    closing = False  # the program is exiting: every signal is dropped
 
 
 _state = _State()
@@ -46,7 +47,7 @@ def _exception(signum: signal.Signals) -> BaseException:
 
 def _handler(signum: int, frame: FrameType | None) -> None:
     sig = signal.Signals(signum)
-    if _state.raised is not None:
+    if _state.raised is not None or _state.closing:
         return  # already winding down; the clean-up under way is bounded
     if _state.depth:
         _state.pending = _state.pending or sig
@@ -61,6 +62,7 @@ def install() -> Callable[[], None]:
     for sig in EXIT_STATUS:
         signal.signal(sig, _handler)
     _state.installed, _state.raised, _state.pending, _state.depth = True, None, None, 0
+    _state.closing = False
 
     def restore() -> None:
         for sig, previous in old.items():
@@ -68,6 +70,12 @@ def install() -> Callable[[], None]:
         _state.installed = False
 
     return restore
+
+
+def ignore_from_now() -> None:
+    """The program is ending (its work done, or wound down): a SIGINT/SIGTERM from now on is
+    dropped instead of cutting the interpreter's own exit short with a traceback."""
+    _state.closing = True
 
 
 def interrupted() -> signal.Signals | None:

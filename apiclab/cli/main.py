@@ -52,8 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"apiclab: {what}", file=sys.stderr)
         return interrupts.exit_status(e)
     finally:
-        if interrupts.interrupted() is None:
-            restore()  # else keep ignoring signals while the interpreter winds down
+        if argv is None:  # the process is apiclab and ends now: a late signal changes nothing
+            interrupts.ignore_from_now()
+        else:  # called from Python (tests): put the caller's handlers back
+            restore()
 
 
 def _main(argv: Sequence[str] | None) -> int:

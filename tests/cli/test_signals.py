@@ -1,7 +1,7 @@
 """SIGINT and SIGTERM at several moments of each long command: it ends promptly with 130/143 and
 one line on stderr, and leaves no emulator process, tracefs instance or temporary file behind.
 
-Each command runs as `python -m apiclab.cli.main` in a process of its own, with TMPDIR a fresh
+Each command runs in a process of its own, started as the `apiclab` console script starts it, with TMPDIR a fresh
 directory (every temporary file of apiclab goes there, and every emulator's command line names it,
 so a leaked emulator is found by its arguments). The bound on the exit is what the command
 promises the user (within a second; 1.5 s here for a loaded machine), not a benchmark.
@@ -22,6 +22,10 @@ import pytest
 from apiclab.backends.kvm.tracefs import TRACEFS
 
 EXIT_BOUND_S = 1.5
+# what the console script runs; not `python -m apiclab.cli.main`: started through runpy, this
+# Python 3.11 now and then ends by SIGINT after main() caught the Ctrl-C and returned 130
+# (seen under strace: the interpreter's own kill(getpid(), SIGINT) at exit; not investigated)
+CONSOLE_SCRIPT = "import sys; from apiclab.cli.main import main; sys.exit(main())"
 STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
@@ -39,17 +43,41 @@ EMULATORS = pytest.mark.skipif(
     shutil.which("bochs") is None or shutil.which("qemu-system-x86_64") is None,
     reason="conform's child processes need qemu-system-x86_64 and bochs")
 
-# (command, the moment the signal is sent): start-up and the middle of the run
+# (command, the moment the signal is sent): READY is as soon as apiclab has installed its
+# handlers (start-up: imports, probing the emulators); CHILD as soon as it has a child process
+# (an emulator running); a number is seconds after the start (the middle of the run).
+READY, CHILD = "ready", "child"
 CASES = [
-    pytest.param(["conform"], 0.4, id="conform-start-up"),
+    pytest.param(["conform"], READY, id="conform-start-up"),
     pytest.param(["conform"], 2.0, marks=EMULATORS, id="conform-all-backends-running"),
     pytest.param(["conform", "--random", "1000"], 2.0, marks=EMULATORS, id="conform-random"),
     pytest.param(["kvm", "reproduce", "--trace", "--wait-ms", "20000"], 1.0, marks=KVM,
                  id="kvm-reproduce-trace"),
-    pytest.param(["vmx"], 0.1, marks=BOCHS, id="vmx-start-up"),
-    pytest.param(["vmx"], 0.5, marks=BOCHS, id="vmx-bochs-running"),
+    pytest.param(["vmx"], READY, marks=BOCHS, id="vmx-start-up"),
+    pytest.param(["vmx"], CHILD, marks=BOCHS, id="vmx-bochs-running"),
     pytest.param(["reproduce", "--reboots", "100000"], 1.0, id="reproduce"),
+    pytest.param(["explore", "--catalogue"], 1.0, id="explore"),
 ]
+
+
+def handles_sigterm(pid: int) -> bool:
+    """Whether the process catches SIGTERM yet (proc(5): SigCgt, a mask of caught signals): the
+    interpreter's own start-up, before apiclab's first line runs, cannot be covered."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+    return False
+
+
+def wait_for(moment: str | float, proc: subprocess.Popen[bytes]) -> None:
+    if isinstance(moment, float):
+        time.sleep(moment)
+        return
+    end = time.monotonic() + 30
+    while proc.poll() is None and time.monotonic() < end:
+        if handles_sigterm(proc.pid) if moment == READY else descendants(proc.pid):
+            return
+        time.sleep(0.005)
 
 
 def descendants(pid: int) -> set[int]:
@@ -94,19 +122,19 @@ def alive(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-@pytest.mark.parametrize(("argv", "delay_s"), CASES)
+@pytest.mark.parametrize(("argv", "moment"), CASES)
 def test_a_signal_ends_the_command_at_once_and_leaves_nothing(
-        tmp_path: Path, argv: list[str], delay_s: float, sig: signal.Signals) -> None:
+        tmp_path: Path, argv: list[str], moment: str | float, sig: signal.Signals) -> None:
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
     env = {**os.environ, "TMPDIR": str(tmpdir)}
-    proc = subprocess.Popen([sys.executable, "-m", "apiclab.cli.main", *argv], cwd=tmp_path,
+    proc = subprocess.Popen([sys.executable, "-c", CONSOLE_SCRIPT, *argv], cwd=tmp_path,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    time.sleep(delay_s)
+    wait_for(moment, proc)
     children = descendants(proc.pid)
     if proc.poll() is not None:
-        pytest.skip(f"{' '.join(argv)} ended within {delay_s} s on this machine; nothing to "
-                    "interrupt")
+        pytest.skip(f"{' '.join(argv)} ended before the moment ({moment}) on this machine; "
+                    "nothing to interrupt")
     proc.send_signal(sig)
     sent = time.monotonic()
     try:
