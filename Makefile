@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean agent
+.PHONY: demo test lint typecheck unit bench soak clean agent
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python bench/reboot_cycles.py
 	$(BIN)/python bench/kvm_run.py
+
+# >= 10,000 real-KVM runs in one process, fds and RSS sampled every 500 (about 10 min here)
+soak: $(STAMP)
+	$(BIN)/python bench/kvm_soak.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from apiclab.backends.base import Availability, Backend, BackendUnavailable
+from apiclab.backends.emulator import ChildPool
 from apiclab.conform.backends import evidence_backend
 from apiclab.conform.case import Case
 from apiclab.conform.match import Verdict, match_expectation, visible
@@ -130,7 +131,7 @@ def run_suite(
         for name in backends:
             if availability[name].available:
                 progress.start(name, len(cases))
-    with ThreadPoolExecutor(max_workers=workers()) as pool:
+    with ChildPool(workers()) as pool:  # interrupted, it kills the emulators and ends at once
         for name, backend in backends.items():
             if not availability[name].available or name not in CHILD_PROCESS_BACKENDS:
                 continue
@@ -147,7 +148,7 @@ def run_suite(
                     if progress is not None:
                         progress.advance(name)
         for key, future in pooled.items():
-            runs[key] = future.result()
+            runs[key] = pool.result(future)
     results = [
         CaseResult(case, {name: runs[(i, name)] for name in backends})
         for i, case in enumerate(cases)
