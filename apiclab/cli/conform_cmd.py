@@ -19,6 +19,7 @@ from apiclab.conform.report import (
 )
 from apiclab.conform.runner import run_suite
 from apiclab.errors import UserError
+from apiclab.report import export
 
 
 def register(sub: Any) -> None:
@@ -44,6 +45,7 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", metavar="S", type=int, default=0, help="seed of --random (default 0)")
     p.add_argument("--candidates", metavar="DIR", type=Path, default=Path("conform-candidates"),
                    help="where --random saves shrunk disagreements as case TOML files")
+    export.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -68,7 +70,13 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             raise UserError(f"--only: no case named {sorted(unknown)[0]!r}")
         cases = [c for c in cases if c.name in wanted]
+    drawn = export.wanted(args)
     result = run_suite(cases, backends)
+    if drawn:
+        from apiclab.conform.timeline import difference_stories
+
+        export.export(args, difference_stories(result), title="apiclab conform: differences",
+                      subtitle="each difference's case on every backend that ran it")
     if args.html:
         write_atomic(args.html, to_html(result))
     if args.json:

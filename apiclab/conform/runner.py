@@ -18,6 +18,7 @@ from apiclab.backends.base import Availability, Backend, BackendUnavailable
 from apiclab.conform.backends import evidence_backend
 from apiclab.conform.case import Case
 from apiclab.conform.match import Verdict, match_expectation, visible
+from apiclab.engine.trace import Event
 
 Outcome = Literal["agrees", "differs", "not-run"]
 CHILD_PROCESS_BACKENDS = frozenset({"qemu", "bochs"})
@@ -34,6 +35,7 @@ class BackendRun:
     seconds: float = 0.0
     events: list[dict[str, Any]] = field(default_factory=list)
     evidence: dict[str, Any] = field(default_factory=dict)
+    trace: list[Event] = field(default_factory=list)  # the whole run, with times: for timelines
 
 
 @dataclass
@@ -69,7 +71,7 @@ def judge(case: Case, backend: Backend, timeout_s: float = RUN_TIMEOUT_S) -> Bac
     if outcome == "differs":
         evidence.update(_more_evidence(case, backend.name))
     return BackendRun(outcome, verdict, seconds=seconds, events=visible(result.trace),
-                      evidence=evidence)
+                      evidence=evidence, trace=list(result.trace.events))
 
 
 def _more_evidence(case: Case, name: str) -> dict[str, Any]:

@@ -65,3 +65,15 @@ def explore_stories(
             group="choices", clock_vector=clock_vector,
         ))
     return stories
+
+
+def host_and_model_stories(
+    case: str, title: str, host: Sequence[Event], model: Sequence[Event], summary: str = ""
+) -> list[Story]:
+    """One case run on the host's KVM and on the model, on one time axis (`kvm reproduce`)."""
+    notes = [title] + ([summary] if summary else [])
+    return [
+        story_from_events(host, title=f"{case}: host KVM", process="host KVM", group=case,
+                          notes=notes),
+        story_from_events(model, title=f"{case}: model", process="model", group=case),
+    ]

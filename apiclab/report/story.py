@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from apiclab.arch.registers import reg_name
 from apiclab.engine.trace import Event
 
 # Step lines drawn as counters; PPR without APICv, VPPR with it (SDM §29.1.3).
@@ -37,6 +38,8 @@ _MARKERS: dict[str, tuple[str, str | None]] = {
     "restore": ("set-lapic", "restore"),
     "timeout": ("end", "time-out"),
     "vm-stop": ("end", None),
+    "end": ("end", "end"),
+    "fault": ("bugcheck", None),
 }
 
 
@@ -215,6 +218,10 @@ def _read_mark(
     elif event.kind == "deliver" and "vector" in data:
         note = "" if data.get("irr_was_set", True) else "delivered with its IRR bit clear"
         story.marks.append(Mark(t, "deliver", int(data["vector"]), note))
+    elif event.kind == "interrupt" and "vector" in data:
+        # A guest program's handler entry, with what it read there: the delivery as the guest
+        # saw it (the only one a real backend shows).
+        story.marks.append(Mark(t, "deliver", int(data["vector"]), "handler entry"))
     elif event.kind == "eoi":
         eoi_vector = data.get("vector")
         if eoi_vector is None:  # without APICv the EOI clears the highest ISR bit (SDM §10.8.5)
@@ -225,14 +232,22 @@ def _read_mark(
 
 
 def _read_marker(story: Story, event: Event, t: int, tsc_hz: int | None) -> None:
-    kind = event.kind
+    kind, data = event.kind, event.data
     if kind == "choice":  # an explored run says what it chose; the page lists it
         story.notes.append(str(event.data.get("text", "")))
+        return
+    if kind == "read" and "value" in data:
+        where = data.get("reg", data.get("port", data.get("addr")))
+        name = reg_name(int(where)) if "reg" in data else f"{int(where or 0):#x}"
+        story.markers.append(Marker(t, "read", f"read {name} = {int(data['value']):#x}"))
+        return
+    if kind == "wait" and "outcome" in data:
+        vector = int(data.get("vector", 0))
+        story.markers.append(Marker(t, "wait-end", f"wait for {vector:#04x}: {data['outcome']}"))
         return
     if kind not in _MARKERS:
         return
     marker, label = _MARKERS[kind]
-    data = event.data
     if label is None:
         label = str(data.get("text") or data.get("reason") or kind)
     if kind == "bugcheck":

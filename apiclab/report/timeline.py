@@ -65,11 +65,14 @@ def render_html(
     subtitle: str = "",
     vector_names: dict[int, str] | None = None,
     sections: Sequence[tuple[str, str]] = (),
+    prelude: str = "",
 ) -> str:
     """One HTML page with every story; stories sharing a `group` share their time axis.
     `vector_names` labels known vectors (e.g. the guest's clock and IPI); `sections` are extra
-    (heading, text) blocks shown above the timelines."""
+    (heading, text) blocks shown above the timelines; `prelude` is HTML the caller has built and
+    escaped itself (the conformance report's tables), placed above them as it is."""
     import jinja2  # lazily: only the commands that draw need it
+    import markupsafe
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     pkg = resources.files("apiclab.report") / "templates"
@@ -82,6 +85,7 @@ def render_html(
         stories=stories,
         vector_names=names,
         sections=sections,
+        prelude=markupsafe.Markup(prelude),
         css=(pkg / "timeline.css").read_text(encoding="utf-8"),
         script=(pkg / "timeline.js").read_text(encoding="utf-8"),
         data=_json_for_script(data),
