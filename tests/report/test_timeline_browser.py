@@ -129,3 +129,33 @@ def _chunks(png: bytes, kind: bytes):
         if png[i + 4 : i + 8] == kind:
             yield png[i + 8 : i + 8 + n]
         i += 12 + n
+
+
+def test_hovering_shows_the_registers_at_that_instant(demo):
+    page, _ = demo
+    page.evaluate("document.querySelector('#story-0 svg.timeline').scrollIntoView()")
+    box = page.evaluate(
+        "(() => { const r = document.querySelector('#story-0 svg.timeline').getBoundingClientRect();"
+        " return [r.left, r.top, r.width, r.height]; })()"
+    )
+    page.send("Input.dispatchMouseEvent", {
+        "type": "mouseMoved", "x": box[0] + box[2] * 0.9, "y": box[1] + box[3] / 2,
+    })
+    tip = page.evaluate("document.querySelector('#story-0 .tip').textContent")
+    assert tip.startswith("t = ")
+    assert "SVI   0xe1" in tip and "RVI" in tip and "ISR   [0xe1]" in tip
+
+
+def test_the_page_follows_a_dark_colour_scheme(demo):
+    page, _ = demo
+    background = "getComputedStyle(document.body).backgroundColor"
+    light = page.evaluate(background)
+    page.send("Emulation.setEmulatedMedia",
+              {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+    try:
+        dark = page.evaluate(background)
+    finally:
+        page.send("Emulation.setEmulatedMedia",
+                  {"features": [{"name": "prefers-color-scheme", "value": "light"}]})
+    assert light == "rgb(255, 255, 255)" and dark != light
+    assert sum(int(x) for x in dark[4:-1].split(",")) < 150

@@ -128,9 +128,10 @@
       const px = x(t), g = el(body, "g", { class: "marker " + kind, "data-time": t, "data-kind": kind });
       el(g, "line", { x1: px, x2: px, y1: L.markers, y2: L.bottom });
       el(g, "title", {}, `${label} at ${fmtAt(t)}`);
-      const row = rowEnd.findIndex((end) => end < px);
-      if (row < 0) continue; // no room for the label at this zoom: the line and its title stay
       const w = 6 * label.length + 8, flip = px + w > width - RIGHT; // near the right edge: label to the left
+      const from = flip ? px - w : px;
+      const row = rowEnd.findIndex((end) => end < from);
+      if (row < 0) continue; // no room for the label at this zoom: the line and its title stay
       rowEnd[row] = flip ? px : px + w;
       el(g, "text", { x: flip ? px - 3 : px + 3, y: L.markers + 10 + row * 12, "text-anchor": flip ? "end" : "start" }, label);
     }
