@@ -3,10 +3,12 @@
 import json
 from collections import defaultdict
 
+from apiclab.engine.trace import Trace
 from apiclab.guest.windows7 import Windows7Config
 from apiclab.hypervisor.profiles import FIXED, PRE_FIX, get_profile
-from apiclab.report.perfetto import spans_from_trace_events, trace_events
+from apiclab.report.perfetto import spans_from_trace_events, story_key, trace_events
 from apiclab.report.stories import reproduce_stories
+from apiclab.report.story import story_from_events
 from apiclab.scenarios.win7_reboot import DEFAULT_TSC_HZ, run_storm
 
 REQUIRED = {
@@ -55,6 +57,26 @@ def validate(doc):
             if open_b[(e["pid"], e["tid"])] < 0:
                 problems.append(f"#{i}: E without B")
     problems += [f"unbalanced B/E on {k}" for k, n in open_b.items() if n]
+    problems += _overlaps(events)
+    return problems
+
+
+def _overlaps(events):
+    """Complete events of one thread must nest (viewers drop the ones that only overlap)."""
+    problems = []
+    by_thread = defaultdict(list)
+    for e in events:
+        if e.get("ph") == "X":
+            by_thread[(e["pid"], e["tid"])].append((e["ts"], e["ts"] + e["dur"]))
+    for thread, slices in by_thread.items():
+        stack = []
+        for start, end in sorted(slices, key=lambda s: (s[0], -s[1])):
+            while stack and stack[-1] <= start:
+                stack.pop()
+            if stack and end > stack[-1]:
+                problems.append(f"slices overlap without nesting on {thread}")
+                break
+            stack.append(end)
     return problems
 
 
@@ -71,11 +93,14 @@ def test_the_validator_catches_what_it_checks():
         {"ph": "X", "name": "b", "ts": 4, "dur": 1, "pid": 1, "tid": 1},
         {"ph": "B", "name": "c", "ts": 6, "pid": 1, "tid": 1},
         {"ph": "i", "ts": 7, "pid": 1, "tid": 1},
+        {"ph": "X", "name": "d", "ts": 10, "dur": 5, "pid": 1, "tid": 2},
+        {"ph": "X", "name": "e", "ts": 12, "dur": 5, "pid": 1, "tid": 2},
     ]}
     problems = validate(bad)
     assert any("time goes back" in p for p in problems)
     assert any("unbalanced" in p for p in problems)
     assert any("missing" in p for p in problems)
+    assert any("without nesting" in p for p in problems)
 
 
 def test_one_process_per_profile_one_thread_per_run():
@@ -84,14 +109,27 @@ def test_one_process_per_profile_one_thread_per_run():
     processes = [e["args"]["name"] for e in doc["traceEvents"] if e["name"] == "process_name"]
     threads = [e["args"]["name"] for e in doc["traceEvents"] if e["name"] == "thread_name"]
     assert processes == list(dict.fromkeys(s.process for s in stories))
-    assert len(threads) == len(stories)
+    assert [t for t in threads if ": " in t] == [story_key(s) for s in stories]
 
 
 def test_spans_round_trip_to_the_story_read_from_the_trace():
     stories = _stories()
     back = spans_from_trace_events(json.loads(json.dumps(trace_events(stories))))
     for story in stories:
-        assert back.get(f"{story.thread}: {story.title}", []) == story.spans
+        assert back.get(story_key(story), []) == story.spans
+
+
+def test_slices_of_one_thread_nest_even_when_a_vector_is_pending_while_in_service():
+    trace = Trace()
+    trace.record(0, "accept", vector=0x61, irr=[0x61], isr=[], tpr=0, ppr=0)
+    trace.record(10, "deliver", vector=0x61, irr=[], isr=[0x61], tpr=0, ppr=0x60)
+    trace.record(20, "accept", vector=0x61, irr=[0x61], isr=[0x61], tpr=0, ppr=0x60)
+    trace.record(30, "eoi", irr=[0x61], isr=[], tpr=0, ppr=0)
+    trace.record(40, "deliver", vector=0x61, irr=[], isr=[0x61], tpr=0, ppr=0x60)
+    story = story_from_events(trace.events, title="t", process="p")
+    doc = trace_events([story])
+    assert validate(doc) == []
+    assert spans_from_trace_events(doc)[story_key(story)] == story.spans
 
 
 def test_spans_read_back_agree_with_the_trace_they_came_from():
