@@ -46,7 +46,7 @@ _MARKERS: dict[str, tuple[str, str | None]] = {
 @dataclass(frozen=True, slots=True)
 class Span:
     """A vector pending (IRR/PIR), named by RVI alone (VIRR clear), or in service (ISR) from
-    `start` to `end` (ns since the story began); `open_at_end` when still so at the end."""
+    `start` to `end` (ns from the story's origin); `open_at_end` when still so at the end."""
 
     vector: int
     state: str  # "pending" | "rvi" | "service"
@@ -139,10 +139,11 @@ def story_from_events(
         story.outcomes = list(outcomes)
     open_spans: dict[tuple[int, str], int] = {}
     previous: dict[str, Any] = {}
+    hz = tsc_hz or _tsc_hz(events)
     for event in events:
         t = event.time - origin
         regs = _registers(event)
-        _read_marker(story, event, t, tsc_hz or _tsc_hz(events))
+        _read_marker(story, event, t, hz)
         _read_mark(story, event, t, previous, regs, clock_vector)
         if regs:
             _advance_spans(story, open_spans, t, regs)
