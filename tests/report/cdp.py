@@ -7,6 +7,7 @@ browser runs headless with a fresh profile directory, removed when the client cl
 from __future__ import annotations
 
 import base64
+import fcntl
 import contextlib
 import json
 import os
@@ -38,8 +39,12 @@ class Browser:
         self._from_child, from_child_w = os.pipe()
 
         def wire_fds() -> None:  # runs in the child, before exec
-            os.dup2(to_child_r, 3)
-            os.dup2(from_child_w, 4)
+            # Move both ends above 3 and 4 first: a pipe end may itself be fd 3 or 4, and
+            # dup2 onto itself would neither move it nor clear its close-on-exec flag.
+            read_end = fcntl.fcntl(to_child_r, fcntl.F_DUPFD, 10)
+            write_end = fcntl.fcntl(from_child_w, fcntl.F_DUPFD, 10)
+            os.dup2(read_end, 3)  # os.dup2 makes the copy inheritable
+            os.dup2(write_end, 4)
 
         self.proc = subprocess.Popen(
             [binary, *FLAGS, f"--user-data-dir={self.profile}", f"--window-size={width},{height}",

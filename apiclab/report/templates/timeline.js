@@ -141,6 +141,11 @@
       el(svg, "text", { class: "reglabel", x: 4, y: top + REG / 2 + 4 }, k.toUpperCase());
       el(svg, "line", { class: "grid", x1: GUTTER, x2: GUTTER + plotW, y1: top + REG - 4, y2: top + REG - 4 });
       let d = "", last = null, lastLabel = -1e9;
+      const atStart = sampleAt(story, v0); // the value in effect at the left edge, labelled there
+      if (atStart && k in atStart[2]) {
+        el(body, "text", { class: "regval", x: GUTTER + 2, y: top + 9 }, hex(atStart[2][k]));
+        lastLabel = GUTTER + 2;
+      }
       for (const [t, , lv] of story.samples) {
         if (!(k in lv)) continue;
         const px = Math.min(Math.max(x(t), GUTTER - 5), width + 5);
@@ -183,7 +188,8 @@
     // Pan and zoom out no further than the group's whole run, with a little margin.
     const members = DATA.stories.filter((st, i) => (st.group || "story-" + i) === key);
     const s0 = Math.min(...members.map((st) => st.start)), s1 = Math.max(...members.map((st) => st.end));
-    const lo = s0 - (s1 - s0) * 0.03, hi = s1 + (s1 - s0) * 0.03;
+    const total = Math.max(s1 - s0, MIN_SPAN); // a run of one instant still gets an axis
+    const lo = s0 - total * 0.03, hi = s0 + total * 1.03;
     let span = Math.max(b - a, MIN_SPAN);
     span = Math.min(span, hi - lo);
     a = Math.min(Math.max(a, lo), hi - span);
@@ -195,7 +201,7 @@
   }
 
   function firstView(story) {
-    return story.focus || [story.start, story.end || 1];
+    return story.focus || [story.start, Math.max(story.end, story.start + MIN_SPAN)];
   }
 
   function zoom(section, factor, atFrac) {
@@ -233,7 +239,7 @@
     let drag = null;
     svg.addEventListener("wheel", (ev) => {
       ev.preventDefault();
-      zoom(section, Math.pow(1.0015, ev.deltaY), frac(section, ev.clientX));
+      zoom(section, Math.pow(1.004, ev.deltaY), frac(section, ev.clientX));
     }, { passive: false });
     svg.addEventListener("mousedown", (ev) => {
       drag = { x: ev.clientX, a: +svg.dataset.viewStart, b: +svg.dataset.viewEnd };
