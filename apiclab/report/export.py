@@ -42,15 +42,31 @@ def export(
     subtitle: str = "",
     vector_names: dict[int, str] | None = None,
 ) -> None:
-    """Write what `args` asked for. Import the drawing code only here: runs without
-    --timeline never load jinja2."""
-    if getattr(args, "timeline", None):
+    """Write what `args` asked for (`--timeline`, `--perfetto`)."""
+    write_outputs(
+        stories, timeline=getattr(args, "timeline", None), perfetto=getattr(args, "perfetto", None),
+        title=title, subtitle=subtitle, vector_names=vector_names,
+    )
+
+
+def write_outputs(
+    stories: Sequence[Story],
+    *,
+    timeline: str | None = None,
+    perfetto: str | None = None,
+    title: str = "apiclab timeline",
+    subtitle: str = "",
+    vector_names: dict[int, str] | None = None,
+) -> None:
+    """Write the stories as an HTML timeline and/or Perfetto JSON, each atomically. The drawing
+    code is imported only here: runs without a picture never load jinja2."""
+    if timeline:
         from apiclab.report.timeline import render_html
 
         html = render_html(stories, title=title, subtitle=subtitle, vector_names=vector_names)
-        write_atomic(Path(args.timeline), html)
-    if getattr(args, "perfetto", None):
+        write_atomic(Path(timeline), html)
+    if perfetto:
         from apiclab.report.perfetto import trace_events
 
         text = json.dumps(trace_events(stories), separators=(",", ":"))
-        write_atomic(Path(args.perfetto), text)
+        write_atomic(Path(perfetto), text)
