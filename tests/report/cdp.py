@@ -7,8 +7,8 @@ browser runs headless with a fresh profile directory, removed when the client cl
 from __future__ import annotations
 
 import base64
-import fcntl
 import contextlib
+import fcntl
 import json
 import os
 import select
