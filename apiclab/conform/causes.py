@@ -90,8 +90,12 @@ def causes_text(groups: Sequence[CauseGroup]) -> str:
             backend = g.backend
             mine = [x for x in groups if x.backend == backend]
             total = sum(len(x.members) for x in mine)
-            lines.append(f"{backend}: {total} differences, {len(mine)} causes")
+            lines.append(f"{backend}: {_plural(total, 'difference')}, {_plural(len(mine), 'cause')}")
         names = ", ".join(c.case.name for c, _ in g.members)
         lines.append(f"  {len(g.members):>3}  {g.title}")
         lines.append(f"       {names}")
     return "\n".join(lines)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
