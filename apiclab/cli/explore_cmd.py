@@ -15,6 +15,7 @@ from apiclab.explore.families import FAMILIES, get_family
 from apiclab.explore.properties import BUILTIN, Property, get_property
 from apiclab.explore.search import Executor, SearchResult, search
 from apiclab.hypervisor.profiles import PROFILES, get_profile, resolve
+from apiclab.report import export
 
 DEFAULT_BOUND = 4
 DEFAULT_BUDGET = 50.0
@@ -47,6 +48,7 @@ def register(sub: Any) -> None:
                    help="run the bug catalogue: each fix's buggy and fixed profile")
     p.add_argument("--list", action="store_true", help="list properties and scenario families")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    export.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -89,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     prop = get_property(args.property)
     family = get_family(args.scenario or prop.family)
+    drawn = export.wanted(args)
     executor = Executor(family, prop, profile, args.apicv == "on")
     try:
         result = search(executor, bound=bound, seed=seed, random_runs=random_runs, budget=budget,
@@ -96,11 +99,52 @@ def run(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     doc = _result_json(result, prop)
+    if drawn:
+        _export(args, executor, result, doc)
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
         _print_result(result, prop, doc)
     return 1 if result.counterexample is not None else 0
+
+
+def _fixed_profile(profile: str, prop: Property) -> str | None:
+    """The profile with the fix: the catalogue's, for this property and profile; else the newest
+    modelled KVM."""
+    for entry in CATALOGUE:
+        if entry.buggy == profile and entry.property == prop.name:
+            return entry.fixed
+    newest = list(PROFILES)[-1]
+    return newest if newest != profile else None
+
+
+def _export(
+    args: argparse.Namespace, executor: Executor, result: SearchResult, doc: dict[str, Any]
+) -> None:
+    from apiclab.guest.windows7 import Windows7Config
+    from apiclab.report.stories import explore_stories, guest_vector_names
+
+    config = Windows7Config()  # the explored families run Windows 7 with its defaults
+    subtitle = f"property {result.property}, scenario {result.family}, APICv {args.apicv}"
+    if result.counterexample is None:
+        subtitle += ": no violation found, nothing to draw"
+        export.export(args, [], title=f"apiclab explore: {result.profile}", subtitle=subtitle)
+        return
+    minimal = result.counterexample.minimal
+    chain = doc["counterexample"]["explanation"]
+    fixed = None
+    fixed_name = _fixed_profile(result.profile, executor.prop)
+    if fixed_name is not None:
+        other = Executor(executor.family, executor.prop, PROFILES[fixed_name], executor.apicv)
+        _, replayed = other.replay(list(minimal.choices))
+        fixed = (fixed_name, replayed.events)
+    stories = explore_stories(
+        (result.profile, minimal.events, chain), fixed, minimal.choices, config.clock_vector
+    )
+    export.export(
+        args, stories, title=f"apiclab explore: {result.property} on {result.profile}",
+        subtitle=subtitle, vector_names=guest_vector_names(config),
+    )
 
 
 def _result_json(result: SearchResult, prop: Property) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any
 from apiclab.cli.progress import Progress
 from apiclab.errors import UserError
 from apiclab.hypervisor.profiles import FIXED, PRE_FIX, PROFILES, get_profile, resolve
+from apiclab.report import export
 from apiclab.report.explain import explain_failure, format_chain
 from apiclab.scenarios import scenario_file, win7_reboot
 from apiclab.scenarios.scenario_file import Scenario
@@ -57,6 +58,7 @@ def register(sub: Any) -> None:
         "destroy and recreate the VM, to measure the odds per reboot of a healthy system",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    export.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -107,7 +109,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--reboots {args.reboots}: must be 1..{MAX_REBOOTS}")
     scenario = _with_flags(scenario_file.load(args.scenario), args)
     runs = _parse_profiles(args.profile)
-    rows = [_result_json(_storm(args, scenario, name, apicv)) for name, apicv in runs]
+    drawn = export.wanted(args)
+    results = [_storm(args, scenario, name, apicv) for name, apicv in runs]
+    rows = [_result_json(r) for r in results]
+    if drawn:
+        _export(args, scenario, results)
     if args.json:
         doc = {
             "scenario": scenario.name, "guest": scenario.guest, "seed": args.seed,
@@ -124,6 +130,17 @@ def run(args: argparse.Namespace) -> int:
         if row["explanation"]:
             _print_explanation(row)
     return 0
+
+
+def _export(args: argparse.Namespace, scenario: Scenario, results: list[StormResult]) -> None:
+    from apiclab.report.stories import guest_vector_names, reproduce_stories
+
+    stories = reproduce_stories(results, scenario.windows7, scenario.tsc_hz)
+    export.export(
+        args, stories, title=f"apiclab reproduce: {scenario.name}",
+        subtitle=f"guest {scenario.guest}, seed {args.seed}, {args.reboots} reboots per profile",
+        vector_names=guest_vector_names(scenario.windows7),
+    )
 
 
 def _with_flags(scenario: Scenario, args: argparse.Namespace) -> Scenario:

@@ -19,6 +19,7 @@ from apiclab.backends.emulator import ChildPool
 from apiclab.conform.backends import evidence_backend
 from apiclab.conform.case import Case
 from apiclab.conform.match import Verdict, match_expectation, visible
+from apiclab.engine.trace import Event
 
 Outcome = Literal["agrees", "differs", "not-run"]
 CHILD_PROCESS_BACKENDS = frozenset({"qemu", "bochs"})
@@ -35,6 +36,7 @@ class BackendRun:
     seconds: float = 0.0
     events: list[dict[str, Any]] = field(default_factory=list)
     evidence: dict[str, Any] = field(default_factory=dict)
+    trace: list[Event] = field(default_factory=list)  # the whole run, with times: for timelines
 
 
 @dataclass
@@ -78,7 +80,7 @@ def judge(case: Case, backend: Backend, timeout_s: float = RUN_TIMEOUT_S) -> Bac
     if outcome == "differs":
         evidence.update(_more_evidence(case, backend.name))
     return BackendRun(outcome, verdict, seconds=seconds, events=visible(result.trace),
-                      evidence=evidence)
+                      evidence=evidence, trace=list(result.trace.events))
 
 
 def _more_evidence(case: Case, name: str) -> dict[str, Any]:

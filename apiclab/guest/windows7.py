@@ -156,11 +156,13 @@ class Windows7:
         params = (HAL_CLOCK_INTERRUPT_NOT_RECEIVED, cfg.clock_source_index, 0, 0)
         outcome.ok = False
         outcome.bugcheck = (HAL_INITIALIZATION_FAILED, params)
-        vcpu.cli()  # KeBugCheckEx runs with interrupts disabled
         m.trace.record(
             m.engine.now, "bugcheck", code=HAL_INITIALIZATION_FAILED, params=list(params),
             tsc=vcpu.rdtsc(), **vcpu.registers(),
         )
+        # KeBugCheckEx runs with interrupts disabled: its CLI is recorded after the call it
+        # belongs to, so a property broken by the bugcheck points at the bugcheck.
+        vcpu.cli()
 
     def _start_clock(self) -> None:
         m, cfg = self.m, self.cfg

@@ -275,10 +275,13 @@ class KvmVcpu:
     # --- guest side: the CPU operations a guest performs ---------------------------------------
 
     def sti(self) -> None:
+        # Recorded so a timeline can show when the guest opened the window for delivery.
+        self.trace.record(self.engine.now, "sti")
         self.if_flag = True
         self._try_deliver()
 
     def cli(self) -> None:
+        self.trace.record(self.engine.now, "cli")
         self.if_flag = False
 
     def rdtsc(self) -> int:
