@@ -21,6 +21,7 @@ from apiclab.backends.kvm.info import host_info
 from apiclab.backends.kvm.ioctls import KvmError
 from apiclab.backends.kvm.system import DEV_KVM
 from apiclab.backends.kvm.tracefs import TraceUnavailable
+from apiclab.cli import kvm_storm_cmd
 from apiclab.errors import UserError
 from apiclab.guest.program import Mode
 from apiclab.guest.stepper import run_program
@@ -47,6 +48,7 @@ def register(subparsers: Any) -> None:
     rep.add_argument("--json", action="store_true", help="one JSON object")
     rep.add_argument("--device", default=DEV_KVM, help=f"KVM device (default {DEV_KVM})")
     rep.set_defaults(func=run_reproduce)
+    kvm_storm_cmd.register(sub)  # `kvm storm`: its options and report live in their own module
     kvm.set_defaults(func=lambda args: _usage(kvm))
 
 
