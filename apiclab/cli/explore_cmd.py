@@ -8,6 +8,7 @@ import json
 import sys
 from typing import Any
 
+from apiclab.cli import explore_exhaustive_cmd
 from apiclab.errors import UserError
 from apiclab.explore.catalogue import CATALOGUE, EntryResult, run_entry
 from apiclab.explore.explain import explain, format_chain
@@ -43,6 +44,9 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", default="0", metavar="S", help="seed of the random phase (default 0)")
     p.add_argument("--random-runs", default=str(DEFAULT_RANDOM_RUNS), metavar="N",
                    help=f"random runs beyond the bound (default {DEFAULT_RANDOM_RUNS})")
+    p.add_argument("--exhaustive", action="store_true",
+                   help="explore the family as a graph of model states until no new state "
+                   "remains (no bound): no violation is then a proof within the model")
     p.add_argument("--catalogue", action="store_true",
                    help="run the bug catalogue: each fix's buggy and fixed profile")
     p.add_argument("--list", action="store_true", help="list properties and scenario families")
@@ -85,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--profile {args.profile!r}: unknown; known: {', '.join(PROFILES)}")
     prop = get_property(args.property)
     family = get_family(args.scenario or prop.family)
+    if args.exhaustive:
+        return explore_exhaustive_cmd.run(family.name, prop, PROFILES[args.profile],
+                                          args.apicv == "on", budget=budget,
+                                          as_json=args.json)
     executor = Executor(family, prop, PROFILES[args.profile], args.apicv == "on")
     try:
         result = search(executor, bound=bound, seed=seed, random_runs=random_runs, budget=budget,
