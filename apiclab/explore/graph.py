@@ -60,6 +60,7 @@ Progress = Callable[[int, int, int], None]  # (states, transitions, depth)
 # the ISR at most a few ms before the state (the stages before the reset are that short, and the
 # reset image clears the ISR), far below no-stuck-in-service's 1 s. Every other property (and any
 # user's) gets the family's `history()` in the key.
+MAX_KEPT = 2048
 HISTORY_FREE = frozenset({"clock-tick", "no-stale-delivery", "no-stuck-in-service"})
 
 
@@ -113,9 +114,14 @@ def explore_graph(factory: WorldFactory, prop: Property, profile: Profile, apicv
 
     root = factory(profile, apicv)
     best: dict[Hashable, int] = {state_of(root): root.allowance()}  # state -> most allowed
-    queue: deque[tuple[int, tuple[int, ...], int]] = deque([(0, (), root.actions())])
+    # (cost, path, arity, the state's world if kept): a kept world takes the default step in
+    # place, sparing one replay per state; at most MAX_KEPT are kept, to bound the memory
+    queue: deque[tuple[int, tuple[int, ...], int, World | None]] = deque(
+        [(0, (), root.actions(), root)])
+    kept = 1
     while queue:
-        cost, path, arity = queue.popleft()
+        cost, path, arity, held = queue.popleft()
+        kept -= held is not None
         result.depth = max(result.depth, cost)
         result.max_steps = max(result.max_steps, len(path))
         if arity == 0:
@@ -125,7 +131,11 @@ def explore_graph(factory: WorldFactory, prop: Property, profile: Profile, apicv
                 result.budget_exhausted = True
                 return _done(result, best, start)
             child = (*path, action)
-            world = replay(factory, profile, apicv, child)
+            if action == 0 and held is not None:
+                world, held = held, None
+                world.step(0)
+            else:
+                world = replay(factory, profile, apicv, child)
             result.transitions += 1
             violation = prop.check(world.trace.events)
             if violation is not None:
@@ -138,7 +148,9 @@ def explore_graph(factory: WorldFactory, prop: Property, profile: Profile, apicv
                 result.subsumed += 1
                 continue
             best[state] = allowed
-            entry = (cost + (action > 0), child, world.actions())
+            keep = world if action == 0 or kept < MAX_KEPT else None
+            kept += keep is not None
+            entry = (cost + (action > 0), child, world.actions(), keep)
             if action == 0:
                 queue.appendleft(entry)
             else:

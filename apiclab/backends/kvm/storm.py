@@ -62,12 +62,13 @@ def _plain(trace: Trace) -> list[dict[str, Any]]:
 @dataclass
 class HostStorm:
     outcomes: Counter[str] = field(default_factory=Counter)
-    per_reboot: list[int] = field(default_factory=list)  # index into `traces`
+    # (index into `traces`, key of `lapic_pages` at the reboot, how many reboots in a row):
+    # run-length encoded, so a storm's memory does not grow with its length
+    runs: list[list[Any]] = field(default_factory=list)
     traces: list[Trace] = field(default_factory=list)  # one per distinct log
     lapic_at_reboot: Counter[bytes] = field(default_factory=Counter)
     lapic_after_reset: Counter[bytes] = field(default_factory=Counter)
     lapic_pages: dict[bytes, LapicState] = field(default_factory=dict)
-    lapic_per_reboot: list[bytes] = field(default_factory=list)  # keys of lapic_pages
     exits: int = 0
     seconds: float = 0.0
     tsc_khz: int = 0
@@ -112,7 +113,6 @@ def run_host_storm(kvm: Kvm, program: Program, reboots: int, *,
             if slot is None:
                 slot = by_log[key] = len(result.traces)
                 result.traces.append(_decode(cycle, result.tsc_khz))
-            result.per_reboot.append(slot)
             result.outcomes[cycle_outcome(result.traces[slot])] += 1
             for counter, page in ((result.lapic_at_reboot, cycle.lapic),
                                   (result.lapic_after_reset, after)):
@@ -120,7 +120,12 @@ def run_host_storm(kvm: Kvm, program: Program, reboots: int, *,
                 counter[lkey] += 1
                 if lkey not in result.lapic_pages:
                     result.lapic_pages[lkey] = LapicState.decode(page)
-            result.lapic_per_reboot.append(_lapic_key(cycle.lapic))
+            lkey = _lapic_key(cycle.lapic)
+            last = result.runs[-1] if result.runs else None
+            if last is not None and last[0] == slot and last[1] == lkey:
+                last[2] += 1
+            else:
+                result.runs.append([slot, lkey, 1])
             if progress is not None:
                 progress(index + 1)
         result.seconds = time.perf_counter() - start
@@ -147,11 +152,20 @@ def lapic_summary(state: LapicState) -> dict[str, Any]:
 class ModelStorm:
     profile: str
     apicv: bool
-    per_reboot: list[Trace]
+    cycles: list[Trace]  # the simulated cycles; reboot i is `trace_at(i)`
     outcomes: Counter[str]
     simulated: int  # cycles actually simulated; the rest repeat a period of them
     period: int
     lapic_at_reboot: Counter[str]  # KVM_GET_LAPIC on the model before each reset, summarized
+
+    def index_of(self, reboot: int) -> int:
+        if reboot < self.simulated:
+            return reboot
+        start = self.simulated - self.period
+        return start + (reboot - start) % self.period
+
+    def trace_at(self, reboot: int) -> Trace:
+        return self.cycles[self.index_of(reboot)]
 
 
 def _model_reset(machine: Machine) -> None:
@@ -193,13 +207,18 @@ def run_model_storm(program: Program, profile: Profile, *, apicv: bool, reboots:
         cycles.append(Trace(list(trace.events)))
         pages.append(json.dumps(lapic_summary(machine.vcpu.kvm_get_lapic()), sort_keys=True))
     simulated = len(cycles)
-    period = simulated - start_of_period
-    order = [i if i < simulated else start_of_period + (i - start_of_period) % period
-             for i in range(reboots)]
-    per_reboot = [cycles[i] for i in order]
-    outcomes: Counter[str] = Counter(cycle_outcome(t) for t in per_reboot)
-    return ModelStorm(profile.name, apicv, per_reboot, outcomes, simulated, period,
-                      Counter(pages[i] for i in order))
+    storm = ModelStorm(profile.name, apicv, cycles, Counter(), simulated,
+                       simulated - start_of_period, Counter())
+    # counts per simulated cycle, times how often each recurs in `reboots`
+    times = Counter(storm.index_of(i) for i in range(min(reboots, simulated)))
+    if reboots > simulated:
+        whole, extra = divmod(reboots - simulated, storm.period)
+        for k in range(storm.period):
+            times[start_of_period + k] += whole + (k < extra)
+    for i, n in times.items():
+        storm.outcomes[cycle_outcome(cycles[i])] += n
+        storm.lapic_at_reboot[pages[i]] += n
+    return storm
 
 
 # --- side by side -----------------------------------------------------------------------------
@@ -220,34 +239,32 @@ def deviations(host: HostStorm, model: ModelStorm, program: Program) -> dict[str
     model_ids: dict[int, int] = {}
     differing = 0
     same_cache: dict[tuple[int, int], bool] = {}
-    for index, slot in enumerate(host.per_reboot):
-        model_trace = model.per_reboot[index]
-        mid = model_ids.setdefault(id(model_trace), len(model_ids))
-        pair = (slot, mid)
-        same = same_cache.get(pair)
-        if same is None:
-            same = same_cache[pair] = first_difference(decisive(host.traces[slot]),
-                                                       decisive(model_trace)) is None
-        if same:
-            continue
-        differing += 1
-        if pair in kinds:
-            kinds[pair]["reboots"] += 1
-            continue
-        if len(kinds) >= MAX_DEVIATION_KINDS:
-            continue
-        lapic = _lapic_at(host, index)
-        evidence = deviation(decisive(host.traces[slot]), decisive(model_trace), host_lapic=lapic,
-                             tracepoints=None,
-                             program=program, trace_note=TRACE_NOTE)
-        kinds[pair] = {"reboots": 1, "first_reboot": index, "evidence": evidence,
-                       "host_trace": _plain(host.traces[slot]),
-                       "model_trace": _plain(model_trace)}
+    first = 0
+    for slot, lkey, count in host.runs:
+        for index in range(first, first + count):
+            model_trace = model.trace_at(index)
+            mid = model_ids.setdefault(id(model_trace), len(model_ids))
+            pair = (slot, mid)
+            same = same_cache.get(pair)
+            if same is None:
+                same = same_cache[pair] = first_difference(decisive(host.traces[slot]),
+                                                           decisive(model_trace)) is None
+            if same:
+                continue
+            differing += 1
+            if pair in kinds:
+                kinds[pair]["reboots"] += 1
+                continue
+            if len(kinds) >= MAX_DEVIATION_KINDS:
+                continue
+            evidence = deviation(decisive(host.traces[slot]), decisive(model_trace),
+                                 host_lapic=lapic_summary(host.lapic_pages[lkey]),
+                                 tracepoints=None, program=program, trace_note=TRACE_NOTE)
+            kinds[pair] = {"reboots": 1, "first_reboot": index, "evidence": evidence,
+                           "host_trace": _plain(host.traces[slot]),
+                           "model_trace": _plain(model_trace)}
+        first += count
     return {"reboots": differing, "kinds": list(kinds.values())}
-
-
-def _lapic_at(host: HostStorm, index: int) -> dict[str, Any]:
-    return lapic_summary(host.lapic_pages[host.lapic_per_reboot[index]])
 
 
 def lapic_table(counter: Counter[bytes], pages: dict[bytes, LapicState]) -> list[dict[str, Any]]:

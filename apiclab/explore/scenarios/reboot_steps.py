@@ -28,6 +28,7 @@ from dataclasses import replace
 from apiclab.engine.choices import Choices
 from apiclab.engine.core import Process, Sleep
 from apiclab.engine.trace import Trace
+from apiclab.explore.choices import normalize
 from apiclab.explore.scenarios import reboot
 from apiclab.explore.scenarios.state import vcpu_state_key
 from apiclab.guest.windows7 import BootOutcome, Windows7, Windows7Config
@@ -126,13 +127,14 @@ class RebootWorld:
                 "exit": "QEMU resets the system", "after": "the firmware starts"}[self.stage]
 
     def to_choices(self) -> list[int]:
-        """The same run as a choice sequence of `reboot.run` (its draw order)."""
+        """The same run as a choice sequence of `reboot.run` (its draw order), in the canonical
+        form `apiclab explore` prints (trailing zeros dropped)."""
         seq = [len(self.arrivals)]
         for vector, slot in self.arrivals:
             seq += [reboot.VECTORS.index(vector), slot]
         seq.append(self.busy)
         clock, eoi = divmod(self.boot_choice, 2)
-        return [*seq, clock, eoi]
+        return normalize([*seq, clock, eoi])
 
     # --- the steps, as `reboot.run` performs them ------------------------------------------
 
