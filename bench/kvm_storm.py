@@ -11,6 +11,7 @@ printed with its ratio to the floor of the same round. Prints figures; asserts n
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import socket
@@ -92,10 +93,8 @@ def qemu_reset_loop(qemu: str, rom: bytes, resets: int, tsc_khz: int) -> tuple[f
         finally:
             proc.kill()
             proc.wait()
-            try:
+            with contextlib.suppress(EOFError):  # QEMU is gone, as it should be
                 qmp.close()
-            except EOFError:
-                pass  # QEMU is gone, as it should be
             dbg_server.close()
     return rate, ticks
 

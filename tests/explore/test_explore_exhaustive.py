@@ -57,8 +57,8 @@ def test_the_same_path_replays_to_the_same_state() -> None:
 def test_search_is_deterministic() -> None:
     runs = [explore_graph(RebootWorld, CLOCK, get_profile(SEED.buggy), True, family="reboot")
             for _ in range(2)]
-    assert [(r.states, r.transitions, r.depth) for r in runs][0] == \
-        [(r.states, r.transitions, r.depth) for r in runs][1]
+    first, second = ((r.states, r.transitions, r.depth) for r in runs)
+    assert first == second
     assert runs[0].counterexample is not None and runs[1].counterexample is not None
     assert runs[0].counterexample.path == runs[1].counterexample.path
 
