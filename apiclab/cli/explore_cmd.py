@@ -90,8 +90,11 @@ def run(args: argparse.Namespace) -> int:
     prop = get_property(args.property)
     family = get_family(args.scenario or prop.family)
     if args.exhaustive:
+        # a proof must reach the last state: without --budget, allow it ten minutes
+        budget_given = args.budget != str(DEFAULT_BUDGET)
         return explore_exhaustive_cmd.run(family.name, prop, PROFILES[args.profile],
-                                          args.apicv == "on", budget=budget,
+                                          args.apicv == "on",
+                                          budget=budget if budget_given else 600.0,
                                           as_json=args.json)
     executor = Executor(family, prop, PROFILES[args.profile], args.apicv == "on")
     try:
