@@ -2,7 +2,7 @@
 floor (bench/kvm_floor.c, the same ioctls for the same ROM) and against QEMU rebooting the same ROM
 with `system_reset` over QMP; then a 10,000-reboot storm watching fds and RSS.
 
-    python bench/kvm_storm.py [--reboots 300] [--rounds 3] [--qemu-resets 100] [--leak 10000]
+    python bench/kvm_storm.py [--reboots 200] [--rounds 3] [--qemu-resets 100] [--leak 10000]
 
 The machine is shared: apiclab and the C floor alternate, round by round, and each figure is
 printed with its ratio to the floor of the same round. Prints figures; asserts nothing.
@@ -129,7 +129,7 @@ def leak_check(reboots: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--reboots", type=int, default=300)
+    parser.add_argument("--reboots", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--qemu-resets", type=int, default=100)
     parser.add_argument("--leak", type=int, default=10_000)
