@@ -8,7 +8,6 @@ import json
 import sys
 from typing import Any
 
-from apiclab.cli import explore_exhaustive_cmd
 from apiclab.errors import UserError
 from apiclab.explore.catalogue import CATALOGUE, EntryResult, run_entry
 from apiclab.explore.explain import explain, format_chain
@@ -90,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
     prop = get_property(args.property)
     family = get_family(args.scenario or prop.family)
     if args.exhaustive:
+        # imported only when asked: every apiclab command pays for what start-up imports
+        from apiclab.cli import explore_exhaustive_cmd
+
         # a proof must reach the last state: without --budget, allow it ten minutes
         budget_given = args.budget != str(DEFAULT_BUDGET)
         return explore_exhaustive_cmd.run(family.name, prop, PROFILES[args.profile],

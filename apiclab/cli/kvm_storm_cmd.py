@@ -9,29 +9,8 @@ import os
 import resource
 from typing import Any
 
-from apiclab.backends.base import BackendUnavailable
-from apiclab.backends.kvm.backend import open_kvm
-from apiclab.backends.kvm.info import host_info
-from apiclab.backends.kvm.ioctls import KvmError
-from apiclab.backends.kvm.profile_match import model_for_host
-from apiclab.backends.kvm.storm import (
-    deviations,
-    lapic_table,
-    run_host_storm,
-    run_model_storm,
-)
-from apiclab.backends.kvm.storm_guest import (
-    CLOCK_PERIOD_NS,
-    DEFAULT_WAIT_MS,
-    FIRMWARE_US,
-    IDLE_HLTS,
-    TRAFFIC,
-    storm_program,
-)
 from apiclab.backends.kvm.system import DEV_KVM
-from apiclab.cli.progress import Progress
 from apiclab.errors import UserError
-from apiclab.hypervisor.profiles import get_profile
 
 MAX_REBOOTS = 10_000_000
 
@@ -44,8 +23,9 @@ def register(sub: Any) -> None:
     storm.add_argument("--pending", action="append", default=[], metavar="VEC",
                        help="a vector that arrives after the shutdown's CLI, pending at the "
                        "reset (repeatable; e.g. 0xe1, the seed's IPI)")
-    storm.add_argument("--wait-ms", type=int, default=DEFAULT_WAIT_MS,
-                       help=f"the phase-0 clock wait's TSC deadline (default {DEFAULT_WAIT_MS})")
+    storm.add_argument("--wait-ms", type=int, default=None,
+                       help="the phase-0 clock wait's TSC deadline (default 50; "
+                       "apiclab/backends/kvm/storm_guest.py)")
     storm.add_argument("--profile", default=None,
                        help="model profile (default: the one matching the host, see kvm info)")
     storm.add_argument("--model-apicv", choices=("host", "on", "off"), default="host",
@@ -71,6 +51,31 @@ def _resources() -> dict[str, int]:
 
 
 def run_storm(args: argparse.Namespace) -> int:
+    # imported here, not at start-up: every apiclab command registers this one
+    from apiclab.backends.base import BackendUnavailable
+    from apiclab.backends.kvm.backend import open_kvm
+    from apiclab.backends.kvm.info import host_info
+    from apiclab.backends.kvm.ioctls import KvmError
+    from apiclab.backends.kvm.profile_match import model_for_host
+    from apiclab.backends.kvm.storm import (
+        deviations,
+        lapic_table,
+        run_host_storm,
+        run_model_storm,
+    )
+    from apiclab.backends.kvm.storm_guest import (
+        CLOCK_PERIOD_NS,
+        DEFAULT_WAIT_MS,
+        FIRMWARE_US,
+        IDLE_HLTS,
+        TRAFFIC,
+        storm_program,
+    )
+    from apiclab.cli.progress import Progress
+    from apiclab.hypervisor.profiles import get_profile
+
+    if args.wait_ms is None:
+        args.wait_ms = DEFAULT_WAIT_MS
     if not 1 <= args.reboots <= MAX_REBOOTS:
         raise UserError(f"--reboots {args.reboots}: expected 1 to {MAX_REBOOTS}")
     if not 1 <= args.wait_ms <= 60_000:
