@@ -38,6 +38,7 @@ from apiclab.backends.kvm.deadline import KICK_SIGNAL, ensure_kick_handler
 from apiclab.backends.kvm.ioctls import KvmError, ioctl
 from apiclab.backends.kvm.machine import Machine, reset_registers
 from apiclab.backends.kvm.system import Kvm
+from apiclab.hypervisor.machine import reset_image
 
 PORT_LOG = 0xE9
 EXIT_PORTS = frozenset({0x501, 0x8900})
@@ -115,7 +116,7 @@ class InPlaceVm:
             self._sregs = vcpu.get_sregs()
             self._regs = s.KvmRegs()
             self._regs.rip, self._regs.rflags = 0xFFF0, 0x2
-            self._lapic_page = s.KvmLapicState()
+            self._lapic_page = s.KvmLapicState.from_buffer_copy(reset_image().encode())
             self._msrs = s.msrs([(IA32_TSC_DEADLINE, 0)])
             self._readback = s.KvmLapicState()
             self._fd = vcpu.fd
@@ -128,7 +129,7 @@ class InPlaceVm:
         self.tsc_khz = vcpu.get_tsc_khz()
 
     def set_reset_image(self, image: LapicState) -> None:
-        """The page KVM_SET_LAPIC pushes at every reset (QEMU's reset image)."""
+        """The page KVM_SET_LAPIC pushes at every reset (default: QEMU's reset image)."""
         ctypes.memmove(ctypes.addressof(self._lapic_page), image.encode(), ctypes.sizeof(
             self._lapic_page))
 
