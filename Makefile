@@ -29,6 +29,8 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python bench/reboot_cycles.py
 	$(BIN)/python bench/kvm_run.py
+	$(BIN)/python bench/kvm_storm.py
+	$(BIN)/python bench/explore_exhaustive.py
 
 # >= 10,000 real-KVM runs in one process, fds and RSS sampled every 500 (about 10 min here)
 soak: $(STAMP)

@@ -44,6 +44,9 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", default="0", metavar="S", help="seed of the random phase (default 0)")
     p.add_argument("--random-runs", default=str(DEFAULT_RANDOM_RUNS), metavar="N",
                    help=f"random runs beyond the bound (default {DEFAULT_RANDOM_RUNS})")
+    p.add_argument("--exhaustive", action="store_true",
+                   help="explore the family as a graph of model states until no new state "
+                   "remains (no bound): no violation is then a proof within the model")
     p.add_argument("--catalogue", action="store_true",
                    help="run the bug catalogue: each fix's buggy and fixed profile")
     p.add_argument("--list", action="store_true", help="list properties and scenario families")
@@ -92,6 +95,15 @@ def run(args: argparse.Namespace) -> int:
     prop = get_property(args.property)
     family = get_family(args.scenario or prop.family)
     drawn = export.wanted(args)
+    if args.exhaustive:
+        # imported only when asked: every apiclab command pays for what start-up imports
+        from apiclab.cli import explore_exhaustive_cmd
+
+        # a proof must reach the last state: without --budget, allow it ten minutes
+        budget_given = args.budget != str(DEFAULT_BUDGET)
+        return explore_exhaustive_cmd.run(family.name, prop, profile, args.apicv == "on",
+                                          budget=budget if budget_given else 600.0,
+                                          as_json=args.json)
     executor = Executor(family, prop, profile, args.apicv == "on")
     try:
         result = search(executor, bound=bound, seed=seed, random_runs=random_runs, budget=budget,

@@ -19,8 +19,10 @@ from apiclab.backends.kvm.backend import KvmBackend, open_kvm
 from apiclab.backends.kvm.deviation import deviation, outcome
 from apiclab.backends.kvm.info import host_info
 from apiclab.backends.kvm.ioctls import KvmError
+from apiclab.backends.kvm.profile_match import model_for_host
 from apiclab.backends.kvm.system import DEV_KVM
 from apiclab.backends.kvm.tracefs import TraceUnavailable
+from apiclab.cli import kvm_storm_cmd
 from apiclab.engine.trace import Trace
 from apiclab.errors import UserError
 from apiclab.guest.program import Mode
@@ -64,6 +66,7 @@ def register(subparsers: Any) -> None:
     rep.add_argument("--device", default=DEV_KVM, help=f"KVM device (default {DEV_KVM})")
     export.add_arguments(rep)
     rep.set_defaults(func=run_reproduce)
+    kvm_storm_cmd.register(sub)  # `kvm storm`: its options and report live in their own module
     kvm.set_defaults(func=lambda args: _usage(kvm))
 
 
@@ -84,6 +87,7 @@ def _host(device: str) -> dict[str, Any]:
 
 def run_info(args: argparse.Namespace) -> int:
     info = _host(args.device)
+    info["model"] = model_for_host(info)  # the profile `kvm storm` runs the model with
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -99,6 +103,8 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"guest CPUID       x2APIC={_yn(info['cpuid']['x2apic'])} "
           f"TSC-deadline={_yn(info['cpuid']['tsc_deadline'])}")
     print(f"TSC               {info['tsc_khz']} kHz")
+    print(f"model profile     {info['model']['profile']}, APICv "
+          f"{'on' if info['model']['apicv'] else 'off'}   ({info['model']['why']})")
     print("capabilities")
     for name, value in caps.items():
         print(f"  {name:<20} {value}")
