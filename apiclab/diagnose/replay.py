@@ -1,0 +1,340 @@
+"""Replay a kvm trace per vCPU into the `arch` local APIC and reconstruct IRR, ISR, TPR and PPR.
+
+What each event does to the model (Linux arch/x86/kvm/lapic.c and x86.c, where the tracepoints
+sit):
+- kvm_apic_accept_irq / kvm_apicv_accept_irq (vcpu_id, vector, mode, trigger): a fixed or
+  lowest-priority interrupt is accepted into the IRR (`LocalApic.accept`, §10.8.4; a
+  software-disabled APIC drops it, as `__apic_accept_irq` does after tracing it); INIT resets it.
+- kvm_inj_virq: KVM acknowledged the vector and injects it: IRR -> ISR (`kvm_get_apic_interrupt`).
+- kvm_eoi / kvm_pv_eoi: the EOI cleared that ISR bit (`apic_set_eoi`).
+- kvm_apic writes: TPR, SVR, LVT entries, timer registers; reads of ISR, IRR, TPR and PPR are
+  the APIC's own values and correct the model where it has drifted (said in the notes).
+- kvm_entry at rip 0xfff0 after the vCPU ran elsewhere: a reset. QEMU then restores a reset
+  register page with KVM_SET_LAPIC, which no tracepoint shows: the model resets the APIC.
+What a trace cannot show, said in the notes rather than guessed: RFLAGS.IF; deliveries and
+EOIs the CPU performs without an exit under APICv (virtual-interrupt delivery, EOI
+virtualization, SDM vol. 3C §29.1.4, §29.2.2); state set before the trace began (an image
+restored with KVM_SET_LAPIC). A trace without any kvm_inj_virq has deliveries inferred by the
+SDM dispatch rule (§10.8.3.1) at the moment the vector could first be taken.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from apiclab.arch.lapic import LocalApic
+from apiclab.arch.registers import Reg
+from apiclab.arch.vectors import highest
+from apiclab.diagnose.errors import EvidenceError
+from apiclab.diagnose.evidence import CpuEvidence, Evidence
+from apiclab.diagnose.trace_text import TraceLine, lines
+
+_VCPU = re.compile(r"^vcpu (\d+)")
+_RIP = re.compile(r"\brip 0x([0-9a-fA-F]+)")
+_ACCEPT = re.compile(r"^apicid ([0-9a-fA-F]+) vec (\d+) \((\w+)\|(edge|level)\)")
+_EOI = re.compile(r"^apicid ([0-9a-fA-F]+) vector (-?\d+)")
+_INJ = re.compile(r"^(IRQ|irq|Soft/INTn) (0x[0-9a-fA-F]+|\d+)( \[reinjected\])?")
+_APIC = re.compile(r"^apic_(read|write) (\w+) = 0x([0-9a-fA-F]+)")
+_MSR = re.compile(r"^msr_(read|write) ([0-9a-fA-F]+) = 0x([0-9a-fA-F]+)")
+_INHIBIT = re.compile(r"^(set|cleared) reason=\d+, inhibits=0x([0-9a-fA-F]+)")
+RESET_RIP = 0xFFF0  # F000:FFF0, the first instruction after RESET/INIT (SDM vol. 3A §9.1.4)
+
+_APIC_REG_NAMES = {
+    "APIC_ID": 0x20, "APIC_LVR": 0x30, "APIC_TASKPRI": 0x80, "APIC_ARBPRI": 0x90,
+    "APIC_PROCPRI": 0xA0, "APIC_EOI": 0xB0, "APIC_RRR": 0xC0, "APIC_LDR": 0xD0, "APIC_DFR": 0xE0,
+    "APIC_SPIV": 0xF0, "APIC_ISR": 0x100, "APIC_TMR": 0x180, "APIC_IRR": 0x200,
+    "APIC_ESR": 0x280, "APIC_ICR": 0x300, "APIC_ICR2": 0x310, "APIC_LVTT": 0x320,
+    "APIC_LVTTHMR": 0x330, "APIC_LVTPC": 0x340, "APIC_LVT0": 0x350, "APIC_LVT1": 0x360,
+    "APIC_LVTERR": 0x370, "APIC_TMICT": 0x380, "APIC_TMCCT": 0x390, "APIC_TDCR": 0x3E0,
+    "APIC_SELF_IPI": 0x3F0, "APIC_LVTCMCI": 0x2F0,
+}
+_LVT_OFFSETS = {0x2F0, 0x320, 0x330, 0x340, 0x350, 0x360, 0x370}
+_FIXED_MODES = ("Fixed", "LowPrio")
+
+
+@dataclass
+class VcpuReplay:
+    cpu: int
+    apic: LocalApic = field(default_factory=LocalApic)
+    irr_since: dict[int, float] = field(default_factory=dict)
+    isr_since: dict[int, float] = field(default_factory=dict)
+    inferred: set[int] = field(default_factory=set)
+    last_rip: int | None = None
+    notes: list[str] = field(default_factory=list)
+    corrections: int = 0
+    svr_known: bool = False  # until an SVR write or a reset, the APIC is judged enabled
+
+
+@dataclass
+class Replay:
+    name: str
+    infer: bool  # no kvm_inj_virq in the trace: deliveries inferred by the SDM rule
+    has_eoi_events: bool
+    has_apic_events: bool
+    vcpus: dict[int, VcpuReplay] = field(default_factory=dict)
+    thread_vcpu: dict[int, int] = field(default_factory=dict)
+    counts: Counter[str] = field(default_factory=Counter)
+    resets: list[dict[str, object]] = field(default_factory=list)
+    apicv: bool = False
+    notes: list[str] = field(default_factory=list)
+    end: float = 0.0
+
+    def vcpu(self, cpu: int) -> VcpuReplay:
+        if cpu not in self.vcpus:
+            v = self.vcpus[cpu] = VcpuReplay(cpu)
+            v.apic.apic_id = cpu
+            # A trace usually starts after the guest enabled its APIC; a reset or an SVR write
+            # in the trace makes the enable bit known.
+            v.apic.svr = 0x1FF
+        return self.vcpus[cpu]
+
+    def of_thread(self, line: TraceLine) -> VcpuReplay:
+        cpu = self.thread_vcpu.get(line.pid)
+        if cpu is None:
+            # No kvm_entry/kvm_exit named this thread's vCPU yet: the first vCPU stands in.
+            cpu = min(self.vcpus) if self.vcpus else 0
+        return self.vcpu(cpu)
+
+    # --- the events -----------------------------------------------------------------------------
+
+    def step(self, line: TraceLine) -> None:
+        self.counts[line.event] += 1
+        self.end = line.time
+        handler = _HANDLERS.get(line.event)
+        if handler is not None:
+            handler(self, line)
+
+    def dispatch(self, v: VcpuReplay, now: float) -> None:
+        """Inferred delivery: what the SDM's dispatch (§10.8.3.1) would take next, taken."""
+        while (vector := v.apic.highest_priority_int()) >= 0:
+            v.apic.acknowledge()
+            v.irr_since.pop(vector, None)
+            v.isr_since[vector] = now
+            v.inferred.add(vector)
+
+    def entry(self, line: TraceLine) -> None:
+        m = _VCPU.match(line.msg)
+        if not m:
+            return
+        v = self.vcpu(int(m[1]))
+        self.thread_vcpu[line.pid] = v.cpu
+        rip_m = _RIP.search(line.msg)
+        if line.event != "kvm_entry" or rip_m is None:
+            return
+        rip = int(rip_m[1], 16)
+        if rip == RESET_RIP and v.last_rip not in (None, RESET_RIP):
+            self.resets.append({"time": line.time, "cpu": v.cpu, "irr": v.apic.irr,
+                                "isr": v.apic.isr})
+            v.notes.append(f"reset at {line.time:.6f} s (entry at rip 0xfff0): the model "
+                           "restores a reset APIC, as QEMU does with KVM_SET_LAPIC (not traced)")
+            keep = v.apic.apic_id
+            v.apic.reset()
+            v.apic.apic_id = keep
+            v.svr_known = True
+            v.irr_since.clear()
+            v.isr_since.clear()
+            v.inferred.clear()
+        v.last_rip = rip
+
+    def accept(self, line: TraceLine) -> None:
+        m = _ACCEPT.match(line.msg)
+        if not m:
+            raise EvidenceError(f"{self.name}:{line.lineno}: {line.event} fields not understood: "
+                                f"{line.msg[:60]!r}")
+        v, vector, mode = self.vcpu(int(m[1], 16)), int(m[2]), m[3]
+        if line.event == "kvm_apicv_accept_irq":
+            self.apicv = True
+        if mode == "INIT":
+            v.apic.init()
+            return
+        if mode not in _FIXED_MODES:
+            return
+        was = bool(v.apic.irr & (1 << vector))
+        v.apic.accept(vector, level=m[4] == "level")
+        if not was and v.apic.irr & (1 << vector):
+            v.irr_since[vector] = line.time
+        if self.infer:
+            self.dispatch(v, line.time)
+
+    def inject(self, line: TraceLine) -> None:
+        m = _INJ.match(line.msg)
+        if not m:
+            raise EvidenceError(f"{self.name}:{line.lineno}: kvm_inj_virq fields not understood: "
+                                f"{line.msg[:60]!r}")
+        if m[1] == "Soft/INTn" or m[3]:
+            return  # a software INTn, or a vector already acknowledged and now re-injected
+        vector = int(m[2], 0)
+        v = self.of_thread(line)
+        if v.apic.irr & (1 << vector):
+            v.apic.irr &= ~(1 << vector)
+            v.apic.isr |= 1 << vector
+            v.irr_since.pop(vector, None)
+            v.isr_since[vector] = line.time
+        # else: from the PIC (ExtINT), which sets no local-APIC ISR bit
+
+    def eoi(self, line: TraceLine) -> None:
+        m = _EOI.match(line.msg)
+        if not m:
+            raise EvidenceError(f"{self.name}:{line.lineno}: {line.event} fields not understood: "
+                                f"{line.msg[:60]!r}")
+        v, vector = self.vcpu(int(m[1], 16)), int(m[2])
+        self._retire(v, vector, line)
+
+    def _retire(self, v: VcpuReplay, vector: int, line: TraceLine) -> None:
+        if vector < 0 or vector > 255:
+            return  # KVM found the ISR empty: the EOI did nothing
+        bit = 1 << vector
+        if not v.apic.isr & bit:
+            if v.apic.irr & bit:  # delivered without an event the trace shows
+                v.apic.irr &= ~bit
+                v.irr_since.pop(vector, None)
+            v.corrections += 1
+        v.apic.isr &= ~bit
+        v.isr_since.pop(vector, None)
+        v.inferred.discard(vector)
+        if self.infer:
+            self.dispatch(v, line.time)
+
+    def apic_access(self, line: TraceLine) -> None:
+        m = _APIC.match(line.msg)
+        if not m:
+            raise EvidenceError(f"{self.name}:{line.lineno}: kvm_apic fields not understood: "
+                                f"{line.msg[:60]!r}")
+        reg = _APIC_REG_NAMES.get(m[2])
+        if reg is None:
+            try:
+                reg = int(m[2], 16)
+            except ValueError:
+                return  # a register this kernel names that the model has no use for
+        self.register(self.of_thread(line), m[1] == "write", reg, int(m[3], 16), line)
+
+    def msr(self, line: TraceLine) -> None:
+        if self.has_apic_events:
+            return  # x2APIC MSR accesses also go through kvm_lapic_reg_* and show as kvm_apic
+        m = _MSR.match(line.msg)
+        if not m:
+            return
+        msr = int(m[2], 16)
+        if 0x800 <= msr <= 0x8FF:
+            reg = (msr - 0x800) << 4
+            self.register(self.of_thread(line), m[1] == "write", reg, int(m[3], 16), line)
+
+    def register(self, v: VcpuReplay, write: bool, reg: int, value: int, line: TraceLine) -> None:
+        apic = v.apic
+        if write:
+            if reg == Reg.TPR:
+                apic.tpr = value & 0xFF
+            elif reg == Reg.SVR:
+                apic.write_svr(value)
+                v.svr_known = True
+            elif reg in _LVT_OFFSETS:
+                apic.lvt[reg] = value & 0xFFFFFFFF
+            elif reg == Reg.TIMER_INITIAL:
+                apic.timer_initial = value
+            elif reg == Reg.TIMER_DIVIDE:
+                apic.timer_divide = value & 0b1011
+            elif reg == Reg.EOI and not self.has_eoi_events:
+                self._retire(v, highest(apic.isr), line)
+                return
+            else:
+                return
+            if self.infer:
+                self.dispatch(v, line.time)
+            return
+        self._observe(v, reg, value, line)
+
+    def _observe(self, v: VcpuReplay, reg: int, value: int, line: TraceLine) -> None:
+        """A register read: the APIC's own value; where the model differs, the read wins."""
+        apic = v.apic
+        for base, name in ((0x100, "isr"), (0x200, "irr")):
+            if base <= reg < base + 0x80 and reg % 0x10 == 0:
+                shift = 32 * ((reg - base) >> 4)
+                bank = getattr(apic, name)
+                seen = (bank >> shift) & 0xFFFFFFFF
+                if seen != value:
+                    setattr(apic, name, (bank & ~(0xFFFFFFFF << shift)) | (value << shift))
+                    v.corrections += 1
+                    if name == "isr":
+                        for bit in range(32):
+                            vec = shift + bit
+                            if value >> bit & 1 and vec not in v.isr_since:
+                                v.isr_since[vec] = line.time
+                                v.inferred.add(vec)
+                return
+        if reg == Reg.TPR and apic.tpr != value & 0xFF:
+            apic.tpr = value & 0xFF
+            v.corrections += 1
+
+    def inhibit(self, line: TraceLine) -> None:
+        m = _INHIBIT.match(line.msg)
+        if m:
+            self.apicv = int(m[2], 16) == 0
+
+
+_HANDLERS = {
+    "kvm_entry": Replay.entry,
+    "kvm_exit": Replay.entry,
+    "kvm_apic_accept_irq": Replay.accept,
+    "kvm_apicv_accept_irq": Replay.accept,
+    "kvm_inj_virq": Replay.inject,
+    "kvm_eoi": Replay.eoi,
+    "kvm_pv_eoi": Replay.eoi,
+    "kvm_apic": Replay.apic_access,
+    "kvm_msr": Replay.msr,
+    "kvm_apicv_inhibit_changed": Replay.inhibit,
+}
+
+
+def replay(text: str, name: str) -> Replay:
+    events = list(lines(text, name))
+    names = {e.event for e in events}
+    if not names & set(_HANDLERS):
+        raise EvidenceError(f"{name}: no kvm interrupt events (kvm_apic_accept_irq, kvm_eoi, "
+                            "kvm_inj_virq, kvm_apic...): record with `-e kvm`")
+    r = Replay(name, infer="kvm_inj_virq" not in names, has_eoi_events="kvm_eoi" in names,
+               has_apic_events="kvm_apic" in names)
+    for e in events:
+        r.step(e)
+    return r
+
+
+def _notes(r: Replay) -> list[str]:
+    notes = ["a trace does not show RFLAGS.IF or the interrupt shadow",
+             "state set before the trace began (e.g. an image restored with KVM_SET_LAPIC) is "
+             "not in it: the replay starts from a reset APIC"]
+    if r.infer:
+        notes.append("no kvm_inj_virq in this trace: each delivery is inferred by the SDM "
+                     "dispatch rule (§10.8.3.1) when the vector could first be taken")
+    if r.apicv:
+        notes.append("APICv is active: the CPU delivers virtual interrupts and virtualizes "
+                     "EOIs without exits (SDM vol. 3C §29.1.4, §29.2.2), so those deliveries and "
+                     "EOIs are not in the trace; RVI and SVI are never traced")
+    if not r.has_eoi_events:
+        notes.append("no kvm_eoi events: EOIs are taken from APIC_EOI writes")
+    return notes
+
+
+def to_evidence(r: Replay) -> Evidence:
+    cpus = []
+    for cpu in sorted(r.vcpus):
+        v = r.vcpus[cpu]
+        apic = v.apic
+        notes = list(v.notes)
+        if v.corrections:
+            notes.append(f"{v.corrections} time(s) the APIC's own registers (reads, EOIs) showed "
+                         "a state the replayed events had not: the register values won")
+        cpus.append(CpuEvidence(
+            cpu=cpu, apic_id=apic.apic_id, tpr=apic.tpr, isr=apic.isr, irr=apic.irr,
+            tmr=apic.tmr, svr=apic.svr if v.svr_known else None, lvt=dict(apic.lvt), timer_initial=apic.timer_initial,
+            timer_divide=apic.timer_divide, isr_since=dict(v.isr_since),
+            irr_since=dict(v.irr_since), inferred=set(v.inferred), notes=notes))
+    facts: dict[str, object] = {"events": sum(r.counts.values()), "counts": dict(r.counts),
+                                "resets": r.resets, "apicv": r.apicv,
+                                "inferred_delivery": r.infer}
+    return Evidence("trace", cpus, _notes(r), trace=facts, end_time=r.end)
+
+
+def parse(text: str, name: str) -> Evidence:
+    return to_evidence(replay(text, name))
