@@ -36,6 +36,9 @@ def register(sub: Any) -> None:
                    help="with --qmp: stop the guest while reading, then let it run again")
     p.add_argument("--timeout", type=float, default=10.0, metavar="S",
                    help="with --qmp: give up after S seconds (default 10)")
+    p.add_argument("--pid", type=int, action="append", metavar="TID",
+                   help="with a trace: keep only the events of this task (a vCPU thread or "
+                   "kernel worker of your VM; repeatable)")
     p.add_argument("--json", action="store_true", help="one JSON object")
     p.set_defaults(func=run)
 
@@ -56,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         from apiclab.diagnose import detect
 
-        evidence = detect.load(args.files, args.format)
+        evidence = detect.load(args.files, args.format, set(args.pid) if args.pid else None)
     judged = verdicts.judge(evidence)
     sigs = signatures.match(judged, evidence)
     if args.json:

@@ -35,7 +35,7 @@ def guess(blob: bytes, name: str) -> str:
                         "`info lapic`, WinDbg `!apic` or a kvm trace); name it with --format")
 
 
-def load(paths: list[Path], fmt: str = "auto") -> Evidence:
+def load(paths: list[Path], fmt: str = "auto", pids: set[int] | None = None) -> Evidence:
     blobs = []
     for path in paths:
         try:
@@ -59,4 +59,4 @@ def load(paths: list[Path], fmt: str = "auto") -> Evidence:
         return qemu_text.parse(text, name)
     if kind == "windbg":
         return windbg.parse(text, name)
-    return replay.parse(text, name)
+    return replay.parse(text, name, pids)

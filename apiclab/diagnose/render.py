@@ -83,10 +83,10 @@ def text(ev: Evidence, verdicts: list[CpuVerdict], sigs: list[Signature]) -> str
     out.append("")
     if sigs:
         out.append("known-bug signatures")
-        for s in sigs:
-            out.append(f"  {s.commit} \"{s.title}\" (fixed in {s.fixed_in})")
-            out.append(f"    symptom: {s.symptom}")
-            for line in s.evidence:
+        for sig in sigs:
+            out.append(f"  {sig.commit} \"{sig.title}\" (fixed in {sig.fixed_in})")
+            out.append(f"    symptom: {sig.symptom}")
+            for line in sig.evidence:
                 out.append(f"    matched: {line}")
     else:
         out.append("known-bug signatures: none matched")

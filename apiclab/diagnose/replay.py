@@ -14,8 +14,10 @@ sit):
 What a trace cannot show, said in the notes rather than guessed: RFLAGS.IF; deliveries and
 EOIs the CPU performs without an exit under APICv (virtual-interrupt delivery, EOI
 virtualization, SDM vol. 3C §29.1.4, §29.2.2); state set before the trace began (an image
-restored with KVM_SET_LAPIC). A trace without any kvm_inj_virq has deliveries inferred by the
-SDM dispatch rule (§10.8.3.1) at the moment the vector could first be taken.
+restored with KVM_SET_LAPIC). Without injection events (kvm_inj_virq, or kvm_entry's intr_info)
+a delivery is known only from what follows it: the EOI that retires the vector, or a guest read
+of ISR; a vector taken and neither EOIed nor read stays pending in the replay, and the note says
+so. The replay never delivers on its own, since without IF it cannot know the guest could take it.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ _EOI = re.compile(r"^apicid ([0-9a-fA-F]+) vector (-?\d+)")
 _INJ = re.compile(r"^(IRQ|irq|Soft/INTn) (0x[0-9a-fA-F]+|\d+)( \[reinjected\])?")
 _APIC = re.compile(r"^apic_(read|write) (\w+) = 0x([0-9a-fA-F]+)")
 _MSR = re.compile(r"^msr_(read|write) ([0-9a-fA-F]+) = 0x([0-9a-fA-F]+)")
+_INTR_INFO = re.compile(r"\bintr_info 0x([0-9a-fA-F]+)")
 _INHIBIT = re.compile(r"^(set|cleared) reason=\d+, inhibits=0x([0-9a-fA-F]+)")
 RESET_RIP = 0xFFF0  # F000:FFF0, the first instruction after RESET/INIT (SDM vol. 3A §9.1.4)
 
@@ -70,7 +73,7 @@ class VcpuReplay:
 @dataclass
 class Replay:
     name: str
-    infer: bool  # no kvm_inj_virq in the trace: deliveries inferred by the SDM rule
+    blind: bool  # no injection events in the trace: deliveries known only from what follows
     has_eoi_events: bool
     has_apic_events: bool
     vcpus: dict[int, VcpuReplay] = field(default_factory=dict)
@@ -80,6 +83,7 @@ class Replay:
     apicv: bool = False
     notes: list[str] = field(default_factory=list)
     end: float = 0.0
+    tasks: Counter[str] = field(default_factory=Counter)
 
     def vcpu(self, cpu: int) -> VcpuReplay:
         if cpu not in self.vcpus:
@@ -106,22 +110,19 @@ class Replay:
         if handler is not None:
             handler(self, line)
 
-    def dispatch(self, v: VcpuReplay, now: float) -> None:
-        """Inferred delivery: what the SDM's dispatch (§10.8.3.1) would take next, taken."""
-        while (vector := v.apic.highest_priority_int()) >= 0:
-            v.apic.acknowledge()
-            v.irr_since.pop(vector, None)
-            v.isr_since[vector] = now
-            v.inferred.add(vector)
-
     def entry(self, line: TraceLine) -> None:
         m = _VCPU.match(line.msg)
         if not m:
             return
         v = self.vcpu(int(m[1]))
         self.thread_vcpu[line.pid] = v.cpu
+        if line.event != "kvm_entry":
+            return
+        info = _INTR_INFO.search(line.msg)
+        if info:
+            self._injected(v, int(info[1], 16), line.time)
         rip_m = _RIP.search(line.msg)
-        if line.event != "kvm_entry" or rip_m is None:
+        if rip_m is None:
             return
         rip = int(rip_m[1], 16)
         if rip == RESET_RIP and v.last_rip not in (None, RESET_RIP):
@@ -155,8 +156,6 @@ class Replay:
         v.apic.accept(vector, level=m[4] == "level")
         if not was and v.apic.irr & (1 << vector):
             v.irr_since[vector] = line.time
-        if self.infer:
-            self.dispatch(v, line.time)
 
     def inject(self, line: TraceLine) -> None:
         m = _INJ.match(line.msg)
@@ -165,13 +164,20 @@ class Replay:
                                 f"{line.msg[:60]!r}")
         if m[1] == "Soft/INTn" or m[3]:
             return  # a software INTn, or a vector already acknowledged and now re-injected
-        vector = int(m[2], 0)
-        v = self.of_thread(line)
+        self._acknowledged(self.of_thread(line), int(m[2], 0), line.time)
+
+    def _injected(self, v: VcpuReplay, intr_info: int, now: float) -> None:
+        """VM-entry interruption information (SDM vol. 3C §24.8.3): valid bit 31, type 10:8 = 0
+        for an external interrupt, vector 7:0."""
+        if intr_info >> 31 & 1 and (intr_info >> 8) & 7 == 0:
+            self._acknowledged(v, intr_info & 0xFF, now)
+
+    def _acknowledged(self, v: VcpuReplay, vector: int, now: float) -> None:
         if v.apic.irr & (1 << vector):
             v.apic.irr &= ~(1 << vector)
             v.apic.isr |= 1 << vector
             v.irr_since.pop(vector, None)
-            v.isr_since[vector] = line.time
+            v.isr_since[vector] = now
         # else: from the PIC (ExtINT), which sets no local-APIC ISR bit
 
     def eoi(self, line: TraceLine) -> None:
@@ -186,16 +192,16 @@ class Replay:
         if vector < 0 or vector > 255:
             return  # KVM found the ISR empty: the EOI did nothing
         bit = 1 << vector
+        was_pending = bool(v.apic.irr & bit)
         if not v.apic.isr & bit:
             if v.apic.irr & bit:  # delivered without an event the trace shows
                 v.apic.irr &= ~bit
                 v.irr_since.pop(vector, None)
-            v.corrections += 1
+            if not self.blind or not was_pending:
+                v.corrections += 1
         v.apic.isr &= ~bit
         v.isr_since.pop(vector, None)
         v.inferred.discard(vector)
-        if self.infer:
-            self.dispatch(v, line.time)
 
     def apic_access(self, line: TraceLine) -> None:
         m = _APIC.match(line.msg)
@@ -240,8 +246,6 @@ class Replay:
                 return
             else:
                 return
-            if self.infer:
-                self.dispatch(v, line.time)
             return
         self._observe(v, reg, value, line)
 
@@ -287,16 +291,21 @@ _HANDLERS = {
 }
 
 
-def replay(text: str, name: str) -> Replay:
-    events = list(lines(text, name))
+def replay(text: str, name: str, pids: set[int] | None = None) -> Replay:
+    """Replay the trace; with `pids`, only the events of those tasks (a VMM's vCPU threads and
+    its kernel workers), since the kvm tracepoints are global to the host."""
+    events = [e for e in lines(text, name) if pids is None or e.pid in pids]
     names = {e.event for e in events}
     if not names & set(_HANDLERS):
         raise EvidenceError(f"{name}: no kvm interrupt events (kvm_apic_accept_irq, kvm_eoi, "
                             "kvm_inj_virq, kvm_apic...): record with `-e kvm`")
-    r = Replay(name, infer="kvm_inj_virq" not in names, has_eoi_events="kvm_eoi" in names,
+    injects = "kvm_inj_virq" in names or any(
+        e.event == "kvm_entry" and "intr_info 0x8" in e.msg for e in events)
+    r = Replay(name, blind=not injects, has_eoi_events="kvm_eoi" in names,
                has_apic_events="kvm_apic" in names)
     for e in events:
         r.step(e)
+    r.tasks = Counter(f"{e.comm}-{e.pid}" for e in events if e.event in _HANDLERS)
     return r
 
 
@@ -304,13 +313,19 @@ def _notes(r: Replay) -> list[str]:
     notes = ["a trace does not show RFLAGS.IF or the interrupt shadow",
              "state set before the trace began (e.g. an image restored with KVM_SET_LAPIC) is "
              "not in it: the replay starts from a reset APIC"]
-    if r.infer:
-        notes.append("no kvm_inj_virq in this trace: each delivery is inferred by the SDM "
-                     "dispatch rule (§10.8.3.1) when the vector could first be taken")
+    if r.blind:
+        notes.append("no injection events in this trace (kvm_inj_virq, kvm_entry intr_info): a "
+                     "delivery shows only through the EOI or ISR read that follows it; a vector "
+                     "taken and never EOIed nor read would still look pending here")
     if r.apicv:
         notes.append("APICv is active: the CPU delivers virtual interrupts and virtualizes "
                      "EOIs without exits (SDM vol. 3C §29.1.4, §29.2.2), so those deliveries and "
                      "EOIs are not in the trace; RVI and SVI are never traced")
+    if len(r.tasks) > 1:
+        names = ", ".join(t for t, _ in r.tasks.most_common(6))
+        notes.append(f"interrupt events from {len(r.tasks)} tasks ({names}): the kvm tracepoints "
+                     "are host-wide, so another VM's events may be mixed in; keep one VM's "
+                     "threads with --pid")
     if not r.has_eoi_events:
         notes.append("no kvm_eoi events: EOIs are taken from APIC_EOI writes")
     return notes
@@ -332,9 +347,9 @@ def to_evidence(r: Replay) -> Evidence:
             irr_since=dict(v.irr_since), inferred=set(v.inferred), notes=notes))
     facts: dict[str, object] = {"events": sum(r.counts.values()), "counts": dict(r.counts),
                                 "resets": r.resets, "apicv": r.apicv,
-                                "inferred_delivery": r.infer}
+                                "injections_seen": not r.blind}
     return Evidence("trace", cpus, _notes(r), trace=facts, end_time=r.end)
 
 
-def parse(text: str, name: str) -> Evidence:
-    return to_evidence(replay(text, name))
+def parse(text: str, name: str, pids: set[int] | None = None) -> Evidence:
+    return to_evidence(replay(text, name, pids))
