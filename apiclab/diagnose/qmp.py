@@ -9,6 +9,7 @@ changed only with `pause=True` (`stop` before, `cont` after, and only if it was 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from typing import Any
 
@@ -102,6 +103,10 @@ def _ioapic_summary(text: str) -> str:
 def read(spec: str, *, pause: bool = False, timeout_s: float = TIMEOUT_S) -> Evidence:
     """The live QEMU's evidence; any failure to talk QMP is one EvidenceError line."""
     target = address(spec)
+    # qemu.qmp logs each failure itself; the user gets our one line, not its log records.
+    quiet = logging.getLogger("qemu.qmp")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
     try:
         return asyncio.run(asyncio.wait_for(_read(spec, pause), timeout_s))
     except EvidenceError:
@@ -110,5 +115,6 @@ def read(spec: str, *, pause: bool = False, timeout_s: float = TIMEOUT_S) -> Evi
         raise EvidenceError(f"--qmp {spec}: no QMP answer within {timeout_s:g} s") from None
     except Exception as e:  # qemu.qmp raises ConnectError, ExecuteError, OSError subclasses...
         cause = e.__cause__ or e
+        why = " ".join(str(cause).split())[:120]
         raise EvidenceError(f"--qmp {spec}: not a QEMU monitor here ({target!r}): "
-                            f"{type(cause).__name__}: {str(cause)[:120]}") from None
+                            f"{type(cause).__name__}: {why}") from None
