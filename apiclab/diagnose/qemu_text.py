@@ -42,7 +42,7 @@ REQUIRED = ("LVTT", "Timer", "SPIV", "ISR", "IRR", "APR")
 
 
 def looks_like(text: str) -> bool:
-    return any(HEADER.match(line.strip()) for line in text.splitlines()[:50])
+    return any(HEADER.match(line.strip()) for line in text[:20_000].splitlines()[:50])
 
 
 def _vector_list(body: str, where: str) -> tuple[int, int]:

@@ -31,7 +31,7 @@ from apiclab.arch.registers import Reg
 from apiclab.arch.vectors import highest
 from apiclab.diagnose.errors import EvidenceError
 from apiclab.diagnose.evidence import CpuEvidence, Evidence
-from apiclab.diagnose.trace_text import TraceLine, lines
+from apiclab.diagnose.trace_text import TraceLine, events, line_of
 
 _VCPU = re.compile(r"^vcpu (\d+)")
 _RIP = re.compile(r"\brip 0x([0-9a-fA-F]+)")
@@ -84,6 +84,8 @@ class Replay:
     notes: list[str] = field(default_factory=list)
     end: float = 0.0
     tasks: Counter[str] = field(default_factory=Counter)
+    comms: dict[int, str] = field(default_factory=dict)
+    text: str = ""
 
     def vcpu(self, cpu: int) -> VcpuReplay:
         if cpu not in self.vcpus:
@@ -103,15 +105,41 @@ class Replay:
 
     # --- the events -----------------------------------------------------------------------------
 
-    def step(self, line: TraceLine) -> None:
-        self.counts[line.event] += 1
-        self.end = line.time
-        handler = _HANDLERS.get(line.event)
-        if handler is not None:
-            handler(self, line)
+    def where(self, line: TraceLine) -> str:
+        """file:line of an event, for the one-line error (`lineno` holds the event's index)."""
+        return f"{self.name}:{line_of(self.text, line.lineno)}"
+
+    def run(self, found: list[tuple[str, str, str, str, str]],
+            pids: set[int] | None) -> dict[int, int]:
+        """Every event through its handler; returns how many handled events each task had.
+        Hot loop: a million events must replay in seconds (bench/diagnose_trace.py)."""
+        handlers, counts = _HANDLERS, self.counts
+        per_task: dict[int, int] = {}
+        last_ts = None
+        for index, (comm, pid_text, ts, event, msg) in enumerate(found):
+            pid = int(pid_text)
+            if pids is not None and pid not in pids:
+                continue
+            counts[event] += 1
+            last_ts = ts
+            handler = handlers.get(event)
+            if handler is not None:
+                # tuple.__new__: a NamedTuple without its Python-level constructor (hot loop)
+                handler(self, tuple.__new__(TraceLine, (index, pid, comm, ts, event, msg)))
+                per_task[pid] = per_task.get(pid, 0) + 1
+                if pid not in self.comms:
+                    self.comms[pid] = comm.strip()
+        if last_ts is not None:
+            self.end = float(last_ts)
+        return per_task
 
     def entry(self, line: TraceLine) -> None:
-        m = _VCPU.match(line.msg)
+        msg, cpu = line.msg, self.thread_vcpu.get(line.pid)
+        if cpu is not None and (line.event == "kvm_exit" or (
+                self.vcpus[cpu].last_rip not in (None, RESET_RIP)
+                and "rip 0xfff0 " not in msg and "intr_info 0x8" not in msg)):
+            return  # the common case, decided without regexes: nothing new in this event
+        m = _VCPU.match(msg)
         if not m:
             return
         v = self.vcpu(int(m[1]))
@@ -142,7 +170,7 @@ class Replay:
     def accept(self, line: TraceLine) -> None:
         m = _ACCEPT.match(line.msg)
         if not m:
-            raise EvidenceError(f"{self.name}:{line.lineno}: {line.event} fields not understood: "
+            raise EvidenceError(f"{self.where(line)}: {line.event} fields not understood: "
                                 f"{line.msg[:60]!r}")
         v, vector, mode = self.vcpu(int(m[1], 16)), int(m[2]), m[3]
         if line.event == "kvm_apicv_accept_irq":
@@ -160,7 +188,7 @@ class Replay:
     def inject(self, line: TraceLine) -> None:
         m = _INJ.match(line.msg)
         if not m:
-            raise EvidenceError(f"{self.name}:{line.lineno}: kvm_inj_virq fields not understood: "
+            raise EvidenceError(f"{self.where(line)}: kvm_inj_virq fields not understood: "
                                 f"{line.msg[:60]!r}")
         if m[1] == "Soft/INTn" or m[3]:
             return  # a software INTn, or a vector already acknowledged and now re-injected
@@ -183,7 +211,7 @@ class Replay:
     def eoi(self, line: TraceLine) -> None:
         m = _EOI.match(line.msg)
         if not m:
-            raise EvidenceError(f"{self.name}:{line.lineno}: {line.event} fields not understood: "
+            raise EvidenceError(f"{self.where(line)}: {line.event} fields not understood: "
                                 f"{line.msg[:60]!r}")
         v, vector = self.vcpu(int(m[1], 16)), int(m[2])
         self._retire(v, vector, line)
@@ -206,7 +234,7 @@ class Replay:
     def apic_access(self, line: TraceLine) -> None:
         m = _APIC.match(line.msg)
         if not m:
-            raise EvidenceError(f"{self.name}:{line.lineno}: kvm_apic fields not understood: "
+            raise EvidenceError(f"{self.where(line)}: kvm_apic fields not understood: "
                                 f"{line.msg[:60]!r}")
         reg = _APIC_REG_NAMES.get(m[2])
         if reg is None:
@@ -294,18 +322,17 @@ _HANDLERS = {
 def replay(text: str, name: str, pids: set[int] | None = None) -> Replay:
     """Replay the trace; with `pids`, only the events of those tasks (a VMM's vCPU threads and
     its kernel workers), since the kvm tracepoints are global to the host."""
-    events = [e for e in lines(text, name) if pids is None or e.pid in pids]
-    names = {e.event for e in events}
-    if not names & set(_HANDLERS):
+    # Which kinds of events the trace has decides how others are read; a scan of the whole text
+    # finds them at C speed before the one pass over the lines.
+    injects = ": kvm_inj_virq:" in text or re.search(r": kvm_entry:[^\n]*intr_info 0x8", text)
+    r = Replay(name, blind=not injects, has_eoi_events=": kvm_eoi:" in text,
+               has_apic_events=": kvm_apic:" in text)
+    r.text = text
+    tasks = r.run(events(text, name), pids)
+    if not tasks:
         raise EvidenceError(f"{name}: no kvm interrupt events (kvm_apic_accept_irq, kvm_eoi, "
                             "kvm_inj_virq, kvm_apic...): record with `-e kvm`")
-    injects = "kvm_inj_virq" in names or any(
-        e.event == "kvm_entry" and "intr_info 0x8" in e.msg for e in events)
-    r = Replay(name, blind=not injects, has_eoi_events="kvm_eoi" in names,
-               has_apic_events="kvm_apic" in names)
-    for e in events:
-        r.step(e)
-    r.tasks = Counter(f"{e.comm}-{e.pid}" for e in events if e.event in _HANDLERS)
+    r.tasks = Counter({f"{r.comms[p]}-{p}": n for p, n in tasks.items()})
     return r
 
 

@@ -38,7 +38,7 @@ _LISTS = ("TMR", "IRR", "ISR")
 
 
 def looks_like(text: str) -> bool:
-    return any(HEADER.match(line.strip()) for line in text.splitlines()[:200])
+    return any(HEADER.match(line.strip()) for line in text[:20_000].splitlines()[:200])
 
 
 def _vectors(body: str, where: str) -> int:
