@@ -29,6 +29,7 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python bench/reboot_cycles.py
 	$(BIN)/python bench/kvm_run.py
+	$(BIN)/python bench/diagnose_trace.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
