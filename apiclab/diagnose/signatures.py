@@ -55,16 +55,19 @@ def _signature(commit: str, evidence: list[str]) -> Signature | None:
 
 def stale_in_service(verdicts: list[CpuVerdict], ev: Evidence) -> list[str]:
     """4114c27d450b's pattern: a vector in service of a class at least the clock's, holding the
-    clock (or any pending vector) off, with no EOI coming for it."""
+    clock the guest waits for (or any pending vector, when no EOI will come for it) off."""
     found = []
     for v in verdicts:
         for p in v.pending:
             if p.reason != IN_SERVICE or p.blocking_vector is None:
                 continue
             held = next((s for s in v.in_service if s.vector == p.blocking_vector), None)
-            if held is None or held.eoi_expected == "yes":
-                continue
             clock = [w for w in v.waiting_for if w.vector == p.vector]
+            # A handler in progress also holds lower vectors off; the bug's mark is a clock the
+            # guest waits for held behind it, or a vector nothing will EOI.
+            if held is None or held.eoi_expected == "yes" or (
+                    not clock and held.eoi_expected != "no"):
+                continue
             what = f"the clock vector {p.vector:#04x} ({clock[0].source})" if clock \
                 else f"{p.vector:#04x}"
             line = (f"cpu {v.evidence.cpu}: {what} pending, held off by {p.blocking_vector:#04x} "

@@ -19,8 +19,12 @@ def _match(*cpus: CpuEvidence) -> list[signatures.Signature]:
     return signatures.match(judge(ev), ev)
 
 
+CLOCK = {int(Reg.LVT_TIMER): 0x200D1}
+
+
 def test_a_clock_held_off_by_a_higher_in_service_vector_matches_4114c27d450b() -> None:
-    [sig] = _match(CpuEvidence(0, isr=set_of([0xE1]), irr=set_of([0xD1]), svr=0x1FF))
+    [sig] = _match(CpuEvidence(0, isr=set_of([0xE1]), irr=set_of([0xD1]), svr=0x1FF, lvt=CLOCK,
+                               timer_initial=1000))
     assert sig.commit == "4114c27d450b"
     assert sig.title == profiles.RESET_RVI.title
     assert "0xd1" in sig.evidence[0] and "0xe1" in sig.evidence[0]
@@ -32,7 +36,8 @@ def test_the_release_comes_from_the_profile_data_not_from_the_diagnosis(
     moved = dataclasses.replace(switch.introduced_by, kernel="v9.99")
     monkeypatch.setitem(profiles.SWITCHES, "restore_sets_rvi",
                         dataclasses.replace(switch, introduced_by=moved))
-    [sig] = _match(CpuEvidence(0, isr=set_of([0xE1]), irr=set_of([0xD1]), svr=0x1FF))
+    [sig] = _match(CpuEvidence(0, isr=set_of([0xE1]), irr=set_of([0xD1]), svr=0x1FF,
+                               handlers={0xE1: "nt!KiUnexpectedInterrupt177"}))
     assert sig.fixed_in == "v9.99"
 
 
@@ -45,4 +50,8 @@ def test_a_run_out_one_shot_timer_whose_vector_is_nowhere_matches_9cfec6d097c6()
 
 
 def test_a_healthy_state_matches_nothing() -> None:
-    assert _match(CpuEvidence(0, irr=set_of([0xD1]), svr=0x1FF)) == []
+    assert _match(CpuEvidence(0, irr=set_of([0xD1]), svr=0x1FF, lvt=CLOCK, timer_initial=1)) == []
+
+
+def test_a_handler_in_progress_over_a_non_clock_vector_is_no_bug() -> None:
+    assert _match(CpuEvidence(0, isr=set_of([0x61]), irr=set_of([0x51]), svr=0x1FF)) == []
