@@ -42,6 +42,7 @@ _APIC = re.compile(r"^apic_(read|write) (\w+) = 0x([0-9a-fA-F]+)")
 _MSR = re.compile(r"^msr_(read|write) ([0-9a-fA-F]+) = 0x([0-9a-fA-F]+)")
 _INTR_INFO = re.compile(r"\bintr_info 0x([0-9a-fA-F]+)")
 _INHIBIT = re.compile(r"^(set|cleared) reason=\d+, inhibits=0x([0-9a-fA-F]+)")
+_RAN = -1  # last_rip of a vCPU whose last entry was anywhere but the reset vector
 RESET_RIP = 0xFFF0  # F000:FFF0, the first instruction after RESET/INIT (SDM vol. 3A §9.1.4)
 
 _APIC_REG_NAMES = {
@@ -113,7 +114,10 @@ class Replay:
             pids: set[int] | None) -> dict[int, int]:
         """Every event through its handler; returns how many handled events each task had.
         Hot loop: a million events must replay in seconds (bench/diagnose_trace.py)."""
-        handlers, counts = _HANDLERS, self.counts
+        handlers, counts = dict(_HANDLERS), self.counts
+        if self.has_apic_events:
+            del handlers["kvm_msr"]  # x2APIC accesses show as kvm_apic too (see `msr`)
+        mapped, vcpus, ran = self.thread_vcpu, self.vcpus, _RAN
         per_task: dict[int, int] = {}
         last_ts = None
         for index, (comm, pid_text, ts, event, msg) in enumerate(found):
@@ -123,12 +127,20 @@ class Replay:
             counts[event] += 1
             last_ts = ts
             handler = handlers.get(event)
-            if handler is not None:
-                # tuple.__new__: a NamedTuple without its Python-level constructor (hot loop)
-                handler(self, tuple.__new__(TraceLine, (index, pid, comm, ts, event, msg)))
-                per_task[pid] = per_task.get(pid, 0) + 1
-                if pid not in self.comms:
-                    self.comms[pid] = comm.strip()
+            if handler is None:
+                continue
+            per_task[pid] = per_task.get(pid, 0) + 1
+            if pid not in self.comms:
+                self.comms[pid] = comm.strip()
+            # Entries and exits are most of a real trace and, once the thread's vCPU is known,
+            # carry news only at a reset or an injection: decided here without a call.
+            if event == "kvm_exit" and pid in mapped:
+                continue
+            if event == "kvm_entry" and pid in mapped and vcpus[mapped[pid]].last_rip == ran \
+                    and "rip 0xfff0 " not in msg and "intr_info 0x8" not in msg:
+                continue
+            # tuple.__new__: a NamedTuple without its Python-level constructor (hot loop)
+            handler(self, tuple.__new__(TraceLine, (index, pid, comm, ts, event, msg)))
         if last_ts is not None:
             self.end = float(last_ts)
         return per_task
@@ -136,7 +148,7 @@ class Replay:
     def entry(self, line: TraceLine) -> None:
         msg, cpu = line.msg, self.thread_vcpu.get(line.pid)
         if cpu is not None and (line.event == "kvm_exit" or (
-                self.vcpus[cpu].last_rip not in (None, RESET_RIP)
+                self.vcpus[cpu].last_rip == _RAN
                 and "rip 0xfff0 " not in msg and "intr_info 0x8" not in msg)):
             return  # the common case, decided without regexes: nothing new in this event
         m = _VCPU.match(msg)
@@ -165,7 +177,7 @@ class Replay:
             v.irr_since.clear()
             v.isr_since.clear()
             v.inferred.clear()
-        v.last_rip = rip
+        v.last_rip = RESET_RIP if rip == RESET_RIP else _RAN
 
     def accept(self, line: TraceLine) -> None:
         m = _ACCEPT.match(line.msg)
