@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 
 from apiclab.arch.lapic import LocalApic
 from apiclab.arch.registers import Reg
-from apiclab.arch.vectors import highest
+from apiclab.arch.vectors import highest, vectors_of
 from apiclab.diagnose.errors import EvidenceError
 from apiclab.diagnose.evidence import CpuEvidence, Evidence
 from apiclab.diagnose.trace_text import TraceLine, events, line_of
+from apiclab.engine.trace import Trace
 
 _VCPU = re.compile(r"^vcpu (\d+)")
 _RIP = re.compile(r"\brip 0x([0-9a-fA-F]+)")
@@ -87,6 +88,18 @@ class Replay:
     tasks: Counter[str] = field(default_factory=Counter)
     comms: dict[int, str] = field(default_factory=dict)
     text: str = ""
+    # Per vCPU, every change of IRR/ISR/TPR as an observation (`apiclab.engine.trace`), for
+    # timelines; off unless asked for, as it costs time on a million events.
+    observations: dict[int, Trace] | None = None
+
+    def note(self, v: VcpuReplay, line: TraceLine, kind: str, vector: int) -> None:
+        if self.observations is None:
+            return
+        apic = v.apic
+        trace = self.observations.setdefault(v.cpu, Trace())
+        trace.record(round(line.time * 1e9), kind, vector=vector, irr=vectors_of(apic.irr),
+                     isr=vectors_of(apic.isr), tpr=apic.tpr, ppr=apic.ppr(),
+                     source=f"{line.event}: {line.msg}")
 
     def vcpu(self, cpu: int) -> VcpuReplay:
         if cpu not in self.vcpus:
@@ -160,7 +173,7 @@ class Replay:
             return
         info = _INTR_INFO.search(line.msg)
         if info:
-            self._injected(v, int(info[1], 16), line.time)
+            self._injected(v, int(info[1], 16), line)
         rip_m = _RIP.search(line.msg)
         if rip_m is None:
             return
@@ -177,6 +190,7 @@ class Replay:
             v.irr_since.clear()
             v.isr_since.clear()
             v.inferred.clear()
+            self.note(v, line, "reset", 0)
         v.last_rip = RESET_RIP if rip == RESET_RIP else _RAN
 
     def accept(self, line: TraceLine) -> None:
@@ -196,6 +210,7 @@ class Replay:
         v.apic.accept(vector, level=m[4] == "level")
         if not was and v.apic.irr & (1 << vector):
             v.irr_since[vector] = line.time
+        self.note(v, line, "accept", vector)
 
     def inject(self, line: TraceLine) -> None:
         m = _INJ.match(line.msg)
@@ -204,13 +219,16 @@ class Replay:
                                 f"{line.msg[:60]!r}")
         if m[1] == "Soft/INTn" or m[3]:
             return  # a software INTn, or a vector already acknowledged and now re-injected
-        self._acknowledged(self.of_thread(line), int(m[2], 0), line.time)
+        v = self.of_thread(line)
+        self._acknowledged(v, int(m[2], 0), line.time)
+        self.note(v, line, "deliver", int(m[2], 0))
 
-    def _injected(self, v: VcpuReplay, intr_info: int, now: float) -> None:
+    def _injected(self, v: VcpuReplay, intr_info: int, line: TraceLine) -> None:
         """VM-entry interruption information (SDM vol. 3C §24.8.3): valid bit 31, type 10:8 = 0
         for an external interrupt, vector 7:0."""
         if intr_info >> 31 & 1 and (intr_info >> 8) & 7 == 0:
-            self._acknowledged(v, intr_info & 0xFF, now)
+            self._acknowledged(v, intr_info & 0xFF, line.time)
+            self.note(v, line, "deliver", intr_info & 0xFF)
 
     def _acknowledged(self, v: VcpuReplay, vector: int, now: float) -> None:
         if v.apic.irr & (1 << vector):
@@ -242,6 +260,7 @@ class Replay:
         v.apic.isr &= ~bit
         v.isr_since.pop(vector, None)
         v.inferred.discard(vector)
+        self.note(v, line, "eoi", vector)
 
     def apic_access(self, line: TraceLine) -> None:
         m = _APIC.match(line.msg)
@@ -272,6 +291,7 @@ class Replay:
         if write:
             if reg == Reg.TPR:
                 apic.tpr = value & 0xFF
+                self.note(v, line, "tpr", value & 0xFF)
             elif reg == Reg.SVR:
                 apic.write_svr(value)
                 v.svr_known = True
@@ -331,7 +351,8 @@ _HANDLERS = {
 }
 
 
-def replay(text: str, name: str, pids: set[int] | None = None) -> Replay:
+def replay(text: str, name: str, pids: set[int] | None = None, *,
+           observations: bool = False) -> Replay:
     """Replay the trace; with `pids`, only the events of those tasks (a VMM's vCPU threads and
     its kernel workers), since the kvm tracepoints are global to the host."""
     # Which kinds of events the trace has decides how others are read; a scan of the whole text
@@ -340,6 +361,8 @@ def replay(text: str, name: str, pids: set[int] | None = None) -> Replay:
     r = Replay(name, blind=not injects, has_eoi_events=": kvm_eoi:" in text,
                has_apic_events=": kvm_apic:" in text)
     r.text = text
+    if observations:
+        r.observations = {}
     tasks = r.run(events(text, name), pids)
     if not tasks:
         raise EvidenceError(f"{name}: no kvm interrupt events (kvm_apic_accept_irq, kvm_eoi, "
