@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,23 @@ needs_qemu = pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None,
 KVM_SKIP = None if os.access("/dev/kvm", os.R_OK | os.W_OK) else "no usable /dev/kvm here"
 
 
+def _once_stuck(diagnose: Any, sock: Path, *extra: str) -> Any:
+    """diagnose --qmp, repeated (up to ~20 s on a loaded machine) until the guest has reached
+    its stuck state: 0xE1 in service and the clock pending."""
+    for _ in range(20):
+        run = diagnose("--qmp", f"unix:{sock}", "--json", *extra)
+        if run.code == 1:
+            return run
+        time.sleep(1)
+    return run
+
+
 @needs_qemu
 def test_tcg_guest_stuck_with_e1_in_service_has_d1_held_off_by_e1(diagnose: Any,
                                                                   tmp_path: Path) -> None:
     proc, sock = launch_qemu(tmp_path, "tcg")
     try:
-        run = diagnose("--qmp", f"unix:{sock}", "--json")
+        run = _once_stuck(diagnose, sock)
         alive = proc.poll() is None
     finally:
         proc.terminate()
@@ -45,7 +57,7 @@ def test_tcg_guest_stuck_with_e1_in_service_has_d1_held_off_by_e1(diagnose: Any,
 def test_pause_stops_and_resumes_the_guest(diagnose: Any, tmp_path: Path) -> None:
     proc, sock = launch_qemu(tmp_path, "tcg")
     try:
-        run = diagnose("--qmp", f"unix:{sock}", "--pause", "--json")
+        run = _once_stuck(diagnose, sock, "--pause")
         again = diagnose("--qmp", f"unix:{sock}", "--json")
     finally:
         proc.terminate()
