@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from apiclab.diagnose import lapic_image, qemu_text, replay, trace_text, windbg
+from apiclab.diagnose import lapic_image, qemu_text, trace_evidence, trace_text, windbg
 from apiclab.diagnose.errors import EvidenceError
 from apiclab.diagnose.evidence import Evidence
 
@@ -59,4 +59,4 @@ def load(paths: list[Path], fmt: str = "auto", pids: set[int] | None = None) -> 
         return qemu_text.parse(text, name)
     if kind == "windbg":
         return windbg.parse(text, name)
-    return replay.parse(text, name, pids)
+    return trace_evidence.parse(text, name, pids)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from test_parsers import TRACE, WINDBG
 
 from apiclab.arch.vectors import vectors_of
-from apiclab.diagnose import detect, lapic_image, qemu_text, replay, windbg
+from apiclab.diagnose import detect, lapic_image, qemu_text, trace_evidence, windbg
 from apiclab.diagnose.errors import EvidenceError
 from apiclab.diagnose.verdicts import judge
 
@@ -64,13 +64,13 @@ def test_windbg_parser_survives_damage(text: str) -> None:
 @RUNS
 @given(damaged(TRACE))
 def test_trace_replay_survives_damage(text: str) -> None:
-    _ok_or_evidence_error(replay.parse, text)
+    _ok_or_evidence_error(trace_evidence.parse, text)
 
 
 @RUNS
 @given(st.text(max_size=300))
 def test_every_text_parser_survives_noise(text: str) -> None:
-    for parse in (qemu_text.parse, windbg.parse, replay.parse):
+    for parse in (qemu_text.parse, windbg.parse, trace_evidence.parse):
         _ok_or_evidence_error(parse, text)
 
 

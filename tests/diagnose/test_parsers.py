@@ -8,7 +8,7 @@ from conftest import FIXTURES
 
 from apiclab.arch.registers import Reg
 from apiclab.arch.vectors import vectors_of
-from apiclab.diagnose import detect, lapic_image, qemu_text, replay, windbg
+from apiclab.diagnose import detect, lapic_image, qemu_text, replay, trace_evidence, windbg
 from apiclab.diagnose.errors import EvidenceError
 
 WINDBG = """0: kd> !apic
@@ -98,7 +98,7 @@ def test_image_read_back_from_kvm_after_the_stale_isr_restore() -> None:
 def test_trace_replay_of_a_real_kvm_run_reaches_the_state_kvm_read_back() -> None:
     """The stuck guest on this host's KVM (its deviation EOIs 0xE1 as it injects it): the trace
     replays to exactly the registers KVM_GET_LAPIC gave at the end of the same run."""
-    ev = replay.parse((FIXTURES / "kvm-stuck.trace").read_text(), "trace")
+    ev = trace_evidence.parse((FIXTURES / "kvm-stuck.trace").read_text(), "trace")
     image = lapic_image.parse_images([("img", (FIXTURES / "kvm-stuck.lapic").read_bytes())])
     [got], [want] = ev.cpus, image.cpus
     assert (got.irr, got.isr, got.tpr) == (want.irr, want.isr, want.tpr)
@@ -115,7 +115,7 @@ TRACE = """# tracer: nop
 
 
 def test_trace_with_injections_reconstructs_the_seed_state_and_when_it_stuck() -> None:
-    ev = replay.parse(TRACE, "t")
+    ev = trace_evidence.parse(TRACE, "t")
     [c] = ev.cpus
     assert vectors_of(c.isr) == [0xE1] and vectors_of(c.irr) == [0xD1]
     assert c.isr_since[0xE1] == pytest.approx(100.000003)
@@ -125,13 +125,13 @@ def test_trace_with_injections_reconstructs_the_seed_state_and_when_it_stuck() -
 def test_trace_cmd_report_lines_without_the_flags_column_read_the_same() -> None:
     report = "cpus=2\n" + "\n".join(
         line.replace(" d..1. ", " ").replace(" ..... ", " ") for line in TRACE.splitlines()[1:])
-    assert replay.parse(report, "r").cpus[0].isr == replay.parse(TRACE, "t").cpus[0].isr
+    assert trace_evidence.parse(report, "r").cpus[0].isr == trace_evidence.parse(TRACE, "t").cpus[0].isr
 
 
 def test_a_reset_in_the_trace_restores_a_reset_apic() -> None:
     text = TRACE + (" CPU 0/KVM-4242  [001] d..1.   100.000009: kvm_entry: vcpu 0, rip 0xfff0 "
                     "intr_info 0x00000000 error_code 0x00000000\n")
-    ev = replay.parse(text, "t")
+    ev = trace_evidence.parse(text, "t")
     assert ev.cpus[0].isr == 0 and ev.cpus[0].svr == 0xFF
     assert ev.trace["resets"][0]["isr"] == 1 << 0xE1
 
@@ -139,12 +139,12 @@ def test_a_reset_in_the_trace_restores_a_reset_apic() -> None:
 def test_trace_garbled_in_the_middle_is_refused_with_its_line() -> None:
     text = TRACE.replace("kvm_inj_virq: IRQ 0xe1", "kvm_inj_virq: ???")
     with pytest.raises(EvidenceError, match=r"t:4: kvm_inj_virq"):
-        replay.parse(text, "t")
+        trace_evidence.parse(text, "t")
 
 
 def test_trace_cut_mid_line_is_refused() -> None:
     with pytest.raises(EvidenceError, match="not a trace event line"):
-        replay.parse(TRACE + " CPU 0/KVM-4242  [001] ..", "t")
+        trace_evidence.parse(TRACE + " CPU 0/KVM-4242  [001] ..", "t")
 
 
 def test_unknown_text_is_refused_by_detection() -> None:

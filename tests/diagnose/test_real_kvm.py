@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from apiclab.cli.main import main
-from apiclab.diagnose import lapic_image, replay
+from apiclab.diagnose import lapic_image, trace_evidence
 from apiclab.diagnose.verdicts import judge
 
 KVM_SKIP = None if os.access("/dev/kvm", os.R_OK | os.W_OK) else "no usable /dev/kvm here"
@@ -59,7 +59,7 @@ def test_save_lapic_into_a_missing_directory_is_one_line(diagnose: Any,
 @pytest.mark.skipif(ROOT_SKIP is not None, reason=ROOT_SKIP or "")
 def test_a_tracefs_trace_of_a_kvm_run_replays_to_the_registers_kvm_reads_back() -> None:
     text, image = _fixture_script().traced_run()
-    replayed = replay.parse(text, "live trace")
+    replayed = trace_evidence.parse(text, "live trace")
     read_back = lapic_image.parse_images([("KVM_GET_LAPIC", image)])
     [got], [want] = replayed.cpus, read_back.cpus
     assert (got.irr, got.isr, got.tpr) == (want.irr, want.isr, want.tpr)
@@ -87,7 +87,7 @@ def test_trace_cmd_record_of_a_kvm_run_replays_to_the_registers_kvm_reads_back(
         pytest.skip(f"trace-cmd record cannot trace here: {rec.stderr.strip()[:160]}")
     report = subprocess.run(["trace-cmd", "report", "-i", str(out)], capture_output=True,
                             text=True, timeout=120, check=True).stdout
-    replayed = replay.parse(report, "trace-cmd report")
+    replayed = trace_evidence.parse(report, "trace-cmd report")
     read_back = lapic_image.parse_images([("KVM_GET_LAPIC", image.read_bytes())])
     assert replayed.cpus[0].irr == read_back.cpus[0].irr
     assert replayed.cpus[0].isr == read_back.cpus[0].isr
