@@ -110,18 +110,18 @@ def judge_pending(cpu: CpuEvidence, apic: LocalApic) -> list[Pending]:
             out.append(Pending(vector, False, TPR, None,
                                f"TPR {apic.tpr:#04x} masks class {cls:#x} and below "
                                "(SDM §10.8.3.1)"))
+        elif cpu.shadow:
+            out.append(Pending(vector, False, SHADOW, None,
+                               "above PPR, but the CPU is in an interrupt shadow "
+                               "(STI / MOV SS blocking, SDM vol. 3A §6.8.3) for one instruction"))
+        elif cpu.if_flag is False:
+            out.append(Pending(vector, False, IF_CLEAR, None,
+                               "above PPR, but RFLAGS.IF = 0: the CPU takes no maskable "
+                               "interrupt until STI (SDM vol. 3A §6.8.1)"))
         elif vector != first:
             out.append(Pending(vector, True, AFTER_HIGHER, None,
                                f"above PPR {ppr:#04x}; offered after {first:#04x}, the highest "
                                "pending vector, is dispatched (SDM §10.8.3.1)"))
-        elif cpu.shadow:
-            out.append(Pending(vector, False, SHADOW, None,
-                               "the APIC offers it, but the CPU is in an interrupt shadow "
-                               "(STI / MOV SS blocking, SDM vol. 3A §6.8.3) for one instruction"))
-        elif cpu.if_flag is False:
-            out.append(Pending(vector, False, IF_CLEAR, None,
-                               "the APIC offers it, but RFLAGS.IF = 0: the CPU takes no maskable "
-                               "interrupt until STI (SDM vol. 3A §6.8.1)"))
         else:
             flag = "" if cpu.if_flag else "; RFLAGS.IF is not in this evidence"
             out.append(Pending(vector, True, DELIVERABLE, None,

@@ -81,3 +81,8 @@ def test_a_handler_named_after_the_hpet_clock_is_recognised() -> None:
 def test_an_unexpected_interrupt_stub_will_not_eoi() -> None:
     v = judge_cpu(cpu(isr=set_of([0xE1]), handlers={0xE1: "nt!KiUnexpectedInterrupt177"}))
     assert v.in_service[0].eoi_expected == "no"
+
+
+def test_if_clear_holds_every_vector_above_ppr_not_only_the_highest() -> None:
+    v = judge_cpu(cpu(irr=set_of([0x51, 0xD1]), if_flag=False))
+    assert [(p.vector, p.reason) for p in v.pending] == [(0xD1, IF_CLEAR), (0x51, IF_CLEAR)]
