@@ -33,6 +33,7 @@ class CpuEvidence:
     halted: bool | None = None
     x2apic: bool | None = None
     handlers: dict[int, str] = field(default_factory=dict)  # vector -> handler (from !idt)
+    clock_sources: dict[int, str] = field(default_factory=dict)  # vector -> e.g. IOAPIC pin 2
     # From a trace replay: when each vector entered the ISR / the IRR (seconds, trace clock),
     # and the EOIs seen for each vector.
     isr_since: dict[int, float] = field(default_factory=dict)

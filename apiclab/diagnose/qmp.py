@@ -76,6 +76,9 @@ async def _collect(qmp: Any, status: object) -> Evidence:
     ioapic = await _hmp(qmp, "info ioapic")
     if ioapic.startswith("unknown command"):
         ioapic = await _hmp(qmp, "info pic")
+    clocks = clock_pins(ioapic)
+    for cpu_evidence in evidence.cpus:
+        cpu_evidence.clock_sources = dict(clocks)
     kvm_on = bool(isinstance(kvm, dict) and kvm.get("enabled"))
     evidence.machine = {
         "accelerator": "kvm" if kvm_on else "tcg",
@@ -88,6 +91,25 @@ async def _collect(qmp: Any, status: object) -> Evidence:
             "under APICv RVI, SVI and posted interrupts (VMCS, PI descriptor) are not shown; the "
             "IOAPIC state is KVM's, read back with KVM_GET_IRQCHIP")
     return evidence
+
+
+# QEMU's `info pic` IOAPIC line (hw/intc/ioapic_common.c): "pin 2  0x00000000000000d1 dest=0
+# vec=209  active-hi edge  fixed  physical" (a "masked" word when masked).
+_PIN = re.compile(r"^\s*pin (\d+)\s+0x[0-9a-fA-F]+ dest=\d+ vec=(\d+)\s+(.*)$")
+# PC wiring (QEMU hw/i386, ACPI MADT override): the PIT, or the HPET's timer 0 in legacy
+# replacement mode, drives IOAPIC input 2; the RTC, or HPET timer 1, input 8.
+_CLOCK_PINS = {2: "IOAPIC pin 2: the PIT, or the HPET in legacy replacement",
+               8: "IOAPIC pin 8: the RTC, or HPET timer 1 in legacy replacement"}
+
+
+def clock_pins(text: str) -> dict[int, str]:
+    """vector -> clock source, for the unmasked IOAPIC pins a PC's clocks drive."""
+    out = {}
+    for line in text.splitlines():
+        m = _PIN.match(line)
+        if m and int(m[1]) in _CLOCK_PINS and "masked" not in m[3] and int(m[2]) >= 16:
+            out[int(m[2])] = _CLOCK_PINS[int(m[1])]
+    return out
 
 
 def _ioapic_summary(text: str) -> str:

@@ -163,6 +163,9 @@ def waiting_for(cpu: CpuEvidence) -> list[Waiting]:
             state = "run out (current count 0): it has fired once and will not again"
         out.append(Waiting(lvtt & 0xFF, "lapic-timer",
                            f"LAPIC timer, {mode}, initial count {cpu.timer_initial or 0}: {state}"))
+    for vector, what in sorted(cpu.clock_sources.items()):
+        if all(w.vector != vector for w in out):
+            out.append(Waiting(vector, "ioapic", what))
     for vector, name in sorted(cpu.handlers.items()):
         low = name.lower()
         if any(w in low for w in _CLOCK_WORDS) and "unexpected" not in low \

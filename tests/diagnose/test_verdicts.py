@@ -86,3 +86,14 @@ def test_an_unexpected_interrupt_stub_will_not_eoi() -> None:
 def test_if_clear_holds_every_vector_above_ppr_not_only_the_highest() -> None:
     v = judge_cpu(cpu(irr=set_of([0x51, 0xD1]), if_flag=False))
     assert [(p.vector, p.reason) for p in v.pending] == [(0xD1, IF_CLEAR), (0x51, IF_CLEAR)]
+
+
+def test_an_unmasked_ioapic_clock_pin_is_what_the_guest_waits_for() -> None:
+    from apiclab.diagnose.qmp import clock_pins
+
+    text = ("  pin 2  0x00000000000000d1 dest=0 vec=209 active-hi edge        fixed  physical\n"
+            "  pin 8  0x0000000000010038 dest=0 vec=56  active-hi edge masked fixed  physical\n")
+    sources = clock_pins(text)
+    assert list(sources) == [0xD1]
+    v = judge_cpu(cpu(clock_sources=sources))
+    assert [(w.vector, w.source) for w in v.waiting_for] == [(0xD1, "ioapic")]
