@@ -21,8 +21,8 @@ def _text(blob: bytes) -> str | None:
         return None
 
 
-def guess(blob: bytes, name: str) -> str:
-    text = _text(blob)
+def guess(blob: bytes, name: str, text: str | None = None) -> str:
+    text = _text(blob) if text is None else text
     if text is None:
         return "lapic-image"
     if qemu_text.looks_like(text):
@@ -42,7 +42,8 @@ def load(paths: list[Path], fmt: str = "auto", pids: set[int] | None = None) -> 
             blobs.append((str(path), path.read_bytes()))
         except OSError as e:
             raise EvidenceError(f"{path}: cannot read: {e.strerror}") from None
-    kinds = {guess(b, n) if fmt == "auto" else fmt for n, b in blobs}
+    texts = [_text(b) for _, b in blobs]  # each file decoded once (a trace may be 100 MB)
+    kinds = {guess(b, n, t) if fmt == "auto" else fmt for (n, b), t in zip(blobs, texts, strict=True)}
     if len(kinds) > 1:
         raise EvidenceError(f"the files hold different kinds of evidence ({', '.join(sorted(kinds))}): "
                             "give one kind at a time")
@@ -51,8 +52,7 @@ def load(paths: list[Path], fmt: str = "auto", pids: set[int] | None = None) -> 
         return lapic_image.parse_images(blobs)
     if len(blobs) != 1:
         raise EvidenceError(f"{kind} evidence is one file; got {len(blobs)}")
-    name, blob = blobs[0]
-    text = _text(blob)
+    name, text = blobs[0][0], texts[0]
     if text is None:
         raise EvidenceError(f"{name}: binary data where {kind} text was expected")
     if kind == "qemu-lapic":

@@ -59,7 +59,7 @@ def events(text: str, name: str) -> list[tuple[str, str, str, str, str]]:
     is refused rather than half read."""
     found = EVENT.findall(text)
     lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
-    headers = sum(("\n" + text).count(start) for start in _HEADER_STARTS)
+    headers = sum(text.count(start) + text.startswith(start[1:]) for start in _HEADER_STARTS)
     if len(found) + headers < lines:
         for lineno, raw in enumerate(text.splitlines(), 1):
             if not EVENT.match(raw) and not _SKIP.match(raw):
