@@ -30,30 +30,18 @@ from apiclab.arch.lapic import LocalApic
 from apiclab.arch.registers import Reg
 from apiclab.arch.vectors import highest, vectors_of
 from apiclab.diagnose.errors import EvidenceError
+from apiclab.diagnose.kvm_events import accept_fields, apic_fields, eoi_fields, inj_fields
 from apiclab.diagnose.trace_text import TraceLine, events, line_of
 from apiclab.engine.trace import Trace
 
 _VCPU = re.compile(r"^vcpu (\d+)")
 _RIP = re.compile(r"\brip 0x([0-9a-fA-F]+)")
-_ACCEPT = re.compile(r"^apicid ([0-9a-fA-F]+) vec (\d+) \((\w+)\|(edge|level)\)")
-_EOI = re.compile(r"^apicid ([0-9a-fA-F]+) vector (-?\d+)")
-_INJ = re.compile(r"^(IRQ|irq|Soft/INTn) (0x[0-9a-fA-F]+|\d+)( \[reinjected\])?")
-_APIC = re.compile(r"^apic_(read|write) (\w+) = 0x([0-9a-fA-F]+)")
 _MSR = re.compile(r"^msr_(read|write) ([0-9a-fA-F]+) = 0x([0-9a-fA-F]+)")
 _INTR_INFO = re.compile(r"\bintr_info 0x([0-9a-fA-F]+)")
 _INHIBIT = re.compile(r"^(set|cleared) reason=\d+, inhibits=0x([0-9a-fA-F]+)")
 _RAN = -1  # last_rip of a vCPU whose last entry was anywhere but the reset vector
 RESET_RIP = 0xFFF0  # F000:FFF0, the first instruction after RESET/INIT (SDM vol. 3A §9.1.4)
 
-_APIC_REG_NAMES = {
-    "APIC_ID": 0x20, "APIC_LVR": 0x30, "APIC_TASKPRI": 0x80, "APIC_ARBPRI": 0x90,
-    "APIC_PROCPRI": 0xA0, "APIC_EOI": 0xB0, "APIC_RRR": 0xC0, "APIC_LDR": 0xD0, "APIC_DFR": 0xE0,
-    "APIC_SPIV": 0xF0, "APIC_ISR": 0x100, "APIC_TMR": 0x180, "APIC_IRR": 0x200,
-    "APIC_ESR": 0x280, "APIC_ICR": 0x300, "APIC_ICR2": 0x310, "APIC_LVTT": 0x320,
-    "APIC_LVTTHMR": 0x330, "APIC_LVTPC": 0x340, "APIC_LVT0": 0x350, "APIC_LVT1": 0x360,
-    "APIC_LVTERR": 0x370, "APIC_TMICT": 0x380, "APIC_TMCCT": 0x390, "APIC_TDCR": 0x3E0,
-    "APIC_SELF_IPI": 0x3F0, "APIC_LVTCMCI": 0x2F0,
-}
 _LVT_OFFSETS = {0x2F0, 0x320, 0x330, 0x340, 0x350, 0x360, 0x370}
 _FIXED_MODES = ("Fixed", "LowPrio")
 
@@ -193,11 +181,12 @@ class Replay:
         v.last_rip = RESET_RIP if rip == RESET_RIP else _RAN
 
     def accept(self, line: TraceLine) -> None:
-        m = _ACCEPT.match(line.msg)
-        if not m:
+        fields = accept_fields(line.msg)
+        if fields is None:
             raise EvidenceError(f"{self.where(line)}: {line.event} fields not understood: "
                                 f"{line.msg[:60]!r}")
-        v, vector, mode = self.vcpu(int(m[1], 16)), int(m[2]), m[3]
+        cpu, vector, mode, level = fields
+        v = self.vcpu(cpu)
         if line.event == "kvm_apicv_accept_irq":
             self.apicv = True
         if mode == "INIT":
@@ -206,21 +195,21 @@ class Replay:
         if mode not in _FIXED_MODES:
             return
         was = bool(v.apic.irr & (1 << vector))
-        v.apic.accept(vector, level=m[4] == "level")
+        v.apic.accept(vector, level=level)
         if not was and v.apic.irr & (1 << vector):
             v.irr_since[vector] = line.time
         self.note(v, line, "accept", vector)
 
     def inject(self, line: TraceLine) -> None:
-        m = _INJ.match(line.msg)
-        if not m:
+        vector = inj_fields(line.msg)
+        if vector is None:
             raise EvidenceError(f"{self.where(line)}: kvm_inj_virq fields not understood: "
                                 f"{line.msg[:60]!r}")
-        if m[1] == "Soft/INTn" or m[3]:
+        if vector < 0:
             return  # a software INTn, or a vector already acknowledged and now re-injected
         v = self.of_thread(line)
-        self._acknowledged(v, int(m[2], 0), line.time)
-        self.note(v, line, "deliver", int(m[2], 0))
+        self._acknowledged(v, vector, line.time)
+        self.note(v, line, "deliver", vector)
 
     def _injected(self, v: VcpuReplay, intr_info: int, line: TraceLine) -> None:
         """VM-entry interruption information (SDM vol. 3C §24.8.3): valid bit 31, type 10:8 = 0
@@ -238,12 +227,11 @@ class Replay:
         # else: from the PIC (ExtINT), which sets no local-APIC ISR bit
 
     def eoi(self, line: TraceLine) -> None:
-        m = _EOI.match(line.msg)
-        if not m:
+        fields = eoi_fields(line.msg)
+        if fields is None:
             raise EvidenceError(f"{self.where(line)}: {line.event} fields not understood: "
                                 f"{line.msg[:60]!r}")
-        v, vector = self.vcpu(int(m[1], 16)), int(m[2])
-        self._retire(v, vector, line)
+        self._retire(self.vcpu(fields[0]), fields[1], line)
 
     def _retire(self, v: VcpuReplay, vector: int, line: TraceLine) -> None:
         if vector < 0 or vector > 255:
@@ -262,17 +250,13 @@ class Replay:
         self.note(v, line, "eoi", vector)
 
     def apic_access(self, line: TraceLine) -> None:
-        m = _APIC.match(line.msg)
-        if not m:
+        fields = apic_fields(line.msg)
+        if fields is None:
             raise EvidenceError(f"{self.where(line)}: kvm_apic fields not understood: "
                                 f"{line.msg[:60]!r}")
-        reg = _APIC_REG_NAMES.get(m[2])
-        if reg is None:
-            try:
-                reg = int(m[2], 16)
-            except ValueError:
-                return  # a register this kernel names that the model has no use for
-        self.register(self.of_thread(line), m[1] == "write", reg, int(m[3], 16), line)
+        write, reg, value = fields
+        if reg >= 0:
+            self.register(self.of_thread(line), write, reg, value, line)
 
     def msr(self, line: TraceLine) -> None:
         if self.has_apic_events:
