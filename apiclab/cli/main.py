@@ -20,6 +20,7 @@ COMMANDS = [
     "apiclab.cli.conform_cmd",
     "apiclab.cli.explore_cmd",
     "apiclab.cli.vmx_cmd",
+    "apiclab.cli.diagnose_cmd",
 ]
 
 
