@@ -2,7 +2,7 @@
 
 The program (the conformance case seed-inservice-blocks-clock, without its end): enable the APIC,
 send itself 0xE1 with interrupts off, let its handler count it and *not* EOI it (early boot has
-no real handler: SEMANTICS of the seed), program the LAPIC timer periodic at 0xD1 and wait for a
+no real handler: docs/design.md §4), program the LAPIC timer periodic at 0xD1 and wait for a
 tick far longer than anyone will look. 0xE1 stays in service, PPR = 0xE0, and the clock 0xD1
 stays in IRR (SDM §10.8.3.1): the state of the Windows 7 0x5C report.
 
