@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from apiclab.errors import UserError
+from apiclab.errors import ApiclabError, UserError
 
 # Each module has `register(subparsers)`, which adds its parser with `func=run(args) -> int`.
 COMMANDS = [
@@ -51,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"apiclab: {e}", file=sys.stderr)
         return 2
+    except ApiclabError as e:  # e.g. a backend's output that does not decode: not the user's fault
+        print(f"apiclab: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("apiclab: interrupted", file=sys.stderr)
         return 130
