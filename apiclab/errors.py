@@ -14,6 +14,12 @@ Two kinds share one base, so a caller (or a fuzz test) can tell "apiclab refused
 class ApiclabError(Exception):
     """Base of every error apiclab raises on purpose; its message is one line."""
 
+    def __str__(self) -> str:
+        # Messages quote what the user gave (a path, a spec, a field), which may hold line
+        # breaks; escaped, the message stays one line whatever it quotes.
+        text = super().__str__()
+        return text.replace("\r", "\\r").replace("\n", "\\n")
+
 
 class UserError(ApiclabError):
     """A mistake in what the user gave (a flag, a file, a field): the message names what and where."""

@@ -377,7 +377,7 @@ def program_from_dict(doc: Mapping[str, Any], where: str = "program") -> Program
             raise ProgramError(f"{where}.{key}: unknown field; a program has "
                                f"{', '.join(sorted(PROGRAM_KEYS))}")
     mode_name = doc.get("mode", Mode.X2APIC_REAL.value)
-    if mode_name not in {m.value for m in Mode}:
+    if not isinstance(mode_name, str) or mode_name not in {m.value for m in Mode}:
         raise ProgramError(
             f"{where}.mode: {mode_name!r} is not one of {', '.join(m.value for m in Mode)}"
         )
