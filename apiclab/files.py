@@ -47,10 +47,11 @@ def read_text(path: Path | str, *, max_bytes: int = MAX_INPUT_BYTES) -> str:
         raise InputFileError(f"{path}: no such file") from None
     except OSError as e:
         raise InputFileError(f"{path}: cannot read ({e.strerror})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise InputFileError(f"{path}: is {_kind(mode)}, expected a regular file")
     with os.fdopen(fd, "rb") as f:
-        mode = os.fstat(f.fileno()).st_mode
-        if not stat.S_ISREG(mode):
-            raise InputFileError(f"{path}: is {_kind(mode)}, expected a regular file")
         try:
             data = f.read(max_bytes + 1)
         except OSError as e:
