@@ -78,6 +78,7 @@ class Op(IntEnum):
     MMIO_READ = 13  # a = physical address → "read" event {"addr", "value"} (protected mode)
 
 
+OP_CODES = frozenset(int(op) for op in Op)
 PORT_OPS = frozenset({Op.OUT, Op.IN})
 MMIO_OPS = frozenset({Op.MMIO_WRITE, Op.MMIO_READ})
 # The agent's own ports (agent.S): its log, QEMU isa-debug-exit and Bochs' shutdown port. An OUT
@@ -250,7 +251,7 @@ def decode(blob: bytes) -> Program:
     steps = []
     for i in range(count):
         op, a, b = STEP.unpack_from(blob, base + i * STEP.size)
-        if op not in Op._value2member_map_:
+        if op not in OP_CODES:
             raise ProgramImageError(f"program image: step {i} has unknown op {op}")
         steps.append(Step(Op(op), a, b))
     program = Program(tuple(steps), handlers, Handler.from_flags(default_flags), mode_by_code[mode])
