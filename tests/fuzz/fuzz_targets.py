@@ -13,10 +13,12 @@ integers, strings for numbers, unknown keys), by mutating valid documents, and a
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import json
 import math
+import shutil
 import signal
 import tempfile
 from collections.abc import Callable
@@ -132,7 +134,9 @@ def mutated(draw: st.DrawFn, text: str) -> str:
 
 @cache
 def _scratch() -> Path:
-    return Path(tempfile.mkdtemp(prefix="apiclab-fuzz-"))
+    path = Path(tempfile.mkdtemp(prefix="apiclab-fuzz-"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)  # leave no temp files behind
+    return path
 
 
 def scratch_file(name: str, data: bytes) -> Path:
