@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench soak clean agent timeline-png
+.PHONY: demo test lint typecheck unit bench soak fuzz clean agent timeline-png
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ unit: $(STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck unit
+
+# Every parser with >= 10,000 generated inputs (tests/fuzz); prints inputs/crashes/hangs per parser.
+fuzz: $(STAMP)
+	$(BIN)/python tests/fuzz/run.py --examples 10000
 
 bench: $(STAMP)
 	$(BIN)/python bench/reboot_cycles.py
