@@ -38,8 +38,8 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def read_text(path: Path | str, *, max_bytes: int = MAX_INPUT_BYTES) -> str:
-    """The text of a regular file of at most `max_bytes` bytes of UTF-8, or InputFileError."""
+def read_bytes(path: Path | str, *, max_bytes: int = MAX_INPUT_BYTES) -> bytes:
+    """The bytes of a regular file of at most `max_bytes` bytes, or InputFileError."""
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     try:
         fd = os.open(path, flags)
@@ -58,6 +58,12 @@ def read_text(path: Path | str, *, max_bytes: int = MAX_INPUT_BYTES) -> str:
             raise InputFileError(f"{path}: cannot read ({e.strerror})") from None
     if len(data) > max_bytes:
         raise InputFileError(f"{path}: larger than {max_bytes} bytes; not an apiclab input")
+    return data
+
+
+def read_text(path: Path | str, *, max_bytes: int = MAX_INPUT_BYTES) -> str:
+    """The text of a regular file of at most `max_bytes` bytes of UTF-8, or InputFileError."""
+    data = read_bytes(path, max_bytes=max_bytes)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -8,6 +8,10 @@ from pathlib import Path
 from apiclab.diagnose import lapic_image, qemu_text, trace_evidence, trace_text, windbg
 from apiclab.diagnose.errors import EvidenceError
 from apiclab.diagnose.evidence import Evidence
+from apiclab.files import InputFileError, read_bytes
+
+# A trace of a million kvm events is ~100 MB of text; four times that still fits in memory here.
+MAX_EVIDENCE_BYTES = 400 << 20
 
 FORMATS = ("auto", "lapic-image", "qemu-lapic", "windbg", "trace")
 
@@ -38,10 +42,10 @@ def guess(blob: bytes, name: str, text: str | None = None) -> str:
 def load(paths: list[Path], fmt: str = "auto", pids: set[int] | None = None) -> Evidence:
     blobs = []
     for path in paths:
-        try:
-            blobs.append((str(path), path.read_bytes()))
-        except OSError as e:
-            raise EvidenceError(f"{path}: cannot read: {e.strerror}") from None
+        try:  # a regular file within bounds: a FIFO or /dev/zero is refused, never read
+            blobs.append((str(path), read_bytes(path, max_bytes=MAX_EVIDENCE_BYTES)))
+        except InputFileError as e:
+            raise EvidenceError(str(e)) from None
     texts = [_text(b) for _, b in blobs]  # each file decoded once (a trace may be 100 MB)
     kinds = {guess(b, n, t) if fmt == "auto" else fmt for (n, b), t in zip(blobs, texts, strict=True)}
     if len(kinds) > 1:

@@ -487,3 +487,44 @@ TARGETS: dict[str, Target] = {
     "property-spec": Target(property_inputs, run_property),
     "cli-numbers": Target(number_inputs, run_number),
 }
+
+
+# --- diagnose evidence (QEMU `info lapic`, WinDbg `!apic`, kvm traces, kvm_lapic_state images) -----
+
+_DIAGNOSE_FIXTURES = Path(__file__).resolve().parent.parent / "diagnose" / "fixtures"
+_EVIDENCE_SEEDS = sorted(p.read_bytes() for p in _DIAGNOSE_FIXTURES.iterdir()
+                         if p.suffix in (".txt", ".trace", ".lapic"))
+
+
+@st.composite
+def _damaged_evidence(draw: st.DrawFn) -> bytes:
+    """A real captured fixture (text or image) with a few lines or bytes changed."""
+    blob = draw(st.sampled_from(_EVIDENCE_SEEDS))
+    if blob[:1].isascii() and b"\0" not in blob[:64]:
+        return mutated_text_bytes(draw, blob)
+    data = bytearray(blob)
+    for _ in range(draw(st.integers(1, 8))):
+        if data:
+            data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
+    if draw(st.booleans()):
+        data = data[:draw(st.integers(0, len(data)))]
+    return bytes(data)
+
+
+def mutated_text_bytes(draw: st.DrawFn, blob: bytes) -> bytes:
+    return draw(mutated(blob.decode("utf-8", "replace"))).encode()
+
+
+evidence_inputs = st.one_of(_damaged_evidence(), st.binary(max_size=2048),
+                            st.text(max_size=300).map(str.encode))
+
+
+def run_evidence(blob: bytes) -> None:
+    """`apiclab diagnose FILE` on the bytes: evidence that the verdicts can judge, or one line."""
+    from apiclab.diagnose import detect
+    from apiclab.diagnose.verdicts import judge
+
+    judge(detect.load([scratch_file("evidence", blob)]))
+
+
+TARGETS["diagnose-evidence"] = Target(evidence_inputs, run_evidence)
