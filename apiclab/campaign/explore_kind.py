@@ -69,7 +69,9 @@ class ExploreKind:
               hosts: Hosts) -> dict[str, Any]:
         rows: dict[tuple[str, bool], dict[str, Any]] = {}
         # exhaustive first, then seeds in order: the first violation met is the one reported
-        order = sorted(tasks, key=lambda t: (t.params["profile"], not t.params["apicv"],
+        profiles, apicv = list(params["profiles"]), list(params["apicv"])
+        order = sorted(tasks, key=lambda t: (profiles.index(t.params["profile"]),
+                                             apicv.index(t.params["apicv"]),
                                              t.params["random_runs"] > 0, t.params["seed"]))
         for task in order:
             p = task.params
