@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -53,8 +54,6 @@ def main() -> None:
     parser.add_argument("--tiny-tasks", type=int, default=100)
     args = parser.parse_args()
     n = args.programs
-    alone = without_ray(n, args.seed)
-    print(f"without Ray: {n} programs in {alone:.2f} s = {n / alone:.0f} programs/s")
     ray = rd.import_ray()
     prints = set()
     with tempfile.TemporaryDirectory(prefix="apiclab-bench-campaign-") as tmp:
@@ -66,11 +65,15 @@ def main() -> None:
                 up = time.monotonic() - start
                 cluster = rd.Cluster(None, workers)
                 chunk = default_chunk(n, workers)
+                # the run without Ray right before, so both meet the same load on a shared host
+                alone = without_ray(n, args.seed)
                 wall, fp = with_ray(cluster, n, args.seed, chunk, Path(tmp) / f"w{workers}")
                 prints.add(fp)
                 print(f"Ray, {workers} worker{'s' if workers > 1 else ''}: {n} programs in "
                       f"{-(-n // chunk)} tasks of {chunk}: {wall:.2f} s = {n / wall:.0f} "
-                      f"programs/s (cluster start-up {up:.1f} s, not counted)")
+                      f"programs/s; without Ray just before: {n / alone:.0f} programs/s "
+                      f"(cluster start-up {up:.1f} s, not counted; load average "
+                      f"{os.getloadavg()[0]:.1f})")
                 if workers == 1:
                     t = args.tiny_tasks
                     tiny, _ = with_ray(cluster, t, args.seed, 1, Path(tmp) / "tiny")
@@ -79,7 +82,8 @@ def main() -> None:
                           f"{(tiny - own) / t * 1000:.1f} ms")
             finally:
                 ray.shutdown()
-    print(f"model fingerprints equal across runs: {len(prints) == 1}")
+    print(f"model fingerprints equal across runs: {len(prints) == 1}; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

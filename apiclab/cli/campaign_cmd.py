@@ -198,6 +198,11 @@ def run(args: argparse.Namespace) -> int:
         try:
             doc, outcome = rd.run_campaign(store, cluster, nodes, kind, params, tasks,
                                            progress.update)
+        except KeyboardInterrupt:
+            progress.close()
+            print(f"apiclab campaign: interrupted; the finished tasks are in {store.root}; "
+                  f"continue with: apiclab campaign --resume {store.root}", file=sys.stderr)
+            return 130
         finally:
             progress.close()
     doc = {"kind": kind, "results": str(store.root), **doc}

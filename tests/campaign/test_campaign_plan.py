@@ -211,3 +211,15 @@ def test_manifest_is_json_with_the_plan(tmp_path: Path) -> None:
     doc = json.loads(store.manifest.read_text())
     assert doc["tasks"] == [{"id": "t", "kind": "random", "params": {"a": 1}, "host": "h",
                              "resources": {}}]
+
+
+def test_a_node_describes_itself_and_its_host_kind_ignores_its_name() -> None:
+    from apiclab.campaign.nodes import describe, host_kind
+
+    desc = describe()
+    assert set(desc) >= {"kernel", "cpu_model", "kvm_module", "vmx", "apicv", "backends"}
+    assert desc["backends"]["model"]  # the model runs everywhere
+    kind = host_kind(desc)
+    assert kind.startswith(desc["kernel"])
+    assert host_kind({**desc, "hostname": "elsewhere"}) == kind
+    assert host_kind({**desc, "apicv": not desc["apicv"]}) != kind
