@@ -68,6 +68,8 @@ class Cluster:
         ray = self.ray
         if ray.is_initialized():
             return self
+        if self.address:
+            check_address(self.address)
         try:
             if self.address:
                 ray.init(address=self.address, logging_level=logging.ERROR, log_to_driver=False)
@@ -88,6 +90,21 @@ class Cluster:
 
     def cpus(self) -> int:
         return max(1, int(self.ray.cluster_resources().get("CPU", 1)))
+
+
+def check_address(address: str) -> None:
+    """Refuse a HOST:PORT where nothing listens before Ray is asked: Ray itself retries for
+    minutes, printing a warning every few seconds. Other forms (`auto`, `ray://...`) go to Ray."""
+    host, sep, port = address.rpartition(":")
+    if not sep or "/" in address or address == "auto":
+        return
+    if not port.isdigit() or not host:
+        raise UserError(f"--address {address!r}: expected HOST:PORT of the cluster's head")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as e:
+        raise UserError(f"--address {address}: no Ray head answers there "
+                        f"({e.strerror or type(e).__name__})") from None
 
 
 @dataclass

@@ -223,3 +223,14 @@ def test_a_node_describes_itself_and_its_host_kind_ignores_its_name() -> None:
     assert kind.startswith(desc["kernel"])
     assert host_kind({**desc, "hostname": "elsewhere"}) == kind
     assert host_kind({**desc, "apicv": not desc["apicv"]}) != kind
+
+
+def test_an_address_where_nothing_listens_is_refused_before_ray_is_asked() -> None:
+    from apiclab.campaign.ray_driver import check_address
+    from apiclab.errors import UserError
+
+    with pytest.raises(UserError, match=r"--address 127.0.0.1:1: no Ray head answers there"):
+        check_address("127.0.0.1:1")
+    with pytest.raises(UserError, match="expected HOST:PORT"):
+        check_address("head:port")
+    check_address("auto")  # left to Ray
