@@ -24,6 +24,7 @@ from apiclab.campaign.tasks import default_chunk
 from apiclab.cli.main import main
 from apiclab.conform.backends import ModelBackend
 from apiclab.conform.differential import campaign
+from apiclab.explore.catalogue import CATALOGUE
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'apiclab[campaign]')")
 
@@ -185,13 +186,14 @@ def test_resume_of_a_finished_campaign_runs_nothing(
 
 def test_explore_and_suite_campaigns_merge_into_one_matrix(
         cluster: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    status, doc = _campaign(capsys, "explore", "--property", "clock-tick", "--profiles",
-                            "kvm-3.17,kvm-3.18", "--bound", "1", "--seeds", "0:2",
-                            "--random-runs", "5", "--results", str(tmp_path / "e"))
+    seed_fix = CATALOGUE[0]  # the seed's bug: its property, the profile before and after
+    status, doc = _campaign(capsys, "explore", "--property", seed_fix.property, "--profiles",
+                            f"{seed_fix.buggy},{seed_fix.fixed}", "--bound", "1", "--seeds",
+                            "0:2", "--random-runs", "5", "--results", str(tmp_path / "e"))
     assert status == 0 and doc["complete"]
     rows = {r["profile"]: r for r in doc["rows"]}
-    assert rows["kvm-3.17"]["violation"] and not rows["kvm-3.18"]["violation"]
-    assert rows["kvm-3.18"]["tasks_done"] == 3
+    assert rows[seed_fix.buggy]["violation"] and not rows[seed_fix.fixed]["violation"]
+    assert rows[seed_fix.fixed]["tasks_done"] == 3
     status, doc = _campaign(capsys, "suite", "--backends", "model", "--only",
                             "tpr-masks-pending", "--only", "ppr-from-tpr", "--results",
                             str(tmp_path / "s"))
