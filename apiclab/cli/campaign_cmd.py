@@ -51,20 +51,33 @@ def register(sub: Any) -> None:
                    help="continue the campaign stored in DIR (after its driver died)")
     _common(p)
     kinds = p.add_subparsers(dest="kind", metavar="KIND")
-    r = kinds.add_parser("random", help="conform --random: random programs, model as referee")
+    r = kinds.add_parser(
+        "random", help="conform --random: random programs, model as referee",
+        description="conform --random split into ranges of the seed's program stream: the model "
+        "once anywhere, or beside the real backends on a node of every host kind; the first "
+        "disagreement of each kind is shrunk where it was seen. Same programs and counts as "
+        "conform --random with the same seed.")
     r.add_argument("--programs", metavar="N", required=True, help="how many programs")
     r.add_argument("--seed", metavar="S", default="0", help="seed of the stream (default 0)")
     r.add_argument("--backends", metavar="LIST", default=",".join(BACKEND_NAMES),
                    help=f"comma-separated subset of {','.join(BACKEND_NAMES)} (default: all)")
     _common(r)
-    s = kinds.add_parser("suite", help="conform: the suite on every host kind's backends")
+    s = kinds.add_parser(
+        "suite", help="conform: the suite on every host kind's backends",
+        description="The conformance suite in chunks of cases: the model once, the real backends "
+        "on a node of every host kind; one matrix with a column per backend and host kind, each "
+        "difference with the node that showed it and its evidence.")
     s.add_argument("--backends", metavar="LIST", default=",".join(BACKEND_NAMES),
                    help=f"comma-separated subset of {','.join(BACKEND_NAMES)} (default: all)")
     s.add_argument("--cases", metavar="DIR", action="append", type=Path,
                    help="a directory of case TOML files (repeatable); default: the built-in suite")
     s.add_argument("--only", metavar="NAME", action="append", help="only this case (repeatable)")
     _common(s)
-    e = kinds.add_parser("explore", help="explore: property search over profiles and seeds")
+    e = kinds.add_parser(
+        "explore", help="explore: property search over profiles and seeds",
+        description="The model's property search for every profile and APICv setting: one task "
+        "for the exhaustive phase up to the bound, one per seed for the random phase; one row "
+        "per profile and setting with its first counterexample.")
     e.add_argument("--property", metavar="P", required=True,
                    help="a built-in property, or module:function importable on every node")
     e.add_argument("--profiles", metavar="LIST", default="all",
