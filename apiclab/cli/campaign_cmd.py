@@ -4,6 +4,7 @@ cluster (a local one by default), merged by host kind, resumable from the result
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Mapping
@@ -199,7 +200,9 @@ def run(args: argparse.Namespace) -> int:
             params["chunk"] = _int(chunk, "--chunk", 1)
     rd.import_ray()  # before anything is written: without Ray, say how to get it
     progress = _Progress()
-    with rd.Cluster(address, workers) as cluster:
+    # Ray's driver prints cluster notices ("a worker died ...") on standard output, from a thread
+    # of its own; they go to standard error here, so that standard output is only the result
+    with contextlib.redirect_stdout(sys.stderr), rd.Cluster(address, workers) as cluster:
         nodes = rd.discover(cluster)
         hosts = rd.host_kinds(nodes)
         if args.resume is not None:

@@ -63,9 +63,18 @@ def single_run() -> dict[str, Any]:
 
 def _campaign(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
     status = main(["campaign", *argv, "--json"])
+    return status, _document(capsys)
+
+
+def _document(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    """The JSON document on standard output. (The command sends Ray's own notices to standard
+    error; a notice about an earlier test's killed worker can still reach the shared cluster's
+    driver, this process, after that command ended, so lines before the document are skipped.)"""
     out, err = capsys.readouterr()
-    assert out, err
-    return status, json.loads(out)
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    assert lines, err
+    doc: dict[str, Any] = json.loads(lines[-1])
+    return doc
 
 
 def _found(doc: dict[str, Any]) -> dict[str, Any]:
@@ -132,7 +141,7 @@ def test_a_worker_killed_mid_task_is_retried_and_nothing_is_lost_or_doubled(
         (cluster / f"hold-{victim}").unlink()
         driver.join(timeout=300)
     assert not driver.is_alive()
-    doc = json.loads(capsys.readouterr().out)
+    doc = _document(capsys)
     assert box["status"] == 0 and doc["complete"]
     assert len(_started(cluster, victim)) >= 2, "the killed task was not run again"
     assert _found(doc) == single_run
