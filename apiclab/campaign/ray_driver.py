@@ -254,7 +254,8 @@ class Scheduler:
                     result = ray.get(ref)
                 except lost as e:
                     if len(avoid) < MAX_RESUBMITS and node_id is not None:
-                        self._place(task, avoid | {node_id}, pending, out)
+                        self._place(task, avoid | {node_id}, pending, out,
+                                    f"lost ({type(e).__name__}) and no other")
                     else:
                         out.failed[task.id] = f"lost: {type(e).__name__}"
                     continue
@@ -273,10 +274,11 @@ class Scheduler:
         return out
 
     def _place(self, task: Task, avoid: set[str],
-               pending: dict[Any, tuple[Task, str | None, set[str]]], out: Outcome) -> None:
+               pending: dict[Any, tuple[Task, str | None, set[str]]], out: Outcome,
+               why: str = "no") -> None:
         placed = self._submit(task, avoid)
         if placed is None:
-            out.failed[task.id] = f"no live node of host kind {task.host}"
+            out.failed[task.id] = f"{why} live node of host kind {task.host}"
         else:
             pending[placed[0]] = (task, placed[1], avoid)
 
