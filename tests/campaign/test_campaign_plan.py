@@ -234,3 +234,43 @@ def test_an_address_where_nothing_listens_is_refused_before_ray_is_asked() -> No
     with pytest.raises(UserError, match="expected HOST:PORT"):
         check_address("head:port")
     check_address("auto")  # left to Ray
+
+
+def test_suite_runs_the_model_once_and_real_backends_per_host_kind_into_one_matrix() -> None:
+    from apiclab.campaign.suite_kind import SuiteKind
+    from apiclab.conform.case import builtin_dir
+
+    names = ["tpr-masks-pending", "ppr-from-tpr", "eoi-empty-isr"]
+    cases = [{"name": n, "path": str(builtin_dir() / f"{n}.toml"),
+              "text": (builtin_dir() / f"{n}.toml").read_text()} for n in names]
+    params = {"backends": ["model", "kvm"], "cases": cases, "chunk": 2}
+    hosts = {"k1": {"backends": {"kvm": "KVM API 12"}}, "k2": {"backends": {"kvm": None}}}
+    kind = SuiteKind()
+    tasks = kind.plan(params, hosts)
+    assert [(t.host, t.params["backends"], t.params["start"], t.params["stop"]) for t in tasks] \
+        == [(None, ["model"], 0, 2), (None, ["model"], 2, 3),
+            ("k1", ["kvm"], 0, 2), ("k1", ["kvm"], 2, 3)]
+    results: dict[str, dict[str, Any]] = {}
+    for t in tasks:
+        if t.host is None:  # the model for real; KVM's answers made up: k1 differs on one case
+            results[t.id] = {**kind.run(t.params), "node": "n0"}
+        else:
+            results[t.id] = {
+                "start": t.params["start"], "stop": t.params["stop"], "node": "n1",
+                "backends": {"kvm": {"available": True, "version": "KVM API 12"}},
+                "cases": [{"case": c["name"], "sdm": "x", "not_run": {},
+                           "results": {"kvm": "differs" if c["name"] == "ppr-from-tpr"
+                                       else "agrees"},
+                           "differences": [{"backend": "kvm", "index": 1}]
+                           if c["name"] == "ppr-from-tpr" else []}
+                          for c in t.params["cases"]]}
+    doc = kind.merge(params, tasks, results, hosts)
+    assert doc["complete"] and list(doc["columns"]) == ["model", "kvm@k1"]
+    assert [r["results"] for r in doc["matrix"]] == [
+        {"model": "agrees", "kvm@k1": "agrees"}, {"model": "agrees", "kvm@k1": "differs"},
+        {"model": "agrees", "kvm@k1": "agrees"}]
+    diff = doc["matrix"][1]["differences"]
+    assert diff == [{"backend": "kvm", "index": 1, "column": "kvm@k1", "host": "k1",
+                     "node": "n1"}]
+    del results[tasks[-1].id]
+    assert not kind.merge(params, tasks, results, hosts)["complete"]
