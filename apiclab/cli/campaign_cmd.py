@@ -41,7 +41,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "campaign",
-        help="run conform, conform --random or explore as a campaign over a Ray cluster",
+        help="run conform, conform --random, explore or kvm storm over a Ray cluster",
         description="Split the work into tasks by seed range, case chunk or profile, run them on "
         "a Ray cluster (a local one unless --address is given; needs pip install "
         "'apiclab[campaign]'), store each finished task in the results directory and merge "
@@ -93,6 +93,18 @@ def register(sub: Any) -> None:
     e.add_argument("--budget", metavar="SECONDS", default="50",
                    help="wall-clock budget per task (default 50)")
     _common(e)
+    k = kinds.add_parser(
+        "storm", help="kvm storm: the reboot storm on every host kind's real KVM",
+        description="The seed's reboot storm (apiclab kvm storm) on a node of every host kind "
+        "with a usable /dev/kvm, each beside the model under the profile matching that host; "
+        "one row per host kind with both sides' outcomes and every deviation with its node.")
+    k.add_argument("--reboots", metavar="N", default="1000", help="reboots a storm (default 1000)")
+    k.add_argument("--pending", metavar="VEC", action="append", default=[],
+                   help="a vector pending at the reset (repeatable; e.g. 0xe1)")
+    k.add_argument("--wait-ms", metavar="MS", default="50",
+                   help="the phase-0 clock wait's deadline (default 50)")
+    k.add_argument("--repeat", metavar="R", default="1", help="storms per host kind (default 1)")
+    _common(k)
     p.set_defaults(func=run)
 
 
@@ -166,11 +178,35 @@ def _explore_params(args: argparse.Namespace) -> dict[str, Any]:
             "random_runs": _int(args.random_runs, "--random-runs", 0), "budget": budget}
 
 
-PARAMS = {"random": _random_params, "suite": _suite_params, "explore": _explore_params}
+def _storm_params(args: argparse.Namespace) -> dict[str, Any]:
+    from apiclab.cli.kvm_storm_cmd import MAX_REBOOTS
+
+    reboots = _int(args.reboots, "--reboots", 1)
+    if reboots > MAX_REBOOTS:
+        raise UserError(f"--reboots {reboots}: expected 1 to {MAX_REBOOTS}")
+    wait_ms = _int(args.wait_ms, "--wait-ms", 1)
+    if wait_ms > 60_000:
+        raise UserError(f"--wait-ms {wait_ms}: expected 1 to 60000 milliseconds")
+    pending = set()
+    for text in args.pending:
+        try:
+            vector = int(text, 0)
+        except ValueError:
+            raise UserError(f"--pending {text!r}: expected a vector such as 0xe1") from None
+        if not 0x10 <= vector <= 0xFF or vector == 0xD1:
+            raise UserError(f"--pending {text}: a vector 0x10-0xff other than the clock's 0xd1")
+        pending.add(vector)
+    return {"reboots": reboots, "pending": sorted(pending), "wait_ms": wait_ms,
+            "repeat": _int(args.repeat, "--repeat", 1)}
+
+
+PARAMS = {"random": _random_params, "suite": _suite_params, "explore": _explore_params,
+          "storm": _storm_params}
 
 
 def _size(kind: str, params: dict[str, Any]) -> int:
-    """How many items a campaign splits into chunks (explore tasks are one search each)."""
+    """How many items a campaign splits into chunks (an explore task is one search, a storm
+    task one storm)."""
     sizes = {"random": int(params.get("programs", 1)), "suite": len(params.get("cases", ()))}
     return sizes.get(kind, 1)
 
@@ -187,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
         store = ResultsDir(args.resume)
         kind, params, _, tasks = store.load()
     elif not args.kind:
-        raise UserError("campaign: give a KIND (random, suite, explore) or --resume DIR")
+        raise UserError("campaign: give a KIND (random, suite, explore, storm) or --resume DIR")
     else:
         kind = args.kind
         params = PARAMS[kind](args)

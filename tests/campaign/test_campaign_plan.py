@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import random
 import sys
 from pathlib import Path
@@ -274,3 +275,36 @@ def test_suite_runs_the_model_once_and_real_backends_per_host_kind_into_one_matr
                      "node": "n1"}]
     del results[tasks[-1].id]
     assert not kind.merge(params, tasks, results, hosts)["complete"]
+
+
+def test_storm_runs_once_per_repeat_on_every_host_kind_with_kvm_and_none_without() -> None:
+    from apiclab.campaign.storm_kind import StormKind
+    from apiclab.errors import UserError
+
+    params = {"reboots": 10, "pending": [0xE1], "wait_ms": 50, "repeat": 2}
+    hosts = {"k1": {"backends": {"kvm": "KVM API 12"}, "nodes": ["a"]},
+             "k2": {"backends": {"kvm": None}}}
+    tasks = StormKind().plan(params, hosts)
+    assert [(t.id, t.host, t.resources) for t in tasks] == [
+        ("storm-k1-0000", "k1", {"kvm": 1.0}), ("storm-k1-0001", "k1", {"kvm": 1.0})]
+    with pytest.raises(UserError, match="no node of the cluster has a usable /dev/kvm"):
+        StormKind().plan(params, {"k2": hosts["k2"]})
+
+
+@pytest.mark.skipif(not os.access("/dev/kvm", os.R_OK | os.W_OK),
+                    reason="needs read-write /dev/kvm")
+def test_a_storm_task_is_kvm_storms_document_and_merges_per_host_kind() -> None:
+    from apiclab.campaign.storm_kind import StormKind
+
+    kind = StormKind()
+    params = {"reboots": 10, "pending": [0xE1], "wait_ms": 50, "repeat": 2}
+    hosts = {"k1": {"backends": {"kvm": "KVM API 12"}, "nodes": ["a"]}}
+    tasks = kind.plan(params, hosts)
+    results = {t.id: {**kind.run(t.params), "node": "a"} for t in tasks}
+    doc = results[tasks[0].id]["storm"]
+    assert doc["reboots"] == 10 and doc["guest"]["pending"] == [0xE1]
+    assert sum(doc["host"]["outcomes"].values()) == 10
+    merged = kind.merge(params, tasks, results, hosts)
+    row = merged["hosts"][0]
+    assert merged["complete"] and row["storms_done"] == 2 and row["reboots"] == 20
+    assert sum(row["host_outcomes"].values()) == sum(row["model_outcomes"].values()) == 20
