@@ -18,8 +18,10 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -70,6 +72,10 @@ class Cluster:
             return self
         if self.address:
             check_address(self.address)
+        # Ray's core installs its own SIGTERM handler, which logs and kills the process at once;
+        # apiclab's (SIGTERM as an exception, so the cluster is shut down and the run says how
+        # to resume) is put back after it
+        handlers = _python_handlers()
         try:
             if self.address:
                 ray.init(address=self.address, logging_level=logging.ERROR, log_to_driver=False)
@@ -81,6 +87,8 @@ class Cluster:
             where = f"--address {self.address}" if self.address else "a local Ray cluster"
             raise UserError(f"{where}: cannot start or join it ({str(e).splitlines()[0]})"
                             ) from None
+        finally:
+            _restore_handlers(handlers)
         self.owned = True
         return self
 
@@ -105,6 +113,18 @@ def check_address(address: str) -> None:
     except OSError as e:
         raise UserError(f"--address {address}: no Ray head answers there "
                         f"({e.strerror or type(e).__name__})") from None
+
+
+def _python_handlers() -> dict[signal.Signals, Any]:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore_handlers(handlers: dict[signal.Signals, Any]) -> None:
+    for sig, handler in handlers.items():
+        if handler is not None:
+            signal.signal(sig, handler)
 
 
 @dataclass

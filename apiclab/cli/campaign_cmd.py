@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from apiclab import interrupts
 from apiclab.campaign.store import ResultsDir
 from apiclab.campaign.tasks import default_chunk
 from apiclab.conform.backends import BACKEND_NAMES, parse_backend_list
@@ -250,11 +251,13 @@ def run(args: argparse.Namespace) -> int:
         try:
             doc, outcome = rd.run_campaign(store, cluster, nodes, kind, params, tasks,
                                            progress.update)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, interrupts.Terminated):
+            # the Ray cluster is shut down on the way out (if this run started it); `apiclab`
+            # then reports the signal with its exit status
             progress.close()
-            print(f"apiclab campaign: interrupted; the finished tasks are in {store.root}; "
-                  f"continue with: apiclab campaign --resume {store.root}", file=sys.stderr)
-            return 130
+            print(f"apiclab campaign: the finished tasks are in {store.root}; continue with: "
+                  f"apiclab campaign --resume {store.root}", file=sys.stderr)
+            raise
         finally:
             progress.close()
     doc = {"kind": kind, "results": str(store.root), **doc}

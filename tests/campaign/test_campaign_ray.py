@@ -125,24 +125,30 @@ def test_a_worker_killed_mid_task_is_retried_and_nothing_is_lost_or_doubled(
         tmp_path: Path) -> None:
     victim = f"random-any-{0:09d}-{30:09d}"
     (cluster / f"hold-{victim}").touch()
-    box: dict[str, Any] = {}
+    killed: list[int] = []
 
-    def drive() -> None:
-        box["status"] = main(["campaign", "random", "--programs", str(N), "--seed", str(SEED),
-                              "--backends", "model", "--chunk", "30", "--json",
-                              "--results", str(tmp_path / "r")])
+    def kill_the_worker() -> None:
+        """From the side (the command runs in the main thread: it installs signal handlers):
+        wait until the victim task runs in a worker, kill that worker, let the retry through."""
+        try:
+            _wait_for(lambda: _started(cluster, victim), "the task to start")
+            pid = _started(cluster, victim)[0]
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        finally:
+            (cluster / f"hold-{victim}").unlink()
 
-    driver = threading.Thread(target=drive)
-    driver.start()
+    killer = threading.Thread(target=kill_the_worker)
+    killer.start()
     try:
-        _wait_for(lambda: _started(cluster, victim), "the task to start")
-        os.kill(_started(cluster, victim)[0], signal.SIGKILL)
+        status = main(["campaign", "random", "--programs", str(N), "--seed", str(SEED),
+                       "--backends", "model", "--chunk", "30", "--json",
+                       "--results", str(tmp_path / "r")])
     finally:
-        (cluster / f"hold-{victim}").unlink()
-        driver.join(timeout=300)
-    assert not driver.is_alive()
+        killer.join(timeout=300)
     doc = _document(capsys)
-    assert box["status"] == 0 and doc["complete"]
+    assert killed, "the victim task never started"
+    assert status == 0 and doc["complete"]
     assert len(_started(cluster, victim)) >= 2, "the killed task was not run again"
     assert _found(doc) == single_run
     assert doc["tasks"]["run_now"] == 4 and not doc["tasks"]["failed"]
