@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from apiclab.campaign.tasks import Task
-from apiclab.conform.report import write_atomic
 from apiclab.errors import UserError
+from apiclab.files import write_atomic
 
 FORMAT = 1
 
