@@ -30,22 +30,16 @@ class StormKind:
                 for kind in kinds for r in range(int(params["repeat"]))]
 
     def run(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        import argparse
-        import contextlib
-        import io
         import json
 
+        from apiclab.backends.kvm.storm_document import storm_document
+        from apiclab.backends.kvm.storm_guest import DEFAULT_WAIT_MS
         from apiclab.backends.kvm.system import DEV_KVM
-        from apiclab.cli.kvm_storm_cmd import run_storm
 
-        args = argparse.Namespace(
-            reboots=int(params["reboots"]), pending=[hex(v) for v in params["pending"]],
-            wait_ms=params["wait_ms"], profile=params.get("profile"), model_apicv="host",
-            json=True, device=DEV_KVM)
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            run_storm(args)
-        return {"storm": json.loads(out.getvalue())}
+        wait_ms = params["wait_ms"] if params["wait_ms"] is not None else DEFAULT_WAIT_MS
+        doc = storm_document(DEV_KVM, int(params["reboots"]), sorted(set(params["pending"])),
+                             int(wait_ms), profile=params.get("profile"))
+        return {"storm": json.loads(json.dumps(doc))}  # as `kvm storm --json` prints it
 
     def followups(self, params: Mapping[str, Any], tasks: list[Task],
                   results: Results) -> list[Task]:
