@@ -82,6 +82,19 @@ class Engine:
     def stop(self) -> None:
         self.stopped = True
 
+    @property
+    def scheduled(self) -> int:
+        """How many callbacks have been scheduled so far (a step that schedules nothing leaves it
+        unchanged)."""
+        return self._seq
+
+    def next_time(self) -> int | None:
+        """When the next callback that is still live is due; None when nothing is scheduled."""
+        queue = self._queue
+        while queue and queue[0][2].cancelled:
+            heapq.heappop(queue)  # step() would drop it unrun anyway
+        return queue[0][0] if queue else None
+
     def step(self) -> bool:
         """Run the next callback; False when the queue is empty."""
         while self._queue:
