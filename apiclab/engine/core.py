@@ -67,6 +67,7 @@ class Engine:
         self._queue: list[tuple[int, int, Handle]] = []
         self._seq = 0
         self.stopped = False
+        self.until: int | None = None  # the bound of the `run(until)` in progress
 
     def at(self, time: int, callback: Callable[[], None]) -> Handle:
         if time < self.now:
@@ -109,6 +110,13 @@ class Engine:
     def run(self, until: int | None = None) -> None:
         """Run callbacks in time order until the queue empties, `until` passes, or `stop()`."""
         self.stopped = False
+        self.until = until
+        try:
+            self._run(until)
+        finally:
+            self.until = None
+
+    def _run(self, until: int | None) -> None:
         queue = self._queue
         while queue and not self.stopped:
             time, _, handle = queue[0]

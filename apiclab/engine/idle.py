@@ -30,8 +30,15 @@ class IdleTicks:
         self.enabled = False
 
     def horizon(self) -> int | None:
-        """When the next other callback is due; ask before the source re-arms itself."""
-        return self.engine.next_time() if self.enabled else None
+        """When the next other callback is due, or just after the end of a `run(until)` in
+        progress (its caller may change the state then); ask before the source re-arms itself."""
+        if not self.enabled:
+            return None
+        engine = self.engine
+        due = engine.next_time()
+        if engine.until is not None:
+            due = engine.until + 1 if due is None else min(due, engine.until + 1)
+        return due
 
     def tick(self, fire: Callable[[], None], period: int, horizon: int | None) -> int:
         """Run one tick (`fire`) now, and return how many of the following ticks (`period` apart)
