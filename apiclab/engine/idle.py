@@ -6,8 +6,12 @@ state, same input, same result): when one tick schedules nothing, runs no guest 
 the state as it was, every further tick before the next other callback does the same, so the
 source may re-arm for the first tick at or after that callback instead.
 
-The skipped ticks are exactly those that would have changed nothing; what they would have
-*recorded* is lost, so a source skips only while the trace is not recording (`enabled`).
+Re-arming keeps the order of callbacks due at the same time: the skipped ticks would have
+scheduled nothing but each other, so the re-armed tick is, as the original would be, scheduled
+after every callback that exists now. The skipped ticks are exactly those that would have changed
+nothing; what they would have *recorded* is lost, so a source skips only while the trace is not
+recording (`enabled`). Like every step of the model, a tick must not depend on the clock other than
+through what it schedules or stores: that is what makes "same state" mean "same result".
 """
 
 from __future__ import annotations

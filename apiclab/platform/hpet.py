@@ -40,12 +40,11 @@ class HpetComparator:
         return self._pending is not None
 
     def _tick(self) -> None:
+        horizon = self.idle.horizon() if self.idle is not None else None
+        self._pending = self.engine.after(self.period_ns, self._tick)
         if self.idle is None:
-            self._pending = self.engine.after(self.period_ns, self._tick)
             self.edge(self.pin)
             return
-        horizon = self.idle.horizon()
-        self._pending = self.engine.after(self.period_ns, self._tick)
         skipped = self.idle.tick(lambda: self.edge(self.pin), self.period_ns, horizon)
         if skipped:
             self._pending.cancel()
