@@ -128,10 +128,10 @@ def run_storm(
     if tracing:
         return storm.run(reboots, recorded=lambda index: True, progress=progress)
     result = storm.run(reboots, recorded=lambda index: False, progress=progress)
-    wanted = {result.first_failure_index, result.first_success_index} - {None}
+    firsts = (result.first_failure_index, result.first_success_index)
+    wanted = {index for index in firsts if index is not None}
     if wanted:
-        last = max(i for i in wanted if i is not None)
-        again = storm.run(last + 1, recorded=lambda index: index in wanted, progress=None)
+        again = storm.run(max(wanted) + 1, recorded=lambda index: index in wanted, progress=None)
         result.first_failure, result.first_success = again.first_failure, again.first_success
     return result
 
@@ -208,7 +208,8 @@ class _Storm:
                 last_ok = True
             if progress is not None:
                 progress(index + 1)
-        result.digest = digest.hexdigest() if all(map(recorded, range(reboots))) else ""
+        hashed_every_cycle = all(recorded(index) for index in range(reboots))
+        result.digest = digest.hexdigest() if hashed_every_cycle else ""
         return result
 
 
