@@ -16,7 +16,9 @@ A case file holds::
 Each expected event names its `kind` and only the fields that matter; a field is an exact value
 (an integer, a register name for `reg`, a string, or a list of vectors compared as a set), a range
 ``{ min, max }`` where timing legitimately varies (timer current-count reads), or a bit test
-``{ mask, value }``. The run must end with an ``end`` event unless the last expected event is a
+``{ mask, value }``, or any of several such values ``{ any = [0x11, 0x20] }`` (registers whose
+value is implementation-specific within what the SDM allows). A top-level ``absent = [vectors]``
+says those vectors are never delivered (no ``interrupt`` event names them). The run must end with an ``end`` event unless the last expected event is a
 ``bugcheck`` or ``fault``; the matcher appends it, so case files do not list it.
 """
 
@@ -87,7 +89,20 @@ class Masked:
         return f"& {self.mask:#x} == {self.value:#x}"
 
 
-FieldMatcher = Exact | Range | Masked
+@dataclass(frozen=True, slots=True)
+class AnyOf:
+    """Any of several matchers: where the SDM leaves a choice (a version, an ID) open."""
+
+    options: tuple[Exact | Range | Masked, ...]
+
+    def matches(self, observed: Any) -> bool:
+        return any(o.matches(observed) for o in self.options)
+
+    def describe(self) -> str:
+        return "any of " + " | ".join(o.describe() for o in self.options)
+
+
+FieldMatcher = Exact | Range | Masked | AnyOf
 
 
 def _show(value: Any) -> str:
@@ -115,14 +130,21 @@ class ExpectedEvent:
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind}
         for k, m in self.fields.items():
-            match m:
-                case Exact(value=v):
-                    out[k] = v
-                case Range(low=lo, high=hi):
-                    out[k] = {"min": lo, "max": hi}
-                case Masked(mask=mask, value=v):
-                    out[k] = {"mask": mask, "value": v}
+            out[k] = _plain(m)
         return out
+
+
+def _plain(m: FieldMatcher) -> Any:
+    """A matcher as the TOML value that states it."""
+    match m:
+        case Exact(value=v):
+            return v
+        case Range(low=lo, high=hi):
+            return {"min": lo, "max": hi}
+        case Masked(mask=mask, value=v):
+            return {"mask": mask, "value": v}
+        case AnyOf(options=options):
+            return {"any": [_plain(o) for o in options]}
 
 
 @dataclass(frozen=True)
@@ -133,6 +155,7 @@ class Case:
     program: Program
     expect: tuple[ExpectedEvent, ...]
     path: str = "<memory>"
+    absent: frozenset[int] = frozenset()  # vectors never delivered in the whole run
 
     def expected_events(self) -> tuple[ExpectedEvent, ...]:
         """The expectation with the implied final ``end`` event."""
@@ -163,7 +186,18 @@ def _matcher(key: str, value: Any, where: str) -> FieldMatcher:
         if keys == {"mask", "value"}:
             mask = _int(value["mask"], f"{where}.mask")
             return Masked(mask, _int(value["value"], f"{where}.value") & mask)
-        raise CaseError(f"{where}: a table must be {{min, max}} or {{mask, value}}, "
+        if keys == {"any"}:
+            options = value["any"]
+            if not isinstance(options, list) or not options:
+                raise CaseError(f"{where}.any: expected a non-empty list of values")
+            chosen = []
+            for i, option in enumerate(options):
+                m = _matcher(key, option, f"{where}.any[{i}]")
+                if isinstance(m, AnyOf):
+                    raise CaseError(f"{where}.any[{i}]: an 'any' cannot hold another 'any'")
+                chosen.append(m)
+            return AnyOf(tuple(chosen))
+        raise CaseError(f"{where}: a table must be {{min, max}}, {{mask, value}} or {{any}}, "
                         f"got {sorted(keys)}")
     if isinstance(value, list):
         return Exact([_int(v, f"{where}[{i}]") for i, v in enumerate(value)])
@@ -208,10 +242,18 @@ def case_from_dict(doc: Mapping[str, Any], path: str) -> Case:
         expect = tuple(expected_event_from_dict(r, f"expect[{i}]") for i, r in enumerate(rows))
     except CaseError as e:
         raise CaseError(f"{path}:{e}") from None
-    unknown = set(doc) - {"name", "sdm", "description", "program", "expect"}
+    absent_doc = doc.get("absent", [])
+    if not isinstance(absent_doc, list):
+        raise CaseError(f"{path}:absent: expected a list of vectors")
+    absent = frozenset(_int(v, f"{path}:absent[{i}]") for i, v in enumerate(absent_doc))
+    for v in absent:
+        if not 0 <= v <= 255:
+            raise CaseError(f"{path}:absent: vector {v} is not 0-255")
+    unknown = set(doc) - {"name", "sdm", "description", "program", "expect", "absent"}
     if unknown:
         raise CaseError(f"{path}:{sorted(unknown)[0]}: unknown field")
-    return Case(doc["name"], doc["sdm"], doc["description"].strip(), program, expect, path)
+    return Case(doc["name"], doc["sdm"], doc["description"].strip(), program, expect, path,
+                absent)
 
 
 def load_case(path: Path | str) -> Case:
