@@ -53,6 +53,20 @@ DELIVERY_INIT, DELIVERY_STARTUP, DELIVERY_EXTINT = 5, 6, 7
 SHORTHAND_NONE, SHORTHAND_SELF, SHORTHAND_ALL, SHORTHAND_ALL_BUT_SELF = 0, 1, 2, 3
 
 
+# §10.12.1.2 Table 10-6: the x2APIC MSRs a WRMSR may write; any other raises #GP (read-only ones
+# such as ID, version, PPR, LDR, ISR/TMR/IRR and current count, and the ones that do not exist:
+# DFR, APR, ICR high, the reserved offsets).
+_X2APIC_WRITABLE = frozenset({
+    Reg.TPR, Reg.EOI, Reg.SVR, Reg.ESR, Reg.ICR_LOW, *LVT_REGS, Reg.TIMER_INITIAL,
+    Reg.TIMER_DIVIDE, Reg.SELF_IPI,
+})
+
+_X2APIC_READABLE = frozenset({
+    Reg.ID, Reg.VERSION, Reg.TPR, Reg.PPR, Reg.LDR, Reg.SVR, Reg.ESR, Reg.ICR_LOW, *LVT_REGS,
+    Reg.TIMER_INITIAL, Reg.TIMER_CURRENT, Reg.TIMER_DIVIDE,
+})
+
+
 def timer_divisor(divide_config: int) -> int:
     """The divisor selected by the divide configuration register (SDM §10.5.4)."""
     return _DIVISORS[(divide_config & 0b11) | ((divide_config >> 1) & 0b100)]
@@ -409,11 +423,23 @@ class LocalApic:
         if msr == IA32_TSC_DEADLINE:
             return self.tsc_deadline
         offset = offset_of_msr(msr)
-        if offset in (Reg.EOI, Reg.SELF_IPI, Reg.DFR, Reg.ICR_HIGH, Reg.APR, Reg.RRD):
+        if offset not in _X2APIC_READABLE and not 0x100 <= offset < 0x280:
+            # write-only (EOI, self IPI), gone in x2APIC (DFR, APR, ICR high) or reserved
             raise GeneralProtection(f"x2APIC MSR {msr:#x} is not readable")
         if offset == Reg.ICR_LOW:
             return self.icr
         return self.read(offset, now)
+
+    def check_msr_write(self, msr: int, value: int) -> None:
+        """The #GP rules of an x2APIC WRMSR (§10.12.1.2): every register but ICR is 32 bits wide
+        (bits 63:32 reserved), and the ESR and EOI take only 0 (Table 10-6)."""
+        offset = offset_of_msr(msr)
+        if offset != Reg.ICR_LOW and value >> 32:
+            raise GeneralProtection(f"x2APIC MSR {msr:#x}: bits 63:32 are reserved")
+        if offset in (Reg.ESR, Reg.EOI) and value != 0:
+            raise GeneralProtection(f"x2APIC MSR {msr:#x} takes only 0")
+        if offset not in _X2APIC_WRITABLE:
+            raise GeneralProtection(f"x2APIC MSR {msr:#x} is not writable")
 
     def write_msr(self, msr: int, value: int, now: int = 0) -> tuple[Effect, ...]:
         if msr == IA32_TSC_DEADLINE:

@@ -39,8 +39,9 @@ from apiclab.guest.program import Program, ProgramError, parse_int, program_from
 TERMINAL_KINDS = frozenset({"end", "bugcheck", "fault"})
 # The fields each guest-visible event carries (apiclab.guest.program docstring).
 EVENT_FIELDS: dict[str, frozenset[str]] = {
-    "interrupt": frozenset({"vector", "isr", "irr", "ppr"}),
-    "read": frozenset({"reg", "port", "addr", "value"}),  # reg: READ, port: IN, addr: MMIO_READ
+    "interrupt": frozenset({"vector", "isr", "irr", "tmr", "ppr"}),
+    # reg: READ, port: IN, addr: MMIO_READ, msr: RDMSR
+    "read": frozenset({"reg", "port", "addr", "msr", "value"}),
     "wait": frozenset({"vector", "count", "outcome"}),
     "bugcheck": frozenset({"code", "params"}),
     "fault": frozenset({"vector"}),

@@ -4,10 +4,13 @@ The same program runs on the model (`apiclab.guest.stepper`) and, encoded by `en
 implementations through the bare-metal agent, which interprets the binary form from guest memory.
 Both report the same guest-visible events (`apiclab.engine.trace.GUEST_VISIBLE`):
 
-- ``interrupt``  {"vector", "isr": [vectors], "irr": [vectors], "ppr"} on handler entry (LOG flag)
+- ``interrupt``  {"vector", "isr": [vectors], "irr": [vectors], "tmr": [vectors], "ppr"} on
+                 handler entry (LOG flag)
 - ``read``       {"reg": offset, "value"} for a local-APIC register (READ),
                  {"port": port, "value": byte} for a port (IN),
-                 {"addr": physical address, "value": dword} for memory-mapped I/O (MMIO_READ)
+                 {"addr": physical address, "value": dword} for memory-mapped I/O (MMIO_READ),
+                 {"msr": number, "value"} for an MSR (RDMSR)
+- ``fault``      {"vector": 13} when an RDMSR/WRMSR step raises #GP; the program goes on
 - ``wait``       {"vector", "count", "outcome": "done" | "timeout"}
 - ``bugcheck``   {"code", "params": [p0, p1, p2, p3]}
 - ``end``        {}
@@ -17,7 +20,7 @@ Binary form (little-endian), version 1:
                    u32 reserved
   handler flags: 256 bytes, one per vector (bit 0 EOI, bit 1 LOG, bit 7 set = use this entry)
   steps: 16 bytes each: u32 op, u32 a, u64 b
-The port and MMIO ops (10-13) were added without changing this layout, so the version stays 1; an
+The port and MMIO ops (10-13), and the MSR and STI_HLT ops (14-16), were added without changing this layout, so the version stays 1; an
 agent older than them stops at the first one as at END.
 
 Port I/O works in both modes; MMIO only in 32-bit protected mode (its flat data segment reaches
@@ -71,9 +74,20 @@ class Op(IntEnum):
     IN = 11  # a = port → "read" event {"port", "value"} (IN AL, DX)
     MMIO_WRITE = 12  # a = physical address (dword-aligned), b = 32-bit value (protected mode)
     MMIO_READ = 13  # a = physical address → "read" event {"addr", "value"} (protected mode)
+    RDMSR = 14  # a = MSR → "read" event {"msr", "value"}, or a "fault" event (#GP)
+    WRMSR = 15  # a = MSR, b = 64-bit value; a #GP is a "fault" event
+    STI_HLT = 16  # STI; HLT back to back: an interrupt pending at STI wakes the HLT
 
 
 PORT_OPS = frozenset({Op.OUT, Op.IN})
+MSR_OPS = frozenset({Op.RDMSR, Op.WRMSR})
+# The MSRs a program may touch: the APIC's own (SDM §10.4.4, §10.5.4.1, §10.12.1.2). Others could
+# change the agent's machine under it (EFER, PAT) and are refused.
+IA32_APIC_BASE_MSR, IA32_TSC_DEADLINE_MSR = 0x1B, 0x6E0
+
+
+def apic_msr(msr: int) -> bool:
+    return msr in (IA32_APIC_BASE_MSR, IA32_TSC_DEADLINE_MSR) or 0x800 <= msr <= 0x8FF
 MMIO_OPS = frozenset({Op.MMIO_WRITE, Op.MMIO_READ})
 # The agent's own ports (agent.S): its log, QEMU isa-debug-exit and Bochs' shutdown port. An OUT
 # there would forge a log record or end the run.
@@ -131,6 +145,10 @@ class Step:
                 return f"mmio write {self.a:#x} = {self.b:#x}"
             case Op.MMIO_READ:
                 return f"mmio read {self.a:#x}"
+            case Op.RDMSR:
+                return f"rdmsr {self.a:#x}"
+            case Op.WRMSR:
+                return f"wrmsr {self.a:#x} = {self.b:#x}"
             case _:
                 return self.op.name.lower()
 
@@ -181,6 +199,9 @@ class Program:
                 self._validate_port(i, step)
             if step.op in MMIO_OPS:
                 self._validate_mmio(i, step)
+            if step.op in MSR_OPS and not apic_msr(step.a):
+                raise ProgramError(f"step {i}: MSR {step.a:#x} is not an APIC MSR "
+                                   "(0x1b, 0x6e0, 0x800-0x8ff)")
         for vector in self.handlers:
             if not 0 <= vector <= 255:
                 raise ProgramError(f"handler vector {vector} is not 0-255")
@@ -277,6 +298,11 @@ def step_from_dict(row: Mapping[str, Any], where: str) -> Step:
                         parse_int(row.get("value"), f"{where}.value"))
         case Op.MMIO_READ:
             return Step(op, parse_int(row.get("addr"), f"{where}.addr"))
+        case Op.RDMSR:
+            return Step(op, parse_int(row.get("msr"), f"{where}.msr"))
+        case Op.WRMSR:
+            return Step(op, parse_int(row.get("msr"), f"{where}.msr"),
+                        parse_int(row.get("value"), f"{where}.value"))
         case Op.BUGCHECK_IF_TIMEOUT:
             params = [parse_int(p, f"{where}.params") for p in row.get("params", [0, 0])]
             p0 = params[0] if params else 0

@@ -5,11 +5,15 @@ Each record is one text line, "@" tag, the TSC as 16 hex digits, then fixed-widt
 to the same stream) may surround them. The event keys are those of `apiclab.guest.program`:
 
     @S tsc mode(2)                                  start (time origin, not an event)
-    @I tsc vector(2) ppr(8) /isr.. /irr..           interrupt {vector, isr, irr, ppr}, the
-                                                    ISR and IRR as lists of 2-digit vectors
+    @I tsc vector(2) ppr(8) /isr.. /irr.. /tmr..    interrupt {vector, isr, irr, tmr, ppr}, the
+                                                    ISR, IRR and TMR as lists of 2-digit vectors
+                                                    (an older agent logs no TMR)
     @R tsc reg(8) value(16)                         read {reg, value}
     @P tsc port(4) value(2)                         read {port, value} (IN)
     @M tsc addr(8) value(8)                         read {addr, value} (MMIO_READ)
+    @Q tsc msr(8) value(16)                         read {msr, value} (RDMSR)
+    @G tsc vector(2)                                fault {vector}: an RDMSR/WRMSR step's #GP,
+                                                    after which the program goes on
     @W tsc vector(2) count(8) D|T                   wait {vector, count, outcome}
     @B tsc code(8) p0(8) p1(8)                      bugcheck {code, params[4]}
     @F tsc vector(2)                                fault {vector}
@@ -67,12 +71,12 @@ def decode_records(lines: Iterable[str], tsc_khz: int) -> Trace:
 
 
 def _decode_one(trace: Trace, time: int, tag: str, body: str, line: str) -> None:
-    expected = {"S": 2, "I": None, "R": 24, "P": 6, "M": 16, "W": 11, "B": 24, "F": 2, "E": 0,
-                "X": 0}
+    expected = {"S": 2, "I": None, "R": 24, "P": 6, "M": 16, "Q": 24, "W": 11, "B": 24, "F": 2,
+                "G": 2, "E": 0, "X": 0}
     if tag not in expected:
         raise AgentLogError(f"unknown agent record {line!r}")
-    if tag == "I" and (len(body) < 12 or body.count("/") != 2):
-        raise AgentLogError(f"interrupt record {line!r} is not vector, PPR, /ISR, /IRR")
+    if tag == "I" and (len(body) < 12 or body.count("/") not in (2, 3)):
+        raise AgentLogError(f"interrupt record {line!r} is not vector, PPR, /ISR, /IRR[, /TMR]")
     if tag != "I" and len(body) != expected[tag]:
         raise AgentLogError(f"agent record {line!r} has {len(body)} field characters, "
                             f"expected {expected[tag]}")
@@ -80,16 +84,19 @@ def _decode_one(trace: Trace, time: int, tag: str, body: str, line: str) -> None
         case "S":
             pass
         case "I":
-            _, isr, irr = body.split("/")
+            _, isr, irr, *tmr = body.split("/")
+            extra = {"tmr": _vectors(tmr[0], line)} if tmr else {}
             trace.record(time, "interrupt", vector=int(body[0:2], 16),
                          isr=_vectors(isr, line), irr=_vectors(irr, line),
-                         ppr=int(body[2:10], 16))
+                         ppr=int(body[2:10], 16), **extra)
         case "R":
             trace.record(time, "read", reg=int(body[0:8], 16), value=int(body[8:24], 16))
         case "P":
             trace.record(time, "read", port=int(body[0:4], 16), value=int(body[4:6], 16))
         case "M":
             trace.record(time, "read", addr=int(body[0:8], 16), value=int(body[8:16], 16))
+        case "Q":
+            trace.record(time, "read", msr=int(body[0:8], 16), value=int(body[8:24], 16))
         case "W":
             outcome = {"D": "done", "T": "timeout"}.get(body[10])
             if outcome is None:
@@ -99,7 +106,7 @@ def _decode_one(trace: Trace, time: int, tag: str, body: str, line: str) -> None
         case "B":
             trace.record(time, "bugcheck", code=int(body[0:8], 16),
                          params=[int(body[8:16], 16), int(body[16:24], 16), 0, 0])
-        case "F":
+        case "F" | "G":
             trace.record(time, "fault", vector=int(body[0:2], 16))
         case "E":
             trace.record(time, "end")
