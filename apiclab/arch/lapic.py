@@ -175,6 +175,7 @@ class LocalApic:
         self.timer_initial = 0
         self.timer_divide = 0
         self.timer_start_ns = 0
+        self.timer_ran_out = False  # a one-shot count reached 0: it stays there (§10.5.4)
         self.tsc_deadline = 0
 
     def init(self) -> None:
@@ -258,7 +259,7 @@ class LocalApic:
     def timer_current(self, now: int) -> int:
         """Current count at `now` (§10.5.4): counts down from the initial count at bus/divide;
         periodic mode reloads, one-shot stops at 0; TSC-deadline mode reads 0."""
-        if self.timer_initial == 0 or self.timer_mode == TIMER_TSC_DEADLINE:
+        if self.timer_initial == 0 or self.timer_mode == TIMER_TSC_DEADLINE or self.timer_ran_out:
             return 0
         elapsed = int((now - self.timer_start_ns) / self.ns_per_count())
         if self.timer_mode == TIMER_PERIODIC:
@@ -337,6 +338,7 @@ class LocalApic:
                     return ()  # §10.5.4.1: ignored in TSC-deadline mode
                 self.timer_initial = value
                 self.timer_start_ns = now
+                self.timer_ran_out = False
                 return (TimerChanged(),)
             case Reg.TIMER_DIVIDE:
                 self.timer_divide = value & 0b1011
@@ -368,8 +370,10 @@ class LocalApic:
         if offset == Reg.LVT_TIMER:
             old_mode = self.timer_mode
             self.lvt[offset] = entry
-            if self.timer_mode != old_mode:
-                # §10.5.4.1: switching mode disarms the timer.
+            if (self.timer_mode == TIMER_TSC_DEADLINE) != (old_mode == TIMER_TSC_DEADLINE):
+                # §10.5.4.1: "transitioning between TSC-deadline mode and other timer modes also
+                # disarms the timer". One-shot ↔ periodic is no such transition: the count goes
+                # on from where it was (kvm-unit-tests x86/apic.c test_apic_change_mode).
                 self.timer_initial = 0
                 self.tsc_deadline = 0
             return (TimerChanged(),)

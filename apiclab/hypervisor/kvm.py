@@ -207,6 +207,7 @@ class KvmVcpu:
         lapic.irr, lapic.isr, lapic.tmr = image.irr, image.isr, image.tmr
         lapic.timer_divide = image.get(Reg.TIMER_DIVIDE) & 0b1011
         lapic.timer_initial = image.get(Reg.TIMER_INITIAL)
+        lapic.timer_ran_out = False  # the image's current count says where the count is
         # KVM restarts the timer from the image's current count (__start_apic_timer(apic,
         # APIC_TMCCT)): the count already elapsed is kept.
         remaining = min(image.get(Reg.TIMER_CURRENT), lapic.timer_initial)
