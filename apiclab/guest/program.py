@@ -92,6 +92,16 @@ MMIO_OPS = frozenset({Op.MMIO_WRITE, Op.MMIO_READ})
 # The agent's own ports (agent.S): its log, QEMU isa-debug-exit and Bochs' shutdown port. An OUT
 # there would forge a log record or end the run.
 AGENT_PORTS = frozenset({0xE9, 0x501, 0x502, 0x8900})
+# QEMU's pc-testdev (hw/misc/pc-testdev.c), as kvm-unit-tests x86/ioapic.c uses it: a byte written
+# to port TESTDEV_IRQ + n drives ISA interrupt line n (0-15) to that level (non-zero = asserted).
+TESTDEV_IRQ = 0x2000
+TESTDEV_LINES = 16
+
+
+def testdev_line(port: int) -> int | None:
+    """The ISA line a pc-testdev port drives, or None for any other port."""
+    line = port - TESTDEV_IRQ
+    return line if 0 <= line < TESTDEV_LINES else None
 
 
 HANDLER_EOI = 0x01
@@ -170,6 +180,9 @@ class Program:
             raise ProgramError(f"step {i}: port {step.a:#x} is not 0-0xffff")
         if step.op == Op.OUT and step.a in AGENT_PORTS:
             raise ProgramError(f"step {i}: port {step.a:#x} is the agent's own (log or exit)")
+        if step.op == Op.OUT and TESTDEV_IRQ + TESTDEV_LINES <= step.a < TESTDEV_IRQ + 24:
+            raise ProgramError(f"step {i}: pc-testdev drives ISA lines 0-15 only "
+                               f"(port {step.a:#x})")
         if step.op == Op.OUT and step.b > 0xFF:
             raise ProgramError(f"step {i}: OUT value {step.b:#x} does not fit a byte")
 

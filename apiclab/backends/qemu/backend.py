@@ -38,6 +38,7 @@ def command(rom: Path, debugcon: Path) -> list[str]:
         "-bios", str(rom),
         "-debugcon", f"file:{debugcon}",
         "-device", f"isa-debug-exit,iobase={EXIT_PORT:#x},iosize=2",
+        "-device", "pc-testdev",  # ports 0x2000 + n drive ISA line n (program.TESTDEV_IRQ)
     ]
 
 
