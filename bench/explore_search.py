@@ -4,7 +4,7 @@ the seed's case (clock-tick under kvm-3.17 with APICv).
     .venv/bin/python bench/explore_search.py [--seeds 20] [--bound 4]
 
 1. Runs per second of each scenario family, over a complete bounded search that finds nothing
-   (reboot under kvm-3.18, snapshot under kvm-6.6), with and without duplicate-state pruning
+   (reboot under kvm-3.19, snapshot under kvm-6.7), with and without duplicate-state pruning
    (best of three: the machine is shared).
 2. The seed's case as `apiclab explore` runs it (exhaustive, simplest first): runs and seconds to
    the first counterexample, then shrinking.
@@ -39,7 +39,7 @@ def main() -> int:
 
     print(f"1. complete searches without a violation (bound {args.bound}, no random phase, "
           "best of 3)")
-    for prop, profile in (("clock-tick", "kvm-3.18"), ("restored-timer-fires", "kvm-6.6")):
+    for prop, profile in (("clock-tick", "kvm-3.19"), ("restored-timer-fires", "kvm-6.7")):
         for prune in (True, False):
             r = min(
                 (explore(prop, profile, bound=args.bound, random_runs=0, prune=prune)

@@ -1,7 +1,7 @@
 """Reboot cycles per second through the whole model (engine, KVM vCPU, devices, Windows guest).
 
 Each profile runs the same seeded storm; the figure is wall-clock cycles per second, best of
-`--repeat` runs, and each is shown as a ratio to the fixed profile (kvm-3.18) measured in the same
+`--repeat` runs, and each is shown as a ratio to the fixed profile (kvm-3.19) measured in the same
 process, since a failing cycle costs more (3 s of virtual clock ticks before the bugcheck).
 """
 
@@ -13,7 +13,7 @@ import time
 from apiclab.hypervisor.profiles import get_profile
 from apiclab.scenarios.win7_reboot import run_storm
 
-RUNS = (("kvm-3.18", True), ("kvm-3.17", True), ("kvm-3.17", False))
+RUNS = (("kvm-3.19", True), ("kvm-3.17", True), ("kvm-3.17", False))
 
 
 def cycles_per_second(name: str, apicv: bool, reboots: int, repeat: int) -> tuple[float, int]:
@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     baseline = None
-    print(f"{'profile':<10} {'APICv':<5} {'BSODs':>6} {'cycles/s':>10} {'vs kvm-3.18':>12}")
+    print(f"{'profile':<10} {'APICv':<5} {'BSODs':>6} {'cycles/s':>10} {'vs kvm-3.19':>12}")
     for name, apicv in RUNS:
         rate, bsods = cycles_per_second(name, apicv, args.reboots, args.repeat)
         baseline = baseline or rate

@@ -2,23 +2,37 @@
 
 Both find the emulator and ask it its version once, write the program's agent ROM into a fresh
 temporary directory, and run the emulator as a child process that is killed and reaped when the
-time-out expires; the directory is removed however the run ends. What differs (the command line,
+time-out expires or the run is interrupted; the directory is removed however the run ends.
+`ChildPool` runs many of them at once and, interrupted, kills them all and winds down at once. What differs (the command line,
 where the agent's port-0xE9 records land, how a run is judged finished) stays in each backend.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
 
 from apiclab.backends.base import Availability, BackendUnavailable
 from apiclab.guest.agent.image import build_image
 from apiclab.guest.program import Program
+from apiclab.interrupts import deferred
+
+T = TypeVar("T")
+# how long an interrupted pool waits for its runs to unwind once their emulators are killed
+WIND_DOWN_S = 0.5
+PROBE_TIMEOUT_S = 10.0
 
 
 def probe(program: str, flag: str, install: str) -> subprocess.CompletedProcess[str]:
@@ -28,10 +42,13 @@ def probe(program: str, flag: str, install: str) -> subprocess.CompletedProcess[
     if path is None:
         raise BackendUnavailable(f"{program} is not installed ({install})")
     try:
-        return subprocess.run([path, flag], capture_output=True, text=True, timeout=10,
-                              check=False)
-    except (OSError, subprocess.TimeoutExpired) as e:
+        child = run_child([path, flag], PROBE_TIMEOUT_S)
+    except OSError as e:
         raise BackendUnavailable(f"{program} {flag} failed: {e}") from None
+    if child.timed_out:
+        raise BackendUnavailable(f"{program} {flag} did not answer in {PROBE_TIMEOUT_S:g} s")
+    return subprocess.CompletedProcess([path, flag], child.status,
+                                       child.stdout.decode(errors="replace"), child.stderr)
 
 
 def availability(version: Callable[[], str], what: str) -> Availability:
@@ -43,13 +60,27 @@ def availability(version: Callable[[], str], what: str) -> Availability:
 
 
 @contextmanager
+def temp_dir(prefix: str) -> Iterator[Path]:
+    """A fresh directory under tempfile's directory (TMPDIR), removed when the block ends, by
+    an exception or a signal too: making it and removing it are not cut short by SIGINT/SIGTERM
+    (apiclab.interrupts.deferred), so no half-made or half-removed directory is left behind."""
+    with deferred():
+        path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        with deferred():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
 def agent_rom(program: Program, emulator: str) -> Iterator[Path]:
     """The program's agent ROM as `agent.rom` in a temporary directory of its own, where the
     emulator's other files can go too; the directory is removed when the block ends, also when it
     ends by an exception. The image is built first, so a bad program creates no directory."""
     rom_bytes = build_image(program)
-    with tempfile.TemporaryDirectory(prefix=f"apiclab-{emulator}-") as tmp:
-        rom = Path(tmp) / "agent.rom"
+    with temp_dir(f"apiclab-{emulator}-") as tmp:
+        rom = tmp / "agent.rom"
         rom.write_bytes(rom_bytes)
         yield rom
 
@@ -64,6 +95,29 @@ class ChildExit:
     timed_out: bool
 
 
+class ChildrenStopped(RuntimeError):
+    """The run is being interrupted (`stop_children`): no new emulator process is started."""
+
+
+class _Children:
+    """Every emulator process running now, so that an interruption can kill them all at once
+    from the main thread while pool threads wait on them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running: set[subprocess.Popen[bytes]] = set()
+        self.stopping = False
+
+
+_children = _Children()
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the child's whole process group (it leads one of its own), ignoring one gone."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 def run_child(
     argv: list[str],
     timeout_s: float,
@@ -71,12 +125,107 @@ def run_child(
     stdin: bytes | None = None,
     cwd: Path | None = None,
 ) -> ChildExit:
-    """Run `argv` to its end, feeding it `stdin` (or /dev/null), for at most `timeout_s` seconds."""
+    """Run `argv` to its end, feeding it `stdin` (or /dev/null), for at most `timeout_s` seconds.
+
+    The child leads a process group of its own (so a terminal's Ctrl-C reaches apiclab only, and
+    anything the emulator forks dies with it); it is killed and reaped at the time-out, when this
+    thread is interrupted, and by `stop_children` from another thread. Raises ChildrenStopped
+    once `stop_children` has been called."""
+    with deferred(), _children.lock:  # started and recorded as one step
+        if _children.stopping:
+            raise ChildrenStopped("interrupted: no new emulator is started")
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd,
+                                process_group=0)
+        _children.running.add(proc)
     try:
-        # subprocess.run kills and reaps the child when the time-out expires
-        proc = subprocess.run(argv, input=stdin,
-                              stdin=subprocess.DEVNULL if stdin is None else None,
-                              capture_output=True, cwd=cwd, timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired as e:
-        return ChildExit(e.stdout if isinstance(e.stdout, bytes) else b"", -1, "", True)
-    return ChildExit(proc.stdout, proc.returncode, proc.stderr.decode(errors="replace"), False)
+        try:
+            out, err = proc.communicate(stdin, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill(proc)
+            out, _ = proc.communicate()  # what it wrote before the kill; the pipes close with it
+            return ChildExit(out, -1, "", True)
+        return ChildExit(out, proc.returncode, err.decode(errors="replace"), False)
+    finally:
+        with deferred():  # killed and reaped even when this thread is being interrupted
+            if proc.returncode is None:
+                _kill(proc)
+                proc.wait()
+            for pipe in (proc.stdin, proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+            with _children.lock:
+                _children.running.discard(proc)
+
+
+def stop_children() -> None:
+    """Kill every running emulator and refuse new ones (the run is being interrupted). The
+    threads waiting on them see their child end at once and reap it themselves."""
+    with _children.lock:
+        _children.stopping = True
+        for proc in _children.running:
+            _kill(proc)
+
+
+def allow_children() -> None:
+    """Undo `stop_children` once every thread that could start a child has ended."""
+    with _children.lock:
+        _children.stopping = False
+
+
+def running_children() -> int:
+    """How many emulator processes are running now."""
+    with _children.lock:
+        return len(_children.running)
+
+
+class ChildPool(ThreadPoolExecutor):
+    """A thread pool for runs that wait on emulator processes, which winds down at once when the
+    block that owns it is interrupted: the emulators are killed, queued runs cancelled, and the
+    running ones are given up to `wind_down_s` to unwind (remove their temporary directories)
+    instead of being awaited to their time-outs.
+
+        with ChildPool(4) as pool:
+            future = pool.submit(run, ...)
+            pool.result(future)
+    """
+
+    def __init__(self, max_workers: int, wind_down_s: float = WIND_DOWN_S) -> None:
+        super().__init__(max_workers=max_workers)
+        self.wind_down_s = wind_down_s
+        self._futures: list[Future[Any]] = []
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future = super().submit(fn, *args, **kwargs)
+        self._futures.append(future)
+        return future
+
+    @staticmethod
+    def result(future: Future[T]) -> T:
+        """`future.result()`, waited for in short slices so that the main thread runs its signal
+        handlers even when the signal was delivered to a pool thread."""
+        while True:
+            try:
+                return future.result(timeout=0.1)
+            except TimeoutError:
+                continue
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> bool | None:
+        if e is None:
+            try:
+                return super().__exit__(t, e, tb)
+            except BaseException:  # interrupted while joining the (idle) threads
+                self._wind_down()
+                raise
+        self._wind_down()
+        return None
+
+    def _wind_down(self) -> None:
+        with deferred():
+            stop_children()
+            self.shutdown(wait=False, cancel_futures=True)
+            running = [f for f in self._futures if not f.done()]
+            _, late = wait(running, timeout=self.wind_down_s)
+            if not late:
+                allow_children()

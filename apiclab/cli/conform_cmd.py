@@ -21,6 +21,7 @@ from apiclab.conform.report import (
 )
 from apiclab.conform.runner import run_suite
 from apiclab.errors import UserError
+from apiclab.report import export
 
 
 def register(sub: Any) -> None:
@@ -47,6 +48,7 @@ def register(sub: Any) -> None:
     p.add_argument("--candidates", metavar="DIR", type=Path,
                    help="with --random: save each shrunk disagreement as a case TOML file in DIR "
                    "(created if missing); without it nothing is written")
+    export.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -73,8 +75,14 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             raise UserError(f"--only: no case named {sorted(unknown)[0]!r}")
         cases = [c for c in cases if c.name in wanted]
+    drawn = export.wanted(args)
     with BackendProgress("cases") as progress:
         result = run_suite(cases, backends, progress=progress)
+    if drawn:
+        from apiclab.conform.timeline import difference_stories
+
+        export.export(args, difference_stories(result), title="apiclab conform: differences",
+                      subtitle="each difference's case on every backend that ran it")
     if args.html:
         write_atomic(args.html, to_html(result))
     if args.json:

@@ -9,12 +9,13 @@ import sys
 from typing import Any
 
 from apiclab.errors import UserError
-from apiclab.explore.catalogue import CATALOGUE, EntryResult, run_entry
+from apiclab.explore.catalogue import CATALOGUE, NOT_MODELLED, EntryResult, run_entry
 from apiclab.explore.explain import explain, format_chain
 from apiclab.explore.families import FAMILIES, get_family
 from apiclab.explore.properties import BUILTIN, Property, get_property
 from apiclab.explore.search import Executor, SearchResult, search
-from apiclab.hypervisor.profiles import PROFILES
+from apiclab.hypervisor.profiles import PROFILES, get_profile, resolve
+from apiclab.report import export
 
 DEFAULT_BOUND = 4
 DEFAULT_BUDGET = 50.0
@@ -43,10 +44,14 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", default="0", metavar="S", help="seed of the random phase (default 0)")
     p.add_argument("--random-runs", default=str(DEFAULT_RANDOM_RUNS), metavar="N",
                    help=f"random runs beyond the bound (default {DEFAULT_RANDOM_RUNS})")
+    p.add_argument("--exhaustive", action="store_true",
+                   help="explore the family as a graph of model states until no new state "
+                   "remains (no bound): no violation is then a proof within the model")
     p.add_argument("--catalogue", action="store_true",
                    help="run the bug catalogue: each fix's buggy and fixed profile")
     p.add_argument("--list", action="store_true", help="list properties and scenario families")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    export.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -81,22 +86,77 @@ def run(args: argparse.Namespace) -> int:
         return 0 if all(r.holds for r in results) else 1
     if not args.property or not args.profile:
         raise UserError("explore: give --property P and --profile X (or --catalogue, or --list)")
-    if args.profile not in PROFILES:
-        raise UserError(f"--profile {args.profile!r}: unknown; known: {', '.join(PROFILES)}")
+    try:
+        profile, note = resolve(args.profile)
+    except KeyError:
+        raise UserError(f"--profile {args.profile!r}: unknown; known: {', '.join(PROFILES)}") from None
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     prop = get_property(args.property)
     family = get_family(args.scenario or prop.family)
-    executor = Executor(family, prop, PROFILES[args.profile], args.apicv == "on")
+    drawn = export.wanted(args)
+    if args.exhaustive:
+        # imported only when asked: every apiclab command pays for what start-up imports
+        from apiclab.cli import explore_exhaustive_cmd
+
+        # a proof must reach the last state: without --budget, allow it ten minutes
+        budget_given = args.budget != str(DEFAULT_BUDGET)
+        return explore_exhaustive_cmd.run(family.name, prop, profile, args.apicv == "on",
+                                          budget=budget if budget_given else 600.0,
+                                          as_json=args.json)
+    executor = Executor(family, prop, profile, args.apicv == "on")
     try:
         result = search(executor, bound=bound, seed=seed, random_runs=random_runs, budget=budget,
                         progress=progress.update)
     finally:
         progress.close()
     doc = _result_json(result, prop)
+    if drawn:
+        _export(args, executor, result, doc)
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
         _print_result(result, prop, doc)
     return 1 if result.counterexample is not None else 0
+
+
+def _fixed_profile(profile: str, prop: Property) -> str | None:
+    """The profile with the fix: the catalogue's, for this property and profile; else the newest
+    modelled KVM."""
+    for entry in CATALOGUE:
+        if entry.buggy == profile and entry.property == prop.name:
+            return entry.fixed
+    newest = list(PROFILES)[-1]
+    return newest if newest != profile else None
+
+
+def _export(
+    args: argparse.Namespace, executor: Executor, result: SearchResult, doc: dict[str, Any]
+) -> None:
+    from apiclab.guest.windows7 import Windows7Config
+    from apiclab.report.stories import explore_stories, guest_vector_names
+
+    config = Windows7Config()  # the explored families run Windows 7 with its defaults
+    subtitle = f"property {result.property}, scenario {result.family}, APICv {args.apicv}"
+    if result.counterexample is None:
+        subtitle += ": no violation found, nothing to draw"
+        export.export(args, [], title=f"apiclab explore: {result.profile}", subtitle=subtitle)
+        return
+    minimal = result.counterexample.minimal
+    chain = doc["counterexample"]["explanation"]
+    fixed = None
+    fixed_name = _fixed_profile(result.profile, executor.prop)
+    if fixed_name is not None:
+        other = Executor(executor.family, executor.prop, PROFILES[fixed_name], executor.apicv)
+        _, replayed = other.replay(list(minimal.choices))
+        fixed = (fixed_name, replayed.events)
+    stories = explore_stories(
+        (result.profile, minimal.events, chain), fixed, minimal.choices, config.clock_vector
+    )
+    export.export(
+        args, stories, title=f"apiclab explore: {result.property} on {result.profile}",
+        subtitle=subtitle, vector_names=guest_vector_names(config),
+    )
 
 
 def _result_json(result: SearchResult, prop: Property) -> dict[str, Any]:
@@ -107,7 +167,9 @@ def _result_json(result: SearchResult, prop: Property) -> dict[str, Any]:
         assert minimal.violation is not None
         counterexample = {
             "choices": minimal.choices,
-            "explanation": explain(minimal.events, prop, minimal.violation),
+            "explanation": explain(
+                minimal.events, prop, minimal.violation, get_profile(result.profile)
+            ),
         }
     return {
         "property": result.property,
@@ -187,9 +249,17 @@ def _print_catalogue(results: list[EntryResult], *, as_json: bool) -> None:
                 },
                 "holds": r.holds,
             })
-        print(json.dumps({"catalogue": rows}, indent=2))
+        unmodelled = [
+            {"commit": u.commit or None, "title": u.title, "symptom": u.symptom,
+             "why_not": u.why_not}
+            for u in NOT_MODELLED
+        ]
+        print(json.dumps({"catalogue": rows, "not_modelled": unmodelled}, indent=2))
         return
-    print(f"{'commit':<26} {'property':<25} {'APICv':<5} {'before the fix':<36} after the fix")
+    print(
+        f"{'commit':<26} {'property':<25} {'scenario':<21} {'APICv':<5} {'with the bug':<36} "
+        "without it"
+    )
     for r in results:
         e = r.entry
         ce = r.buggy.counterexample
@@ -198,9 +268,15 @@ def _print_catalogue(results: list[EntryResult], *, as_json: bool) -> None:
         after = f"{e.fixed}: " + (
             "violated!" if r.fixed.counterexample else f"clean ({r.fixed.coverage.runs} runs)"
         )
-        print(f"{e.commit:<26} {e.property:<25} {'on' if e.apicv else 'off':<5} {before:<36} {after}")
+        print(
+            f"{e.commit:<26} {e.property:<25} {e.family:<21} {'on' if e.apicv else 'off':<5} "
+            f"{before:<36} {after}"
+        )
     for r in results:
         print(f"\n{r.entry.commit} \"{r.entry.title}\"\n  symptom: {r.entry.symptom}")
+    for u in NOT_MODELLED:
+        print(f"\nnot modelled: {u.commit or '(commit id not found)'} \"{u.title}\"")
+        print(f"  symptom: {u.symptom}\n  why not: {u.why_not}")
 
 
 def _list() -> int:

@@ -19,11 +19,15 @@ from apiclab.backends.kvm.backend import KvmBackend, open_kvm
 from apiclab.backends.kvm.deviation import deviation, outcome
 from apiclab.backends.kvm.info import host_info
 from apiclab.backends.kvm.ioctls import KvmError
+from apiclab.backends.kvm.profile_match import model_for_host
 from apiclab.backends.kvm.system import DEV_KVM
 from apiclab.backends.kvm.tracefs import TraceUnavailable
+from apiclab.cli import kvm_storm_cmd
+from apiclab.engine.trace import Trace
 from apiclab.errors import UserError
 from apiclab.guest.program import Mode
 from apiclab.guest.stepper import run_program
+from apiclab.report import export
 from apiclab.scenarios.kvm_cases import DEFAULT_WAIT_MS, KvmCase, cases
 
 
@@ -60,7 +64,9 @@ def register(subparsers: Any) -> None:
                      help="include each run's KVM tracepoints (kvm_apic_accept_irq, kvm_eoi...)")
     rep.add_argument("--json", action="store_true", help="one JSON object")
     rep.add_argument("--device", default=DEV_KVM, help=f"KVM device (default {DEV_KVM})")
+    export.add_arguments(rep)
     rep.set_defaults(func=run_reproduce)
+    kvm_storm_cmd.register(sub)  # `kvm storm`: its options and report live in their own module
     kvm.set_defaults(func=lambda args: _usage(kvm))
 
 
@@ -81,6 +87,7 @@ def _host(device: str) -> dict[str, Any]:
 
 def run_info(args: argparse.Namespace) -> int:
     info = _host(args.device)
+    info["model"] = model_for_host(info)  # the profile `kvm storm` runs the model with
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -96,6 +103,8 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"guest CPUID       x2APIC={_yn(info['cpuid']['x2apic'])} "
           f"TSC-deadline={_yn(info['cpuid']['tsc_deadline'])}")
     print(f"TSC               {info['tsc_khz']} kHz")
+    print(f"model profile     {info['model']['profile']}, APICv "
+          f"{'on' if info['model']['apicv'] else 'off'}   ({info['model']['why']})")
     print("capabilities")
     for name, value in caps.items():
         print(f"  {name:<20} {value}")
@@ -158,11 +167,14 @@ def _run_case(backend: KvmBackend, case: KvmCase, tsc_hz: int, wait_ms: int,
 def run_reproduce(args: argparse.Namespace) -> int:
     if not 1 <= args.wait_ms <= 60_000:
         raise UserError(f"--wait-ms {args.wait_ms}: expected 1 to 60000 milliseconds")
+    drawn = export.wanted(args)
     info = _host(args.device)
     tsc_hz = info["tsc_khz"] * 1000
     backend = KvmBackend(args.device, trace_events=True)
-    rows = [_run_case(backend, case, tsc_hz, args.wait_ms, args.trace)
-            for case in cases(args.wait_ms, tsc_hz, Mode(args.mode))]
+    case_list = cases(args.wait_ms, tsc_hz, Mode(args.mode))
+    rows = [_run_case(backend, case, tsc_hz, args.wait_ms, args.trace) for case in case_list]
+    if drawn:
+        _export(args, case_list, rows, tsc_hz)
     host = {k: info[k] for k in ("api_version", "module", "kernel", "apicv", "tsc_khz")}
     host.update(wait_ms=args.wait_ms, mode=args.mode)
     if args.json:
@@ -170,6 +182,27 @@ def run_reproduce(args: argparse.Namespace) -> int:
     else:
         _print_human(host, rows)
     return 0
+
+
+def _export(args: argparse.Namespace, case_list: list[KvmCase], rows: list[dict[str, Any]],
+            tsc_hz: int) -> None:
+    from apiclab.report.stories import host_and_model_stories
+
+    stories = []
+    for case, row in zip(case_list, rows, strict=True):
+        # The model's run is deterministic: run again for its whole trace (the row keeps only
+        # the guest-visible part).
+        model = run_program(case.program, lapic_image=case.image, apicv=False, tsc_hz=tsc_hz)
+        host = Trace.from_dicts(row["trace"]).events
+        summary = (row["deviation"] or {}).get("summary", "")
+        lapic = row["lapic"]
+        if lapic:
+            summary += (" " if summary else "") + (
+                f"KVM_GET_LAPIC at the end: IRR {_hexlist(lapic['irr'])} ISR "
+                f"{_hexlist(lapic['isr'])} PPR {lapic['ppr']:#04x}.")
+        stories += host_and_model_stories(case.name, case.title, host, model.events, summary)
+    export.export(args, stories, title="apiclab kvm reproduce: host KVM and the model",
+                  subtitle=f"guest {args.mode}, wait {args.wait_ms} ms")
 
 
 def _fmt_outcome(kind: str, bugcheck: dict[str, Any] | None) -> str:

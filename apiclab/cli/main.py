@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from apiclab import interrupts
 from apiclab.errors import UserError
 
 # Each module has `register(subparsers)`, which adds its parser with `func=run(args) -> int`.
@@ -51,6 +52,23 @@ def version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # first of all, so that a signal during the imports below ends in one line too
+    restore = interrupts.install()
+    try:
+        return _main(argv)
+    except (KeyboardInterrupt, interrupts.Terminated) as e:
+        # every run's clean-up (children, tracefs instances, temporary files) ran on the way here
+        what = "terminated" if isinstance(e, interrupts.Terminated) else "interrupted"
+        print(f"apiclab: {what}", file=sys.stderr)
+        return interrupts.exit_status(e)
+    finally:
+        if argv is None:  # the process is apiclab and ends now: a late signal changes nothing
+            interrupts.ignore_from_now()
+        else:  # called from Python (tests): put the caller's handlers back
+            restore()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -61,9 +79,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"apiclab: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("apiclab: interrupted", file=sys.stderr)
-        return 130
     except BrokenPipeError:
         return 0
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import replace
 from typing import Any
 
 from apiclab.cli.progress import Progress
 from apiclab.errors import UserError
-from apiclab.hypervisor.profiles import FIXED, PRE_FIX, PROFILES, get_profile
+from apiclab.hypervisor.profiles import FIXED, PRE_FIX, PROFILES, get_profile, resolve
+from apiclab.report import export
 from apiclab.report.explain import explain_failure, format_chain
 from apiclab.scenarios import scenario_file, win7_reboot
 from apiclab.scenarios.scenario_file import Scenario
@@ -56,6 +58,7 @@ def register(sub: Any) -> None:
         "destroy and recreate the VM, to measure the odds per reboot of a healthy system",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    export.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -65,8 +68,14 @@ def _parse_profiles(specs: list[str] | None) -> list[tuple[str, bool]]:
     out = []
     for spec in specs:
         name, _, flag = spec.partition(":")
-        if name not in PROFILES:
-            raise UserError(f"--profile {spec}: unknown profile {name!r}; known: {', '.join(PROFILES)}")
+        try:
+            note = resolve(name)[1]
+        except KeyError:
+            raise UserError(
+                f"--profile {spec}: unknown profile {name!r}; known: {', '.join(PROFILES)}"
+            ) from None
+        if note:
+            print(f"note: {note}", file=sys.stderr)
         if flag not in ("", "apicv-off", "apicv-on"):
             raise UserError(f"--profile {spec}: unknown suffix {flag!r}; use ':apicv-off'")
         out.append((name, flag != "apicv-off"))
@@ -88,7 +97,9 @@ def _result_json(r: StormResult) -> dict[str, Any]:
         "reboots_after_clean_boot": r.clean_boot_reboots,
         "first_bsod_at_reboot": r.first_failure_index,
         "bugcheck": bugcheck,
-        "explanation": explain_failure(r.first_failure) if r.first_failure else [],
+        "explanation": explain_failure(r.first_failure, profile=get_profile(r.profile))
+        if r.first_failure
+        else [],
         "trace_sha256": r.digest,
     }
 
@@ -98,7 +109,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--reboots {args.reboots}: must be 1..{MAX_REBOOTS}")
     scenario = _with_flags(scenario_file.load(args.scenario), args)
     runs = _parse_profiles(args.profile)
-    rows = [_result_json(_storm(args, scenario, name, apicv)) for name, apicv in runs]
+    drawn = export.wanted(args)
+    results = [_storm(args, scenario, name, apicv) for name, apicv in runs]
+    rows = [_result_json(r) for r in results]
+    if drawn:
+        _export(args, scenario, results)
     if args.json:
         doc = {
             "scenario": scenario.name, "guest": scenario.guest, "seed": args.seed,
@@ -115,6 +130,17 @@ def run(args: argparse.Namespace) -> int:
         if row["explanation"]:
             _print_explanation(row)
     return 0
+
+
+def _export(args: argparse.Namespace, scenario: Scenario, results: list[StormResult]) -> None:
+    from apiclab.report.stories import guest_vector_names, reproduce_stories
+
+    stories = reproduce_stories(results, scenario.windows7, scenario.tsc_hz)
+    export.export(
+        args, stories, title=f"apiclab reproduce: {scenario.name}",
+        subtitle=f"guest {scenario.guest}, seed {args.seed}, {args.reboots} reboots per profile",
+        vector_names=guest_vector_names(scenario.windows7),
+    )
 
 
 def _with_flags(scenario: Scenario, args: argparse.Namespace) -> Scenario:

@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from apiclab.arch.registers import Reg
 from apiclab.backends.base import Backend
+from apiclab.backends.emulator import ChildPool
 from apiclab.conform.candidate import candidate_toml
 from apiclab.conform.generate import Move, program_of, random_program
 from apiclab.conform.match import first_divergence, visible
@@ -108,7 +109,7 @@ def campaign(
     found: list[Disagreement] = []
     start = time.monotonic()
     programs = [random_program(seed, i) for i in range(n)]
-    with ThreadPoolExecutor(max_workers=workers()) as pool:
+    with ChildPool(workers()) as pool:  # interrupted, it kills the emulators and ends at once
         pooled: dict[tuple[int, str], Future[tuple[Events | None, float, str]]] = {
             (i, name): pool.submit(_timed, backend, programs[i][0])
             for name, backend in reals.items() if name in CHILD_PROCESS_BACKENDS
@@ -127,7 +128,7 @@ def campaign(
                                 f"{error}")
             for name, backend in reals.items():
                 if (i, name) in pooled:
-                    events, secs, error = pooled.pop((i, name)).result()
+                    events, secs, error = pool.result(pooled.pop((i, name)))
                 else:
                     events, secs, error = _timed(backend, program)
                     if progress is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import tempfile
@@ -76,14 +75,22 @@ def summary_text(result: SuiteResult) -> str:
 
 
 def differences_text(result: SuiteResult) -> str:
+    """The differences, grouped under the cause that explains them, with a summary first."""
+    from apiclab.conform.causes import causes_text, group_differences
+
+    groups = group_differences(result)
     lines: list[str] = []
+    if groups:
+        lines += ["by cause:", causes_text(groups), ""]
+    for g in groups:
+        lines.append(f"== {g.backend}: {g.title} ({len(g.members)})")
+        for c, run in g.members:
+            lines += _difference_lines(c, g.backend, run)
     for c in result.cases:
         for name, run in c.runs.items():
-            if run.outcome == "differs" and run.verdict is not None:
-                lines += _difference_lines(c, name, run)
-            elif run.outcome == "not-run" and result.backends[name].available:
+            if run.outcome == "not-run" and result.backends[name].available:
                 lines.append(f"{c.case.name} on {name}: not run: {run.reason}")
-    return "\n".join(lines)
+    return "\n".join(lines).rstrip("\n")
 
 
 def _difference_lines(c: CaseResult, name: str, run: BackendRun) -> list[str]:
@@ -146,47 +153,18 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}
-td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}
-.agrees{background:#dfd}.differs{background:#fcc}.not-run{background:#eee;color:#666}
-pre{background:#f6f6f6;padding:.5em;overflow-x:auto}
-"""
-
-
 def to_html(result: SuiteResult) -> str:
-    esc = html.escape
-    names = list(result.backends)
-    rows = []
-    for c in result.cases:
-        cells = "".join(
-            f'<td class="{c.outcome(n)}" title="{esc(c.runs[n].reason)}">{c.outcome(n)}</td>'
-            for n in names
-        )
-        rows.append(f'<tr><td><a href="#{esc(c.case.name)}">{esc(c.case.name)}</a></td>'
-                    f"<td>{esc(c.case.sdm)}</td>{cells}</tr>")
-    backend_items = "".join(
-        f"<li><b>{esc(n)}</b>: {esc(a.detail if a.available else 'not run: ' + a.detail)}</li>"
-        for n, a in result.backends.items()
-    )
-    details = []
-    for c in result.cases:
-        diffs = [
-            "\n".join(_difference_lines(c, n, r))
-            for n, r in c.runs.items()
-            if r.outcome == "differs" and r.verdict is not None
-        ]
-        if diffs:
-            details.append(f'<h3 id="{esc(c.case.name)}">{esc(c.case.name)} (SDM {esc(c.case.sdm)})'
-                           f"</h3><p>{esc(c.case.description)}</p><pre>"
-                           + esc("\n\n".join(diffs)) + "</pre>")
-    head = "".join(f"<th>{esc(n)}</th>" for n in names)
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>apiclab conform</title>"
-        f"<style>{_CSS}</style></head><body><h1>APIC conformance: {len(result.cases)} cases</h1>"
-        f"<ul>{backend_items}</ul><table><tr><th>case</th><th>SDM</th>{head}</tr>"
-        + "".join(rows) + "</table><h2>Differences</h2>" + "".join(details)
-        + "</body></html>\n"
+    """The report page: counts per backend, the differences grouped by cause with their evidence
+    (KVM tracepoints, registers read back), the matrix, and each difference's timeline."""
+    from apiclab.conform.html import report_prelude
+    from apiclab.conform.timeline import difference_stories
+    from apiclab.report.timeline import render_html
+
+    stories = difference_stories(result)
+    return render_html(
+        stories, title=f"APIC conformance: {len(result.cases)} cases",
+        subtitle="expected (SDM) vs each backend; timelines of every difference below",
+        prelude=report_prelude(result, stories),
     )
 
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from apiclab.backends.base import Availability, Backend, BackendUnavailable
+from apiclab.backends.emulator import ChildPool
 from apiclab.conform.backends import evidence_backend
 from apiclab.conform.case import Case
 from apiclab.conform.match import Verdict, match_expectation, visible
+from apiclab.engine.trace import Event
 
 Outcome = Literal["agrees", "differs", "not-run"]
 CHILD_PROCESS_BACKENDS = frozenset({"qemu", "bochs"})
@@ -34,6 +36,7 @@ class BackendRun:
     seconds: float = 0.0
     events: list[dict[str, Any]] = field(default_factory=list)
     evidence: dict[str, Any] = field(default_factory=dict)
+    trace: list[Event] = field(default_factory=list)  # the whole run, with times: for timelines
 
 
 @dataclass
@@ -77,7 +80,7 @@ def judge(case: Case, backend: Backend, timeout_s: float = RUN_TIMEOUT_S) -> Bac
     if outcome == "differs":
         evidence.update(_more_evidence(case, backend.name))
     return BackendRun(outcome, verdict, seconds=seconds, events=visible(result.trace),
-                      evidence=evidence)
+                      evidence=evidence, trace=list(result.trace.events))
 
 
 def _more_evidence(case: Case, name: str) -> dict[str, Any]:
@@ -130,7 +133,7 @@ def run_suite(
         for name in backends:
             if availability[name].available:
                 progress.start(name, len(cases))
-    with ThreadPoolExecutor(max_workers=workers()) as pool:
+    with ChildPool(workers()) as pool:  # interrupted, it kills the emulators and ends at once
         for name, backend in backends.items():
             if not availability[name].available or name not in CHILD_PROCESS_BACKENDS:
                 continue
@@ -147,7 +150,7 @@ def run_suite(
                     if progress is not None:
                         progress.advance(name)
         for key, future in pooled.items():
-            runs[key] = future.result()
+            runs[key] = pool.result(future)
     results = [
         CaseResult(case, {name: runs[(i, name)] for name in backends})
         for i, case in enumerate(cases)

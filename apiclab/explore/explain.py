@@ -13,21 +13,24 @@ from typing import Any
 
 from apiclab.engine.trace import Event
 from apiclab.explore.properties import Property, Violation
+from apiclab.hypervisor.profiles import Profile
 from apiclab.report.explain import explain_failure
 
 _REG_KEYS = ("rvi", "svi", "vppr", "ppr", "tpr", "irr", "isr", "pir")
 _GENERIC_KINDS = frozenset(
     {"snapshot", "restore", "timer-after-restore", "reboot", "reset", "set-lapic", "accept", "deliver", "eoi",
-     "wait-start", "clock-ok", "end"}
+     "wait-start", "clock-ok", "end", "apicv"}
 )
 
 
-def explain(events: Sequence[Event], prop: Property, violation: Violation) -> list[dict[str, Any]]:
+def explain(
+    events: Sequence[Event], prop: Property, violation: Violation, profile: Profile | None = None
+) -> list[dict[str, Any]]:
     """[{"step", "time_ns", "registers", "text"}], ending with the property's verdict."""
     if any(e.kind == "bugcheck" for e in events):
         # The seed's failure: `explain_failure` tells it (it assumes a bugcheck ends the trace;
         # on other reboot failures it would claim a blocked clock that was in fact delivered).
-        chain = explain_failure(events)
+        chain = explain_failure(events, profile=profile)
     else:
         chain = _generic_chain(events[: violation.index + 1])
     at = events[violation.index] if 0 <= violation.index < len(events) else None
@@ -137,7 +140,21 @@ def _text(event: Event) -> str:
         case "wait-start":
             return f"{d.get('text', 'The guest waits')}, with interrupts enabled."
         case "eoi":
+            if not vector and "svi" in d and d.get("isr"):
+                return (
+                    "The guest wrote EOI; EOI virtualization cleared VISR[SVI] with SVI = 0x00 "
+                    f"(SDM §29.1.2), so nothing was retired and {_fmt(d['isr'])} stays in service."
+                )
             return "The guest wrote EOI" + (f", retiring {vector:#04x}." if vector else ".")
+        case "apicv":
+            if not d.get("active"):
+                return "KVM deactivated APICv (an inhibit was set): interrupts go by event injection."
+            return (
+                f"KVM activated APICv (the inhibit was cleared) with ISR = {_fmt(d.get('isr', []))}: "
+                f"SVI = {_fmt(d.get('svi', 0))}"
+                + (" — stale, it does not follow the ISR" if d.get("isr") and d.get("svi", 0) != max(d["isr"]) else "")
+                + "."
+            )
         case "end":
             return "End of the run."
         case _:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from apiclab.engine.choices import Choices
 from apiclab.engine.trace import Trace
 from apiclab.errors import UserError
-from apiclab.explore.scenarios import reboot, snapshot
+from apiclab.explore.scenarios import activation, reboot, snapshot
 from apiclab.hypervisor.profiles import Profile
 
 Runner = Callable[[Profile, bool, Choices], Trace]
@@ -30,7 +30,9 @@ FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
         Family(reboot.NAME, reboot.SUMMARY, reboot.run),
+        Family(reboot.BARE_NAME, reboot.BARE_SUMMARY, reboot.run_bare_firmware),
         Family(snapshot.NAME, snapshot.SUMMARY, snapshot.run),
+        Family(activation.NAME, activation.SUMMARY, activation.run),
     )
 }
 

@@ -74,5 +74,5 @@ class Linux(Windows7):
             outcome.ok = True
             return
         outcome.ok = False
-        vcpu.cli()
         m.trace.record(m.engine.now, "panic", text=PANIC_TEXT, **vcpu.registers())
+        vcpu.cli()  # after the record, as Windows' bugcheck: the failure is the panic itself

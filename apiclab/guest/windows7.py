@@ -4,8 +4,9 @@ What the model relies on (the seed analysis; docs/design.md §4 tells the failur
 - running Windows takes its clock at vector 0xD1, IPIs at 0xE1 and device interrupts below;
 - its shutdown path disables interrupts and then writes the reset port, so interrupts arriving in
   between stay pending (in IRR/PIR, and in RVI);
-- at boot the firmware (SeaBIOS) enables interrupts while it waits; a vector it does not know goes
-  to a default handler that IRETs without a local-APIC EOI, so that vector stays in service;
+- at boot the firmware (SeaBIOS) software-enables the local APIC (smp_scan), then enables
+  interrupts while it waits; a vector it does not know goes to a default handler that IRETs
+  without a local-APIC EOI, so that vector stays in service;
 - phase-0 HAL init (`hal!HalpInitializeClock`) enables the APIC, programs the clock source,
   enables interrupts and calls `HalpWaitForPhase0ClockTick(3000)`; only the clock stub
   (`HalpHpetClockInterruptStub`) EOIs in the early-boot IDT; with no tick by the TSC deadline it
@@ -52,6 +53,10 @@ class Windows7Config:
     clock_period_ns: int = 15_625_000  # 64 Hz
     wait_ms: int = 3000
     early_boot_eoi_unexpected: bool = False  # whether phase-0 IDT stubs EOI unknown vectors
+    # SeaBIOS built for QEMU software-enables the local APIC in smp_scan (src/fw/smp.c) during
+    # platform setup, before its timers run with interrupts on; False models a firmware that
+    # takes interrupts with the APIC still software-disabled.
+    firmware_enables_apic: bool = True
 
 
 @dataclass
@@ -116,6 +121,8 @@ class Windows7:
         interrupts off (assumed 0.3-1.5 s)."""
         vcpu = self.m.vcpu
         vcpu.idt = self._firmware_ivt
+        if self.cfg.firmware_enables_apic:
+            vcpu.apic_write(Reg.SVR, vcpu.apic_read(Reg.SVR) | 0x100)
         yield Sleep(choices.between(1, 5) * 100_000)
         vcpu.sti()
         yield Sleep(choices.between(1, 50) * MS)
@@ -149,11 +156,13 @@ class Windows7:
         params = (HAL_CLOCK_INTERRUPT_NOT_RECEIVED, cfg.clock_source_index, 0, 0)
         outcome.ok = False
         outcome.bugcheck = (HAL_INITIALIZATION_FAILED, params)
-        vcpu.cli()  # KeBugCheckEx runs with interrupts disabled
         m.trace.record(
             m.engine.now, "bugcheck", code=HAL_INITIALIZATION_FAILED, params=list(params),
             tsc=vcpu.rdtsc(), **vcpu.registers(),
         )
+        # KeBugCheckEx runs with interrupts disabled: its CLI is recorded after the call it
+        # belongs to, so a property broken by the bugcheck points at the bugcheck.
+        vcpu.cli()
 
     def _start_clock(self) -> None:
         m, cfg = self.m, self.cfg

@@ -33,7 +33,7 @@ from apiclab.arch.vectors import highest, vectors_of
 from apiclab.arch.vmx import VirtualApic
 from apiclab.engine.core import Engine, Signal
 from apiclab.engine.trace import Trace
-from apiclab.hypervisor.profiles import Profile
+from apiclab.hypervisor.profiles import Profile, Sw
 from apiclab.platform.lapic_timer import LapicTimer
 from apiclab.platform.tsc import Tsc
 
@@ -75,6 +75,7 @@ class KvmVcpu:
         self.idt: Callable[[int], None] = lambda vector: None
         self.delivered = Signal()  # fires after every delivered interrupt (wakes HLT and waits)
         self._delivering = False
+        self._parked_vapic: VirtualApic | None = None  # the VMCS state while APICv is inhibited
 
     @property
     def apicv(self) -> bool:
@@ -150,20 +151,13 @@ class KvmVcpu:
     # --- host side: VM entry (vcpu_enter_guest) -------------------------------------------------
 
     def vm_entry(self) -> None:
-        """KVM_RUN → VM entry. With APICv: sync PIR into IRR, let the profile decide how RVI is
-        updated, then the CPU's PPR virtualization and evaluation (SDM §29.2.1)."""
+        """KVM_RUN → VM entry. With APICv: sync PIR into IRR, let the profile decide whether RVI
+        is rewritten, then the CPU's PPR virtualization and evaluation (SDM §29.2.1)."""
         vapic = self.vapic
         if vapic is not None:
             max_irr = vapic.sync_pir_to_irr()
-            if self.profile.on("entry_recomputes_rvi"):
-                vapic.rvi = max(max_irr, 0)
-            elif (
-                self.req_event
-                and self.profile.on("entry_sets_rvi_from_irr")
-                and self.lapic.software_enabled
-                and max_irr >= 0
-            ):
-                vapic.rvi = max_irr
+            if self._entry_writes_rvi(max_irr):
+                vapic.rvi = max(max_irr, 0)  # vmx_set_rvi: -1 is written as 0
             self.req_event = False
             vapic.vm_entry()
         else:
@@ -171,8 +165,45 @@ class KvmVcpu:
         self.in_guest = True
         self._try_deliver()
 
+    def _entry_writes_rvi(self, max_irr: int) -> bool:
+        """Whether this entry writes RVI = max(highest IRR, 0), era by era.
+
+        Every era writes only `if (kvm_lapic_enabled(vcpu))`: from c7c9c56ca26f inside the
+        KVM_REQ_EVENT block, from bf9f6ac8d749 before every entry, from b95234c84004 in
+        vmx_sync_pir_to_irr. So while the APIC is software-disabled (as after a reset) entry
+        leaves RVI alone. Up to 3.18 an empty IRR returned early (RVI kept); 4114c27d450b dropped
+        that return outside guest mode, so from 3.19 an empty IRR writes RVI = 0."""
+        p = self.profile
+        if not self.lapic.software_enabled:
+            return False
+        if not (self.req_event or p.on(Sw.ENTRY_RVI_EVERY_ENTRY)):
+            return False
+        if not p.on(Sw.ENTRY_RVI_ON_REQ_EVENT):
+            return False
+        return max_irr >= 0 or p.on(Sw.ENTRY_RVI_ZERO_WHEN_IRR_EMPTY)
+
     def vm_exit(self) -> None:
         self.in_guest = False
+
+    def set_apicv(self, active: bool) -> None:
+        """Run-time APICv (de)activation, as `__kvm_vcpu_update_apicv` does when an inhibit is set
+        or cleared (processed before the next entry). The VMCS keeps RVI and SVI while APICv is
+        off; on activation KVM requests an event (RVI at the entry) and, from b2849bec936b, sets
+        SVI to the highest ISR bit. Without that, SVI keeps its old value and the guest's next EOI
+        clears the wrong VISR bit (SDM §29.1.2: EOI virtualization clears VISR[SVI])."""
+        if active == (self.vapic is not None):
+            return
+        if active:
+            vapic = self._parked_vapic or VirtualApic(self.lapic)
+            self.vapic, self._parked_vapic = vapic, None
+            if self.profile.on(Sw.ACTIVATION_UPDATES_SVI):
+                vapic.svi = max(highest(self.lapic.isr), 0)
+        else:
+            self._parked_vapic, self.vapic = self.vapic, None
+        self.req_event = True
+        self.trace.record(self.engine.now, "apicv", active=active, **self.registers())
+        if self.in_guest:
+            self.vm_entry()  # KVM_REQ_APICV_UPDATE: the vCPU exits and re-enters
 
     # --- host side: KVM_GET_LAPIC / KVM_SET_LAPIC -----------------------------------------------
 
@@ -193,8 +224,8 @@ class KvmVcpu:
         image; SVI follows the highest ISR bit; what happens to RVI and PIR is the profile's."""
         before = self.registers()
         vapic = self.vapic
-        clears_pir = vapic is not None and self.profile.on("restore_clears_pir")
-        if clears_pir and self.profile.on("restore_clears_pir_first") and vapic is not None:
+        clears_pir = vapic is not None and self.profile.on(Sw.RESTORE_CLEARS_PIR)
+        if clears_pir and self.profile.on(Sw.RESTORE_CLEARS_PIR_FIRST) and vapic is not None:
             vapic.pir, vapic.on = 0, False  # 9cfec6d097c6: vmx_apicv_pre_state_restore
         lapic = self.lapic
         lapic.svr = image.get(Reg.SVR) & 0x13FF
@@ -216,10 +247,12 @@ class KvmVcpu:
         # In TSC-deadline mode the deadline is not in the image: KVM keeps its own until QEMU
         # writes IA32_TSC_DEADLINE with KVM_SET_MSRS after KVM_SET_LAPIC (kvm_put_tscdeadline_msr).
         self._restart_timer_after_restore(expired_one_shot=bool(lapic.timer_initial and not remaining))
-        if clears_pir and not self.profile.on("restore_clears_pir_first") and vapic is not None:
+        if clears_pir and not self.profile.on(Sw.RESTORE_CLEARS_PIR_FIRST) and vapic is not None:
             vapic.pir, vapic.on = 0, False  # 967235d32032: vmx_apicv_post_state_restore
         if vapic is not None:
-            if self.profile.on("restore_sets_rvi"):
+            if self.profile.on(Sw.RESTORE_SETS_RVI) and not self.profile.on(
+                Sw.RESTORE_RVI_WRITE_REMOVED
+            ):
                 vapic.rvi = max(highest(lapic.irr), 0)  # 4114c27d450b: hwapic_irr_update
             vapic.svi = max(highest(lapic.isr), 0)  # hwapic_isr_update
         self.req_event = True
@@ -234,7 +267,7 @@ class KvmVcpu:
         """
         lapic = self.lapic
         if lapic.timer_mode == TIMER_ONE_SHOT and expired_one_shot:
-            if self.profile.on("restore_fires_expired_oneshot"):
+            if self.profile.on(Sw.RESTORE_FIRES_EXPIRED_ONESHOT):
                 self.timer.stop()
                 vector = lapic.timer_fire()
                 if vector >= 0:
@@ -250,10 +283,13 @@ class KvmVcpu:
     # --- guest side: the CPU operations a guest performs ---------------------------------------
 
     def sti(self) -> None:
+        # Recorded so a timeline can show when the guest opened the window for delivery.
+        self.trace.record(self.engine.now, "sti")
         self.if_flag = True
         self._try_deliver()
 
     def cli(self) -> None:
+        self.trace.record(self.engine.now, "cli")
         self.if_flag = False
 
     def rdtsc(self) -> int:

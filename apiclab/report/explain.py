@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from apiclab.engine.trace import Event
+from apiclab.hypervisor.profiles import SWITCHES, Profile, Sw
 
 _REG_KEYS = ("rvi", "svi", "vppr", "ppr", "tpr", "irr", "isr", "pir")
 
@@ -30,14 +31,18 @@ def _link(step: str, event: Event, text: str) -> Link:
     return {"step": step, "time_ns": event.time, "registers": _registers(event), "text": text}
 
 
-def explain_failure(events: Sequence[Event], *, clock_vector: int = 0xD1) -> list[Link]:
+def explain_failure(
+    events: Sequence[Event], *, clock_vector: int = 0xD1, profile: Profile | None = None
+) -> list[Link]:
     """The explanation chain of one failed cycle: [{"step", "time_ns", "registers", "text"}].
 
     Each step is found in the trace by the event that shows it; a step whose event is absent is
-    left out, so the chain says only what the run shows."""
+    left out, so the chain says only what the run shows. The commits the restore step cites come
+    from the run's profile (default: the profile table's citations)."""
     chain: list[Link] = []
-    for step in (_pending_at_reboot, _restore, _stale_delivery):
-        chain.extend(step(events))
+    chain.extend(_pending_at_reboot(events))
+    chain.extend(_restore(events, profile))
+    chain.extend(_stale_delivery(events))
     wait = _first(events, "wait-start")
     if wait is not None:
         chain.extend(_phase0_wait(events, wait, clock_vector))
@@ -61,7 +66,24 @@ def _pending_at_reboot(events: Sequence[Event]) -> list[Link]:
     return [_link("pending-at-reboot", reboot, text + ".")]
 
 
-def _restore(events: Sequence[Event]) -> list[Link]:
+def _why_rvi_kept(profile: Profile | None) -> str:
+    """Why KVM_SET_LAPIC left RVI alone under this profile, citing the commit from its table."""
+    fix = SWITCHES[Sw.RESTORE_SETS_RVI].introduced_by
+    if profile is not None and profile.on(Sw.RESTORE_RVI_WRITE_REMOVED):
+        gone = profile.source_of(Sw.RESTORE_RVI_WRITE_REMOVED)
+        return (
+            f"this KVM no longer writes RVI on restore ({gone.commit} \"{gone.title}\", "
+            f"{gone.kernel}), and entry rewrites it only while the APIC is software-enabled"
+        )
+    if profile is not None:
+        fix = profile.source_of(Sw.RESTORE_SETS_RVI)
+    return (
+        f"this KVM does not write RVI on restore (fixed by {fix.commit} \"{fix.title}\", "
+        f"first in {fix.kernel})"
+    )
+
+
+def _restore(events: Sequence[Event], profile: Profile | None) -> list[Link]:
     restore = _first(events, "set-lapic")
     if restore is None:
         return []
@@ -75,8 +97,7 @@ def _restore(events: Sequence[Event]) -> list[Link]:
         f"now empty and SVI = {restore.data.get('svi', 0):#04x}, "
     )
     text += (
-        f"but RVI still holds {rvi:#04x}: this KVM does not write RVI on restore "
-        "(fixed by 4114c27d450b \"KVM: x86: reset RVI upon system reset\")."
+        f"but RVI still holds {rvi:#04x}: {_why_rvi_kept(profile)}."
         if kept
         else f"and RVI = {rvi:#04x}."
     )

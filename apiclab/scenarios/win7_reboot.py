@@ -39,6 +39,7 @@ class StormResult:
     clean_boot_reboots: int = 0
     first_failure: list[Event] | None = None
     first_failure_index: int | None = None
+    first_success: list[Event] | None = None  # one healthy cycle, to set beside the failure
     bugcheck: tuple[int, tuple[int, int, int, int]] | None = None
     digest: str = ""
     outcomes: list[bool] = field(default_factory=list)
@@ -139,6 +140,8 @@ def run_storm(
         result.outcomes.append(outcome.ok)
         if last_ok:
             result.clean_boot_reboots += 1
+        if outcome.ok and result.first_success is None:
+            result.first_success = list(trace.events)
         if not outcome.ok:
             result.bsods += 1
             if last_ok:

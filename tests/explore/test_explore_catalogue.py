@@ -11,7 +11,8 @@ from apiclab.hypervisor.profiles import PROFILES, SWITCHES
 
 def test_the_catalogue_covers_the_three_fixes() -> None:
     commits = " ".join(e.commit for e in CATALOGUE)
-    for commit in ("4114c27d450b", "967235d32032", "9cfec6d097c6", "8e6ed96cdd50"):
+    for commit in ("4114c27d450b", "967235d32032", "9cfec6d097c6", "8e6ed96cdd50", "ca0245d131b1",
+                   "b2849bec936b"):
         assert commit in commits
 
 
@@ -38,6 +39,6 @@ def test_buggy_profile_fails_and_fixed_profile_survives(entry: Entry) -> None:
 @pytest.mark.parametrize("apicv", [True, False])
 def test_the_newest_profile_keeps_every_property(prop: str, apicv: bool) -> None:
     p = BUILTIN[prop]
-    executor = Executor(FAMILIES[p.family], p, PROFILES["kvm-6.14"], apicv)
+    executor = Executor(FAMILIES[p.family], p, PROFILES["kvm-6.19"], apicv)
     result = search(executor, bound=2, random_runs=20)
     assert result.counterexample is None and result.coverage.exhaustive_complete

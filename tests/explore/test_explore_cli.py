@@ -34,7 +34,7 @@ def test_kvm_3_17_clock_tick_violation_json(capsys: Capture) -> None:
 
 
 def test_kvm_3_18_clock_tick_no_violation_json(capsys: Capture) -> None:
-    code, doc = explore_json(capsys, "--property", "clock-tick", "--profile", "kvm-3.18",
+    code, doc = explore_json(capsys, "--property", "clock-tick", "--profile", "kvm-3.19",
                              "--bound", "2", "--random-runs", "20")
     assert code == 0
     assert doc["violation"] is False and doc["counterexample"] is None
@@ -57,7 +57,7 @@ def test_text_output_shows_the_chain_and_the_choices(capsys: Capture) -> None:
     out = capsys.readouterr().out
     assert "VIOLATION" in out and "one-shot timer 0xec" in out
     assert "PIR=[0xec]" in out and "967235d32032" in out
-    assert main(["explore", "--property", "restored-timer-fires", "--profile", "kvm-6.6",
+    assert main(["explore", "--property", "restored-timer-fires", "--profile", "kvm-6.7",
                  "--bound", "2", "--random-runs", "10"]) == 0
     out = capsys.readouterr().out
     assert "no violation" in out and "coverage:" in out
@@ -69,7 +69,7 @@ def test_a_user_property_file_with_another_scenario(capsys: Capture, tmp_path: P
                     "    return 'IPI' if any(e.data.get('vector') == 0xE1 for e in events)"
                     " else None\n")
     code, doc = explore_json(capsys, "--property", f"{path}:no_ipi", "--profile",
-                             "kvm-6.6", "--scenario", "snapshot", "--bound", "2")
+                             "kvm-6.7", "--scenario", "snapshot", "--bound", "2")
     # one pending vector (fourth draw), the IPI (fourth of the family's device vectors)
     assert code == 1 and doc["counterexample"]["choices"] == [0, 0, 0, 1, 3]
     assert doc["counterexample"]["explanation"][-1]["text"].endswith("IPI.")
@@ -87,8 +87,22 @@ def test_a_user_property_that_raises_is_one_line_and_exit_2(
 
 def test_catalogue_table(capsys: Capture) -> None:
     assert main(["explore", "--catalogue", "--bound", "2", "--random-runs", "10", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)["catalogue"]
-    assert len(rows) == 4 and all(r["holds"] for r in rows)
+    doc = json.loads(capsys.readouterr().out)
+    rows = doc["catalogue"]
+    assert len(rows) == 7 and all(r["holds"] for r in rows)
+    pairs = {(r["buggy"]["profile"], r["fixed"]["profile"]) for r in rows}
+    assert ("kvm-3.18", "kvm-3.19") in pairs and ("kvm-6.3", "kvm-6.7") in pairs
+    assert ("kvm-6.14", "kvm-6.7") in pairs  # the regression the corrected entry path shows
+    assert ("kvm-6.14", "kvm-6.19") in pairs  # b2849bec936b, stale SVI after activation
+    assert any("FreeBSD" in u["title"] for u in doc["not_modelled"])
+
+
+def test_an_old_profile_name_says_what_it_maps_to(capsys: Capture) -> None:
+    code = main(["explore", "--property", "restored-timer-fires", "--profile", "kvm-6.6",
+                 "--bound", "1", "--random-runs", "0", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0 and json.loads(captured.out)["profile"] == "kvm-6.7"
+    assert "kvm-6.6 is an old name for kvm-6.7" in captured.err
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ def test_the_seed_chain_runs_from_the_stale_rvi_to_the_bugcheck_and_the_verdict(
 
 
 def test_a_pir_leftover_is_named_and_no_blocked_clock_is_claimed() -> None:
-    chain = chain_of("no-delivery-across-reset", "kvm-3.18", [1, 0, 2])
+    chain = chain_of("no-delivery-across-reset", "kvm-3.19", [1, 0, 2])
     text = format_chain(chain)
     assert "PIR still holds [0x51] from before" in text
     assert "never delivered" not in text
@@ -41,7 +41,7 @@ def test_a_timer_wiped_by_the_restore_is_named() -> None:
 
 
 def test_a_timer_re_armed_late_by_the_restore_is_named() -> None:
-    text = format_chain(chain_of("restored-timer-fires", "kvm-4.10", [0, 0, 1], apicv=False))
+    text = format_chain(chain_of("restored-timer-fires", "kvm-4.11", [0, 0, 1], apicv=False))
     assert "TMCCT = 0" in text and "fired 1 ms later than that" in text
 
 

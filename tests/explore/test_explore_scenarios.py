@@ -36,7 +36,7 @@ def test_same_choices_give_the_same_trace() -> None:
 
 def test_a_vector_pending_at_reset_is_delivered_stale_only_before_4114c27d() -> None:
     _, before = run(reboot, "kvm-3.17", True, ONE_STALE_CLOCK)
-    _, after = run(reboot, "kvm-3.18", True, ONE_STALE_CLOCK)
+    _, after = run(reboot, "kvm-3.19", True, ONE_STALE_CLOCK)
     assert [e.data["vector"] for e in stale(before)] == [0xD1]
     assert any(e.kind == "bugcheck" for e in before)
     assert stale(after) == [] and any(e.kind == "clock-ok" for e in after)
@@ -61,14 +61,14 @@ def post_reset_states(profile: str, sequences: list[list[int]]) -> set[Hashable]
 def test_only_pir_leftovers_tell_post_reset_states_apart_after_4114c27d() -> None:
     pending_or_late: list[list[int]] = [[], ONE_STALE_CLOCK, [2, 8, 1, 7, 1], [1, 3, 3]]
     assert len(post_reset_states("kvm-3.17", pending_or_late)) == 3  # RVI 0, 0xd1, 0xe1
-    assert len(post_reset_states("kvm-3.18", pending_or_late)) == 1
+    assert len(post_reset_states("kvm-3.19", pending_or_late)) == 1
     posted_during_reset = [[1, 0, 2], [1, 3, 2]]
-    assert len(post_reset_states("kvm-3.18", [[], *posted_during_reset])) == 3
-    assert len(post_reset_states("kvm-4.10", [[], *posted_during_reset])) == 1  # 967235d32032
+    assert len(post_reset_states("kvm-3.19", [[], *posted_during_reset])) == 3
+    assert len(post_reset_states("kvm-4.11", [[], *posted_during_reset])) == 1  # 967235d32032
 
 
 def test_a_vector_posted_during_the_reset_reaches_the_new_guest_until_967235d32032() -> None:
-    for profile, leaks in (("kvm-3.18", True), ("kvm-4.10", False)):
+    for profile, leaks in (("kvm-3.19", True), ("kvm-4.11", False)):
         _, trace = run(reboot, profile, True, [1, reboot.VECTORS.index(0xE1), 2])
         reset = next(i for i, e in enumerate(trace) if e.kind == "reset")
         late = [e.data["vector"] for e in trace.events[reset:] if e.kind == "deliver"]
@@ -82,10 +82,10 @@ def timer_deliveries(trace: Trace) -> list[Event]:
 @pytest.mark.parametrize(
     ("profile", "apicv", "outcome"),
     [
-        ("kvm-4.10", False, "late"),  # before 8e6ed96cdd50: re-armed for a whole initial count
+        ("kvm-4.11", False, "late"),  # before 8e6ed96cdd50: re-armed for a whole initial count
         ("kvm-6.3", False, "at-once"),  # fired at once by the restore
         ("kvm-6.3", True, "lost"),  # fired, posted, then wiped by 967235d32032's PIR clear
-        ("kvm-6.6", True, "at-once"),  # 9cfec6d097c6 clears PIR first
+        ("kvm-6.7", True, "at-once"),  # 9cfec6d097c6 clears PIR first
     ],
 )
 def test_a_one_shot_put_back_by_qemu_with_tmcct_zero(profile: str, apicv: bool, outcome: str) -> None:
@@ -100,7 +100,7 @@ def test_a_one_shot_put_back_by_qemu_with_tmcct_zero(profile: str, apicv: bool, 
         assert delivered[0].time > restore.time
 
 
-@pytest.mark.parametrize("profile", ["kvm-3.18", "kvm-4.10", "kvm-6.3", "kvm-6.6"])
+@pytest.mark.parametrize("profile", ["kvm-3.19", "kvm-4.11", "kvm-6.3", "kvm-6.7"])
 @pytest.mark.parametrize("apicv", [True, False])
 def test_a_tsc_deadline_restored_by_kvm_set_msrs_after_the_apic_is_never_lost(
     profile: str, apicv: bool
@@ -114,7 +114,7 @@ def test_a_tsc_deadline_restored_by_kvm_set_msrs_after_the_apic_is_never_lost(
 
 
 def test_a_vector_in_service_at_the_reset_is_retired_by_the_reset_image() -> None:
-    for profile in ("kvm-3.17", "kvm-3.18"):
+    for profile in ("kvm-3.17", "kvm-3.19"):
         # no arrivals; Windows reboots from inside the IPI's handler
         _, trace = run(reboot, profile, True, [0, len(reboot.VECTORS)])
         reboot_event = next(e for e in trace if e.kind == "reboot")
@@ -126,7 +126,7 @@ def test_a_vector_in_service_at_the_reset_is_retired_by_the_reset_image() -> Non
 
 def test_a_handler_interrupted_by_the_snapshot_finishes_after_the_restore() -> None:
     # one-shot, due 1 ms; one vector, 0xe1 (fourth), in service at the snapshot
-    _, trace = run(snapshot, "kvm-6.6", True, [0, 0, 0, 1, 3, 2])
+    _, trace = run(snapshot, "kvm-6.7", True, [0, 0, 0, 1, 3, 2])
     snap = next(e for e in trace if e.kind == "snapshot")
     restore = next(e for e in trace if e.kind == "set-lapic")
     assert snap.data["isr"] == [0xE1] and restore.data["svi"] == 0xE1

@@ -45,7 +45,7 @@ def all_toy_sequences() -> list[tuple[int, ...]]:
 @pytest.mark.parametrize("bound", [0, 1, 2, 3])
 def test_exhaustive_runs_every_sequence_within_the_bound_exactly_once(bound: int) -> None:
     seen: list[tuple[int, ...]] = []
-    executor = Executor(toy_family(seen), Property("never", "", never), PROFILES["kvm-3.18"], True)
+    executor = Executor(toy_family(seen), Property("never", "", never), PROFILES["kvm-3.19"], True)
     result = search(executor, bound=bound, random_runs=0)
     expected = sorted(s for s in all_toy_sequences() if deviations(s) <= bound)
     assert sorted(seen) == expected
@@ -55,7 +55,7 @@ def test_exhaustive_runs_every_sequence_within_the_bound_exactly_once(bound: int
 
 def test_exhaustive_meets_the_simplest_failure_first() -> None:
     executor = Executor(
-        toy_family([]), Property("no-3", "", digit_three), PROFILES["kvm-3.18"], True
+        toy_family([]), Property("no-3", "", digit_three), PROFILES["kvm-3.19"], True
     )
     result = search(executor, bound=2, random_runs=0)
     assert result.counterexample is not None
@@ -76,9 +76,9 @@ def test_pruning_skips_what_a_repeated_state_would_repeat() -> None:
         return Family("toy", "toy", run)
 
     prop = Property("never", "", never)
-    pruned = search(Executor(family(seen_pruned), prop, PROFILES["kvm-3.18"], True),
+    pruned = search(Executor(family(seen_pruned), prop, PROFILES["kvm-3.19"], True),
                     bound=3, random_runs=0)
-    full = search(Executor(family(seen_full), prop, PROFILES["kvm-3.18"], True),
+    full = search(Executor(family(seen_full), prop, PROFILES["kvm-3.19"], True),
                   bound=3, random_runs=0, prune=False)
     assert set(seen_pruned) == set(seen_full)  # every continuation is still explored
     assert pruned.coverage.runs < full.coverage.runs
@@ -101,7 +101,7 @@ def test_clock_tick_under_kvm_3_17_finds_one_stale_vector() -> None:
 
 
 def test_clock_tick_under_kvm_3_18_holds_and_reports_coverage() -> None:
-    result = explore("clock-tick", "kvm-3.18", bound=3, random_runs=50)
+    result = explore("clock-tick", "kvm-3.19", bound=3, random_runs=50)
     cov = result.coverage
     assert result.counterexample is None
     assert cov.exhaustive_complete and cov.exhaustive_runs > 100 and cov.random_runs == 50
@@ -111,7 +111,7 @@ def test_clock_tick_under_kvm_3_18_holds_and_reports_coverage() -> None:
 
 
 def test_pruning_keeps_the_verdicts_of_the_reboot_family() -> None:
-    for profile, violated in (("kvm-3.17", True), ("kvm-3.18", False)):
+    for profile, violated in (("kvm-3.17", True), ("kvm-3.19", False)):
         pruned = explore("no-stale-delivery", profile, bound=2, random_runs=0)
         full = explore("no-stale-delivery", profile, bound=2, random_runs=0, prune=False)
         assert (pruned.counterexample is not None) is violated
@@ -138,5 +138,5 @@ def test_same_arguments_same_search() -> None:
 
 
 def test_a_tiny_budget_stops_the_search_and_says_so() -> None:
-    result = explore("clock-tick", "kvm-3.18", bound=5, random_runs=0, budget=0.05)
+    result = explore("clock-tick", "kvm-3.19", bound=5, random_runs=0, budget=0.05)
     assert result.coverage.budget_exhausted and not result.coverage.exhaustive_complete

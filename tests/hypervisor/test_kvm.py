@@ -21,8 +21,8 @@ def test_kvm_317_keeps_rvi_across_set_lapic():
     assert v.vapic.rvi == 0xE1 and v.vapic.svi == 0 and v.lapic.irr == 0
 
 
-def test_kvm_318_resets_rvi_from_the_restored_irr():
-    v = vcpu("kvm-3.18")
+def test_kvm_319_resets_rvi_from_the_restored_irr():
+    v = vcpu("kvm-3.19")
     assert v.vapic is not None
     v.vapic.rvi = 0xE1
     image = reset_image()
@@ -42,16 +42,66 @@ def test_kvm_317_entry_does_not_touch_rvi_while_the_apic_is_disabled():
     assert v.vapic.rvi == 0xE1 and v.vapic.recognized
 
 
-def test_kvm_614_recomputes_rvi_before_every_entry():
-    v = vcpu("kvm-6.14")
+def _enabled_vcpu(profile: str, rvi: int) -> KvmVcpu:
+    v = vcpu(profile)
     assert v.vapic is not None
-    v.vapic.rvi = 0xE1
-    v.vm_entry()
-    assert v.vapic.rvi == 0
+    v.lapic.write(0xF0, 0x1FF)  # software-enable (SVR), no exit modelled
+    v.vapic.rvi = rvi
+    v.req_event = False
+    return v
 
 
-def test_kvm_410_restore_clears_posted_interrupts():
-    for name, cleared in (("kvm-3.18", False), ("kvm-4.10", True)):
+def test_entry_rewrites_rvi_only_on_kvm_req_event_before_4_4():
+    for name, rewritten in (("kvm-3.19", False), ("kvm-4.4", True), ("kvm-6.14", True)):
+        v = _enabled_vcpu(name, 0xE1)
+        v.vm_entry()
+        assert v.vapic is not None and (v.vapic.rvi == 0) is rewritten, name
+
+
+def test_entry_with_an_empty_irr_writes_rvi_zero_from_3_19():
+    for name, zeroed in (("kvm-3.18", False), ("kvm-3.19", True)):
+        v = _enabled_vcpu(name, 0xE1)
+        v.req_event = True
+        v.vm_entry()
+        assert v.vapic is not None and (v.vapic.rvi == 0) is zeroed, name
+
+
+def test_no_era_writes_rvi_at_entry_while_the_apic_is_software_disabled():
+    for name in ("kvm-3.19", "kvm-4.4", "kvm-4.11", "kvm-6.14"):
+        v = vcpu(name)
+        assert v.vapic is not None and not v.lapic.software_enabled
+        v.vapic.rvi = 0xE1
+        v.req_event = True
+        v.vm_entry()
+        assert v.vapic.rvi == 0xE1, name
+
+
+def test_from_6_14_a_reset_leaves_rvi_stale_until_the_apic_is_enabled():
+    from apiclab.arch.registers import Reg
+
+    for name, stale in (("kvm-6.7", False), ("kvm-6.14", True)):
+        m = Machine(get_profile(name), apicv=True, tsc_hz=10**9, trace=Trace())
+        vapic = m.vcpu.vapic
+        assert vapic is not None
+        m.vcpu.vm_entry()
+        m.vcpu.apic_write(Reg.SVR, 0x1FF)
+        m.vcpu.accept_irq(0xE1)  # pending while IF = 0
+        m.system_reset()
+        m.vcpu.vm_entry()
+        assert (vapic.rvi == 0xE1) is stale, name
+        m.vcpu.apic_write(Reg.SVR, 0x1FF)  # the write exits; the next entry syncs
+        assert vapic.rvi == 0, name
+
+
+def test_a_misspelt_switch_is_an_error():
+    import pytest
+
+    with pytest.raises(TypeError):
+        get_profile("kvm-6.14").on("restore_sets_rvi")  # type: ignore[arg-type]
+
+
+def test_kvm_411_restore_clears_posted_interrupts():
+    for name, cleared in (("kvm-3.19", False), ("kvm-4.11", True)):
         v = vcpu(name)
         assert v.vapic is not None
         v.vapic.post(0x70)
@@ -60,7 +110,7 @@ def test_kvm_410_restore_clears_posted_interrupts():
 
 
 def test_stale_rvi_is_delivered_at_the_first_sti_after_reset_on_kvm_317_only():
-    for name, stale in (("kvm-3.17", True), ("kvm-3.18", False)):
+    for name, stale in (("kvm-3.17", True), ("kvm-3.19", False)):
         m = Machine(get_profile(name), apicv=True, tsc_hz=10**9, trace=Trace())
         seen = []
         m.vcpu.idt = seen.append
@@ -77,7 +127,7 @@ def test_stale_rvi_is_delivered_at_the_first_sti_after_reset_on_kvm_317_only():
 def test_every_profile_switch_cites_a_commit():
     for switch in SWITCHES.values():
         assert len(switch.introduced_by.commit) == 12 and switch.introduced_by.title
-    assert set(PROFILES) >= {"kvm-3.17", "kvm-3.18", "kvm-4.10", "kvm-6.6", "kvm-6.14"}
+    assert set(PROFILES) >= {"kvm-3.17", "kvm-3.19", "kvm-4.11", "kvm-6.7", "kvm-6.14"}
 
 
 def _expired_one_shot_image():
@@ -92,7 +142,7 @@ def _expired_one_shot_image():
 
 
 def test_expired_one_shot_fires_at_once_from_v6_3_and_a_period_late_before():
-    for name, at_once in (("kvm-4.10", False), ("kvm-6.3", True)):
+    for name, at_once in (("kvm-4.11", False), ("kvm-6.3", True)):
         m = Machine(get_profile(name), apicv=False, tsc_hz=10**9, trace=Trace())
         m.vcpu.kvm_set_lapic(_expired_one_shot_image())
         assert bool(m.vcpu.lapic.irr >> 0xEC & 1) is at_once
@@ -103,7 +153,7 @@ def test_expired_one_shot_fires_at_once_from_v6_3_and_a_period_late_before():
 def test_get_lapic_syncs_pir_and_carries_the_current_count():
     from apiclab.arch.registers import Reg
 
-    v = vcpu("kvm-6.6")
+    v = vcpu("kvm-6.7")
     assert v.vapic is not None
     v.lapic.write(Reg.SVR, 0x1FF)
     v.lapic.write(Reg.TIMER_INITIAL, 1000, now=0)
@@ -114,7 +164,7 @@ def test_get_lapic_syncs_pir_and_carries_the_current_count():
 
 
 def test_timer_interrupt_fired_by_restore_is_wiped_by_late_pir_clear_on_v6_3_only():
-    for name, survives in (("kvm-6.3", False), ("kvm-6.6", True)):
+    for name, survives in (("kvm-6.3", False), ("kvm-6.7", True)):
         v = vcpu(name)
         assert v.vapic is not None
         v.kvm_set_lapic(_expired_one_shot_image())
@@ -140,3 +190,24 @@ def test_level_triggered_eoi_reaches_the_ioapic_with_and_without_apicv():
         m.irq_line(9, False)
         m.vcpu.apic_write(Reg.EOI, 0)
         assert not m.ioapic.remote_irr(9), f"remote IRR stuck with apicv={apicv}"
+
+
+def test_apicv_activation_sets_svi_from_the_isr_from_6_19_only():
+    from apiclab.arch.registers import Reg
+
+    for name, retired in (("kvm-6.14", False), ("kvm-6.19", True)):
+        m = Machine(get_profile(name), apicv=True, tsc_hz=10**9, trace=Trace())
+        vcpu = m.vcpu
+        vcpu.vm_entry()
+        vcpu.apic_write(Reg.SVR, 0x1FF)
+        vcpu.set_apicv(False)  # inhibited: the next interrupt is injected, ISR set in KVM's page
+
+        def handler(vector: int, vcpu: KvmVcpu = vcpu) -> None:
+            vcpu.set_apicv(True)  # the inhibit is cleared while the handler runs
+            vcpu.apic_write(Reg.EOI, 0)
+
+        vcpu.idt = handler
+        vcpu.sti()
+        vcpu.accept_irq(0x61)
+        assert vcpu.vapic is not None
+        assert (vcpu.lapic.isr == 0) is retired, name

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,13 +56,13 @@ def run_probe(timeout_s: float = DEFAULT_TIMEOUT_S, rom: bytes | None = None) ->
     if path is None:
         raise BackendUnavailable(f"{BOCHS} is not installed (Debian packages bochs bochsbios)")
     image = rom if rom is not None else PROBE_ROM.read_bytes()
-    with tempfile.TemporaryDirectory(prefix="apiclab-bochs-vmx-") as tmp:
-        rom_path, cfg = Path(tmp) / "vmx_probe.rom", Path(tmp) / "bochsrc"
+    with emulator.temp_dir("apiclab-bochs-vmx-") as tmp:
+        rom_path, cfg = tmp / "vmx_probe.rom", tmp / "bochsrc"
         rom_path.write_bytes(image)
         cfg.write_text(config(rom_path, vga_rom))
         argv = [path, "-q", "-f", str(cfg)]
         for attempt in range(RFB_RETRIES):
-            child = emulator.run_child(argv, timeout_s, stdin=b"c\n", cwd=Path(tmp))
+            child = emulator.run_child(argv, timeout_s, stdin=b"c\n", cwd=tmp)
             if RFB_BUSY not in child.stderr + child.stdout.decode("ascii", errors="replace"):
                 break
             time.sleep(0.2 * (attempt + 1))

@@ -14,6 +14,7 @@ import threading
 from types import TracebackType
 
 from apiclab.backends.kvm.vcpu import Vcpu
+from apiclab.interrupts import deferred
 
 KICK_SIGNAL = signal.SIGUSR1
 
@@ -66,13 +67,17 @@ class RunDeadline:
         self._timer.start()
 
     def stop(self) -> None:
-        """Disarm; if the time-out fired, clear immediate_exit so the vCPU can run again."""
-        with self._lock:
-            self._armed = False
-            if self.fired and self.vcpu.fd >= 0:
-                self.vcpu.set_immediate_exit(False)
-        self._timer.cancel()
-        self._timer.join()
+        """Disarm; if the time-out fired, clear immediate_exit so the vCPU can run again.
+
+        Not cut short by SIGINT/SIGTERM (apiclab.interrupts.deferred): a timer left armed would
+        later write to the kvm_run page of a vCPU that is gone."""
+        with deferred():
+            with self._lock:
+                self._armed = False
+                if self.fired and self.vcpu.fd >= 0:
+                    self.vcpu.set_immediate_exit(False)
+            self._timer.cancel()
+            self._timer.join()
 
     def __enter__(self) -> RunDeadline:
         self.start()

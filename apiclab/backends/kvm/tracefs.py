@@ -3,6 +3,8 @@
 Documentation/trace/ftrace.rst, "Instances": `mkdir instances/NAME` makes a trace buffer of its own
 with its own event switches, so enabling events there leaves the global buffer (and anyone else's
 tracing) alone; `rmdir` removes it. tracefs is mounted at /sys/kernel/tracing first if it is not.
+The instance is removed however the run ends (see `TraceCapture`); one left by a process that
+was killed outright (SIGKILL) is removed by the next capture of any apiclab process.
 The kvm events are global to the host, so events of another VM running at the same time would be
 captured too; each event carries the task that hit it (`pid`), and `own` marks our process.
 
@@ -13,14 +15,19 @@ captured too; each event carries the task that hit it (`pid`), and `own` marks o
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
+import errno
 import itertools
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+
+from apiclab.interrupts import deferred
 
 TRACEFS = Path("/sys/kernel/tracing")
 DEFAULT_EVENTS = (
@@ -43,6 +50,9 @@ _LINE = re.compile(
     r"(?P<event>\w+):\s?(?P<msg>.*)$"
 )
 _counter = itertools.count()
+PREFIX = "apiclab-"  # instances are named apiclab-<pid>-<n>
+_INSTANCE = re.compile(r"apiclab-(?P<pid>\d+)-\d+")
+RMDIR_ATTEMPTS = 10
 
 
 class TraceUnavailable(RuntimeError):
@@ -96,14 +106,19 @@ def _own_pids() -> set[int]:
 
 
 class TraceCapture:
-    """A private tracefs instance recording `events` between `__enter__` and `__exit__`."""
+    """A private tracefs instance recording `events` between `__enter__` and `__exit__`.
+
+    The instance is removed on every way out (normal end, error, SIGINT/SIGTERM raised as an
+    exception): recording stops first, then `rmdir`, retried while the kernel answers EBUSY.
+    One the kernel still refuses is left stopped and retried when the process exits; instances
+    of processes that died without removing theirs are removed by the next capture."""
 
     def __init__(self, events: tuple[str, ...] = DEFAULT_EVENTS, root: Path = TRACEFS,
                  buffer_kb: int = 2048) -> None:
         self.root = root
         self.names = events
         self.buffer_kb = buffer_kb
-        self.instance = root / "instances" / f"apiclab-{os.getpid()}-{next(_counter)}"
+        self.instance = root / "instances" / f"{PREFIX}{os.getpid()}-{next(_counter)}"
         self.events: list[TraceEvent] = []
         self.enabled: list[str] = []
 
@@ -111,8 +126,11 @@ class TraceCapture:
         ensure_mounted(self.root)
         if not (self.root / "events" / "kvm").is_dir():
             raise TraceUnavailable(f"no kvm tracepoints under {self.root / 'events'}")
+        remove_orphans(self.root)
         try:
-            self.instance.mkdir()
+            with deferred():  # made and owned as one step: a signal cannot fall between
+                self.instance.mkdir()
+                _live.add(self.instance)
         except OSError as e:
             raise TraceUnavailable(f"cannot create {self.instance}: {e.strerror}") from None
         try:
@@ -124,20 +142,101 @@ class TraceCapture:
                     self.enabled.append(name)
             (self.instance / "tracing_on").write_text("1")
         except BaseException:
-            self._remove()
+            with deferred():
+                remove_instance(self.instance)
             raise
         return self
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
                  tb: TracebackType | None) -> None:
         try:
-            (self.instance / "tracing_on").write_text("0")
-            self.events = parse((self.instance / "trace").read_text(), _own_pids())
+            stop(self.instance)
+            if e is None:  # an interrupted run's events are not wanted; its clean-up is
+                self.events = parse((self.instance / "trace").read_text(), _own_pids())
         finally:
-            self._remove()
+            with deferred():
+                remove_instance(self.instance)
 
-    def _remove(self) -> None:
+
+# instances this process made and has not removed yet (removed at exit if rmdir kept failing)
+_live: set[Path] = set()
+
+
+def stop(instance: Path) -> None:
+    """Stop recording into `instance`: its ring buffer off, then every event switch off (the
+    instance's events/enable clears them all)."""
+    for switch in ("tracing_on", "events/enable"):
         with contextlib.suppress(OSError):
-            (self.instance / "events" / "enable").write_text("0")
-        with contextlib.suppress(FileNotFoundError):
-            self.instance.rmdir()
+            (instance / switch).write_text("0")
+
+
+def remove_instance(instance: Path, *, attempts: int = RMDIR_ATTEMPTS) -> bool:
+    """Stop and remove `instance`; True when it is gone.
+
+    The kernel refuses the rmdir with EBUSY while anything holds a file of the instance open
+    (kernel/trace/trace.c __remove_instance: tr->ref > 1), which includes the moment between
+    fork and exec of a child started by another thread of this process, which inherits our
+    descriptors until exec closes them (O_CLOEXEC). So EBUSY is retried, with a back-off of a
+    few milliseconds up to about a quarter of a second in all."""
+    stop(instance)
+    delay = 0.002
+    for attempt in range(attempts):
+        try:
+            instance.rmdir()
+        except FileNotFoundError:
+            break
+        except OSError as e:
+            if e.errno != errno.EBUSY or attempt == attempts - 1:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+            continue
+        break
+    _live.discard(instance)
+    return True
+
+
+def remove_orphans(root: Path = TRACEFS) -> list[str]:
+    """Remove the instances of apiclab processes that are gone (killed before they could remove
+    theirs); returns their names. An instance whose pid is alive is kept unless that process
+    started after the instance was made (the pid was reused)."""
+    try:
+        names = os.listdir(root / "instances")
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        m = _INSTANCE.fullmatch(name)
+        if not m or int(m["pid"]) == os.getpid():
+            continue
+        path = root / "instances" / name
+        try:
+            made = path.stat().st_mtime
+        except OSError:
+            continue
+        if not _alive_since(int(m["pid"]), made) and remove_instance(path, attempts=3):
+            removed.append(name)
+    return removed
+
+
+def _alive_since(pid: int, made: float) -> bool:
+    """Whether process `pid` exists and was already running at time `made` (epoch seconds):
+    /proc/PID/stat field 22 is its start in clock ticks after boot (proc(5)), /proc/stat's
+    btime the boot in epoch seconds."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+    except (OSError, StopIteration, ValueError):
+        return Path(f"/proc/{pid}").exists()
+    if made < boot:
+        return True  # no usable creation time: keep the instance of a live pid
+    ticks = int(stat.rsplit(")", 1)[1].split()[19])  # fields after "(comm)" start at field 3
+    started = boot + ticks / os.sysconf("SC_CLK_TCK")
+    return started <= made + 1.0  # btime has a resolution of one second
+
+
+@atexit.register
+def _remove_left() -> None:
+    for instance in list(_live):
+        remove_instance(instance)

@@ -1,0 +1,188 @@
+"""`apiclab kvm storm`: the seed's reboot storm on /dev/kvm, one VM rebooted in place, beside the
+same storm on the model with the profile that matches the host (apiclab.backends.kvm.storm)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+from typing import Any
+
+from apiclab.backends.kvm.system import DEV_KVM
+from apiclab.errors import UserError
+
+MAX_REBOOTS = 10_000_000
+
+
+def register(sub: Any) -> None:
+    storm = sub.add_parser("storm", help="the seed's reboot storm on /dev/kvm, one VM rebooted "
+                           "in place, beside the model's")
+    storm.add_argument("--reboots", type=int, default=1000, metavar="N",
+                       help="reboots in place (default 1000)")
+    storm.add_argument("--pending", action="append", default=[], metavar="VEC",
+                       help="a vector that arrives after the shutdown's CLI, pending at the "
+                       "reset (repeatable; e.g. 0xe1, the seed's IPI)")
+    storm.add_argument("--wait-ms", type=int, default=None,
+                       help="the phase-0 clock wait's TSC deadline (default 50; "
+                       "apiclab/backends/kvm/storm_guest.py)")
+    storm.add_argument("--profile", default=None,
+                       help="model profile (default: the one matching the host, see kvm info)")
+    storm.add_argument("--model-apicv", choices=("host", "on", "off"), default="host",
+                       help="APICv in the model (default: as on the host)")
+    storm.add_argument("--json", action="store_true", help="one JSON object")
+    storm.add_argument("--device", default=DEV_KVM, help=f"KVM device (default {DEV_KVM})")
+    storm.set_defaults(func=run_storm)
+
+
+def _vector(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise UserError(f"--pending {text!r}: expected a vector such as 0xe1") from None
+    if not 0x10 <= value <= 0xFF:
+        raise UserError(f"--pending {text}: a vector is 0x10-0xff")
+    return value
+
+
+def _resources() -> dict[str, int]:
+    fds = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else -1
+    return {"fds": fds, "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+
+
+def run_storm(args: argparse.Namespace) -> int:
+    # imported here, not at start-up: every apiclab command registers this one
+    from apiclab.backends.base import BackendUnavailable
+    from apiclab.backends.kvm.backend import open_kvm
+    from apiclab.backends.kvm.info import host_info
+    from apiclab.backends.kvm.ioctls import KvmError
+    from apiclab.backends.kvm.profile_match import model_for_host
+    from apiclab.backends.kvm.storm import (
+        deviations,
+        lapic_table,
+        run_host_storm,
+        run_model_storm,
+    )
+    from apiclab.backends.kvm.storm_guest import (
+        CLOCK_PERIOD_NS,
+        DEFAULT_WAIT_MS,
+        FIRMWARE_US,
+        IDLE_HLTS,
+        TRAFFIC,
+        storm_program,
+    )
+    from apiclab.cli.progress import Progress
+    from apiclab.hypervisor.profiles import get_profile
+
+    if args.wait_ms is None:
+        args.wait_ms = DEFAULT_WAIT_MS
+    if not 1 <= args.reboots <= MAX_REBOOTS:
+        raise UserError(f"--reboots {args.reboots}: expected 1 to {MAX_REBOOTS}")
+    if not 1 <= args.wait_ms <= 60_000:
+        raise UserError(f"--wait-ms {args.wait_ms}: expected 1 to 60000 milliseconds")
+    pending = sorted(set(_vector(v) for v in args.pending))
+    if 0xD1 in pending:
+        raise UserError("--pending 0xd1: that is the clock vector the boot waits for")
+    try:
+        kvm = open_kvm(args.device)
+    except BackendUnavailable as e:
+        raise UserError(str(e)) from None
+    with kvm:
+        try:
+            info = host_info(kvm)
+            match = model_for_host(info)
+            if args.profile is not None:
+                try:
+                    get_profile(args.profile)
+                except KeyError as e:
+                    raise UserError(f"--profile: {e.args[0]}") from None
+                match.update(profile=args.profile, why="chosen with --profile")
+            if args.model_apicv != "host":
+                match.update(apicv=args.model_apicv == "on",
+                             why=match["why"] + f"; APICv {args.model_apicv} (--model-apicv)")
+            tsc_hz = info["tsc_khz"] * 1000
+            program = storm_program(tsc_hz, pending=pending, wait_ms=args.wait_ms)
+            before = _resources()
+            bar = Progress("kvm storm", args.reboots)
+            try:
+                host = run_host_storm(kvm, program, args.reboots, progress=bar.update)
+            finally:
+                bar.close()
+            after = _resources()
+        except KvmError as e:
+            raise UserError(f"KVM refused {e.ioctl}: {e.strerror}") from None
+    model = run_model_storm(program, get_profile(match["profile"]), apicv=match["apicv"],
+                            reboots=args.reboots, tsc_hz=tsc_hz)
+    doc: dict[str, Any] = {
+        "reboots": args.reboots,
+        "reboots_per_s": args.reboots / host.seconds if host.seconds else 0.0,
+        "host": {
+            "device": args.device,
+            "module": info["module"], "kernel": info["kernel"], "apicv": info["apicv"],
+            "tsc_khz": info["tsc_khz"],
+            "outcomes": dict(host.outcomes),
+            "seconds": round(host.seconds, 4),
+            "exits": host.exits,
+            "exits_per_reboot": round(host.exits / args.reboots, 2),
+            "lapic_at_reboot": lapic_table(host.lapic_at_reboot, host.lapic_pages),
+            "lapic_after_reset": lapic_table(host.lapic_after_reset, host.lapic_pages),
+            "distinct_logs": len(host.traces),
+        },
+        "model": {
+            "profile": model.profile, "apicv": model.apicv, "why": match["why"],
+            "outcomes": dict(model.outcomes),
+            "simulated_cycles": model.simulated, "period": model.period,
+            "lapic_at_reboot": [{"reboots": n, **json.loads(page)}
+                                for page, n in model.lapic_at_reboot.most_common()],
+        },
+        "deviations": deviations(host, model, program),
+        "guest": {
+            "pending": pending, "traffic": [v for v in TRAFFIC if v not in pending],
+            "clock_vector": 0xD1, "clock_period_ns": CLOCK_PERIOD_NS,
+            "firmware_us": FIRMWARE_US, "idle_hlts": IDLE_HLTS, "wait_ms": args.wait_ms,
+        },
+        "resources": {"before": before, "after": after},
+    }
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        _print_human(doc)
+    return 0
+
+
+def _hexes(vectors: list[int]) -> str:
+    return "[" + ", ".join(f"{v:#x}" for v in vectors) + "]"
+
+
+def _print_human(doc: dict[str, Any]) -> None:
+    host, model, guest = doc["host"], doc["model"], doc["guest"]
+    apicv = "yes" if host["apicv"]["available"] else "no"
+    print(f"kvm storm: {doc['reboots']} reboots in place on {host['device']} "
+          f"({host['module']}, kernel {host['kernel']}, APICv {apicv}): "
+          f"{doc['reboots_per_s']:.0f} reboots/s, {host['exits_per_reboot']:.0f} exits each")
+    pending = _hexes(guest["pending"]) if guest["pending"] else "none"
+    print(f"guest: clock {guest['clock_vector']:#x} every {guest['clock_period_ns'] // 1000} us, "
+          f"traffic {_hexes(guest['traffic'])}, pending at the reset {pending}, "
+          f"wait {guest['wait_ms']} ms")
+    names = sorted(set(host["outcomes"]) | set(model["outcomes"]),
+                   key=lambda k: (k != "tick", k))
+    print(f"\n  {'':24}" + "".join(f"{n:>9}" for n in names))
+    print(f"  {'host (KVM)':24}" + "".join(f"{host['outcomes'].get(n, 0):>9}" for n in names))
+    label = f"model {model['profile']}"
+    print(f"  {label:24}" + "".join(f"{model['outcomes'].get(n, 0):>9}" for n in names))
+    print(f"  ({model['why']})")
+    for title, rows in (("host: LAPIC read back at the reboot", host["lapic_at_reboot"]),
+                        ("host: LAPIC read back after the reset", host["lapic_after_reset"]),
+                        ("model: LAPIC at the reboot", model["lapic_at_reboot"])):
+        print(f"\n{title} (KVM_GET_LAPIC):")
+        for row in rows[:4]:
+            print(f"  {row['reboots']:>8} x  IRR {_hexes(row['irr'])} ISR {_hexes(row['isr'])} "
+                  f"PPR {row['ppr']:#04x} TPR {row['tpr']:#04x}")
+    dev = doc["deviations"]
+    if not dev["reboots"]:
+        print("\nno deviation: every reboot's guest-visible events agree with the model")
+        return
+    print(f"\nDEVIATIONS on {dev['reboots']} reboots:")
+    for kind in dev["kinds"]:
+        print(f"  {kind['reboots']} x (first at reboot {kind['first_reboot']}): "
+              f"{kind['evidence']['summary']}")

@@ -1,0 +1,178 @@
+"""`apiclab explore --exhaustive`: the scenario family as a graph of model states, searched
+breadth-first with duplicate detection until no new state remains — an explicit-state model
+check (as Spin or TLC do it), with no bound on the number of choices.
+
+A family offers a transition system (`World`): a state's enabled steps, one step, and the state's
+key. The model's objects (engine, callbacks, processes) cannot be copied, so a state is kept as
+the shortest path of steps that reached it and rebuilt by replaying that path from the initial
+state (each replay is a pure function of the path: ARCHITECTURE.md, "Determinism").
+
+Checking: the property is judged on the trace after every transition, before duplicate detection,
+so a violation in a history that is then merged into an equal state is not lost; the built-in
+properties are prefix-closed (once broken at an event, broken in every extension). Merging equal
+keys is sound for a property when its verdict on the rest of a run depends on the past only
+through the key: the state keys hold the vCPU state and what `no-delivery-across-reset` reads
+(vectors accepted since the reset); times are left out, as at the families' checkpoints.
+
+Breadth-first order makes the first violation found one with the fewest steps: the shortest
+counterexample. "No violation" with `complete` set means every reachable state was checked.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from apiclab.engine.trace import Event, Trace
+from apiclab.explore.properties import Property, Violation
+from apiclab.hypervisor.profiles import Profile
+
+
+class World(Protocol):
+    """One run of a family as a transition system (see apiclab.explore.scenarios.reboot_steps)."""
+
+    trace: Trace
+
+    def actions(self) -> int: ...
+
+    def step(self, action: int) -> None: ...
+
+    def key(self) -> Hashable: ...
+
+    def allowance(self) -> int: ...
+
+    def history(self) -> Hashable: ...
+
+    def describe(self, action: int) -> str: ...
+
+    def to_choices(self) -> list[int]: ...
+
+
+WorldFactory = Callable[[Profile, bool], World]
+Progress = Callable[[int, int, int], None]  # (states, transitions, depth)
+
+# Built-in properties whose verdict on the rest of a run reads nothing of the past that the state
+# key lacks: clock-tick reads the events from the boot's wait-start on (one step); a stale
+# delivery is one event, judged on the transition that records it; an in-service vector entered
+# the ISR at most a few ms before the state (the stages before the reset are that short, and the
+# reset image clears the ISR), far below no-stuck-in-service's 1 s. Every other property (and any
+# user's) gets the family's `history()` in the key.
+MAX_KEPT = 2048
+HISTORY_FREE = frozenset({"clock-tick", "no-stale-delivery", "no-stuck-in-service"})
+
+
+@dataclass
+class GraphCounterexample:
+    path: list[int]
+    steps: list[str]  # each step described
+    choices: list[int]  # the same run as a choice sequence of the family's `run`
+    violation: Violation
+    events: list[Event]
+
+
+@dataclass
+class GraphResult:
+    property: str
+    profile: str
+    apicv: bool
+    family: str
+    states: int = 0  # distinct states explored
+    transitions: int = 0  # steps taken (each from an explored state)
+    depth: int = 0  # the most non-default choices on a shortest path to a state
+    max_steps: int = 0  # the longest shortest path to a state, in steps
+    final_states: int = 0  # distinct states at which a run ends
+    subsumed: int = 0  # states seen before with at least as many interrupts still allowed
+    seconds: float = 0.0
+    complete: bool = False  # every reachable state explored
+    budget_exhausted: bool = False
+    counterexample: GraphCounterexample | None = None
+
+
+def replay(factory: WorldFactory, profile: Profile, apicv: bool, path: Sequence[int]) -> World:
+    world = factory(profile, apicv)
+    for action in path:
+        world.step(action)
+    return world
+
+
+def explore_graph(factory: WorldFactory, prop: Property, profile: Profile, apicv: bool, *,
+                  family: str, budget: float = 60.0,
+                  progress: Progress | None = None) -> GraphResult:
+    """Search every state reachable from the family's initial state, fewest non-default choices
+    first (a 0-1 breadth-first search: moving on with the default step costs nothing, any other
+    choice costs one), so the first violation found has the fewest choices, then the fewest steps.
+    """
+    start = time.perf_counter()
+    result = GraphResult(prop.name, profile.name, apicv, family)
+    with_history = prop.name not in HISTORY_FREE
+
+    def state_of(world: World) -> Hashable:
+        return (world.key(), world.history()) if with_history else world.key()
+
+    root = factory(profile, apicv)
+    best: dict[Hashable, int] = {state_of(root): root.allowance()}  # state -> most allowed
+    # (cost, path, arity, the state's world if kept): a kept world takes the default step in
+    # place, sparing one replay per state; at most MAX_KEPT are kept, to bound the memory
+    queue: deque[tuple[int, tuple[int, ...], int, World | None]] = deque(
+        [(0, (), root.actions(), root)])
+    kept = 1
+    while queue:
+        cost, path, arity, held = queue.popleft()
+        kept -= held is not None
+        result.depth = max(result.depth, cost)
+        result.max_steps = max(result.max_steps, len(path))
+        if arity == 0:
+            result.final_states += 1
+        for action in range(arity):
+            if time.perf_counter() - start > budget:
+                result.budget_exhausted = True
+                return _done(result, best, start)
+            child = (*path, action)
+            if action == 0 and held is not None:
+                world, held = held, None
+                world.step(0)
+            else:
+                world = replay(factory, profile, apicv, child)
+            result.transitions += 1
+            violation = prop.check(world.trace.events)
+            if violation is not None:
+                result.counterexample = _counterexample(factory, profile, apicv, child, world,
+                                                        violation)
+                result.depth = max(result.depth, cost + (action > 0))
+                return _done(result, best, start)
+            state, allowed = state_of(world), world.allowance()
+            if best.get(state, -1) >= allowed:
+                result.subsumed += 1
+                continue
+            best[state] = allowed
+            keep = world if action == 0 or kept < MAX_KEPT else None
+            kept += keep is not None
+            entry = (cost + (action > 0), child, world.actions(), keep)
+            if action == 0:
+                queue.appendleft(entry)
+            else:
+                queue.append(entry)
+        if progress is not None and result.transitions % 256 < arity:
+            progress(len(best), result.transitions, result.depth)
+    result.complete = True
+    return _done(result, best, start)
+
+
+def _done(result: GraphResult, best: dict[Hashable, int], start: float) -> GraphResult:
+    result.states = len(best)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _counterexample(factory: WorldFactory, profile: Profile, apicv: bool, path: tuple[int, ...],
+                    world: World, violation: Violation) -> GraphCounterexample:
+    steps = []
+    walker = factory(profile, apicv)
+    for action in path:
+        steps.append(walker.describe(action))
+        walker.step(action)
+    return GraphCounterexample(list(path), steps, world.to_choices(), violation,
+                               list(world.trace.events))

@@ -1,0 +1,97 @@
+"""`apiclab explore --exhaustive`: the reboot family as a state graph, searched to the end.
+
+Profiles are named through the catalogue entry of the seed's fix (4114c27d450b), so the tests do
+not depend on what the profile before and after the fix are called.
+"""
+
+import json
+from typing import Any
+
+import pytest
+
+from apiclab.cli.main import main
+from apiclab.explore.catalogue import CATALOGUE
+from apiclab.explore.families import FAMILIES
+from apiclab.explore.graph import explore_graph, replay
+from apiclab.explore.properties import BUILTIN
+from apiclab.explore.scenarios.reboot_steps import RebootWorld
+from apiclab.explore.search import Executor
+from apiclab.hypervisor.profiles import RESET_RVI, get_profile
+
+Capture = pytest.CaptureFixture[str]
+SEED = next(e for e in CATALOGUE if e.commit == RESET_RVI.commit)
+CLOCK = BUILTIN["clock-tick"]
+
+
+def test_shortest_counterexample_before_the_fix() -> None:
+    result = explore_graph(RebootWorld, CLOCK, get_profile(SEED.buggy), True, family="reboot")
+    ce = result.counterexample
+    assert ce is not None
+    # one non-default choice: the clock vector pending after the CLI; nothing shorter exists
+    assert result.depth == 1
+    assert ce.choices == [1, 7, 1]
+    assert "0xd1 arrives after the shutdown's CLI" in ce.steps[2]
+    assert len(ce.path) == 7 and sum(1 for a in ce.path if a) == 1
+    assert any(e.kind == "bugcheck" for e in ce.events)
+
+
+def test_counterexample_is_a_run_of_the_family() -> None:
+    """The path, replayed as a choice sequence of `reboot.run`, breaks the property there too."""
+    result = explore_graph(RebootWorld, CLOCK, get_profile(SEED.buggy), True, family="reboot")
+    assert result.counterexample is not None
+    executor = Executor(FAMILIES["reboot"], CLOCK, get_profile(SEED.buggy), True)
+    _, run = executor.replay(result.counterexample.choices)
+    assert run.violation is not None
+    assert [e.kind for e in run.events if e.kind != "choice"] == \
+        [e.kind for e in result.counterexample.events if e.kind != "choice"]
+
+
+def test_the_same_path_replays_to_the_same_state() -> None:
+    profile = get_profile(SEED.buggy)
+    path = (1, 3, 9, 2, 0, 0, 0)
+    a, b = replay(RebootWorld, profile, True, path), replay(RebootWorld, profile, True, path)
+    assert a.key() == b.key()
+    assert a.trace.digest() == b.trace.digest()
+
+
+def test_search_is_deterministic() -> None:
+    runs = [explore_graph(RebootWorld, CLOCK, get_profile(SEED.buggy), True, family="reboot")
+            for _ in range(2)]
+    first, second = ((r.states, r.transitions, r.depth) for r in runs)
+    assert first == second
+    assert runs[0].counterexample is not None and runs[1].counterexample is not None
+    assert runs[0].counterexample.path == runs[1].counterexample.path
+
+
+def test_fixed_profile_is_proven_clean() -> None:
+    """Every reachable state of the family, no bound on the choices: a proof within the model."""
+    result = explore_graph(RebootWorld, CLOCK, get_profile(SEED.fixed), True, family="reboot",
+                           budget=600)
+    assert result.counterexample is None
+    assert result.complete and not result.budget_exhausted
+    assert result.states > 1000 and result.transitions > result.states
+    assert result.final_states > 0
+
+
+def explore_json(capsys: Capture, *args: str) -> tuple[int, Any]:
+    code = main(["explore", "--exhaustive", "--json", *args])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_cli_reports_states_transitions_and_depth(capsys: Capture) -> None:
+    code, doc = explore_json(capsys, "--property", "clock-tick", "--profile", SEED.buggy)
+    assert code == 1
+    assert doc["exhaustive"] is True and doc["violation"] is True and doc["proof"] is False
+    cov = doc["coverage"]
+    assert {"states", "transitions", "depth", "max_steps", "final_states"} <= set(cov)
+    assert cov["states"] > 0 and cov["transitions"] >= cov["states"] - 1
+    assert doc["counterexample"]["choices"] == [1, 7, 1]
+    assert doc["counterexample"]["explanation"][-1]["step"] == "violation"
+
+
+def test_cli_refuses_a_family_without_a_state_graph(capsys: Capture) -> None:
+    code = main(["explore", "--exhaustive", "--property", "restored-timer-fires",
+                 "--profile", SEED.buggy])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "state-graph" in err
