@@ -17,6 +17,9 @@ from typing import Any
 
 from apiclab.arch import apic_base
 from apiclab.arch.lapic import (
+    DELIVERY_FIXED,
+    DELIVERY_LOWEST,
+    DELIVERY_NMI,
     TIMER_ONE_SHOT,
     Accept,
     Effect,
@@ -75,6 +78,8 @@ class KvmVcpu:
         self.idt: Callable[[int], None] = lambda vector: None
         self.delivered = Signal()  # fires after every delivered interrupt (wakes HLT and waits)
         self._delivering = False
+        self.nmi_running = False  # an NMI handler is running (NMIs blocked until its IRET)
+        self.nmi_pending = False  # one NMI held while blocked (§6.7.1)
         self._parked_vapic: VirtualApic | None = None  # the VMCS state while APICv is inhibited
 
     @property
@@ -399,7 +404,14 @@ class KvmVcpu:
             elif isinstance(effect, EoiBroadcast):
                 self.eoi_broadcast(effect.vector)
             elif isinstance(effect, SendIpi) and effect.to_self:
-                self.accept_irq(effect.icr.vector, level=effect.icr.level_triggered, source="ipi")
+                mode = effect.icr.delivery_mode
+                if mode in (DELIVERY_FIXED, DELIVERY_LOWEST):
+                    self.accept_irq(effect.icr.vector, level=effect.icr.level_triggered,
+                                    source="ipi")
+                elif mode == DELIVERY_NMI:
+                    self.nmi("ipi")
+                else:  # SMI, INIT, SIPI, ExtINT to self: not modelled, recorded as such
+                    self._record("ipi-ignored", vector=effect.icr.vector, delivery_mode=mode)
             elif isinstance(effect, LocalInterrupt):
                 self.accept_irq(effect.vector, source="lvt-error")
 
@@ -423,6 +435,25 @@ class KvmVcpu:
         if self.lapic.highest_priority_int() < 0:
             return -1, False
         return self.lapic.acknowledge(), True
+
+    def nmi(self, source: str) -> None:
+        """An NMI (§10.6.1 delivery mode NMI; vol. 3A §6.7.1): taken whatever IF, TPR and PPR,
+        through vector 2 whatever the ICR's vector field, and not through IRR/ISR. While its
+        handler runs (until IRET) further NMIs are blocked, and one of them is held pending."""
+        self._record("accept", vector=2, source=source, path="nmi")
+        if self.nmi_running:
+            self.nmi_pending = True
+            return
+        while True:
+            self.nmi_running = True
+            saved_if, self.if_flag = self.if_flag, False  # an interrupt gate clears IF
+            self.idt(2)
+            self.if_flag, self.nmi_running = saved_if, False
+            self.delivered.fire()
+            if not self.nmi_pending:
+                break
+            self.nmi_pending = False
+        self._try_deliver()
 
     def _try_deliver(self) -> None:
         if self._delivering:

@@ -30,6 +30,7 @@
         /* low RAM, all below 64 KiB (real-mode DS = 0 reaches it) */
         .set BUF_MAIN,        0x0500      /* log line built by the interpreter */
         .set BUF_IRQ,         0x0800      /* log line built by the interrupt handler */
+        .set BUF_NMI,         0x5000      /* ... by the NMI handler (vector 2) */
         .set VAR_TIMED_OUT,   0x0B00      /* byte: the last WAIT timed out */
         .set VAR_IDTR,        0x0B10      /* 6-byte IDT pseudo-descriptor (protected mode) */
         .set VAR_GP_ARMED,    0x0B20      /* byte: an RDMSR/WRMSR step may #GP; catch it */
@@ -305,8 +306,11 @@ pm_entry:
         jne     \p\()gp_caught
 4:
         .if \m == 1
+        cmpl    $2, %ebx                  /* NMI (vector 2, no error code): an interrupt like */
+        je      5f                        /* the others, logged and counted (SDM §6.7) */
         cmpl    $32, %ebx                 /* protected mode: 0-31 are exceptions, some with an */
         jb      \p\()fault                /* error code: report and stop (SDM §6.15) */
+5:
         .endif
         incl    COUNTS(,%ebx,4)
         movzbl  HANDLER_FLAGS(%ebx), %eax
@@ -348,6 +352,10 @@ pm_entry:
  * keeps the line short, and every byte is an I/O exit on KVM */
 \p\()log_interrupt:
         movl    $BUF_IRQ, %edi
+        cmpl    $2, %ebx                  /* an NMI can interrupt a handler that is still */
+        jne     1f                        /* writing BUF_IRQ (CLI does not hold NMIs off): */
+        movl    $BUF_NMI, %edi            /* it builds its line elsewhere */
+1:
         movb    $'I', %al
         call    \p\()head
         movb    %bl, %al

@@ -42,8 +42,32 @@ def _vectors(digits: str, line: str) -> list[int]:
 
 
 def records(text: str) -> list[str]:
-    """The agent's record lines in `text` (other output dropped)."""
-    return [line[1:] for line in text.splitlines() if line.startswith("@")]
+    """The agent's record lines in `text` (other output dropped).
+
+    An NMI is not held off by the CLI around the agent's REP OUTSB, so the NMI handler's whole
+    record can land inside another one: "@R…@I…\n" then the rest of the "@R" record on the next
+    line. The interrupted record is put back together and listed first (its event came first).
+    """
+    out: list[str] = []
+    prefix, held = "", ""  # the interrupted record's start, and the record found inside it
+    for line in text.splitlines():
+        if prefix:
+            line, prefix = prefix + line, ""
+        if not line.startswith("@"):
+            continue
+        nested = line.find("@", 1)
+        if nested > 0 and not held:
+            prefix, held = line[:nested], line[nested + 1:]
+            continue
+        out.append(line[1:])
+        if held:
+            out.append(held)
+            held = ""
+    if prefix:
+        out.append(prefix[1:])
+    if held:
+        out.append(held)
+    return out
 
 
 def decode(text: str | bytes, tsc_khz: int) -> Trace:
