@@ -47,7 +47,9 @@ def test_builtin_suite_covers_both_modes_and_every_topic_of_the_issue() -> None:
     names = " ".join(c.name for c in load_builtin())
     for topic in ("dispatch", "ppr", "tpr", "eoi", "self-ipi", "merged", "illegal", "esr", "svr",
                   "spurious", "lvt", "one-shot", "periodic", "tsc-deadline", "divide",
-                  "initial-count-zero", "current-count", "reset", "seed", "x2apic"):
+                  "initial-count-zero", "current-count", "reset", "seed", "x2apic",
+                  "apic-base", "rdmsr", "wrmsr", "tsc-deadline-msr", "sti-hlt", "nmi-ipi",
+                  "ioapic-line", "ioapic-version", "mode-change"):
         assert topic in names, topic
 
 
