@@ -21,6 +21,7 @@ COMMANDS = [
     "apiclab.cli.explore_cmd",
     "apiclab.cli.vmx_cmd",
     "apiclab.cli.diagnose_cmd",
+    "apiclab.cli.campaign_cmd",
 ]
 
 
