@@ -13,7 +13,7 @@ from apiclab.backends import emulator
 from apiclab.backends.base import Availability, BackendUnavailable, RunResult
 from apiclab.backends.bochs.vgarom import find_vga_rom
 from apiclab.guest.agent import log
-from apiclab.guest.program import Program
+from apiclab.guest.program import TESTDEV_IRQ, Op, Program, testdev_line
 
 BOCHS = "bochs"
 # Bochs' TSC advances one tick per emulated instruction at `ips` instructions per second.
@@ -89,6 +89,9 @@ class BochsBackend:
     ) -> RunResult:
         if lapic_image is not None:
             raise BackendUnavailable("Bochs cannot load a KVM_SET_LAPIC register image")
+        if any(s.op == Op.OUT and testdev_line(s.a) is not None for s in program.steps):
+            raise BackendUnavailable("Bochs has no pc-testdev to drive IOAPIC inputs "
+                                     f"(ports {TESTDEV_IRQ:#x} + line)")
         ready()  # bochs and a VGA ROM for it, or one line naming what is missing
         path = shutil.which(BOCHS) or BOCHS
         vga_rom = find_vga_rom()

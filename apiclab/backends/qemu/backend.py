@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from apiclab.arch.lapic_state import LapicState
 from apiclab.backends import emulator
 from apiclab.backends.base import Availability, BackendUnavailable, RunResult
 from apiclab.guest.agent import log
-from apiclab.guest.program import Program
+from apiclab.guest.program import Mode, Program
 
 QEMU = "qemu-system-x86_64"
 EXIT_PORT = 0x501  # agent.S PORT_EXIT
@@ -20,6 +21,15 @@ EXIT_STATUS = 1
 NOMINAL_TSC_KHZ = 1_000_000
 
 
+X2APIC_SINCE = 9  # "apic: add support for x2APIC mode" (hw/intc/apic.c) came with QEMU 9.0
+
+
+def _major(version: str) -> int:
+    """8 from "QEMU emulator version 8.2.2 (...)"; 0 when the line says no version."""
+    found = re.search(r"version (\d+)\.", version)
+    return int(found.group(1)) if found else 0
+
+
 def command(rom: Path, debugcon: Path) -> list[str]:
     """The QEMU command line of one run: a bare PC whose firmware is the agent ROM."""
     return [
@@ -28,6 +38,7 @@ def command(rom: Path, debugcon: Path) -> list[str]:
         "-bios", str(rom),
         "-debugcon", f"file:{debugcon}",
         "-device", f"isa-debug-exit,iobase={EXIT_PORT:#x},iosize=2",
+        "-device", "pc-testdev",  # ports 0x2000 + n drive ISA line n (program.TESTDEV_IRQ)
     ]
 
 
@@ -55,7 +66,12 @@ class QemuBackend:
     ) -> RunResult:
         if lapic_image is not None:
             raise BackendUnavailable("QEMU under TCG cannot load a KVM_SET_LAPIC register image")
-        _version()
+        version = _version()
+        if program.mode == Mode.X2APIC_REAL and _major(version) < X2APIC_SINCE:
+            # TCG's APIC has x2APIC only from QEMU 9.0 on; before, every x2APIC
+            # MSR access is a no-op (TCG ignores MSRs it does not know, with no #GP).
+            raise BackendUnavailable(f"{version.split('(')[0].strip()}: TCG has no x2APIC "
+                                     "before QEMU 9.0")
         with emulator.agent_rom(program, "qemu") as rom:
             debugcon = rom.parent / "debugcon.log"
             debugcon.touch()
