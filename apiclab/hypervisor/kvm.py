@@ -121,7 +121,7 @@ class KvmVcpu:
         lapic = self.lapic
         if not self.apic_base & apic_base.EN:
             # §10.4.3: a globally disabled APIC is as if the processor had none; nothing reaches it
-            self._record("accept", vector=vector, source=source, path="apic-disabled")
+            self.record("accept", vector=vector, source=source, path="apic-disabled")
             return
         vapic = self.vapic
         if vapic is not None and vector >= 16 and lapic.software_enabled:
@@ -414,7 +414,7 @@ class KvmVcpu:
                 elif mode == DELIVERY_NMI:
                     self.nmi("ipi")
                 else:  # SMI, INIT, SIPI, ExtINT to self: not modelled, recorded as such
-                    self._record("ipi-ignored", vector=effect.icr.vector, delivery_mode=mode)
+                    self.record("ipi-ignored", vector=effect.icr.vector, delivery_mode=mode)
             elif isinstance(effect, LocalInterrupt):
                 self.accept_irq(effect.vector, source="lvt-error")
 
@@ -443,7 +443,7 @@ class KvmVcpu:
         """An NMI (§10.6.1 delivery mode NMI; vol. 3A §6.7.1): taken whatever IF, TPR and PPR,
         through vector 2 whatever the ICR's vector field, and not through IRR/ISR. While its
         handler runs (until IRET) further NMIs are blocked, and one of them is held pending."""
-        self._record("accept", vector=2, source=source, path="nmi")
+        self.record("accept", vector=2, source=source, path="nmi")
         if self.nmi_running:
             self.nmi_pending = True
             return
