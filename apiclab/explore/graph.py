@@ -2,10 +2,11 @@
 breadth-first with duplicate detection until no new state remains — an explicit-state model
 check (as Spin or TLC do it), with no bound on the number of choices.
 
-A family offers a transition system (`World`): a state's enabled steps, one step, and the state's
-key. The model's objects (engine, callbacks, processes) cannot be copied, so a state is kept as
-the shortest path of steps that reached it and rebuilt by replaying that path from the initial
-state (each replay is a pure function of the path: ARCHITECTURE.md, "Determinism").
+A family offers a transition system (`World`): a state's enabled steps, one step, the state's
+key, and a snapshot of the live model to come back to. The model's objects (engine, callbacks,
+processes) cannot be copied cheaply, so the search runs one live model and expands a state by
+restoring its snapshot in place (apiclab.explore.inplace) — the same state the shortest path to it
+reached, as the tests check against a replay of that path from the initial state.
 
 Checking: the property is judged on the trace after every transition, before duplicate detection,
 so a violation in a history that is then merged into an equal state is not lost; the built-in
@@ -24,7 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from apiclab.engine.trace import Event, Trace
 from apiclab.explore.properties import Property, Violation
@@ -50,9 +51,14 @@ class World(Protocol):
 
     def to_choices(self) -> list[int]: ...
 
+    def snapshot(self) -> Any: ...
+
+    def restore(self, snapshot: Any) -> None: ...
+
 
 WorldFactory = Callable[[Profile, bool], World]
 Progress = Callable[[int, int, int], None]  # (states, transitions, depth)
+Visit = Callable[[tuple[int, ...], World], None]  # (path, the world just after its last step)
 
 # Built-in properties whose verdict on the rest of a run reads nothing of the past that the state
 # key lacks: clock-tick reads the events from the boot's wait-start on (one step); a stale
@@ -60,7 +66,6 @@ Progress = Callable[[int, int, int], None]  # (states, transitions, depth)
 # the ISR at most a few ms before the state (the stages before the reset are that short, and the
 # reset image clears the ISR), far below no-stuck-in-service's 1 s. Every other property (and any
 # user's) gets the family's `history()` in the key.
-MAX_KEPT = 2048
 HISTORY_FREE = frozenset({"clock-tick", "no-stale-delivery", "no-stuck-in-service"})
 
 
@@ -100,7 +105,7 @@ def replay(factory: WorldFactory, profile: Profile, apicv: bool, path: Sequence[
 
 def explore_graph(factory: WorldFactory, prop: Property, profile: Profile, apicv: bool, *,
                   family: str, budget: float = 60.0,
-                  progress: Progress | None = None) -> GraphResult:
+                  progress: Progress | None = None, visit: Visit | None = None) -> GraphResult:
     """Search every state reachable from the family's initial state, fewest non-default choices
     first (a 0-1 breadth-first search: moving on with the default step costs nothing, any other
     choice costs one), so the first violation found has the fewest choices, then the fewest steps.
@@ -112,16 +117,14 @@ def explore_graph(factory: WorldFactory, prop: Property, profile: Profile, apicv
     def state_of(world: World) -> Hashable:
         return (world.key(), world.history()) if with_history else world.key()
 
-    root = factory(profile, apicv)
-    best: dict[Hashable, int] = {state_of(root): root.allowance()}  # state -> most allowed
-    # (cost, path, arity, the state's world if kept): a kept world takes the default step in
-    # place, sparing one replay per state; at most MAX_KEPT are kept, to bound the memory
-    queue: deque[tuple[int, tuple[int, ...], int, World | None]] = deque(
-        [(0, (), root.actions(), root)])
-    kept = 1
+    world = factory(profile, apicv)
+    best: dict[Hashable, int] = {state_of(world): world.allowance()}  # state -> most allowed
+    # (cost, path, arity, snapshot): a state is expanded by restoring its snapshot into the one
+    # live world and taking each enabled step from there
+    queue: deque[tuple[int, tuple[int, ...], int, Any]] = deque(
+        [(0, (), world.actions(), world.snapshot())])
     while queue:
-        cost, path, arity, held = queue.popleft()
-        kept -= held is not None
+        cost, path, arity, snapshot = queue.popleft()
         result.depth = max(result.depth, cost)
         result.max_steps = max(result.max_steps, len(path))
         if arity == 0:
@@ -131,12 +134,11 @@ def explore_graph(factory: WorldFactory, prop: Property, profile: Profile, apicv
                 result.budget_exhausted = True
                 return _done(result, best, start)
             child = (*path, action)
-            if action == 0 and held is not None:
-                world, held = held, None
-                world.step(0)
-            else:
-                world = replay(factory, profile, apicv, child)
+            world.restore(snapshot)
+            world.step(action)
             result.transitions += 1
+            if visit is not None:
+                visit(child, world)
             violation = prop.check(world.trace.events)
             if violation is not None:
                 result.counterexample = _counterexample(factory, profile, apicv, child, world,
@@ -148,9 +150,9 @@ def explore_graph(factory: WorldFactory, prop: Property, profile: Profile, apicv
                 result.subsumed += 1
                 continue
             best[state] = allowed
-            keep = world if action == 0 or kept < MAX_KEPT else None
-            kept += keep is not None
-            entry = (cost + (action > 0), child, world.actions(), keep)
+            actions = world.actions()
+            # a state without steps (a run's end) is counted, never restored
+            entry = (cost + (action > 0), child, actions, world.snapshot() if actions else None)
             if action == 0:
                 queue.appendleft(entry)
             else:
