@@ -130,7 +130,7 @@ def explore_graph(factory: WorldFactory, prop: Property, profile: Profile, apicv
         if arity == 0:
             result.final_states += 1
         for action in range(arity):
-            if time.perf_counter() - start > budget:
+            if result.transitions % 64 == 0 and time.perf_counter() - start > budget:
                 result.budget_exhausted = True
                 return _done(result, best, start)
             child = (*path, action)

@@ -22,11 +22,10 @@ here is one run of `reboot.run`: `to_choices` gives its choice sequence there.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable
 from dataclasses import replace
 
 from apiclab.engine.choices import Choices
-from apiclab.engine.core import Handle
 from apiclab.engine.trace import Trace
 from apiclab.explore import inplace
 from apiclab.explore.choices import normalize
@@ -144,26 +143,23 @@ class RebootWorld:
     def restore(self, snapshot: inplace.Snapshot) -> None:
         inplace.restore(snapshot)
 
-    def _stateful(self) -> Iterator[object]:
+    def _stateful(self) -> list[object]:
         """Every object of the run whose attributes can change between two steps: the world,
         its trace, QEMU's machine and devices, the engine and its scheduled handles (whose
         `cancelled` flag can change), the vCPU with its APIC, VMX state and timer, the guest.
         Objects a step replaces (the IOAPIC at the reset, the PIT's counters) are taken as they
         are now: the references to them are restored with their owners."""
         machine, vcpu = self.machine, self.machine.vcpu
-        engine = machine.engine
-        yield from (self, self.trace, self.guest, machine, engine, machine.tsc, machine.ioapic,
-                    machine.hpet, machine.pit, *machine.pit.counters, vcpu, vcpu.delivered,
-                    vcpu.lapic, vcpu.timer)
-        yield from (v for v in (vcpu.vapic, vcpu._parked_vapic) if v is not None)
+        engine, pit = machine.engine, machine.pit
+        objects: list[object] = [
+            self, self.trace, self.guest, machine, engine, machine.tsc, machine.ioapic,
+            machine.hpet, pit, *pit.counters, vcpu, vcpu.delivered, vcpu.lapic, vcpu.timer]
+        objects += [v for v in (vcpu.vapic, vcpu._parked_vapic) if v is not None]
         # the engine's queue entries are (time, sequence, handle) tuples
-        handles = {id(item): item for entry in engine._queue for item in entry
-                   if isinstance(item, Handle)}
-        for owner in (machine.hpet, vcpu.timer):
-            if owner._pending is not None:
-                handles[id(owner._pending)] = owner._pending
-        handles.update((id(h), h) for h in machine.pit._pending if h is not None)
-        yield from handles.values()
+        handles = [entry[-1] for entry in engine._queue]
+        handles += [h for h in (machine.hpet._pending, vcpu.timer._pending, *pit._pending)
+                    if h is not None and h not in handles]
+        return objects + handles
 
     # --- the steps, as `reboot.run` performs them ------------------------------------------
 

@@ -14,10 +14,13 @@ from apiclab.hypervisor.kvm import KvmVcpu
 
 
 def vcpu_state_key(vcpu: KvmVcpu) -> Hashable:
+    # The LVT entries in the dict's order: the model creates that dict once (LocalApic.reset) and
+    # only rewrites its values, so equal states list them in the same order (and an order that
+    # differed would only merge fewer states, never more).
     lapic = vcpu.lapic
     key: tuple[Hashable, ...] = (
         lapic.irr, lapic.isr, lapic.tmr, lapic.tpr, lapic.svr,
-        tuple(sorted(lapic.lvt.items())), lapic.timer_initial, lapic.timer_divide,
+        tuple(lapic.lvt.items()), lapic.timer_initial, lapic.timer_divide,
         vcpu.if_flag, vcpu.in_guest, vcpu.req_event, vcpu.timer.armed,
     )
     vapic = vcpu.vapic
