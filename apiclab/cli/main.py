@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.metadata
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from apiclab import interrupts
 from apiclab.errors import UserError
@@ -31,20 +30,43 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Version(argparse.Action):
+    """--version, looked up only when asked (importlib.metadata costs every start ~0.05 s)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS,
+                 **_: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        print(f"apiclab {version()}")
+        parser.exit()
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or with `only` (a module of COMMANDS) just that command's part:
+    a run imports only what its command needs."""
     parser = OneLineParser(
         prog="apiclab",
         description="An executable laboratory for x86 interrupt virtualization.",
     )
-    parser.add_argument("--version", action="version", version=f"apiclab {version()}")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in [only] if only else COMMANDS:
         importlib.import_module(name).register(sub)
     return parser
 
 
+def _command_module(argv: Sequence[str]) -> str | None:
+    """The module of the command `argv` names (its first word), if it names one."""
+    module = f"apiclab.cli.{argv[0]}_cmd" if argv and not argv[0].startswith("-") else ""
+    return module if module in COMMANDS else None
+
+
 def version() -> str:
     """The installed distribution's version (pyproject.toml), so that there is one source."""
+    import importlib.metadata
+
     try:
         return importlib.metadata.version("apiclab")
     except importlib.metadata.PackageNotFoundError:  # run from a source tree never installed
@@ -69,8 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_module(words))
+    args = parser.parse_args(words)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
