@@ -10,7 +10,10 @@ the objects it points at are the same ones, now back in the earlier state.
 
 Which objects are stateful is the world's to say (`RebootWorld._stateful`); the attributes are
 not listed anywhere: every attribute of each object is saved, so an attribute added to a model
-class later is carried without a change here. `tests/explore/test_explore_inplace.py` checks
+class later is carried without a change here. What is assumed of the model's classes: an
+attribute that holds a list, dict or set holds one for the object's whole life (which attributes
+are containers is worked out once per class), and the containers' elements are values or objects
+listed as stateful themselves. `tests/explore/test_explore_inplace.py` checks
 exactness: a world restored and stepped equals, attribute by attribute over its whole object
 graph, the world built by replaying the same path from the start.
 """

@@ -148,7 +148,9 @@ class RebootWorld:
         its trace, QEMU's machine and devices, the engine and its scheduled handles (whose
         `cancelled` flag can change), the vCPU with its APIC, VMX state and timer, the guest.
         Objects a step replaces (the IOAPIC at the reset, the PIT's counters) are taken as they
-        are now: the references to them are restored with their owners."""
+        are now: the references to them are restored with their owners. A state with steps left
+        has no process running (the steps before the boot run none, and the boot is the last
+        step), so no generator or closure holds state of its own."""
         machine, vcpu = self.machine, self.machine.vcpu
         engine, pit = machine.engine, machine.pit
         objects: list[object] = [
