@@ -47,10 +47,10 @@ class _Plan:
 _PLANS: dict[type, _Plan] = {}
 
 # A snapshot: for objects with a `__dict__`, that dict (the same dict object for an object's whole
-# life), the values saved and the names of those that are containers (copied again at every
-# restore, so the snapshot itself is never mutated by the run after it); then the same for objects
-# with `__slots__`, with the object in place of its dict.
-Saved = tuple[Any, dict[str, Any], tuple[str, ...]]
+# life), the values saved and the containers among them by name (copied again at every restore,
+# so the snapshot itself is never mutated by the run after it); then the same for objects with
+# `__slots__`, with the object in place of its dict.
+Saved = tuple[Any, dict[str, Any], tuple[tuple[str, Any], ...]]
 Snapshot = tuple[tuple[Saved, ...], tuple[Saved, ...]]
 
 
@@ -82,28 +82,31 @@ def save(objects: Iterable[object]) -> Snapshot:
             values = obj.__dict__.copy()
         else:
             values = {name: getattr(obj, name) for name in plan.slots}
+        copies = []
         for name in plan.containers:
             value = values[name]
             if type(value) not in _CONTAINERS:  # a container attribute rebound to a non-container
                 _PLANS[type(obj)] = _Plan(obj)
                 return save(objects)
-            values[name] = value.copy()
+            copies.append((name, value.copy()))
         if plan.slots is None:
-            plain.append((obj.__dict__, values, plan.containers))
+            plain.append((obj.__dict__, values, tuple(copies)))
         else:
-            slotted.append((obj, values, plan.containers))
+            slotted.append((obj, values, tuple(copies)))
     return tuple(plain), tuple(slotted)
 
 
 def restore(snapshot: Snapshot) -> None:
     """Put every object of `snapshot` back into the state it was saved in."""
     plain, slotted = snapshot
-    for attrs, values, containers in plain:
+    for attrs, values, copies in plain:
         if len(attrs) != len(values):  # an attribute created after the snapshot
             attrs.clear()
         attrs.update(values)
-        for name in containers:
-            attrs[name] = values[name].copy()
-    for obj, values, containers in slotted:
+        for name, value in copies:
+            attrs[name] = value.copy()
+    for obj, values, copies in slotted:
         for name, value in values.items():
-            setattr(obj, name, value.copy() if name in containers else value)
+            setattr(obj, name, value)
+        for name, value in copies:
+            setattr(obj, name, value.copy())
