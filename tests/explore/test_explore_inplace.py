@@ -6,12 +6,16 @@ engine's queue included), the world built by replaying the same path from the in
 
 from __future__ import annotations
 
+import gc
 import random
 import types
 from enum import Enum
 from typing import Any
 
+import pytest
+
 from apiclab.engine.trace import Event
+from apiclab.explore import graph
 from apiclab.explore.catalogue import CATALOGUE
 from apiclab.explore.graph import World, explore_graph, replay
 from apiclab.explore.properties import BUILTIN
@@ -108,3 +112,18 @@ def test_a_restore_undoes_every_change() -> None:
     assert fingerprint(world) != before
     world.restore(snapshot)
     assert fingerprint(world) == before
+
+
+def test_the_search_leaves_no_object_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The search moves its long-lived snapshots out of the garbage collector's reach while it
+    runs (gc.freeze) and hands everything back when it ends, on a violation too."""
+    monkeypatch.setattr(graph, "FREEZE_EVERY", 64)  # the 503 transitions freeze 7 times
+    frozen: list[int] = []
+
+    def visit(path: tuple[int, ...], world: World) -> None:
+        frozen.append(gc.get_freeze_count())
+
+    result = explore_graph(RebootWorld, BUILTIN["clock-tick"], get_profile(SEED.buggy), True,
+                           family="reboot", visit=visit)
+    assert result.counterexample is not None
+    assert max(frozen) > 0 and gc.get_freeze_count() == 0
