@@ -64,6 +64,35 @@ class ModelBackend:
         return RunResult(trace=trace, timed_out=bool(stopped), evidence=evidence)
 
 
+class OneCpuOnly:
+    """A real backend for one-CPU programs: the agent ROM starts no application processors
+    (neither the KVM backend's VM nor QEMU's and Bochs' machines have more than one CPU here),
+    so a program for several CPUs is not run there, with that reason."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def availability(self) -> Availability:
+        return self.inner.availability()
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self.inner, attr)  # anything else the backend offers, unchanged
+
+    def run(
+        self,
+        program: Program,
+        *,
+        lapic_image: LapicState | None = None,
+        timeout_s: float = 5.0,
+    ) -> RunResult:
+        if program.cpus > 1:
+            raise BackendUnavailable(
+                f"{program.cpus} CPUs: the agent ROM runs on one CPU only (it starts no "
+                "application processors), so multi-CPU programs run on the model alone")
+        return self.inner.run(program, lapic_image=lapic_image, timeout_s=timeout_s)
+
+
 def make_backend(name: str) -> Backend:
     """The named backend. The real ones are imported only when asked for (start-up stays fast),
     by plain imports, so the import graph shows every dependency (no importlib)."""
@@ -84,6 +113,9 @@ def make_backend(name: str) -> Backend:
         backend = BochsBackend()
     else:
         raise UserError(f"--backends: unknown backend {name!r}; expected {_CHOICES}")
+    if name != "model":
+        one_cpu: Backend = OneCpuOnly(backend)
+        return one_cpu
     return backend
 
 

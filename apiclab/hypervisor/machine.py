@@ -5,8 +5,18 @@ reset first, then the vCPU's APIC state is pushed with KVM_SET_LAPIC (docs/desig
 
 from __future__ import annotations
 
+from apiclab.arch import ipi_bus
 from apiclab.arch.ioapic import Ioapic
-from apiclab.arch.lapic import DELIVERY_EXTINT, LVT_MASKED
+from apiclab.arch.lapic import (
+    DELIVERY_EXTINT,
+    DELIVERY_FIXED,
+    DELIVERY_INIT,
+    DELIVERY_LOWEST,
+    DELIVERY_NMI,
+    DELIVERY_STARTUP,
+    LVT_MASKED,
+    SendIpi,
+)
 from apiclab.arch.lapic_state import LapicState
 from apiclab.arch.registers import LVT_REGS, Reg
 from apiclab.engine.core import Engine
@@ -53,7 +63,8 @@ def _attributes(device: object) -> dict[str, object] | None:
 
 
 class Machine:
-    def __init__(self, profile: Profile, *, apicv: bool, tsc_hz: int, trace: Trace) -> None:
+    def __init__(self, profile: Profile, *, apicv: bool, tsc_hz: int, trace: Trace,
+                 cpus: int = 1) -> None:
         self.engine = Engine()
         self.trace = trace
         self.profile = profile
@@ -63,6 +74,16 @@ class Machine:
             self.engine, trace, profile, apicv=apicv, tsc=self.tsc,
             eoi_broadcast=self._eoi_to_ioapic,
         )
+        # Further vCPUs (APIC IDs 1..cpus-1) share the APIC bus with vCPU 0; with more than one,
+        # every IPI goes over the bus (`send_ipi`), the self-IPI included.
+        self.vcpus = [self.vcpu] + [
+            KvmVcpu(self.engine, trace, profile, apicv=apicv, tsc=self.tsc,
+                    eoi_broadcast=self._eoi_to_ioapic, apic_id=i)
+            for i in range(1, cpus)
+        ]
+        if cpus > 1:
+            for vcpu in self.vcpus:
+                vcpu.ipi_bus = self.send_ipi
         self.hpet = HpetComparator(self.engine, HPET_PIN, self._hpet_edge)
         self.pit = pit.Pit(self.engine, lambda level: self.irq_line(PIT_PIN, level))
         # Off by default: a run turns it on while its trace is not recording.
@@ -83,6 +104,36 @@ class Machine:
         """KVM_IRQ_LINE: drive an IOAPIC input and deliver what it sends."""
         for message in self.ioapic.set_irq(pin, asserted):
             self.vcpu.accept_irq(message.vector, level=message.level, source=f"ioapic-pin{pin}")
+
+    def send_ipi(self, sender: KvmVcpu, ipi: SendIpi) -> None:
+        """An IPI on the APIC bus: every APIC it addresses receives it (§10.6.2), one of them
+        for lowest priority (§10.6.2.4)."""
+        icr = ipi.icr
+        apics = [v.lapic for v in self.vcpus]
+        index = self.vcpus.index(sender)
+        targets = ipi_bus.destinations(index, icr, apics)
+        mode = icr.delivery_mode
+        if mode in (DELIVERY_FIXED, DELIVERY_LOWEST) and icr.vector < 16:
+            # §10.5.3: the sender already flagged its own receive error (LocalApic._send)
+            targets = [t for t in targets if t != index]
+        if mode == DELIVERY_LOWEST:
+            targets = ipi_bus.lowest_priority(targets, apics)
+        for t in targets:
+            vcpu = self.vcpus[t]
+            if mode in (DELIVERY_FIXED, DELIVERY_LOWEST):
+                vcpu.accept_irq(icr.vector, level=icr.level_triggered, source=f"ipi-cpu{index}")
+            elif mode == DELIVERY_NMI:
+                vcpu.nmi(f"ipi-cpu{index}")
+            elif mode == DELIVERY_INIT and (icr.level_assert or not icr.level_triggered):
+                vcpu.init_signal()
+            elif mode == DELIVERY_INIT:
+                # §10.6.1 INIT level de-assert: not supported by Pentium 4 and Xeon; on P6 it only
+                # reloads the arbitration IDs (§10.4.7.4). No APIC register changes.
+                vcpu.record("ipi-ignored", vector=icr.vector, delivery_mode=mode)
+            elif mode == DELIVERY_STARTUP:
+                vcpu.startup(icr.vector)
+            else:  # SMI, ExtINT: not modelled, recorded as such
+                vcpu.record("ipi-ignored", vector=icr.vector, delivery_mode=mode)
 
     def _hpet_edge(self, pin: int) -> None:
         self.irq_line(pin, True)
