@@ -5,7 +5,7 @@ reset first, then the vCPU's APIC state is pushed with KVM_SET_LAPIC (docs/desig
 
 from __future__ import annotations
 
-from apiclab.arch import ipi_bus
+from apiclab.arch import apic_base, ipi_bus
 from apiclab.arch.ioapic import Ioapic
 from apiclab.arch.lapic import (
     DELIVERY_EXTINT,
@@ -149,21 +149,27 @@ class Machine:
         """A guest IN of one byte: the PIT's ports, else all ones (nothing decodes it)."""
         return self.pit.io_read(port) if port in pit.PORTS else 0xFF
 
+    def xapic_base(self) -> int:
+        """Where the xAPIC page is decoded: IA32_APIC_BASE[MAXPHYADDR-1:12] (§10.4.5, relocation
+        by a WRMSR; XAPIC_BASE after reset)."""
+        return self.vcpu.apic_base & ((1 << apic_base.MAXPHYADDR) - 1) & ~0xFFF
+
     def mmio_write(self, address: int, value: int) -> None:
         """A guest dword store: the IOAPIC's register window, or the xAPIC page; else dropped."""
         if IOAPIC_BASE <= address < IOAPIC_BASE + 0x20:
             for message in self.ioapic.write(address - IOAPIC_BASE, value & 0xFFFFFFFF):
                 self.vcpu.accept_irq(message.vector, level=message.level,
                                      source=f"ioapic-pin{message.pin}")
-        elif XAPIC_BASE <= address < XAPIC_BASE + 0x400 and not self.vcpu.lapic.x2apic:
-            self.vcpu.apic_write(address - XAPIC_BASE, value & 0xFFFFFFFF)
+        elif (base := self.xapic_base()) <= address < base + 0x400 and not self.vcpu.lapic.x2apic:
+            self.vcpu.apic_write(address - base, value & 0xFFFFFFFF)
 
     def mmio_read(self, address: int) -> int:
         """A guest dword load, decoded as `mmio_write` decodes stores."""
         if IOAPIC_BASE <= address < IOAPIC_BASE + 0x20:
             return self.ioapic.read(address - IOAPIC_BASE)
-        if XAPIC_BASE <= address < XAPIC_BASE + 0x400 and not self.vcpu.lapic.x2apic:
-            return self.vcpu.apic_read(address - XAPIC_BASE) & 0xFFFFFFFF
+        base = self.xapic_base()
+        if base <= address < base + 0x400 and not self.vcpu.lapic.x2apic:
+            return self.vcpu.apic_read(address - base) & 0xFFFFFFFF
         return OPEN_BUS
 
     # --- QEMU: system reset ---------------------------------------------------------------------
