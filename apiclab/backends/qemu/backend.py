@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
 from apiclab.arch.lapic_state import LapicState
 from apiclab.backends import emulator
 from apiclab.backends.base import Availability, BackendUnavailable, RunResult
-from apiclab.guest.agent import log
+from apiclab.guest.agent import batch, log
+from apiclab.guest.agent.image import agent_binary
 from apiclab.guest.program import Program
 
 QEMU = "qemu-system-x86_64"
@@ -20,15 +22,23 @@ EXIT_STATUS = 1
 NOMINAL_TSC_KHZ = 1_000_000
 
 
-def command(rom: Path, debugcon: Path) -> list[str]:
-    """The QEMU command line of one run: a bare PC whose firmware is the agent ROM."""
-    return [
+def command(rom: Path, debugcon: Path, batch_table: Path | None = None) -> list[str]:
+    """The QEMU command line of one run: a bare PC whose firmware is the agent ROM. With a batch
+    table (apiclab.guest.agent.batch) loaded into RAM, the guest's resets must reset the machine
+    rather than end QEMU, so -no-reboot is left out."""
+    argv = [
         QEMU, "-accel", "tcg", "-machine", "pc", "-cpu", "qemu64", "-m", "16",
-        "-nographic", "-nodefaults", "-no-reboot", "-monitor", "none", "-serial", "none",
+        "-nographic", "-nodefaults", "-monitor", "none", "-serial", "none",
         "-bios", str(rom),
         "-debugcon", f"file:{debugcon}",
         "-device", f"isa-debug-exit,iobase={EXIT_PORT:#x},iosize=2",
     ]
+    if batch_table is None:
+        argv.insert(argv.index("-monitor"), "-no-reboot")
+    else:
+        argv += ["-device", f"loader,file={batch_table},addr={batch.TABLE_ADDRESS:#x},"
+                 "force-raw=on"]
+    return argv
 
 
 @cache
@@ -68,3 +78,26 @@ class QemuBackend:
                                f"{child.stderr.strip()[:300]}")
         evidence = {"argv": " ".join(argv), "exit_status": child.status, "debugcon": output}
         return RunResult(trace=trace, timed_out=child.timed_out, evidence=evidence)
+
+    def run_batch(self, programs: Sequence[Program], *, timeout_s: float) -> list[RunResult | None]:
+        """All `programs` in one QEMU process, one per system reset (apiclab.guest.agent.batch);
+        None for each program that did not finish there (the caller runs it alone)."""
+        _version()
+        table = batch.table(programs)
+        with emulator.temp_dir("apiclab-qemu-batch-") as tmp:
+            rom, table_file, debugcon = tmp / "agent.rom", tmp / "batch.bin", tmp / "debugcon.log"
+            rom.write_bytes(agent_binary())
+            table_file.write_bytes(table)
+            debugcon.touch()
+            argv = command(rom, debugcon, table_file)
+            child = emulator.run_child(argv, timeout_s)
+            output = debugcon.read_bytes().decode("ascii", errors="replace")
+        results: list[RunResult | None] = []
+        for text in batch.split(output, len(programs)):
+            if text is None:
+                results.append(None)
+                continue
+            evidence = {"argv": " ".join(argv), "exit_status": child.status,
+                        "debugcon": text.encode("ascii"), "batch_of": len(programs)}
+            results.append(RunResult(trace=log.decode(text, NOMINAL_TSC_KHZ), evidence=evidence))
+        return results
