@@ -1,0 +1,80 @@
+"""The agent's batch mode keeps each case's isolation: on QEMU and on Bochs, a case run right
+after any other case of a sample, in one boot, shows exactly the events it shows booted alone.
+
+The sample pairs cases that leave state behind (a periodic timer running, TPR raised, x2APIC mode,
+an IOAPIC entry with Remote IRR set and the PIT programmed, vectors left in service) with cases
+that read the reset state or depend on it. One boot runs a sequence in which every ordered pair
+of the sample follows each other once (an Eulerian circuit of the complete directed graph). The
+whole suite, batched against one process per case, is compared by bench/conform_speed.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+
+import pytest
+
+from apiclab.backends.base import Backend
+from apiclab.backends.bochs import BochsBackend
+from apiclab.backends.bochs.backend import unavailable_reason
+from apiclab.backends.qemu import QemuBackend
+from apiclab.conform.case import load_builtin
+from apiclab.conform.match import visible
+
+SAMPLE = [
+    "timer-periodic",  # leaves the LVT timer periodic and counting
+    "tpr-masks-pending",  # leaves TPR raised and a vector pending
+    "x2apic-self-ipi-msr",  # real mode, x2APIC: the next case's xAPIC MMIO needs the reset
+    "ioapic-level-sets-remote-irr",  # leaves Remote IRR set, the PIT's OUT high, no EOI
+    "reset-isr-irr-tmr-empty",
+    "reset-timer-registers",
+    "reset-tpr-ppr-zero",
+]
+CASES = {c.name: c for c in load_builtin()}
+
+
+def pair_sequence(names: list[str]) -> list[str]:
+    """A walk visiting every ordered pair (a, b), a != b, exactly once (Hierholzer)."""
+    left = {a: [b for b in names if b != a] for a in names}
+    stack, walk = [names[0]], []
+    while stack:
+        if left[stack[-1]]:
+            stack.append(left[stack[-1]].pop())
+        else:
+            walk.append(stack.pop())
+    return walk[::-1]
+
+
+def test_pair_sequence_has_every_ordered_pair_once() -> None:
+    walk = pair_sequence(SAMPLE)
+    pairs = list(itertools.pairwise(walk))
+    assert len(pairs) == len(set(pairs)) == len(SAMPLE) * (len(SAMPLE) - 1)
+
+
+def _qemu() -> Backend:
+    if shutil.which("qemu-system-x86_64") is None:
+        pytest.skip("qemu-system-x86_64 not installed (qemu-system-x86)")
+    return QemuBackend()
+
+
+def _bochs() -> Backend:
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    return BochsBackend()
+
+
+@pytest.mark.parametrize("make", [_qemu, _bochs], ids=["qemu", "bochs"])
+def test_every_case_after_every_other_sees_what_it_sees_alone(make: object) -> None:
+    assert callable(make)
+    backend = make()
+    alone = {name: visible(backend.run(CASES[name].program, timeout_s=20).trace)
+             for name in SAMPLE}
+    walk = pair_sequence(SAMPLE)
+    results = backend.run_batch([CASES[n].program for n in walk],  # type: ignore[attr-defined]
+                                timeout_s=60)
+    for position, (name, result) in enumerate(zip(walk, results, strict=True)):
+        after = walk[position - 1] if position else "(first)"
+        assert result is not None, f"{name} after {after} did not finish in the batch"
+        assert visible(result.trace) == alone[name], f"{name} after {after}"
