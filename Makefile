@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench soak clean agent timeline-png
+.PHONY: demo test lint typecheck unit bench soak fuzz clean agent timeline-png
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,11 +26,16 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# Every parser with >= 10,000 generated inputs (tests/fuzz); prints inputs/crashes/hangs per parser.
+fuzz: $(STAMP)
+	$(BIN)/python tests/fuzz/run.py --examples 10000
+
 bench: $(STAMP)
 	$(BIN)/python bench/reboot_cycles.py
 	$(BIN)/python bench/kvm_run.py
 	$(BIN)/python bench/kvm_storm.py
 	$(BIN)/python bench/explore_exhaustive.py
+	$(BIN)/python bench/diagnose_trace.py
 	$(BIN)/python bench/conform_speed.py
 
 # >= 10,000 real-KVM runs in one process, fds and RSS sampled every 500 (about 10 min here)

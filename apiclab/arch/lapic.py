@@ -153,6 +153,7 @@ class LocalApic:
         self.svr = 0xFF
         self.esr = 0
         self.esr_pending = 0
+        self.error_armed = True  # §10.5.3: an ESR write "rearms the error interrupt"
         self.icr = 0
         self.irr = 0
         self.isr = 0
@@ -312,8 +313,10 @@ class LocalApic:
             case Reg.SVR:
                 return self.write_svr(value)
             case Reg.ESR:
-                # §10.5.3: a write latches the errors seen since the previous write.
+                # §10.5.3: a write latches the errors seen since the previous write and rearms
+                # the APIC error interrupt triggering mechanism.
                 self.esr, self.esr_pending = self.esr_pending, 0
+                self.error_armed = True
             case Reg.ICR_HIGH if not self.x2apic:
                 self.icr = (self.icr & 0xFFFFFFFF) | (value << 32)
             case Reg.ICR_LOW:
@@ -395,9 +398,18 @@ class LocalApic:
         return self.error_interrupt()
 
     def error_interrupt(self) -> tuple[Effect, ...]:
-        """The LVT error entry's interrupt, unless masked (§10.5.3)."""
+        """The LVT error entry's interrupt, unless masked (§10.5.3).
+
+        §10.5.3: writing the ESR "rearms the APIC error interrupt triggering mechanism", so after
+        one error interrupt further errors only accumulate in the ESR until the next ESR write.
+        This also ends the chain an illegal LVT error vector (0-15) would start: the error
+        interrupt is received illegally, which is an error, which would raise it again.
+        """
         entry = self.lvt[Reg.LVT_ERROR]
-        return () if entry & LVT_MASKED else (LocalInterrupt(entry & 0xFF),)
+        if entry & LVT_MASKED or not self.error_armed:
+            return ()
+        self.error_armed = False
+        return (LocalInterrupt(entry & 0xFF),)
 
     def x2apic_ldr(self) -> int:
         """x2APIC logical ID, derived from the x2APIC ID (§10.12.10.2)."""

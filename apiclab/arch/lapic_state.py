@@ -14,11 +14,12 @@ import struct
 from dataclasses import dataclass
 
 from apiclab.arch.registers import Reg
+from apiclab.errors import DecodeError
 
 LAPIC_STATE_SIZE = 0x400
 
 
-class LapicStateError(ValueError):
+class LapicStateError(DecodeError):
     """A register image that is not a valid `kvm_lapic_state`."""
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from apiclab.cli.numbers import MAX_SEED, int_in
 from apiclab.cli.progress import BackendProgress
 from apiclab.conform.backends import BACKEND_NAMES, make_backend, parse_backend_list
 from apiclab.conform.case import builtin_dir, load_builtin, load_dir
@@ -17,11 +18,13 @@ from apiclab.conform.report import (
     summary_text,
     to_html,
     to_json,
-    write_atomic,
 )
 from apiclab.conform.runner import run_suite
 from apiclab.errors import UserError
+from apiclab.files import check_output_dir, check_output_file, write_atomic
 from apiclab.report import export
+
+MAX_RANDOM = 1_000_000  # programs of --random: a day of runs on the fastest backend
 
 
 def register(sub: Any) -> None:
@@ -42,9 +45,11 @@ def register(sub: Any) -> None:
                    help="run only the case(s) of this name (repeatable)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--html", metavar="REPORT", type=Path, help="also write the matrix as HTML")
-    p.add_argument("--random", metavar="N", type=int,
-                   help="differential mode: N random programs on every chosen backend")
-    p.add_argument("--seed", metavar="S", type=int, default=0, help="seed of --random (default 0)")
+    p.add_argument("--random", metavar="N", type=int_in(1, MAX_RANDOM),
+                   help="differential mode: N random programs on every chosen backend "
+                   f"(1..{MAX_RANDOM})")
+    p.add_argument("--seed", metavar="S", type=int_in(0, MAX_SEED), default=0,
+                   help="seed of --random (default 0)")
     p.add_argument("--candidates", metavar="DIR", type=Path,
                    help="with --random: save each shrunk disagreement as a case TOML file in DIR "
                    "(created if missing); without it nothing is written")
@@ -54,12 +59,15 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     names = parse_backend_list(args.backends) if args.backends else list(BACKEND_NAMES)
+    # Outputs are checked before the run, so minutes of work are not lost to an unwritable path.
+    if args.html:
+        check_output_file(args.html, "--html")
+    if args.random is not None and args.candidates is not None:
+        check_output_dir(args.candidates, "--candidates")
     backends = {name: make_backend(name) for name in names}
     if args.random is not None:
         from apiclab.conform.differential import run_random
 
-        if args.random < 1:
-            raise UserError(f"--random: expected a positive number of programs, got {args.random}")
         with BackendProgress("programs") as progress:
             return run_random(args.random, args.seed, backends, args.candidates,
                               as_json=args.json, progress=progress)

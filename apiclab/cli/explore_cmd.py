@@ -8,6 +8,7 @@ import json
 import sys
 from typing import Any
 
+from apiclab.cli.numbers import MAX_SEED, NumberError, parse_float_in, parse_int_in
 from apiclab.errors import UserError
 from apiclab.explore.catalogue import CATALOGUE, NOT_MODELLED, EntryResult, run_entry
 from apiclab.explore.explain import explain, format_chain
@@ -32,7 +33,9 @@ def register(sub: Any) -> None:
         "or what was covered. Exit 1 on a violation, 0 on none, 2 on bad input.",
     )
     p.add_argument("--property", metavar="P",
-                   help=f"{', '.join(BUILTIN)}, or module:function, or file.py[:function]")
+                   help=f"{', '.join(BUILTIN)}, or module:function, or file.py[:function]. "
+                   "A module or file is imported and run as Python with your rights: "
+                   "give only code you trust")
     p.add_argument("--profile", metavar="X", help=f"one of {', '.join(PROFILES)}")
     p.add_argument("--apicv", default="on", metavar="on|off", help="APIC virtualization (default on)")
     p.add_argument("--scenario", metavar="S",
@@ -55,21 +58,26 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _number(text: str, flag: str, kind: type[int] | type[float], low: float) -> Any:
+# Ranges of the numeric flags: far beyond any useful search, small enough to end.
+MAX_BOUND = 1_000
+MAX_BUDGET_S = 7 * 24 * 3600.0
+MAX_RANDOM_RUNS = 100_000_000
+
+
+def _number(text: str, flag: str, kind: type[int] | type[float], low: float, high: float) -> Any:
     try:
-        value = kind(text)
-    except ValueError:
-        raise UserError(f"{flag} {text!r}: expected a {kind.__name__} ≥ {low:g}") from None
-    if value < low or value != value:
-        raise UserError(f"{flag} {text!r}: expected a {kind.__name__} ≥ {low:g}")
-    return value
+        if kind is int:
+            return parse_int_in(text, int(low), int(high))
+        return parse_float_in(text, low, high)
+    except NumberError as e:
+        raise UserError(f"{flag}: {e}") from None
 
 
 def run(args: argparse.Namespace) -> int:
-    bound = _number(args.bound, "--bound", int, 0)
-    budget = _number(args.budget, "--budget", float, 0.001)
-    seed = _number(args.seed, "--seed", int, 0)
-    random_runs = _number(args.random_runs, "--random-runs", int, 0)
+    bound = _number(args.bound, "--bound", int, 0, MAX_BOUND)
+    budget = _number(args.budget, "--budget", float, 0.001, MAX_BUDGET_S)
+    seed = _number(args.seed, "--seed", int, 0, MAX_SEED)
+    random_runs = _number(args.random_runs, "--random-runs", int, 0, MAX_RANDOM_RUNS)
     if args.apicv not in ("on", "off"):
         raise UserError(f"--apicv {args.apicv!r}: expected on or off")
     if args.list:

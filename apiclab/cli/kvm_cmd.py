@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from apiclab.arch.lapic_state import LapicState
@@ -23,12 +24,15 @@ from apiclab.backends.kvm.profile_match import model_for_host
 from apiclab.backends.kvm.system import DEV_KVM
 from apiclab.backends.kvm.tracefs import TraceUnavailable
 from apiclab.cli import kvm_storm_cmd
+from apiclab.cli.numbers import int_in
 from apiclab.engine.trace import Trace
 from apiclab.errors import UserError
 from apiclab.guest.program import Mode
 from apiclab.guest.stepper import run_program
 from apiclab.report import export
 from apiclab.scenarios.kvm_cases import DEFAULT_WAIT_MS, KvmCase, cases
+
+MAX_WAIT_MS = 60_000  # a minute: Windows waits 3 s; each run may take 4 x the wait
 
 
 def register(subparsers: Any) -> None:
@@ -55,8 +59,9 @@ def register(subparsers: Any) -> None:
         "(the reset image, a stale in-service 0xE1, a pending 0xE1), run the same program and "
         "image on the model, and report each outcome (clock tick or bugcheck 0x5C) with the "
         "APIC state read back; where host and model differ, the deviation and its evidence.")
-    rep.add_argument("--wait-ms", type=int, default=DEFAULT_WAIT_MS,
-                     help=f"the clock wait's TSC deadline (default {DEFAULT_WAIT_MS}; "
+    rep.add_argument("--wait-ms", type=int_in(1, MAX_WAIT_MS), default=DEFAULT_WAIT_MS,
+                     help=f"the clock wait's TSC deadline, 1..{MAX_WAIT_MS} "
+                     f"(default {DEFAULT_WAIT_MS}; "
                      "Windows waits 3000)")
     rep.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.X2APIC_REAL.value,
                      help="how the guest reaches its APIC (default x2apic-real)")
@@ -64,6 +69,9 @@ def register(subparsers: Any) -> None:
                      help="include each run's KVM tracepoints (kvm_apic_accept_irq, kvm_eoi...)")
     rep.add_argument("--json", action="store_true", help="one JSON object")
     rep.add_argument("--device", default=DEV_KVM, help=f"KVM device (default {DEV_KVM})")
+    rep.add_argument("--save-lapic", metavar="DIR", type=Path,
+                     help="save each case's KVM_GET_LAPIC image as DIR/CASE.lapic "
+                     "(input for `apiclab diagnose`)")
     export.add_arguments(rep)
     rep.set_defaults(func=run_reproduce)
     kvm_storm_cmd.register(sub)  # `kvm storm`: its options and report live in their own module
@@ -130,7 +138,7 @@ def _bugcheck(result_trace: Any) -> dict[str, Any] | None:
 
 
 def _run_case(backend: KvmBackend, case: KvmCase, tsc_hz: int, wait_ms: int,
-              with_trace: bool) -> dict[str, Any]:
+              with_trace: bool, save_lapic: Path | None = None) -> dict[str, Any]:
     timeout_s = max(5.0, 4 * wait_ms / 1000)
     try:
         result: RunResult = backend.run(case.program, lapic_image=case.image,
@@ -143,6 +151,8 @@ def _run_case(backend: KvmBackend, case: KvmCase, tsc_hz: int, wait_ms: int,
     except BackendUnavailable as e:
         raise UserError(str(e)) from None
     model = run_program(case.program, lapic_image=case.image, apicv=False, tsc_hz=tsc_hz)
+    if save_lapic is not None and result.lapic is not None:
+        _save_image(save_lapic / f"{case.name}.lapic", result.lapic.encode())
     lapic = _lapic_summary(result.lapic)
     tracepoints = result.evidence.get("tracepoints")
     row: dict[str, Any] = {
@@ -164,15 +174,27 @@ def _run_case(backend: KvmBackend, case: KvmCase, tsc_hz: int, wait_ms: int,
     return row
 
 
+def _save_image(path: Path, image: bytes) -> None:
+    """Written whole or not at all: a reader never sees half an image."""
+    part = path.with_name(path.name + ".part")
+    try:
+        part.write_bytes(image)
+        part.replace(path)
+    except OSError as e:
+        part.unlink(missing_ok=True)
+        raise UserError(f"--save-lapic: cannot write {path}: {e.strerror}") from None
+
+
 def run_reproduce(args: argparse.Namespace) -> int:
-    if not 1 <= args.wait_ms <= 60_000:
-        raise UserError(f"--wait-ms {args.wait_ms}: expected 1 to 60000 milliseconds")
     drawn = export.wanted(args)
     info = _host(args.device)
     tsc_hz = info["tsc_khz"] * 1000
     backend = KvmBackend(args.device, trace_events=True)
+    if args.save_lapic is not None and not args.save_lapic.is_dir():
+        raise UserError(f"--save-lapic {args.save_lapic}: not a directory")
     case_list = cases(args.wait_ms, tsc_hz, Mode(args.mode))
-    rows = [_run_case(backend, case, tsc_hz, args.wait_ms, args.trace) for case in case_list]
+    rows = [_run_case(backend, case, tsc_hz, args.wait_ms, args.trace, args.save_lapic)
+            for case in case_list]
     if drawn:
         _export(args, case_list, rows, tsc_hz)
     host = {k: info[k] for k in ("api_version", "module", "kernel", "apicv", "tsc_khz")}

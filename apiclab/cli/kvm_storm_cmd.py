@@ -17,7 +17,12 @@ MAX_REBOOTS = 10_000_000
 
 def register(sub: Any) -> None:
     storm = sub.add_parser("storm", help="the seed's reboot storm on /dev/kvm, one VM rebooted "
-                           "in place, beside the model's")
+                           "in place, beside the model's",
+                           description="Run the seed's reboot storm on the real KVM: one VM rebooted "
+                           "in place as QEMU's system reset does (registers, KVM_SET_LAPIC with the "
+                           "reset image, the TSC-deadline MSR, memory), the HAL's clock wait after "
+                           "every reboot; per reboot tick or 0x5C and the LAPIC read back, beside "
+                           "the same storm on the model with the profile matching this host.")
     storm.add_argument("--reboots", type=int, default=1000, metavar="N",
                        help="reboots in place (default 1000)")
     storm.add_argument("--pending", action="append", default=[], metavar="VEC",

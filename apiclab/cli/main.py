@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from apiclab import interrupts
-from apiclab.errors import UserError
+from apiclab.errors import ApiclabError, UserError
 
 # Each module has `register(subparsers)`, which adds its parser with `func=run(args) -> int`.
 COMMANDS = [
@@ -20,6 +20,7 @@ COMMANDS = [
     "apiclab.cli.conform_cmd",
     "apiclab.cli.explore_cmd",
     "apiclab.cli.vmx_cmd",
+    "apiclab.cli.diagnose_cmd",
 ]
 
 
@@ -79,6 +80,9 @@ def _main(argv: Sequence[str] | None) -> int:
     except UserError as e:
         print(f"apiclab: {e}", file=sys.stderr)
         return 2
+    except ApiclabError as e:  # e.g. a backend's output that does not decode: not the user's fault
+        print(f"apiclab: {e}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         return 0
 

@@ -8,6 +8,7 @@ import sys
 from dataclasses import replace
 from typing import Any
 
+from apiclab.cli.numbers import MAX_SEED, int_in
 from apiclab.cli.progress import Progress
 from apiclab.errors import UserError
 from apiclab.hypervisor.profiles import FIXED, PRE_FIX, PROFILES, get_profile, resolve
@@ -32,8 +33,9 @@ def register(sub: Any) -> None:
         help=f"a built-in scenario or a scenario file (default {win7_reboot.NAME}; "
         "see apiclab/scenarios/win7-reboot-0x5c.toml for the format)",
     )
-    p.add_argument("--reboots", type=int, default=1000, help="reboots per profile (default 1000)")
-    p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    p.add_argument("--reboots", type=int_in(1, MAX_REBOOTS), default=1000,
+                   help=f"reboots per profile, 1..{MAX_REBOOTS} (default 1000)")
+    p.add_argument("--seed", type=int_in(0, MAX_SEED), default=1, help="random seed (default 1)")
     p.add_argument(
         "--profile", action="append", metavar="NAME[:apicv-off]",
         help="profile to run, repeatable; add ':apicv-off' for APICv disabled "
@@ -105,8 +107,6 @@ def _result_json(r: StormResult) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not 1 <= args.reboots <= MAX_REBOOTS:
-        raise UserError(f"--reboots {args.reboots}: must be 1..{MAX_REBOOTS}")
     scenario = _with_flags(scenario_file.load(args.scenario), args)
     runs = _parse_profiles(args.profile)
     drawn = export.wanted(args)

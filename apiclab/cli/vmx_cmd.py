@@ -24,7 +24,10 @@ from apiclab.backends.bochs_vmx.result import (
     vectors,
 )
 from apiclab.backends.bochs_vmx.runner import DEFAULT_TIMEOUT_S, BochsProbe, run_probe
+from apiclab.cli.numbers import float_in
 from apiclab.errors import UserError
+
+MIN_TIMEOUT_S, MAX_TIMEOUT_S = 0.01, 3600.0  # an hour is far beyond the probe's few seconds
 
 
 def register(subparsers: Any) -> None:
@@ -37,14 +40,14 @@ def register(subparsers: Any) -> None:
         "(SDM vol. 3C §29.2).",
     )
     p.add_argument("--json", action="store_true", help="one JSON object")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
-                   help=f"stop Bochs after S seconds (default {DEFAULT_TIMEOUT_S:g})")
+    p.add_argument("--timeout", type=float_in(MIN_TIMEOUT_S, MAX_TIMEOUT_S),
+                   default=DEFAULT_TIMEOUT_S, metavar="S",
+                   help=f"stop Bochs after S seconds, {MIN_TIMEOUT_S:g}..{MAX_TIMEOUT_S:g} "
+                   f"(default {DEFAULT_TIMEOUT_S:g})")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.timeout <= 0:
-        raise UserError(f"--timeout: expected a positive number of seconds, got {args.timeout:g}")
     try:
         probe = run_probe(timeout_s=args.timeout)
     except BackendUnavailable as e:

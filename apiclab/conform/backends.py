@@ -58,8 +58,12 @@ class ModelBackend:
         timeout_s: float = 5.0,
     ) -> RunResult:
         run_program = self._run_program()
-        trace = run_program(program, lapic_image=lapic_image, tsc_hz=MODEL_TSC_HZ)
-        return RunResult(trace=trace)
+        # Bounded like a real backend: a step budget and the same wall-clock time-out.
+        trace = run_program(program, lapic_image=lapic_image, tsc_hz=MODEL_TSC_HZ,
+                            timeout_s=timeout_s)
+        stopped = trace.of_kind("model-stopped")
+        evidence = {"stopped": stopped[0].data.get("reason")} if stopped else {}
+        return RunResult(trace=trace, timed_out=bool(stopped), evidence=evidence)
 
 
 class MissingBackend:

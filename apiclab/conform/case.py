@@ -23,7 +23,7 @@ Each expected event names its `kind` and only the fields that matter; a field is
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -32,8 +32,10 @@ from typing import Any
 from apiclab.arch.registers import REG_BY_NAME
 from apiclab.engine.trace import GUEST_VISIBLE
 from apiclab.errors import UserError
-from apiclab.guest.program import Program, ProgramError, parse_int, program_from_dict
+from apiclab.files import InputFileError, read_text
+from apiclab.guest.program import Program, ProgramError, program_from_dict
 
+MAX_CASES = 10_000  # a directory with more is not a suite (the built-in one has 58)
 TERMINAL_KINDS = frozenset({"end", "bugcheck", "fault"})
 # The fields each guest-visible event carries (apiclab.guest.program docstring).
 EVENT_FIELDS: dict[str, frozenset[str]] = {
@@ -44,6 +46,9 @@ EVENT_FIELDS: dict[str, frozenset[str]] = {
     "fault": frozenset({"vector"}),
     "end": frozenset(),
 }
+
+
+CASE_KEYS = frozenset({"name", "sdm", "description", "program", "expect"})
 
 
 class CaseError(UserError):
@@ -141,11 +146,22 @@ class Case:
         return (*self.expect, ExpectedEvent("end"))
 
 
+# What each expected field holds, so a value of the wrong type is refused at load time rather
+# than compared with an observation it can never equal (a string "0x80" is not the vector 0x80).
+LIST_FIELDS = frozenset({"isr", "irr", "params"})
+WAIT_OUTCOMES = ("done", "timeout")
+U64 = (1 << 64) - 1
+
+
 def _int(value: Any, where: str) -> int:
-    try:
-        return parse_int(value, where)
-    except ProgramError as e:
-        raise CaseError(str(e)) from None
+    """An integer field: a TOML integer in 0..2^64-1. A string is refused even if it spells a
+    number: observations hold integers, and TOML writes hex without quotes (0x80)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        hint = " (write numbers without quotes, e.g. 0x80)" if isinstance(value, str) else ""
+        raise CaseError(f"{where}: expected an integer, got {value!r}{hint}")
+    if not 0 <= value <= U64:
+        raise CaseError(f"{where}: {value} is not 0..2^64-1")
+    return value
 
 
 def _matcher(key: str, value: Any, where: str) -> FieldMatcher:
@@ -153,6 +169,15 @@ def _matcher(key: str, value: Any, where: str) -> FieldMatcher:
         if value.lower() not in REG_BY_NAME:
             raise CaseError(f"{where}: unknown register {value!r}")
         return Exact(REG_BY_NAME[value.lower()])
+    if key == "outcome":
+        if value not in WAIT_OUTCOMES:
+            raise CaseError(f"{where}: expected one of {', '.join(map(repr, WAIT_OUTCOMES))}, "
+                            f"got {value!r}")
+        return Exact(value)
+    if key in LIST_FIELDS:
+        if not isinstance(value, list):
+            raise CaseError(f"{where}: expected a list of integers, got {value!r}")
+        return Exact([_int(v, f"{where}[{i}]") for i, v in enumerate(value)])
     if isinstance(value, Mapping):
         keys = set(value)
         if keys == {"min", "max"}:
@@ -165,11 +190,7 @@ def _matcher(key: str, value: Any, where: str) -> FieldMatcher:
             return Masked(mask, _int(value["value"], f"{where}.value") & mask)
         raise CaseError(f"{where}: a table must be {{min, max}} or {{mask, value}}, "
                         f"got {sorted(keys)}")
-    if isinstance(value, list):
-        return Exact([_int(v, f"{where}[{i}]") for i, v in enumerate(value)])
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise CaseError(f"{where}: unsupported value {value!r}")
-    return Exact(value)
+    return Exact(_int(value, where))
 
 
 def expected_event_from_dict(row: Any, where: str) -> ExpectedEvent:
@@ -189,6 +210,10 @@ def expected_event_from_dict(row: Any, where: str) -> ExpectedEvent:
 
 def case_from_dict(doc: Mapping[str, Any], path: str) -> Case:
     """A case from parsed TOML; every error names `path:field`."""
+    unknown = set(doc) - CASE_KEYS
+    if unknown:  # first: a misspelt key would otherwise be reported as its correct twin missing
+        raise CaseError(f"{path}:{sorted(unknown)[0]}: unknown field; a case has "
+                        f"{', '.join(sorted(CASE_KEYS))}")
     for key in ("name", "sdm", "description"):
         if not isinstance(doc.get(key), str) or not doc[key].strip():
             raise CaseError(f"{path}:{key}: missing or not a non-empty string")
@@ -199,27 +224,22 @@ def case_from_dict(doc: Mapping[str, Any], path: str) -> Case:
         program = program_from_dict(program_doc, "program")
     except ProgramError as e:
         raise CaseError(f"{path}:{e}") from None
-    except (AttributeError, TypeError) as e:
-        raise CaseError(f"{path}:program: malformed ({e})") from None
     rows = doc.get("expect", [])
-    if not isinstance(rows, Sequence) or isinstance(rows, str):
+    if not isinstance(rows, list):
         raise CaseError(f"{path}:expect: expected an array of tables ([[expect]])")
     try:
         expect = tuple(expected_event_from_dict(r, f"expect[{i}]") for i, r in enumerate(rows))
     except CaseError as e:
         raise CaseError(f"{path}:{e}") from None
-    unknown = set(doc) - {"name", "sdm", "description", "program", "expect"}
-    if unknown:
-        raise CaseError(f"{path}:{sorted(unknown)[0]}: unknown field")
     return Case(doc["name"], doc["sdm"], doc["description"].strip(), program, expect, path)
 
 
 def load_case(path: Path | str) -> Case:
     path = Path(path)
     try:
-        doc = tomllib.loads(path.read_text())
-    except OSError as e:
-        raise CaseError(f"{path}: cannot read ({e.strerror})") from None
+        doc = tomllib.loads(read_text(path))
+    except InputFileError as e:
+        raise CaseError(str(e)) from None
     except tomllib.TOMLDecodeError as e:
         raise CaseError(f"{path}:{e}") from None
     return case_from_dict(doc, str(path))
@@ -230,7 +250,10 @@ def load_dir(directory: Path | str) -> list[Case]:
     directory = Path(directory)
     if not directory.is_dir():
         raise CaseError(f"{directory}: not a directory of case files")
-    cases = [load_case(p) for p in sorted(directory.glob("*.toml"))]
+    paths = sorted(directory.glob("*.toml"))
+    if len(paths) > MAX_CASES:
+        raise CaseError(f"{directory}: {len(paths)} case files, at most {MAX_CASES}")
+    cases = [load_case(p) for p in paths]
     if not cases:
         raise CaseError(f"{directory}: no *.toml case files")
     seen: dict[str, str] = {}

@@ -33,6 +33,7 @@ from apiclab.conform.runner import (
 from apiclab.conform.shrink import ddmin
 from apiclab.engine.trace import Trace
 from apiclab.errors import UserError
+from apiclab.files import write_atomic
 from apiclab.guest.program import Handler, Op, Program
 
 RUN_TIMEOUT_S = 10.0
@@ -228,10 +229,13 @@ def run_random(n: int, seed: int, backends: dict[str, Backend], out_dir: Path | 
 def _save(d: Disagreement, seed: int, out_dir: Path) -> Path:
     assert d.shrunk is not None
     name = f"random-{seed}-{d.index}-{d.backend}"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # checked before the run; this is a change since (or a race)
+        raise UserError(f"--candidates {out_dir}: cannot create it ({e.strerror})") from None
     path = out_dir / f"{name}.toml"
-    path.write_text(candidate_toml(name, d.backend, seed, d.index, d.shrunk, d.shrunk_model,
-                                   d.shrunk_backend))
+    write_atomic(path, candidate_toml(name, d.backend, seed, d.index, d.shrunk, d.shrunk_model,
+                                      d.shrunk_backend))
     return path
 
 

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from apiclab.arch.registers import reg_name
 from apiclab.conform.runner import BackendRun, CaseResult, SuiteResult
-from apiclab.errors import UserError
 
 MARK = {"agrees": "agrees", "differs": "DIFFERS", "not-run": "not-run"}
 
@@ -135,22 +131,6 @@ def to_json(result: SuiteResult) -> dict[str, Any]:
     return {"backends": backends, "cases": cases}
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write a file so that a reader sees the old file or the whole new one, never a part."""
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as e:
-        raise UserError(f"{path}: cannot write the report ({e.strerror})") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def to_html(result: SuiteResult) -> str:

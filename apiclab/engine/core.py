@@ -12,6 +12,8 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
+CHECK_EVERY = 4096  # callbacks between two calls of run_process's `keep_going`
+
 
 class Handle:
     """A scheduled callback that can be cancelled before it runs."""
@@ -110,8 +112,20 @@ class Engine:
         if until is not None and not self.stopped and self.now < until:
             self.now = until
 
-    def run_process(self, process: Process) -> None:
-        """Run `process` to its end, together with everything else scheduled meanwhile."""
+    def run_process(
+        self,
+        process: Process,
+        *,
+        max_steps: int | None = None,
+        keep_going: Callable[[], bool] | None = None,
+    ) -> bool:
+        """Run `process` to its end, together with everything else scheduled meanwhile.
+
+        Returns False when it was stopped early: after `max_steps` callbacks (a budget that
+        keeps a run deterministic), or when `keep_going()`, asked every `CHECK_EVERY` callbacks,
+        says no (a caller's wall-clock time-out); True when the process ended or nothing was
+        left to run. Either limit bounds a run whose devices fire faster than the process
+        advances, such as a periodic timer of 1 ns."""
         done = False
 
         def wrapper() -> Process:
@@ -120,8 +134,14 @@ class Engine:
             done = True
 
         self.start(wrapper())
+        steps = 0
         while not done and self.step():
-            pass
+            steps += 1
+            if max_steps is not None and steps >= max_steps:
+                return done
+            if keep_going is not None and steps % CHECK_EVERY == 0 and not keep_going():
+                return done
+        return True
 
     def start(self, process: Process) -> None:
         """Run a generator process: it yields `Sleep` or `Wait` and is resumed accordingly."""

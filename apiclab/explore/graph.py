@@ -5,7 +5,7 @@ check (as Spin or TLC do it), with no bound on the number of choices.
 A family offers a transition system (`World`): a state's enabled steps, one step, and the state's
 key. The model's objects (engine, callbacks, processes) cannot be copied, so a state is kept as
 the shortest path of steps that reached it and rebuilt by replaying that path from the initial
-state (each replay is a pure function of the path: ARCHITECTURE.md, "Determinism").
+state (each replay is a pure function of the path: docs/design.md, "Invariants").
 
 Checking: the property is judged on the trace after every transition, before duplicate detection,
 so a violation in a history that is then merged into an equal state is not lost; the built-in

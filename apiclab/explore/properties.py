@@ -3,7 +3,8 @@
 A property reads only the trace (docs/design.md, invariant 2) and answers with the event at which
 it breaks, or None. The four built-in ones are the guarantees whose loss the seed's BSOD and the
 snapshot-restore fixes of docs/design.md §3 are about; users add their own in Python with
-`--property module:function` or `--property path/to/file.py[:function]`.
+`--property module:function` or `--property path/to/file.py[:function]`. That imports and runs
+the user's Python with the user's rights (it is code, not data): only give code you trust.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from apiclab.engine.trace import Event
 from apiclab.errors import UserError
+from apiclab.files import InputFileError, read_text
 
 NS_PER_S = 1_000_000_000
 WINDOWS_CLOCK_VECTOR = 0xD1  # Windows 7 x64's clock vector (docs/design.md §4, step 5)
@@ -227,8 +229,10 @@ def _load_function(target: str, name: str, spec: str) -> Callable[..., Any]:
     try:
         if target.endswith(".py"):
             path = Path(target)
-            if not path.is_file():
-                raise UserError(f"--property {spec}: no such file {target}")
+            try:
+                read_text(path)  # a regular file of bounded UTF-8 text, not a FIFO or device
+            except InputFileError as e:
+                raise UserError(f"--property {spec}: {e}") from None
             module_spec = importlib.util.spec_from_file_location(f"_apiclab_user_{path.stem}", path)
             if module_spec is None or module_spec.loader is None:
                 raise UserError(f"--property {spec}: cannot load {target} as Python")
@@ -238,29 +242,62 @@ def _load_function(target: str, name: str, spec: str) -> Callable[..., Any]:
             module = importlib.import_module(target)
     except UserError:
         raise
-    except Exception as e:  # a user's module may fail in any way; report it in one line
-        raise UserError(f"--property {spec}: cannot import {target}: {e}") from None
+    except (Exception, SystemExit) as e:  # a user's module may fail in any way, even exit
+        raise UserError(f"--property {spec}: cannot import {target}: {_one_line(e)}") from None
     function = getattr(module, name, None)
     if not callable(function):
         raise UserError(f"--property {spec}: {target} has no function {name!r}")
     return function  # type: ignore[no-any-return]
 
 
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, SystemExit):
+        return f"it called sys.exit({e.code!r})"
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text[:300]}" if text else type(e).__name__
+
+
+ANSWERS = "None or True (holds), False or a sentence (broken), or a Violation(index, time, text)"
+
+
+def _checked_violation(answer: Violation, events: Sequence[Event], spec: str) -> Violation:
+    """A user's Violation is used to index the trace and print a sentence: check its fields."""
+    index, time, text = answer.index, answer.time, answer.text
+    wrong = ""
+    if isinstance(index, bool) or not isinstance(index, int):
+        wrong = f"index {index!r} is not an integer"
+    elif not 0 <= index < max(len(events), 1):  # an empty trace: index 0
+        wrong = f"index {index} is not an event of the trace (0..{max(len(events) - 1, 0)})"
+    elif isinstance(time, bool) or not isinstance(time, int):
+        wrong = f"time {time!r} is not an integer (ns)"
+    elif not isinstance(text, str):
+        wrong = f"text {text!r} is not a string"
+    if wrong:
+        raise UserError(f"--property {spec}: the check returned a malformed Violation: {wrong}")
+    return Violation(index, time, " ".join(text.split()) or "the property is broken")
+
+
 def _user_check(function: Callable[..., Any], spec: str) -> Check:
     """Adapt a user's function: it gets the events and returns None or True (holds), False or a
-    sentence (broken at the last event), or a `Violation`. If it raises, the user hears of it in
-    one line."""
+    sentence (broken at the last event), or a `Violation`. If it raises, exits, or answers
+    anything else, the user hears of it in one line (a UserError: exit 2, not a violation)."""
 
     def check(events: Sequence[Event]) -> Violation | None:
         try:
             answer = function(list(events))
-        except Exception as e:  # the user's code may fail in any way
-            raise UserError(f"--property {spec}: the check raised {type(e).__name__}: {e}") from None
+        except (Exception, SystemExit) as e:  # the user's code may fail in any way, even exit
+            raise UserError(f"--property {spec}: the check failed: {_one_line(e)}") from None
         if answer is None or answer is True:
             return None
         if isinstance(answer, Violation):
-            return answer
-        text = answer if isinstance(answer, str) else "the property returned False"
+            return _checked_violation(answer, events, spec)
+        if answer is False:
+            text = "the property returned False"
+        elif isinstance(answer, str):
+            text = " ".join(answer.split()) or "the property returned an empty sentence"
+        else:
+            raise UserError(f"--property {spec}: the check returned {type(answer).__name__} "
+                            f"{str(answer)[:80]!r}; expected {ANSWERS}")
         last = len(events) - 1
         return Violation(max(last, 0), events[last].time if events else 0, text)
 

@@ -28,12 +28,13 @@ itself uses (its log 0xE9, the exit ports 0x501 and 0x8900) are refused for OUT.
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any
 
 from apiclab.arch.registers import REG_BY_NAME, Reg
+from apiclab.errors import ApiclabError, DecodeError
 
 MAGIC = b"APRG"
 VERSION = 1
@@ -42,8 +43,12 @@ STEP = struct.Struct("<IIQ")
 MAX_STEPS = 256
 
 
-class ProgramError(ValueError):
+class ProgramError(ApiclabError, ValueError):
     """A guest program that cannot be encoded or run (bad step, register, vector)."""
+
+
+class ProgramImageError(ProgramError, DecodeError):
+    """Bytes that are not a program image `encode` could have written (`decode`)."""
 
 
 class Mode(StrEnum):
@@ -73,6 +78,7 @@ class Op(IntEnum):
     MMIO_READ = 13  # a = physical address → "read" event {"addr", "value"} (protected mode)
 
 
+OP_CODES = frozenset(int(op) for op in Op)
 PORT_OPS = frozenset({Op.OUT, Op.IN})
 MMIO_OPS = frozenset({Op.MMIO_WRITE, Op.MMIO_READ})
 # The agent's own ports (agent.S): its log, QEMU isa-debug-exit and Bochs' shutdown port. An OUT
@@ -166,24 +172,33 @@ class Program:
             raise ProgramError(f"step {i}: MMIO value {step.b:#x} does not fit 32 bits")
 
     def validate(self) -> None:
-        if len(self.steps) > MAX_STEPS:
-            raise ProgramError(f"program has {len(self.steps)} steps, at most {MAX_STEPS} allowed")
+        """Every step fits the binary form (u32 a, u64 b) and means something on every backend,
+        so `encode` cannot fail and no backend meets a value it cannot represent."""
+        counted = len(self.steps) - (1 if self.steps and self.steps[-1].op == Op.END else 0)
+        if counted > MAX_STEPS:
+            raise ProgramError(f"program has {counted} steps, at most {MAX_STEPS} allowed")
         for i, step in enumerate(self.steps):
+            if not isinstance(step.op, Op):
+                raise ProgramError(f"step {i}: {step.op!r} is not an op")
+            for name, value, bits in (("a", step.a, 32), ("b", step.b, 64)):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ProgramError(f"step {i}: operand {name} {value!r} is not an integer")
+                if not 0 <= value < 1 << bits:
+                    raise ProgramError(f"step {i}: operand {name} {value:#x} does not fit "
+                                       f"{bits} bits")
             if step.op in (Op.WRITE, Op.READ) and (step.a % 0x10 or not 0 <= step.a < 0x400):
                 raise ProgramError(f"step {i}: register offset {step.a:#x} is not an APIC register")
             if step.op == Op.WRITE and step.a == Reg.SELF_IPI and self.mode != Mode.X2APIC_REAL:
                 raise ProgramError(f"step {i}: the self-IPI register exists only in x2APIC mode")
             if step.op == Op.WAIT and not 0 <= step.a < 1 << 24:
                 raise ProgramError(f"step {i}: WAIT operand {step.a:#x} out of range")
-            if not 0 <= step.b < 1 << 64:
-                raise ProgramError(f"step {i}: operand {step.b} does not fit 64 bits")
             if step.op in PORT_OPS:
                 self._validate_port(i, step)
             if step.op in MMIO_OPS:
                 self._validate_mmio(i, step)
         for vector in self.handlers:
-            if not 0 <= vector <= 255:
-                raise ProgramError(f"handler vector {vector} is not 0-255")
+            if isinstance(vector, bool) or not isinstance(vector, int) or not 0 <= vector <= 255:
+                raise ProgramError(f"handler vector {vector!r} is not 0-255")
 
 
 def encode(program: Program) -> bytes:
@@ -206,23 +221,45 @@ def encode(program: Program) -> bytes:
 
 
 def decode(blob: bytes) -> Program:
-    """Inverse of `encode` (trailing END kept as a step)."""
+    """Inverse of `encode` (trailing END kept as a step). Bytes `encode` could not have written
+    raise ProgramImageError naming the first field that is wrong."""
     if len(blob) < HEADER.size + 256:
-        raise ProgramError("program image is shorter than its header")
-    magic, version, mode, default_flags, count, _ = HEADER.unpack_from(blob, 0)
+        raise ProgramImageError(f"program image of {len(blob)} bytes is shorter than its "
+                                f"{HEADER.size + 256}-byte header")
+    magic, version, mode, default_flags, count, reserved = HEADER.unpack_from(blob, 0)
     if magic != MAGIC or version != VERSION:
-        raise ProgramError(f"not an apiclab program image (magic {magic!r}, version {version})")
+        raise ProgramImageError(f"not an apiclab program image (magic {magic!r}, "
+                                f"version {version})")
+    mode_by_code = {v: k for k, v in MODE_CODE.items()}
+    if mode not in mode_by_code:
+        raise ProgramImageError(f"program image: unknown mode code {mode}")
+    if reserved:
+        raise ProgramImageError(f"program image: reserved header field is {reserved:#x}, not 0")
+    known_flags = HANDLER_SET | HANDLER_EOI | HANDLER_LOG
     table = blob[HEADER.size:HEADER.size + 256]
+    for what, flags in (("default handler", default_flags), *(
+            (f"handler {v:#x}", f) for v, f in enumerate(table))):
+        if flags & ~known_flags:
+            raise ProgramImageError(f"program image: {what} flags {flags:#x} have unknown bits")
     handlers = {v: Handler.from_flags(f) for v, f in enumerate(table) if f & HANDLER_SET}
+    if count > MAX_STEPS + 1:  # + 1: the END that encode appends
+        raise ProgramImageError(f"program image: {count} steps, at most {MAX_STEPS + 1}")
     base = HEADER.size + 256
     if len(blob) < base + count * STEP.size:
-        raise ProgramError("program image is truncated")
-    steps = tuple(
-        Step(Op(op), a, b)
-        for op, a, b in (STEP.unpack_from(blob, base + i * STEP.size) for i in range(count))
-    )
-    mode_by_code = {v: k for k, v in MODE_CODE.items()}
-    return Program(steps, handlers, Handler.from_flags(default_flags), mode_by_code[mode])
+        raise ProgramImageError(f"program image is truncated: {count} steps need "
+                                f"{base + count * STEP.size} bytes, got {len(blob)}")
+    steps = []
+    for i in range(count):
+        op, a, b = STEP.unpack_from(blob, base + i * STEP.size)
+        if op not in OP_CODES:
+            raise ProgramImageError(f"program image: step {i} has unknown op {op}")
+        steps.append(Step(Op(op), a, b))
+    program = Program(tuple(steps), handlers, Handler.from_flags(default_flags), mode_by_code[mode])
+    try:
+        program.validate()
+    except ProgramError as e:
+        raise ProgramImageError(f"program image: {e}") from None
+    return program
 
 
 # --- building programs from plain data (TOML cases, scenario files) -----------------------------
@@ -248,63 +285,125 @@ def _reg(value: Any, where: str) -> int:
     return parse_int(value, where)
 
 
-def step_from_dict(row: Mapping[str, Any], where: str) -> Step:
-    """One step from a table such as {op = "write", reg = "tpr", value = 0x20}."""
+def _bounded(row: Mapping[str, Any], key: str, where: str, high: int, default: Any = None) -> int:
+    """Field `key` of a step as an integer in 0..high; the message names the field and range."""
+    value = parse_int(row.get(key, default), f"{where}.{key}")
+    if not 0 <= value <= high:
+        raise ProgramError(f"{where}.{key}: {value:#x} is not 0..{high:#x}")
+    return value
+
+
+U32, U64 = (1 << 32) - 1, (1 << 64) - 1
+# The keys each op's table may have (besides "op"); any other key is a mistake to name, not to
+# ignore: a misspelt "tick" would silently pause for 0 ticks.
+STEP_KEYS: dict[Op, frozenset[str]] = {
+    Op.WRITE: frozenset({"reg", "value"}),
+    Op.READ: frozenset({"reg"}),
+    Op.WAIT: frozenset({"vector", "count", "ticks"}),
+    Op.TSC_DEADLINE: frozenset({"ticks"}),
+    Op.PAUSE: frozenset({"ticks"}),
+    Op.BUGCHECK_IF_TIMEOUT: frozenset({"code", "params"}),
+    Op.OUT: frozenset({"port", "value"}),
+    Op.IN: frozenset({"port"}),
+    Op.MMIO_WRITE: frozenset({"addr", "value"}),
+    Op.MMIO_READ: frozenset({"addr"}),
+}
+
+
+def step_from_dict(row: Any, where: str) -> Step:
+    """One step from a table such as {op = "write", reg = "tpr", value = 0x20}; every field is
+    range-checked here, where its name is known, so a bad value is named by its field."""
+    if not isinstance(row, Mapping):
+        raise ProgramError(f"{where}: expected a table such as {{ op = \"sti\" }}, got {row!r}")
     name = row.get("op")
     if not isinstance(name, str) or name.upper() not in Op.__members__:
         names = ", ".join(o.name.lower() for o in Op)
         raise ProgramError(f"{where}: unknown op {name!r}; expected one of {names}")
     op = Op[name.upper()]
+    allowed = STEP_KEYS.get(op, frozenset())
+    for key in row:
+        if key != "op" and key not in allowed:
+            fields = ", ".join(sorted(allowed)) or "none"
+            raise ProgramError(f"{where}.{key}: unknown field of a {op.name.lower()} step "
+                               f"(its fields: {fields})")
     match op:
         case Op.WRITE:
-            return Step(op, _reg(row.get("reg"), f"{where}.reg"),
-                        parse_int(row.get("value"), f"{where}.value"))
+            return Step(op, _reg(row.get("reg"), f"{where}.reg"), _bounded(row, "value", where, U64))
         case Op.READ:
             return Step(op, _reg(row.get("reg"), f"{where}.reg"))
         case Op.WAIT:
-            vector = parse_int(row.get("vector"), f"{where}.vector")
-            count = parse_int(row.get("count", 1), f"{where}.count")
-            return Step(op, vector | count << 8, parse_int(row.get("ticks"), f"{where}.ticks"))
+            vector = _bounded(row, "vector", where, 0xFF)
+            count = _bounded(row, "count", where, 0xFFFF, 1)
+            return Step(op, vector | count << 8, _bounded(row, "ticks", where, U64))
         case Op.TSC_DEADLINE | Op.PAUSE:
-            return Step(op, 0, parse_int(row.get("ticks"), f"{where}.ticks"))
+            return Step(op, 0, _bounded(row, "ticks", where, U64))
         case Op.OUT:
-            return Step(op, parse_int(row.get("port"), f"{where}.port"),
-                        parse_int(row.get("value"), f"{where}.value"))
+            return Step(op, _bounded(row, "port", where, 0xFFFF), _bounded(row, "value", where, 0xFF))
         case Op.IN:
-            return Step(op, parse_int(row.get("port"), f"{where}.port"))
+            return Step(op, _bounded(row, "port", where, 0xFFFF))
         case Op.MMIO_WRITE:
-            return Step(op, parse_int(row.get("addr"), f"{where}.addr"),
-                        parse_int(row.get("value"), f"{where}.value"))
+            return Step(op, _bounded(row, "addr", where, U32), _bounded(row, "value", where, U32))
         case Op.MMIO_READ:
-            return Step(op, parse_int(row.get("addr"), f"{where}.addr"))
+            return Step(op, _bounded(row, "addr", where, U32))
         case Op.BUGCHECK_IF_TIMEOUT:
-            params = [parse_int(p, f"{where}.params") for p in row.get("params", [0, 0])]
-            p0 = params[0] if params else 0
-            p1 = params[1] if len(params) > 1 else 0
-            return Step(op, parse_int(row.get("code"), f"{where}.code"), p0 | p1 << 32)
+            raw = row.get("params", [0, 0])
+            if not isinstance(raw, list) or len(raw) > 2:
+                raise ProgramError(f"{where}.params: expected a list of at most 2 integers "
+                                   f"(the bugcheck's first two parameters), got {raw!r}")
+            params = [_bounded({"params": p}, "params", where, U32) for p in raw] + [0, 0]
+            return Step(op, _bounded(row, "code", where, U32), params[0] | params[1] << 32)
         case _:
             return Step(op)
 
 
+def _handler(value: Any, where: str, default_eoi: bool) -> Handler:
+    if not isinstance(value, Mapping):
+        raise ProgramError(f"{where}: expected a table {{ eoi = true|false, log = true|false }}, "
+                           f"got {value!r}")
+    for key, flag in value.items():
+        if key not in ("eoi", "log"):
+            raise ProgramError(f"{where}.{key}: unknown field (a handler has eoi and log)")
+        if not isinstance(flag, bool):
+            raise ProgramError(f"{where}.{key}: expected true or false, got {flag!r}")
+    return Handler(eoi=value.get("eoi", default_eoi), log=value.get("log", True))
+
+
+PROGRAM_KEYS = frozenset({"mode", "steps", "handlers", "default_handler"})
+
+
 def program_from_dict(doc: Mapping[str, Any], where: str = "program") -> Program:
     """A program from {mode, steps = [...], handlers = {"0xd1" = {eoi, log}}, default_handler}."""
+    for key in doc:
+        if key not in PROGRAM_KEYS:
+            raise ProgramError(f"{where}.{key}: unknown field; a program has "
+                               f"{', '.join(sorted(PROGRAM_KEYS))}")
     mode_name = doc.get("mode", Mode.X2APIC_REAL.value)
-    try:
-        mode = Mode(mode_name)
-    except ValueError:
+    if not isinstance(mode_name, str) or mode_name not in {m.value for m in Mode}:
         raise ProgramError(
             f"{where}.mode: {mode_name!r} is not one of {', '.join(m.value for m in Mode)}"
-        ) from None
+        )
+    mode = Mode(mode_name)
     rows = doc.get("steps")
-    if not isinstance(rows, Sequence) or isinstance(rows, str):
+    if not isinstance(rows, list):
         raise ProgramError(f"{where}.steps: expected a list of steps")
+    if len(rows) > MAX_STEPS:
+        raise ProgramError(f"{where}.steps: {len(rows)} steps, at most {MAX_STEPS} allowed")
     steps = tuple(step_from_dict(r, f"{where}.steps[{i}]") for i, r in enumerate(rows))
+    table = doc.get("handlers", {})
+    if not isinstance(table, Mapping):
+        raise ProgramError(f"{where}.handlers: expected a table of vector = {{ eoi, log }}")
     handlers: dict[int, Handler] = {}
-    for key, value in dict(doc.get("handlers", {})).items():
-        vector = parse_int(key, f"{where}.handlers")
-        handlers[vector] = Handler(eoi=bool(value.get("eoi", True)), log=bool(value.get("log", True)))
-    d = doc.get("default_handler", {})
-    default = Handler(eoi=bool(d.get("eoi", False)), log=bool(d.get("log", True)))
+    for key, value in table.items():
+        at = f"{where}.handlers.{key}"
+        vector = parse_int(key, at)
+        if not 0 <= vector <= 0xFF:
+            raise ProgramError(f"{at}: vector {vector:#x} is not 0..0xff")
+        handlers[vector] = _handler(value, at, default_eoi=True)
+    default = _handler(doc.get("default_handler", {}), f"{where}.default_handler",
+                       default_eoi=False)
     program = Program(steps, handlers, default, mode)
-    program.validate()
+    try:
+        program.validate()
+    except ProgramError as e:
+        raise ProgramError(f"{where}: {e}") from None
     return program

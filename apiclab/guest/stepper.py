@@ -4,6 +4,7 @@ real implementations, and records the same guest-visible events (see `apiclab.gu
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 from apiclab.arch.lapic_state import LapicState
@@ -17,6 +18,12 @@ from apiclab.hypervisor.profiles import Profile, get_profile
 
 DEFAULT_TSC_HZ = 2_000_000_000
 DEFAULT_LIMIT_NS = 10 * 1_000_000_000
+# Engine callbacks (timer expiries, wake-ups) one run may take. The built-in cases take at most
+# a dozen and a 1 ms periodic timer over the whole 10 s limit takes 10,000; a timer firing every
+# few ns would take billions, so this budget (a few seconds of wall time) and `timeout_s` stop
+# it, as a real backend's time-out stops a guest that never ends.
+DEFAULT_MAX_STEPS = 20_000
+STOPPED = "model-stopped"  # trace event of a run stopped by its budget or time-out (not visible)
 
 
 class ProgramRun:
@@ -100,7 +107,9 @@ class ProgramRun:
                         trace.record(m.engine.now, "bugcheck", code=step.a, params=params)
                         break
                 case Op.PAUSE:
-                    yield Sleep(m.tsc.ns_at(step.b))
+                    yield Sleep(min(m.tsc.ns_at(step.b), max(limit_ns - m.engine.now, 0)))
+                    if m.engine.now >= limit_ns:
+                        return  # paused past the run's limit: the run times out
                 case Op.OUT:
                     m.io_out(step.a, step.b)
                 case Op.IN:
@@ -121,12 +130,16 @@ def run_program(
     tsc_hz: int = DEFAULT_TSC_HZ,
     profile: Profile | None = None,
     limit_ns: int = DEFAULT_LIMIT_NS,
+    max_steps: int = DEFAULT_MAX_STEPS,
+    timeout_s: float | None = None,
 ) -> Trace:
     """Run `program` on a model VM (KVM profile, default the newest) and return its trace.
 
     `lapic_image`, when given, is pushed with KVM_SET_LAPIC before the first entry, as the real
     backend does. A program that never reaches END (HLT with nothing to wake it) stops at
-    `limit_ns` of virtual time, and its trace has no "end" event.
+    `limit_ns` of virtual time, and its trace has no "end" event. So does a run stopped after
+    `max_steps` engine callbacks or `timeout_s` seconds of wall time; its trace then ends with a
+    `model-stopped` event (not guest-visible) saying which.
     """
     program.validate()
     trace = Trace()
@@ -138,5 +151,13 @@ def run_program(
     run = ProgramRun(program, machine)
     vcpu.idt = run.handler
     vcpu.vm_entry()
-    machine.engine.run_process(run.process(limit_ns))
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    finished = machine.engine.run_process(
+        run.process(limit_ns), max_steps=max_steps,
+        keep_going=None if deadline is None else lambda: time.monotonic() < deadline,
+    )
+    if not finished:
+        why = (f"wall-clock time-out of {timeout_s:g} s" if deadline and time.monotonic() >= deadline
+               else f"budget of {max_steps} engine steps")
+        trace.record(machine.engine.now, STOPPED, reason=why)
     return trace

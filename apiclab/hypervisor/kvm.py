@@ -227,6 +227,7 @@ class KvmVcpu:
         lapic.tpr = image.get(Reg.TPR) & 0xFF
         lapic.ldr, lapic.dfr = image.get(Reg.LDR), image.get(Reg.DFR)
         lapic.esr, lapic.esr_pending = image.get(Reg.ESR), 0
+        lapic.error_armed = True  # not in the register page; a restored APIC starts armed
         lapic.icr = image.get(Reg.ICR_LOW) | image.get(Reg.ICR_HIGH) << 32
         lapic.irr, lapic.isr, lapic.tmr = image.irr, image.isr, image.tmr
         lapic.timer_divide = image.get(Reg.TIMER_DIVIDE) & 0b1011

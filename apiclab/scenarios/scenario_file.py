@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from apiclab.errors import UserError
+from apiclab.files import read_text
 from apiclab.guest.linux import LinuxConfig
 from apiclab.guest.windows7 import Windows7Config
 from apiclab.scenarios.win7_reboot import DEFAULT_TSC_HZ, DEVICE_VECTORS
@@ -22,6 +23,19 @@ GUESTS = ("windows7", "linux")
 CLOCK_SOURCES = ("hpet", "lapic-timer")
 _VECTOR_FIELDS = ("clock_vector", "ipi_vector", "spurious_vector")
 _TOP_KEYS = {"name", "description", "guest", "platform", "windows7", "linux", "traffic"}
+# Bounds of the numeric fields. The model simulates every clock tick, so a period of 1 ns would
+# be a billion events per virtual second; the bounds keep each reboot to at most ~10^5 events
+# while covering every real configuration (Windows' HAL clock runs at 64-2000 Hz, Linux at
+# HZ = 100-1000; a TSC runs at 1-10 GHz; Windows waits 3000 ms for its first tick).
+BOUNDS: dict[str, tuple[int, int]] = {
+    "tsc_hz": (1_000_000, 10_000_000_000),
+    # at most 4 s: as a LAPIC timer period it must fit the 32-bit initial count at KVM's 1 GHz bus
+    "clock_period_ns": (100_000, 4_000_000_000),
+    "tick_ns": (100_000, 1_000_000_000),
+    "wait_ms": (1, 60_000),
+    "clock_source_index": (0, 0xFFFFFFFF),
+}
+MAX_DEVICE_VECTORS = 256
 
 
 @dataclass(frozen=True)
@@ -40,15 +54,13 @@ def load(spec: str) -> Scenario:
     if spec in BUILTIN:
         text = resources.files("apiclab.scenarios").joinpath(BUILTIN[spec]).read_text()
         return parse(text, spec)
+    known = ", ".join(BUILTIN)
     path = Path(spec)
-    if not path.is_file():
-        known = ", ".join(BUILTIN)
-        raise UserError(f"--scenario {spec!r}: not a built-in scenario ({known}) nor a TOML file")
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{spec}: cannot read: {e}") from None
-    return parse(text, spec)
+    if not (path.exists() or path.is_symlink()):
+        if "/" in spec or spec.endswith(".toml"):
+            raise UserError(f"--scenario {spec}: no such file")
+        raise UserError(f"--scenario {spec!r}: not a built-in scenario ({known}) nor a file")
+    return parse(read_text(path), spec)
 
 
 def parse(text: str, where: str) -> Scenario:
@@ -65,18 +77,19 @@ def parse(text: str, where: str) -> Scenario:
         raise UserError(f"{where}:guest: {guest!r} is not one of {', '.join(GUESTS)}")
     platform = _table(doc, "platform", where)
     _no_unknown(platform, {"tsc_hz"}, f"{where}:platform")
-    tsc_hz = _int(platform.get("tsc_hz", DEFAULT_TSC_HZ), f"{where}:platform.tsc_hz", 1_000_000)
+    tsc_hz = _bounded(platform.get("tsc_hz", DEFAULT_TSC_HZ), "tsc_hz", f"{where}:platform.tsc_hz")
     traffic = _table(doc, "traffic", where)
     _no_unknown(traffic, {"device_vectors"}, f"{where}:traffic")
     raw_devices = traffic.get("device_vectors", list(DEVICE_VECTORS))
-    if not isinstance(raw_devices, list) or not raw_devices:
-        raise UserError(f"{where}:traffic.device_vectors: expected a non-empty list of vectors")
+    if not isinstance(raw_devices, list) or not 1 <= len(raw_devices) <= MAX_DEVICE_VECTORS:
+        raise UserError(f"{where}:traffic.device_vectors: expected a list of 1..{MAX_DEVICE_VECTORS} "
+                        "vectors")
     devices = tuple(
         _vector(v, f"{where}:traffic.device_vectors[{i}]") for i, v in enumerate(raw_devices)
     )
     return Scenario(
         name=name,
-        description=str(doc.get("description", "")),
+        description=_text(doc.get("description", ""), f"{where}:description"),
         guest=guest,
         tsc_hz=tsc_hz,
         windows7=_dataclass_from(Windows7Config(), _table(doc, "windows7", where), f"{where}:windows7"),
@@ -104,6 +117,20 @@ def _int(value: Any, where: str, minimum: int = 0) -> int:
     return value
 
 
+def _bounded(value: Any, key: str, where: str) -> int:
+    low, high = BOUNDS[key]
+    number = _int(value, where, low)
+    if number > high:
+        raise UserError(f"{where}: {number} is above {high}")
+    return number
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise UserError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
 def _vector(value: Any, where: str) -> int:
     vector = _int(value, where)
     if not 16 <= vector <= 255:
@@ -125,8 +152,10 @@ def _dataclass_from(default: Any, table: dict[str, Any], where: str) -> Any:
         elif isinstance(current, int):
             if key in _VECTOR_FIELDS or key == "timer_vector":
                 value = _vector(value, at)
+            elif key in BOUNDS:
+                value = _bounded(value, key, at)
             else:
-                value = _int(value, at, 0 if key == "clock_source_index" else 1)
+                value = _int(value, at, 1)
         elif key == "clock_source" and value not in CLOCK_SOURCES:
             raise UserError(f"{at}: {value!r} is not one of {', '.join(CLOCK_SOURCES)}")
         changes[key] = value

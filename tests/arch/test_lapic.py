@@ -265,3 +265,27 @@ def test_fixed_level_ipi_is_issued_as_edge():
     apic = enabled()
     (effect,) = apic.write(Reg.ICR_LOW, (1 << 18) | (1 << 15) | (1 << 14) | 0x42)
     assert isinstance(effect, SendIpi) and not effect.icr.level_triggered
+
+
+def test_error_interrupt_fires_once_until_an_esr_write_rearms_it():
+    # §10.5.3: "This write also rearms the APIC error interrupt triggering mechanism."
+    apic = enabled()
+    apic.write(Reg.LVT_ERROR, 0x70)
+    first = apic.write(Reg.ICR_LOW, 0x44005)  # self-IPI of an illegal vector
+    assert [type(e).__name__ for e in first] == ["LocalInterrupt"]
+    assert apic.write(Reg.ICR_LOW, 0x44006) == ()  # disarmed: the ESR bits only accumulate
+    apic.write(Reg.ESR, 0)
+    assert apic.read(Reg.ESR) == 0x60
+    assert [type(e).__name__ for e in apic.write(Reg.ICR_LOW, 0x44005)] == ["LocalInterrupt"]
+
+
+def test_an_illegal_lvt_error_vector_is_received_illegally_once_not_forever():
+    # LVT error vector 0: the error interrupt itself is an illegal vector (an error), but the
+    # mechanism is disarmed until the next ESR write, so there is no second interrupt.
+    apic = enabled()
+    apic.write(Reg.LVT_ERROR, 0)
+    (interrupt,) = apic.write(Reg.ICR_LOW, 0x44006)
+    assert apic.accept(interrupt.vector) is Accept.ILLEGAL
+    assert apic.error_interrupt() == ()
+    apic.write(Reg.ESR, 0)
+    assert apic.read(Reg.ESR) == 0x60  # send and receive illegal vector

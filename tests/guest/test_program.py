@@ -51,8 +51,8 @@ def test_program_from_dict_reads_names_and_numbers():
         ({"mode": "long", "steps": []}, "mode"),
         ({"mode": "xapic-pm32", "steps": [{"op": "write", "reg": "self_ipi", "value": 1}]},
          "only in x2APIC"),
-        ({"steps": [{"op": "out", "port": 0x10000, "value": 0}]}, "port 0x10000"),
-        ({"steps": [{"op": "out", "port": 0x43, "value": 0x100}]}, "does not fit a byte"),
+        ({"steps": [{"op": "out", "port": 0x10000, "value": 0}]}, "port: 0x10000 is not 0..0xffff"),
+        ({"steps": [{"op": "out", "port": 0x43, "value": 0x100}]}, "value: 0x100 is not 0..0xff"),
         ({"steps": [{"op": "out", "port": 0xE9, "value": 0x40}]}, "agent's own"),
         ({"steps": [{"op": "out", "port": 0x501, "value": 0}]}, "agent's own"),
         ({"steps": [{"op": "in"}]}, "steps\\[0\\].port: expected an integer"),
@@ -60,9 +60,9 @@ def test_program_from_dict_reads_names_and_numbers():
         ({"mode": "xapic-pm32", "steps": [{"op": "mmio_read", "addr": 0xFEC00002}]},
          "not a dword-aligned"),
         ({"mode": "xapic-pm32", "steps": [{"op": "mmio_write", "addr": 1 << 32, "value": 0}]},
-         "not a dword-aligned"),
+         "addr: 0x100000000 is not 0..0xffffffff"),
         ({"mode": "xapic-pm32", "steps": [{"op": "mmio_write", "addr": 0xFEC00010,
-                                           "value": 1 << 32}]}, "does not fit 32 bits"),
+                                           "value": 1 << 32}]}, "value: 0x100000000 is not"),
     ],
 )
 def test_bad_programs_are_named_errors(doc, message):

@@ -2,8 +2,9 @@
 
 import pytest
 
-from apiclab.guest.program import Handler, Op, Program, Step
-from apiclab.guest.stepper import run_program
+from apiclab.conform.backends import ModelBackend
+from apiclab.guest.program import Handler, Mode, Op, Program, Step
+from apiclab.guest.stepper import STOPPED, run_program
 from apiclab.hypervisor.machine import reset_image
 
 CLOCK = 0xD1
@@ -56,3 +57,40 @@ def test_halt_with_interrupts_off_times_out_without_end():
     program = Program((Step(Op.CLI), Step(Op.HLT)))
     trace = run_program(program, limit_ns=1_000_000)
     assert not trace.of_kind("end")
+
+
+def test_an_illegal_lvt_error_vector_ends_without_recursion():
+    program = Program(
+        (Step(Op.WRITE, 0xF0, 0x1FF), Step(Op.WRITE, 0x370, 0), Step(Op.STI),
+         Step(Op.WRITE, 0x300, 0x44006), Step(Op.PAUSE, 0, 200_000), Step(Op.WRITE, 0x280, 0),
+         Step(Op.READ, 0x280)),
+        default_handler=Handler(eoi=True, log=True), mode=Mode.XAPIC_PM32,
+    )
+    events = [(e.kind, dict(e.data)) for e in run_program(program).guest_visible()]
+    assert events == [("read", {"reg": 0x280, "value": 0x60}), ("end", {})]
+
+
+TIMER_STORM = Program(
+    (Step(Op.WRITE, 0xF0, 0x1FF), Step(Op.WRITE, 0x3E0, 0b1011), Step(Op.WRITE, 0x320, 1 << 17 | 0x40),
+     Step(Op.WRITE, 0x380, 1), Step(Op.STI), Step(Op.PAUSE, 0, 1 << 60)),
+    default_handler=Handler(eoi=True, log=False),
+)
+
+
+def test_a_timer_of_one_count_stops_at_the_step_budget_not_never():
+    trace = run_program(TIMER_STORM, max_steps=500)
+    assert not trace.of_kind("end")
+    (stopped,) = trace.of_kind(STOPPED)
+    assert stopped.data["reason"] == "budget of 500 engine steps"
+
+
+def test_the_model_backend_reports_a_stopped_run_as_timed_out():
+    result = ModelBackend().run(TIMER_STORM, timeout_s=0.2)
+    assert result.timed_out and not result.trace.of_kind("end")
+    assert "stopped" in result.evidence
+
+
+def test_a_pause_beyond_the_run_limit_ends_the_run_at_the_limit():
+    program = Program((Step(Op.PAUSE, 0, 1 << 62), Step(Op.READ, 0xF0)))
+    trace = run_program(program, limit_ns=1_000_000)
+    assert trace.guest_visible() == [] and not trace.of_kind(STOPPED)

@@ -45,7 +45,7 @@ def test_flags_override_the_scenario(tmp_path):
         ('name = "x"\n[windows7]\nclock_source = "pit"\n', "clock_source: 'pit' is not one of"),
         ('name = "x"\n[windows7]\nearly_boot_eoi_unexpected = 1\n', "expected true or false"),
         ('name = "x"\nguest = "beos"\n', "guest: 'beos' is not one of"),
-        ('name = "x"\n[traffic]\ndevice_vectors = []\n', "device_vectors: expected a non-empty"),
+        ('name = "x"\n[traffic]\ndevice_vectors = []\n', "device_vectors: expected a list of 1..256"),
         ('name = "x"\n[platform]\ntsc_hz = 5\n', "platform.tsc_hz: expected an integer >= 1000000"),
         ("name = \n", "not valid TOML"),
         ('description = "no name"\n', ":name: missing"),

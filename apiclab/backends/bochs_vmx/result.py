@@ -14,14 +14,21 @@ the low byte, SDM 3C §24.4.2); `exc` is 0x100 + an exception vector the guest t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+from apiclab.errors import ApiclabError, DecodeError
 
 EXIT_VMCALL = 18  # basic exit reason of VMCALL (SDM 3C Appendix C)
 EXIT_ENTRY_FAILED = 1 << 31
 
 
-class ProbeError(RuntimeError):
+class ProbeError(ApiclabError, RuntimeError):
     """The probe did not run to its end, or printed something this decoder cannot read."""
+
+
+class ProbeOutputError(ProbeError, DecodeError):
+    """A probe line this decoder cannot read (a malformed or truncated field)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,18 +63,34 @@ class ProbeRun:
     ended: bool = False
 
 
+# A field is at most this many hex digits (VISR/VIRR: 256 bits); anything longer is not the
+# probe's, and a bound keeps a damaged line from turning into a huge integer.
+_MAX_HEX_DIGITS = 64
+_HEX = re.compile(rf"[0-9A-Fa-f]{{1,{_MAX_HEX_DIGITS}}}")
+MAX_LINE = 4096  # the longest probe line (@CASE) is under 300 characters
+
+
 def _fields(line: str) -> dict[str, str]:
     words = line.split()
     if len(words) % 2:
-        raise ProbeError(f"malformed probe line: {line!r}")
+        raise ProbeOutputError(f"malformed probe line: {_short(line)}")
     return dict(zip(words[0::2], words[1::2], strict=True))
 
 
+def _short(line: str) -> str:
+    return repr(line if len(line) <= 200 else line[:200] + "...")
+
+
+def _hex_text(text: str, what: str, line: str) -> int:
+    """A field of hex digits only: no sign, prefix, underscore or space, which `int(s, 16)`
+    would accept but the probe never prints."""
+    if not _HEX.fullmatch(text):
+        raise ProbeOutputError(f"probe line without a hex {what!r}: {_short(line)}")
+    return int(text, 16)
+
+
 def _hex(fields: dict[str, str], key: str, line: str) -> int:
-    try:
-        return int(fields[key], 16)
-    except (KeyError, ValueError):
-        raise ProbeError(f"probe line without a hex {key!r}: {line!r}") from None
+    return _hex_text(fields.get(key, ""), key, line)
 
 
 def parse_case(line: str) -> tuple[int, VmxOutcome]:
@@ -77,14 +100,14 @@ def parse_case(line: str) -> tuple[int, VmxOutcome]:
     count = _hex(f, "n", line)
     listed = f.get("v", "")
     if len(listed) != 16:
-        raise ProbeError(f"probe line with a malformed vector list: {line!r}")
-    vectors = tuple(int(listed[i:i + 2], 16) for i in range(0, 16, 2))
+        raise ProbeOutputError(f"probe line with a malformed vector list: {_short(line)}")
+    vectors = tuple(_hex_text(listed[i:i + 2], "v", line) for i in range(0, 16, 2))
     gis = _hex(f, "gis", line)
     exc = _hex(f, "exc", line)
     outcome = VmxOutcome(
         delivered=vectors[:min(count, 8)],
         rvi=gis & 0xFF,
-        svi=gis >> 8,
+        svi=(gis >> 8) & 0xFF,
         vppr=_hex(f, "vppr", line) & 0xFF,
         vtpr=_hex(f, "vtpr", line) & 0xFF,
         visr=_hex(f, "isr", line),
@@ -96,17 +119,18 @@ def parse_case(line: str) -> tuple[int, VmxOutcome]:
 
 
 def parse(text: str) -> ProbeRun:
-    """All probe lines in Bochs' standard output (its own log lines are skipped)."""
+    """All probe lines in Bochs' standard output (its own log lines are skipped).
+
+    Raises ProbeOutputError (a ProbeError and a DecodeError) on a probe line it cannot read."""
     run = ProbeRun()
     for raw in text.splitlines():
         line = raw.strip()
+        if line.startswith("@") and len(line) > MAX_LINE:
+            raise ProbeOutputError(f"probe line of {len(line)} characters: {_short(line)}")
         if line.startswith("@VMXCAP"):
             f = _fields(line.removeprefix("@VMXCAP"))
             hi, _, lo = f.get("basic", "").partition("_")
-            try:
-                run.controls = {"vmx_basic": int(hi + lo, 16)}
-            except ValueError:
-                raise ProbeError(f"malformed probe line: {line!r}") from None
+            run.controls = {"vmx_basic": _hex_text(hi + lo, "basic", line)}
             for key in ("pin", "proc", "proc2", "exit", "entry"):
                 run.controls[key] = _hex(f, key, line)
         elif line.startswith("@CASE"):

@@ -4,7 +4,7 @@ program, run again from the reset vector after every reboot in place.
 The seed's storm (apiclab.scenarios.win7_reboot) scaled from seconds to microseconds so that a
 reboot costs about a millisecond on real KVM; the interrupt sources are the guest's own, as there:
 
-  firmware   interrupts on while it waits on its timers, then off (SeaBIOS; SEMANTICS §4)
+  firmware   interrupts on while it waits on its timers, then off (SeaBIOS; docs/design.md §4)
   HAL        phase-0 clock init: APIC on (SVR), TPR 0, LAPIC timer periodic at the clock vector
              0xD1, STI, wait for one tick under a TSC deadline, else bug-check 0x5C (0x10B, 3)
   Windows    runs with the clock ticking and takes an IPI (0xE1) and device interrupts (self-IPIs

@@ -10,6 +10,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
+from apiclab.errors import ApiclabError
 from apiclab.guest.program import Program, encode
 
 ROM_SIZE = 0x10000
@@ -20,7 +21,7 @@ PROGRAM_SLOT_SIZE = 0x1200  # agent.S: PROGRAM_SIZE
 RESET_VECTOR_OFFSET = 0xFFF0
 
 
-class ImageError(ValueError):
+class ImageError(ApiclabError, ValueError):
     """A program that does not fit the agent's program slot, or a damaged agent binary."""
 
 

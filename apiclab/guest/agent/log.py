@@ -24,17 +24,33 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from apiclab.engine.trace import Trace
+from apiclab.errors import DecodeError
 
 
-class AgentLogError(ValueError):
+class AgentLogError(DecodeError):
     """A record the agent cannot have written (truncated or unknown)."""
+
+
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def _show(line: str) -> str:
+    return repr(line if len(line) <= 120 else line[:120] + "...")
+
+
+def _hex(digits: str, line: str) -> int:
+    """A fixed-width hex field: digits only (`int(s, 16)` would also take a sign, "0x", "_" or
+    spaces, which the agent never writes)."""
+    if not digits or not _HEX_DIGITS.issuperset(digits):
+        raise AgentLogError(f"agent record {_show(line)}: {digits!r} is not hex digits")
+    return int(digits, 16)
 
 
 def _vectors(digits: str, line: str) -> list[int]:
     """"D1E1" -> [0xD1, 0xE1]: the set bits of ISR or IRR, as the agent lists them."""
     if len(digits) % 2:
-        raise AgentLogError(f"interrupt record {line!r}: odd vector list {digits!r}")
-    return sorted(int(digits[i:i + 2], 16) for i in range(0, len(digits), 2))
+        raise AgentLogError(f"interrupt record {_show(line)}: odd vector list {digits!r}")
+    return sorted(_hex(digits[i:i + 2], line) for i in range(0, len(digits), 2))
 
 
 def records(text: str) -> list[str]:
@@ -50,15 +66,15 @@ def decode(text: str | bytes, tsc_khz: int) -> Trace:
 
 
 def decode_records(lines: Iterable[str], tsc_khz: int) -> Trace:
-    if tsc_khz <= 0:
+    if isinstance(tsc_khz, bool) or not isinstance(tsc_khz, int) or tsc_khz <= 0:
         raise AgentLogError(f"TSC frequency must be positive, got {tsc_khz} kHz")
     trace = Trace()
     origin: int | None = None
     for line in lines:
         if len(line) < 17:
-            raise AgentLogError(f"truncated agent record {line!r}")
+            raise AgentLogError(f"truncated agent record {_show(line)}")
         tag, body = line[0], line[17:]
-        tsc = int(line[1:17], 16)
+        tsc = _hex(line[1:17], line)
         if origin is None:
             origin = tsc
         time = (tsc - origin) * 1_000_000 // tsc_khz
@@ -70,37 +86,37 @@ def _decode_one(trace: Trace, time: int, tag: str, body: str, line: str) -> None
     expected = {"S": 2, "I": None, "R": 24, "P": 6, "M": 16, "W": 11, "B": 24, "F": 2, "E": 0,
                 "X": 0}
     if tag not in expected:
-        raise AgentLogError(f"unknown agent record {line!r}")
-    if tag == "I" and (len(body) < 12 or body.count("/") != 2):
-        raise AgentLogError(f"interrupt record {line!r} is not vector, PPR, /ISR, /IRR")
+        raise AgentLogError(f"unknown agent record {_show(line)}")
+    if tag == "I" and (len(body) < 12 or body.count("/") != 2 or body[10] != "/"):
+        raise AgentLogError(f"interrupt record {_show(line)} is not vector, PPR, /ISR, /IRR")
     if tag != "I" and len(body) != expected[tag]:
-        raise AgentLogError(f"agent record {line!r} has {len(body)} field characters, "
+        raise AgentLogError(f"agent record {_show(line)} has {len(body)} field characters, "
                             f"expected {expected[tag]}")
     match tag:
-        case "S":
-            pass
         case "I":
             _, isr, irr = body.split("/")
-            trace.record(time, "interrupt", vector=int(body[0:2], 16),
+            trace.record(time, "interrupt", vector=_hex(body[0:2], line),
                          isr=_vectors(isr, line), irr=_vectors(irr, line),
-                         ppr=int(body[2:10], 16))
+                         ppr=_hex(body[2:10], line))
         case "R":
-            trace.record(time, "read", reg=int(body[0:8], 16), value=int(body[8:24], 16))
+            trace.record(time, "read", reg=_hex(body[0:8], line), value=_hex(body[8:24], line))
         case "P":
-            trace.record(time, "read", port=int(body[0:4], 16), value=int(body[4:6], 16))
+            trace.record(time, "read", port=_hex(body[0:4], line), value=_hex(body[4:6], line))
         case "M":
-            trace.record(time, "read", addr=int(body[0:8], 16), value=int(body[8:16], 16))
+            trace.record(time, "read", addr=_hex(body[0:8], line), value=_hex(body[8:16], line))
         case "W":
             outcome = {"D": "done", "T": "timeout"}.get(body[10])
             if outcome is None:
-                raise AgentLogError(f"wait record {line!r}: outcome must be D or T")
-            trace.record(time, "wait", vector=int(body[0:2], 16), count=int(body[2:10], 16),
-                         outcome=outcome)
+                raise AgentLogError(f"wait record {_show(line)}: outcome must be D or T")
+            trace.record(time, "wait", vector=_hex(body[0:2], line),
+                         count=_hex(body[2:10], line), outcome=outcome)
         case "B":
-            trace.record(time, "bugcheck", code=int(body[0:8], 16),
-                         params=[int(body[8:16], 16), int(body[16:24], 16), 0, 0])
+            trace.record(time, "bugcheck", code=_hex(body[0:8], line),
+                         params=[_hex(body[8:16], line), _hex(body[16:24], line), 0, 0])
         case "F":
-            trace.record(time, "fault", vector=int(body[0:2], 16))
+            trace.record(time, "fault", vector=_hex(body[0:2], line))
+        case "S":
+            _hex(body, line)
         case "E":
             trace.record(time, "end")
         case _:  # "X"

@@ -27,9 +27,15 @@ def test_missing_bochs_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch,
     assert err == "apiclab: bochs is not installed (Debian packages bochs bochsbios)\n"
 
 
-def test_a_non_positive_timeout_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["vmx", "--timeout", "0"]) == 2
-    assert capsys.readouterr().err.startswith("apiclab: --timeout:")
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "1e308", "x"])
+def test_a_timeout_that_is_not_a_finite_positive_number_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["vmx", "--timeout", value])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("apiclab vmx: argument --timeout:") and "0.01..3600" in err
 
 
 @needs_bochs

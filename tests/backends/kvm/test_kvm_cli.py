@@ -48,6 +48,11 @@ def test_reproduce_json_shows_tick_then_0x5c_and_every_difference_has_evidence(
     assert cases["pending-irr"]["model_outcome"] == "bugcheck"
 
 
-def test_reproduce_rejects_a_wait_out_of_range(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["kvm", "reproduce", "--wait-ms", "0"]) == 2
-    assert "--wait-ms 0" in capsys.readouterr().err
+@pytest.mark.parametrize("value", ["0", "60001", "1e3", "nan"])
+def test_reproduce_rejects_a_wait_out_of_range(capsys: pytest.CaptureFixture[str],
+                                               value: str) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["kvm", "reproduce", "--wait-ms", value])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1
+    assert "argument --wait-ms" in err and "1..60000" in err

@@ -94,11 +94,17 @@ def test_model_storm_repeats_its_period() -> None:
 
 def test_profile_for_a_host_kernel() -> None:
     assert kernel_version("6.18.44-fc-v1045") == (6, 18)
-    newest = max(PROFILES.values(), key=lambda p: kernel_version(p.kernel) or (0, 0))
+    not_newer = [p for p in PROFILES.values() if (kernel_version(p.kernel) or (0, 0)) <= (6, 18)]
+    newest = max(not_newer, key=lambda p: kernel_version(p.kernel) or (0, 0))
     assert matching_profile("6.18.44-fc-v1045")[0] == newest
+    # a profile first released after the host's kernel is never chosen for it
+    later = [p for p in PROFILES.values() if (kernel_version(p.kernel) or (0, 0)) > (6, 18)]
+    assert all(matching_profile("6.18.44-fc-v1045")[0] != p for p in later)
     chosen, why = matching_profile("3.18.2")
     assert kernel_version(chosen.kernel) == (3, 18) and "3.18" in why
-    assert matching_profile(None)[0] == newest
+    # an unknown kernel gets the newest profile of all
+    assert matching_profile(None)[0] == max(
+        PROFILES.values(), key=lambda p: kernel_version(p.kernel) or (0, 0))
 
 
 @pytest.mark.usefixtures("kvm")
