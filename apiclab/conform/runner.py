@@ -244,15 +244,19 @@ def run_suite(
                 runs[(i, "model")] = judge(case, live["model"])
                 if progress is not None:
                     progress.advance("model")
+        # KVM's runs first (short), so that its evidence re-runs overlap the emulators' batches
+        pooled.sort(key=lambda entry: entry[1] in CHILD_PROCESS_BACKENDS)
+        evidence: list[Future[None]] = []
         for indices, name, future in pooled:
             done: list[BackendRun] = pool.result(future)
             for i, run in zip(indices, done, strict=True):
                 runs[(i, name)] = run
-        for name in live:  # the evidence re-runs, one backend at a time
-            if name == "model" or name in CHILD_PROCESS_BACKENDS:
-                continue
-            differing = [(runs[(i, name)], case) for i, case in enumerate(cases)]
-            pool.result(pool.submit(evidence_for, differing, name))
+            if name not in CHILD_PROCESS_BACKENDS and all(
+                    (i, name) in runs for i in range(len(cases))):
+                ran = [(runs[(i, name)], case) for i, case in enumerate(cases)]
+                evidence.append(pool.submit(evidence_for, ran, name))
+        for future_evidence in evidence:
+            pool.result(future_evidence)
     results = [
         CaseResult(case, {name: runs[(i, name)] for name in backends})
         for i, case in enumerate(cases)
