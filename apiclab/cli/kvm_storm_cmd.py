@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 from typing import Any
 
 from apiclab.backends.kvm.system import DEV_KVM
@@ -50,34 +48,11 @@ def _vector(text: str) -> int:
     return value
 
 
-def _resources() -> dict[str, int]:
-    fds = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else -1
-    return {"fds": fds, "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
-
-
 def run_storm(args: argparse.Namespace) -> int:
     # imported here, not at start-up: every apiclab command registers this one
-    from apiclab.backends.base import BackendUnavailable
-    from apiclab.backends.kvm.backend import open_kvm
-    from apiclab.backends.kvm.info import host_info
-    from apiclab.backends.kvm.ioctls import KvmError
-    from apiclab.backends.kvm.profile_match import model_for_host
-    from apiclab.backends.kvm.storm import (
-        deviations,
-        lapic_table,
-        run_host_storm,
-        run_model_storm,
-    )
-    from apiclab.backends.kvm.storm_guest import (
-        CLOCK_PERIOD_NS,
-        DEFAULT_WAIT_MS,
-        FIRMWARE_US,
-        IDLE_HLTS,
-        TRAFFIC,
-        storm_program,
-    )
+    from apiclab.backends.kvm.storm_document import storm_document
+    from apiclab.backends.kvm.storm_guest import DEFAULT_WAIT_MS
     from apiclab.cli.progress import Progress
-    from apiclab.hypervisor.profiles import get_profile
 
     if args.wait_ms is None:
         args.wait_ms = DEFAULT_WAIT_MS
@@ -88,66 +63,13 @@ def run_storm(args: argparse.Namespace) -> int:
     pending = sorted(set(_vector(v) for v in args.pending))
     if 0xD1 in pending:
         raise UserError("--pending 0xd1: that is the clock vector the boot waits for")
+    bar = Progress("kvm storm", args.reboots)
     try:
-        kvm = open_kvm(args.device)
-    except BackendUnavailable as e:
-        raise UserError(str(e)) from None
-    with kvm:
-        try:
-            info = host_info(kvm)
-            match = model_for_host(info)
-            if args.profile is not None:
-                try:
-                    get_profile(args.profile)
-                except KeyError as e:
-                    raise UserError(f"--profile: {e.args[0]}") from None
-                match.update(profile=args.profile, why="chosen with --profile")
-            if args.model_apicv != "host":
-                match.update(apicv=args.model_apicv == "on",
-                             why=match["why"] + f"; APICv {args.model_apicv} (--model-apicv)")
-            tsc_hz = info["tsc_khz"] * 1000
-            program = storm_program(tsc_hz, pending=pending, wait_ms=args.wait_ms)
-            before = _resources()
-            bar = Progress("kvm storm", args.reboots)
-            try:
-                host = run_host_storm(kvm, program, args.reboots, progress=bar.update)
-            finally:
-                bar.close()
-            after = _resources()
-        except KvmError as e:
-            raise UserError(f"KVM refused {e.ioctl}: {e.strerror}") from None
-    model = run_model_storm(program, get_profile(match["profile"]), apicv=match["apicv"],
-                            reboots=args.reboots, tsc_hz=tsc_hz)
-    doc: dict[str, Any] = {
-        "reboots": args.reboots,
-        "reboots_per_s": args.reboots / host.seconds if host.seconds else 0.0,
-        "host": {
-            "device": args.device,
-            "module": info["module"], "kernel": info["kernel"], "apicv": info["apicv"],
-            "tsc_khz": info["tsc_khz"],
-            "outcomes": dict(host.outcomes),
-            "seconds": round(host.seconds, 4),
-            "exits": host.exits,
-            "exits_per_reboot": round(host.exits / args.reboots, 2),
-            "lapic_at_reboot": lapic_table(host.lapic_at_reboot, host.lapic_pages),
-            "lapic_after_reset": lapic_table(host.lapic_after_reset, host.lapic_pages),
-            "distinct_logs": len(host.traces),
-        },
-        "model": {
-            "profile": model.profile, "apicv": model.apicv, "why": match["why"],
-            "outcomes": dict(model.outcomes),
-            "simulated_cycles": model.simulated, "period": model.period,
-            "lapic_at_reboot": [{"reboots": n, **json.loads(page)}
-                                for page, n in model.lapic_at_reboot.most_common()],
-        },
-        "deviations": deviations(host, model, program),
-        "guest": {
-            "pending": pending, "traffic": [v for v in TRAFFIC if v not in pending],
-            "clock_vector": 0xD1, "clock_period_ns": CLOCK_PERIOD_NS,
-            "firmware_us": FIRMWARE_US, "idle_hlts": IDLE_HLTS, "wait_ms": args.wait_ms,
-        },
-        "resources": {"before": before, "after": after},
-    }
+        doc = storm_document(args.device, args.reboots, pending, args.wait_ms,
+                             profile=args.profile, model_apicv=args.model_apicv,
+                             progress=bar.update)
+    finally:
+        bar.close()
     if args.json:
         print(json.dumps(doc, indent=2))
     else:

@@ -13,15 +13,28 @@ from apiclab import interrupts
 from apiclab.errors import ApiclabError, UserError
 
 # Each module has `register(subparsers)`, which adds its parser with `func=run(args) -> int`.
-COMMANDS = [
-    "apiclab.cli.reproduce_cmd",
-    "apiclab.cli.profiles_cmd",
-    "apiclab.cli.kvm_cmd",
-    "apiclab.cli.conform_cmd",
-    "apiclab.cli.explore_cmd",
-    "apiclab.cli.vmx_cmd",
-    "apiclab.cli.diagnose_cmd",
-]
+# Only the module of the command being run is imported (with everything it needs); the others
+# appear in `apiclab --help` by their one-line summary, so start-up does not pay for the model,
+# the backends and the reports of every command. A test keeps each summary equal to the help its
+# module registers.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "reproduce": ("apiclab.cli.reproduce_cmd",
+                  "reproduce the Windows 7 0x5C reboot BSOD on the model"),
+    "profiles": ("apiclab.cli.profiles_cmd",
+                 "list the KVM profiles, their kernel releases and the commits behind each switch"),
+    "kvm": ("apiclab.cli.kvm_cmd",
+            "the host's real KVM: info, reproduce the 0x5C mechanism on it"),
+    "conform": ("apiclab.cli.conform_cmd",
+                "run the APIC conformance suite on the model, KVM, QEMU and Bochs"),
+    "explore": ("apiclab.cli.explore_cmd",
+                "search the model for a run that breaks a property; shrink and explain it"),
+    "vmx": ("apiclab.cli.vmx_cmd",
+            "VMX virtual-interrupt delivery (stale RVI) on Bochs and on the model"),
+    "diagnose": ("apiclab.cli.diagnose_cmd",
+                 "read a hung VM's LAPIC evidence and say why each pending interrupt is held off"),
+    "campaign": ("apiclab.cli.campaign_cmd",
+                 "run conform, conform --random, explore or kvm storm over a Ray cluster"),
+}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -32,16 +45,28 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or with `only`, that command's full parser and the others as summaries."""
     parser = OneLineParser(
         prog="apiclab",
         description="An executable laboratory for x86 interrupt virtualization.",
     )
     parser.add_argument("--version", action="version", version=f"apiclab {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        importlib.import_module(name).register(sub)
+    for name, (module, summary) in COMMANDS.items():
+        if only is None or name == only:
+            importlib.import_module(module).register(sub)
+        else:
+            sub.add_parser(name, help=summary)
     return parser
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command named on the line: the first word that is not an option."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
 
 
 def version() -> str:
@@ -70,8 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    command = _command_of(words)
+    parser = build_parser(only=command or "")
+    args = parser.parse_args(words)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

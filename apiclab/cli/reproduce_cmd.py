@@ -162,6 +162,7 @@ def _storm(args: argparse.Namespace, scenario: Scenario, name: str, apicv: bool)
             linux=scenario.linux if scenario.guest == "linux" else None,
             power_cycle_after_bsod=args.after_bsod == "power-cycle",
             device_vectors=scenario.device_vectors,
+            tracing=args.json,  # only --json prints the trace digest; the table needs counts
         )
     finally:
         bar.close()

@@ -7,7 +7,6 @@ unavailable with the reason, never as a failure of the suite.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import metadata
@@ -32,11 +31,11 @@ class ModelBackend:
     name = "model"
 
     def _run_program(self) -> Callable[..., Any]:
-        try:
-            module = importlib.import_module("apiclab.guest.stepper")
-        except ImportError as e:
-            raise BackendUnavailable(f"the model's guest stepper is not importable ({e})") from None
-        run: Callable[..., Any] = module.run_program
+        from apiclab.guest.stepper import (
+            run_program,  # imported when first run: start-up stays fast
+        )
+
+        run: Callable[..., Any] = run_program
         return run
 
     def availability(self) -> Availability:
@@ -66,44 +65,26 @@ class ModelBackend:
         return RunResult(trace=trace, timed_out=bool(stopped), evidence=evidence)
 
 
-class MissingBackend:
-    """Stands in for a backend whose code cannot be imported; it only says why."""
-
-    def __init__(self, name: str, reason: str) -> None:
-        self.name = name
-        self.reason = reason
-
-    def availability(self) -> Availability:
-        return Availability(False, self.reason)
-
-    def run(
-        self,
-        program: Program,
-        *,
-        lapic_image: LapicState | None = None,
-        timeout_s: float = 5.0,
-    ) -> RunResult:
-        raise BackendUnavailable(self.reason)
-
-
-_REAL = {
-    "kvm": ("apiclab.backends.kvm", "KvmBackend"),
-    "qemu": ("apiclab.backends.qemu", "QemuBackend"),
-    "bochs": ("apiclab.backends.bochs", "BochsBackend"),
-}
-
-
 def make_backend(name: str) -> Backend:
+    """The named backend. The real ones are imported only when asked for (start-up stays fast),
+    by plain imports, so the import graph shows every dependency (no importlib)."""
+    backend: Backend
     if name == "model":
-        return ModelBackend()
-    if name not in _REAL:
+        backend = ModelBackend()
+    elif name == "kvm":
+        from apiclab.backends.kvm import KvmBackend
+
+        backend = KvmBackend()
+    elif name == "qemu":
+        from apiclab.backends.qemu import QemuBackend
+
+        backend = QemuBackend()
+    elif name == "bochs":
+        from apiclab.backends.bochs import BochsBackend
+
+        backend = BochsBackend()
+    else:
         raise UserError(f"--backends: unknown backend {name!r}; expected {_CHOICES}")
-    module_name, class_name = _REAL[name]
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as e:
-        return MissingBackend(name, f"{module_name}.{class_name} is not importable ({e})")
-    backend: Backend = cls()
     return backend
 
 
@@ -112,11 +93,9 @@ def evidence_backend(name: str) -> Backend | None:
     differs: real KVM with its tracepoints (kvm_apic, kvm_eoi, kvm_inj_virq, ...) captured."""
     if name != "kvm":
         return None
-    try:
-        cls = importlib.import_module("apiclab.backends.kvm").KvmBackend
-        backend: Backend = cls(trace_events=True)
-    except (ImportError, AttributeError, TypeError):
-        return None
+    from apiclab.backends.kvm import KvmBackend
+
+    backend: Backend = KvmBackend(trace_events=True)
     return backend
 
 
@@ -128,16 +107,17 @@ def evidence_session(name: str) -> Iterator[Backend | None]:
     if name != "kvm":
         yield None
         return
+    from apiclab.backends.kvm import KvmBackend
+    from apiclab.backends.kvm.tracefs import TraceCapture
+
+    capture = TraceCapture()
     try:
-        kvm = importlib.import_module("apiclab.backends.kvm")
-        tracefs = importlib.import_module("apiclab.backends.kvm.tracefs")
-        capture = tracefs.TraceCapture()
         capture.__enter__()
     except Exception:  # no tracefs here (not root, not mounted): each run says why
         yield evidence_backend(name)
         return
     try:
-        backend: Backend = kvm.KvmBackend(shared_capture=capture)
+        backend: Backend = KvmBackend(shared_capture=capture)
         yield backend
     finally:
         capture.__exit__(None, None, None)

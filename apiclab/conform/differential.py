@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,15 +101,20 @@ def campaign(
     reals: dict[str, Backend],
     *,
     progress: SuiteProgress | None = None,
+    first: int = 0,
+    observe: Callable[[int, Events], None] | None = None,
 ) -> tuple[dict[str, BackendStats], list[Disagreement], float]:
-    """Run programs 0..n-1 of `seed` on the model and the real backends; collect disagreements."""
+    """Run programs first..first+n-1 of `seed` on the model and the real backends; collect
+    disagreements. A program depends only on (seed, index), so a run split into index ranges
+    (`apiclab campaign`) meets exactly the programs of the whole run; `observe(index, events)`
+    sees the model's events of every program."""
     stats = {name: BackendStats() for name in ("model", *reals)}
     if progress is not None:
         for name in stats:
             progress.start(name, n)
     found: list[Disagreement] = []
     start = time.monotonic()
-    programs = [random_program(seed, i) for i in range(n)]
+    programs = [random_program(seed, first + j) for j in range(n)]
     with ChildPool(workers()) as pool:  # interrupted, it kills the emulators and ends at once
         pooled: dict[tuple[int, str], Future[tuple[Events | None, float, str]]] = {
             (i, name): pool.submit(_timed, backend, programs[i][0])
@@ -119,7 +124,7 @@ def campaign(
         if progress is not None:
             for (_, name), future in pooled.items():
                 future.add_done_callback(advance_when_done(progress, name))
-        for i, (program, moves, handlers) in enumerate(programs):
+        for i, (program, moves, handlers) in enumerate(programs, start=first):
             model_events, secs, error = _timed(model, program)
             _count(stats["model"], secs, error)
             if progress is not None:
@@ -127,9 +132,11 @@ def campaign(
             if model_events is None:
                 raise UserError(f"--random: the model failed on program {i} of seed {seed}: "
                                 f"{error}")
+            if observe:
+                observe(i, model_events)
             for name, backend in reals.items():
-                if (i, name) in pooled:
-                    events, secs, error = pool.result(pooled.pop((i, name)))
+                if (i - first, name) in pooled:
+                    events, secs, error = pool.result(pooled.pop((i - first, name)))
                 else:
                     events, secs, error = _timed(backend, program)
                     if progress is not None:

@@ -69,6 +69,7 @@ class Engine:
         self._queue: list[tuple[int, int, Handle]] = []
         self._seq = 0
         self.stopped = False
+        self.until: int | None = None  # the bound of the `run(until)` in progress
 
     def at(self, time: int, callback: Callable[[], None]) -> Handle:
         if time < self.now:
@@ -84,6 +85,19 @@ class Engine:
     def stop(self) -> None:
         self.stopped = True
 
+    @property
+    def scheduled(self) -> int:
+        """How many callbacks have been scheduled so far (a step that schedules nothing leaves it
+        unchanged)."""
+        return self._seq
+
+    def next_time(self) -> int | None:
+        """When the next callback that is still live is due; None when nothing is scheduled."""
+        queue = self._queue
+        while queue and queue[0][2].cancelled:
+            heapq.heappop(queue)  # step() would drop it unrun anyway
+        return queue[0][0] if queue else None
+
     def step(self) -> bool:
         """Run the next callback; False when the queue is empty."""
         while self._queue:
@@ -98,6 +112,13 @@ class Engine:
     def run(self, until: int | None = None) -> None:
         """Run callbacks in time order until the queue empties, `until` passes, or `stop()`."""
         self.stopped = False
+        self.until = until
+        try:
+            self._run(until)
+        finally:
+            self.until = None
+
+    def _run(self, until: int | None) -> None:
         queue = self._queue
         while queue and not self.stopped:
             time, _, handle = queue[0]

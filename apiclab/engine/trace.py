@@ -12,6 +12,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+# The canonical form of one event: keys sorted, no spaces. One encoder for every line, since
+# building a new one per event (as `json.dumps` does) costs more than the encoding itself.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
 # Event kinds a guest itself can see; a model run and a real run agree or differ on these.
 GUEST_VISIBLE = frozenset({"interrupt", "read", "wait", "bugcheck", "end", "fault"})
 
@@ -33,14 +37,22 @@ class Event:
 
 
 class Trace:
-    """An append-only list of events with a canonical serialisation and digest."""
+    """An append-only list of events with a canonical serialisation and digest.
 
-    __slots__ = ("events",)
+    While `recording` is False, `record` keeps nothing: a run that needs only its counts pays
+    nothing for tracing. Callers that build costly event data (register snapshots) check
+    `recording` first.
+    """
 
-    def __init__(self, events: Iterable[Event] = ()) -> None:
+    __slots__ = ("events", "recording")
+
+    def __init__(self, events: Iterable[Event] = (), *, recording: bool = True) -> None:
         self.events: list[Event] = list(events)
+        self.recording = recording
 
-    def record(self, time: int, kind: str, **data: Any) -> Event:
+    def record(self, time: int, kind: str, **data: Any) -> Event | None:
+        if not self.recording:
+            return None
         event = Event(time, kind, data)
         self.events.append(event)
         return event
@@ -58,10 +70,9 @@ class Trace:
         return [e for e in self.events if e.kind in GUEST_VISIBLE]
 
     def to_jsonl(self) -> str:
-        return "".join(
-            json.dumps(e.as_dict(), sort_keys=True, separators=(",", ":")) + "\n"
-            for e in self.events
-        )
+        """One canonical JSON object per line (keys sorted, no spaces), each line ending in \\n."""
+        encode = _CANONICAL.encode
+        return "".join([encode(e.as_dict()) + "\n" for e in self.events])
 
     def digest(self) -> str:
         """SHA-256 of the canonical JSON-lines form: equal digests mean byte-identical traces."""

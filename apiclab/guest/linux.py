@@ -62,9 +62,9 @@ class Linux(Windows7):
         m.hpet.start_periodic(self.lcfg.tick_ns)
         vcpu.sti()
         deadline = m.engine.now + 10 * self.lcfg.tick_ns  # mdelay(10 * 1000 / HZ)
-        m.trace.record(
-            m.engine.now, "wait-start", text="timer_irq_works(): ~10 ticks for jiffies to move",
-            ticks=m.tsc.read(deadline) - vcpu.rdtsc(), **vcpu.registers(),
+        vcpu.record(
+            "wait-start", text="timer_irq_works(): ~10 ticks for jiffies to move",
+            ticks=m.tsc.read(deadline) - vcpu.rdtsc(),
         )
         while m.engine.now < deadline:
             yield Wait(vcpu.delivered, deadline)
@@ -74,5 +74,5 @@ class Linux(Windows7):
             outcome.ok = True
             return
         outcome.ok = False
-        m.trace.record(m.engine.now, "panic", text=PANIC_TEXT, **vcpu.registers())
+        vcpu.record("panic", text=PANIC_TEXT)
         vcpu.cli()  # after the record, as Windows' bugcheck: the failure is the panic itself

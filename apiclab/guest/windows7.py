@@ -110,9 +110,7 @@ class Windows7:
         vcpu.cli()
         self.m.trace.record(self.m.engine.now, "guest", text="shutdown: interrupts disabled")
         yield Sleep(choices.between(0, 2_000) * 1_000)
-        self.m.trace.record(
-            self.m.engine.now, "reboot", text="reset port written", **vcpu.registers()
-        )
+        vcpu.record("reboot", text="reset port written")
         self.m.io_out(RESET_PORT, 0x06)
 
     def firmware_and_loader(self, choices: Choices) -> Process:
@@ -142,9 +140,9 @@ class Windows7:
         vcpu.sti()
         start = vcpu.rdtsc()
         deadline = phase0_deadline(start, m.tsc.hz, cfg.wait_ms)
-        m.trace.record(
-            m.engine.now, "wait-start", text="HalpWaitForPhase0ClockTick(3000)",
-            tsc=start, deadline=deadline, ticks=deadline - start, **vcpu.registers(),
+        vcpu.record(
+            "wait-start", text="HalpWaitForPhase0ClockTick(3000)",
+            tsc=start, deadline=deadline, ticks=deadline - start,
         )
         while self.phase0_ticks == 0 and vcpu.rdtsc() <= deadline:
             yield Wait(vcpu.delivered, m.tsc.ns_at(deadline + 1))
@@ -156,9 +154,8 @@ class Windows7:
         params = (HAL_CLOCK_INTERRUPT_NOT_RECEIVED, cfg.clock_source_index, 0, 0)
         outcome.ok = False
         outcome.bugcheck = (HAL_INITIALIZATION_FAILED, params)
-        m.trace.record(
-            m.engine.now, "bugcheck", code=HAL_INITIALIZATION_FAILED, params=list(params),
-            tsc=vcpu.rdtsc(), **vcpu.registers(),
+        vcpu.record(
+            "bugcheck", code=HAL_INITIALIZATION_FAILED, params=list(params), tsc=vcpu.rdtsc()
         )
         # KeBugCheckEx runs with interrupts disabled: its CLI is recorded after the call it
         # belongs to, so a property broken by the bugcheck points at the bugcheck.

@@ -71,6 +71,7 @@ class KvmVcpu:
         self.req_event = False  # KVM_REQ_EVENT
         self.idt: Callable[[int], None] = lambda vector: None
         self.delivered = Signal()  # fires after every delivered interrupt (wakes HLT and waits)
+        self.deliveries = 0  # interrupts delivered so far (each ran guest code)
         self._delivering = False
         self._parked_vapic: VirtualApic | None = None  # the VMCS state while APICv is inhibited
 
@@ -100,8 +101,11 @@ class KvmVcpu:
             regs["ppr"] = lapic.ppr()
         return regs
 
-    def _record(self, kind: str, **data: Any) -> None:
-        self.trace.record(self.engine.now, kind, **data, **self.registers())
+    def record(self, kind: str, **data: Any) -> None:
+        """Record `kind` with `data` and the register snapshot, unless the trace is not recording
+        (the snapshot is most of a step's cost)."""
+        if self.trace.recording:
+            self.trace.record(self.engine.now, kind, **data, **self.registers())
 
     # --- host side: accepting interrupts (KVM __apic_accept_irq, APIC_DM_FIXED) -----------------
 
@@ -124,11 +128,11 @@ class KvmVcpu:
                 vapic.posted_interrupt_processing()
             else:
                 self.req_event = True
-            self._record("accept", vector=vector, source=source, path="posted")
+            self.record("accept", vector=vector, source=source, path="posted")
             self._try_deliver()
             return
         result = lapic.accept(vector, level=level)
-        self._record("accept", vector=vector, source=source, path=result.value)
+        self.record("accept", vector=vector, source=source, path=result.value)
         if result is Accept.ILLEGAL:
             # §10.5.3: accept() recorded the ESR bit; the LVT error entry reports it.
             self._apply(lapic.error_interrupt())
@@ -194,7 +198,7 @@ class KvmVcpu:
         else:
             self._parked_vapic, self.vapic = self.vapic, None
         self.req_event = True
-        self.trace.record(self.engine.now, "apicv", active=active, **self.registers())
+        self.record("apicv", active=active)
         if self.in_guest:
             self.vm_entry()  # KVM_REQ_APICV_UPDATE: the vCPU exits and re-enters
 
@@ -215,7 +219,7 @@ class KvmVcpu:
     def kvm_set_lapic(self, image: LapicState) -> None:
         """KVM_SET_LAPIC (kvm_apic_set_state + kvm_apic_post_state_restore): the page becomes the
         image; SVI follows the highest ISR bit; what happens to RVI and PIR is the profile's."""
-        before = self.registers()
+        before = self.registers() if self.trace.recording else {}
         vapic = self.vapic
         clears_pir = vapic is not None and self.profile.on(Sw.RESTORE_CLEARS_PIR)
         if clears_pir and self.profile.on(Sw.RESTORE_CLEARS_PIR_FIRST) and vapic is not None:
@@ -249,9 +253,7 @@ class KvmVcpu:
                 vapic.rvi = max(highest(lapic.irr), 0)  # 4114c27d450b: hwapic_irr_update
             vapic.svi = max(highest(lapic.isr), 0)  # hwapic_isr_update
         self.req_event = True
-        self.trace.record(
-            self.engine.now, "set-lapic", before=before, **self.registers()
-        )
+        self.record("set-lapic", before=before)
 
     def _restart_timer_after_restore(self, *, expired_one_shot: bool) -> None:
         """Restart the timer from the restored registers. A one-shot timer whose current count is
@@ -317,7 +319,7 @@ class KvmVcpu:
             effects = self.lapic.write(offset, value, self.engine.now)
         self._apply(effects)
         if offset == Reg.EOI:
-            self.trace.record(self.engine.now, "eoi", **self.registers())
+            self.record("eoi")
         if vapic is not None:
             self.vm_entry()  # the write exited; re-entry re-evaluates
         else:
@@ -332,7 +334,7 @@ class KvmVcpu:
 
     def _virtual_eoi(self, vapic: VirtualApic) -> None:
         result = vapic.eoi_virtualization()
-        self.trace.record(self.engine.now, "eoi", vector=result.vector, **self.registers())
+        self.record("eoi", vector=result.vector)
         if result.eoi_exit:
             # EOI-induced exit: KVM's kvm_apic_set_eoi_accelerated forwards level EOIs.
             if self.lapic.tmr & (1 << result.vector):
@@ -382,13 +384,14 @@ class KvmVcpu:
                 vector, irr_was_set = self._next_vector()
                 if vector < 0:
                     return
-                self._record(
+                self.record(
                     "deliver",
                     vector=vector,
                     via="virtual" if self.vapic else "inject",
                     irr_was_set=irr_was_set,
                 )
                 # An interrupt gate clears IF; the handler's IRET restores it.
+                self.deliveries += 1
                 self.if_flag = False
                 self.idt(vector)
                 self.if_flag = True

@@ -10,6 +10,7 @@ from apiclab.arch.lapic import DELIVERY_EXTINT, LVT_MASKED
 from apiclab.arch.lapic_state import LapicState
 from apiclab.arch.registers import LVT_REGS, Reg
 from apiclab.engine.core import Engine
+from apiclab.engine.idle import IdleTicks
 from apiclab.engine.trace import Trace
 from apiclab.hypervisor.kvm import KvmVcpu
 from apiclab.hypervisor.profiles import Profile
@@ -43,6 +44,13 @@ def reset_image() -> LapicState:
     return image
 
 
+def _attributes(device: object) -> dict[str, object] | None:
+    """A device's attributes, with its lists and dicts copied so later writes do not reach them."""
+    if device is None:
+        return None
+    return {k: v.copy() if type(v) in (list, dict) else v for k, v in vars(device).items()}
+
+
 class Machine:
     def __init__(self, profile: Profile, *, apicv: bool, tsc_hz: int, trace: Trace) -> None:
         self.engine = Engine()
@@ -56,6 +64,17 @@ class Machine:
         )
         self.hpet = HpetComparator(self.engine, HPET_PIN, self._hpet_edge)
         self.pit = pit.Pit(self.engine, lambda level: self.irq_line(PIT_PIN, level))
+        # Off by default: a run turns it on while its trace is not recording.
+        self.idle_ticks = IdleTicks(self.engine, self.state)
+        self.hpet.idle = self.vcpu.timer.idle = self.idle_ticks
+
+    def state(self) -> tuple[object, ...]:
+        """The state of every device an interrupt tick can reach, by value: two snapshots are
+        equal exactly when nothing changed in between. Guest code (and so port I/O, the PIT)
+        runs only on a delivery, which the vCPU counts."""
+        vcpu = self.vcpu
+        devices = (vcpu, vcpu.lapic, vcpu.vapic, vcpu.timer, self.ioapic, self.hpet)
+        return tuple(_attributes(d) for d in devices)
 
     # --- interrupt routing (KVM's in-kernel IOAPIC) --------------------------------------------
 
@@ -109,7 +128,8 @@ class Machine:
         masked), then KVM_SET_LAPIC with the reset image, then KVM_RUN at the reset vector."""
         vcpu = self.vcpu
         vcpu.vm_exit()
-        self.trace.record(self.engine.now, "reset", **vcpu.registers())
+        if self.trace.recording:
+            self.trace.record(self.engine.now, "reset", **vcpu.registers())
         self.hpet.stop()
         self.pit.reset()  # QEMU resets the PIT with the other devices (hw/timer/i8254.c pit_reset)
         self.ioapic = Ioapic()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from apiclab.engine.core import Engine, Handle
+from apiclab.engine.idle import IdleTicks
 
 HPET_HZ = 100_000_000  # QEMU's HPET counter runs at 100 MHz (hw/timer/hpet.c, HPET_CLK_PERIOD 10 ns)
 
@@ -20,6 +21,7 @@ class HpetComparator:
         self.edge = edge
         self.period_ns = 0
         self._pending: Handle | None = None
+        self.idle: IdleTicks | None = None  # set by the machine to skip ticks that change nothing
 
     def start_periodic(self, period_ns: int) -> None:
         if period_ns <= 0:
@@ -38,5 +40,12 @@ class HpetComparator:
         return self._pending is not None
 
     def _tick(self) -> None:
+        horizon = self.idle.horizon() if self.idle is not None else None
         self._pending = self.engine.after(self.period_ns, self._tick)
-        self.edge(self.pin)
+        if self.idle is None:
+            self.edge(self.pin)
+            return
+        skipped = self.idle.tick(lambda: self.edge(self.pin), self.period_ns, horizon)
+        if skipped:
+            self._pending.cancel()
+            self._pending = self.engine.after((skipped + 1) * self.period_ns, self._tick)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from apiclab.arch.lapic import TIMER_PERIODIC, TIMER_TSC_DEADLINE, LocalApic
 from apiclab.engine.core import Engine, Handle
+from apiclab.engine.idle import IdleTicks
 from apiclab.platform.tsc import Tsc
 
 
@@ -22,6 +23,7 @@ class LapicTimer:
         self.tsc = tsc
         self.fire = fire  # called with the LVT vector when the timer interrupts
         self._pending: Handle | None = None
+        self.idle: IdleTicks | None = None  # set by the machine to skip ticks that change nothing
 
     def rearm(self) -> None:
         """Re-read the timer registers and schedule the next expiry (after any register write)."""
@@ -47,14 +49,23 @@ class LapicTimer:
     def _expire(self) -> None:
         self._pending = None
         lapic = self.lapic
+        horizon = self.idle.horizon() if self.idle is not None else None
         vector = lapic.timer_fire()
+        period = 0
         if lapic.timer_mode == TIMER_TSC_DEADLINE:
             lapic.tsc_deadline = 0  # §10.5.4.1: the timer disarms and clears the MSR
         elif lapic.timer_mode == TIMER_PERIODIC and lapic.timer_initial:
             period = round(lapic.timer_initial * lapic.ns_per_count())
             self._pending = self.engine.after(period, self._expire)
-        if vector >= 0:
+        if vector < 0:
+            return
+        if not period or self.idle is None:
             self.fire(vector)
+            return
+        skipped = self.idle.tick(lambda: self.fire(vector), period, horizon)
+        if skipped and self._pending is not None:
+            self._pending.cancel()
+            self._pending = self.engine.after((skipped + 1) * period, self._expire)
 
     @property
     def armed(self) -> bool:

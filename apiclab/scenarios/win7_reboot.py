@@ -40,6 +40,7 @@ class StormResult:
     first_failure: list[Event] | None = None
     first_failure_index: int | None = None
     first_success: list[Event] | None = None  # one healthy cycle, to set beside the failure
+    first_success_index: int | None = None
     bugcheck: tuple[int, tuple[int, int, int, int]] | None = None
     digest: str = ""
     outcomes: list[bool] = field(default_factory=list)
@@ -105,6 +106,7 @@ def run_storm(
     linux: LinuxConfig | None = None,
     power_cycle_after_bsod: bool = False,
     device_vectors: tuple[int, ...] = DEVICE_VECTORS,
+    tracing: bool = True,
 ) -> StormResult:
     """Reboot the guest `reboots` times and count the boots that fail (Windows 7 by default; with
     `linux`, a Linux guest with the same traffic and firmware).
@@ -113,53 +115,102 @@ def run_storm(
     `power_cycle_after_bsod`: then the VM is destroyed and created anew (fresh VMCS, RVI = 0), and
     the next cycle starts from a healthy running guest — which measures the odds per reboot of a
     healthy system. (The cold boot itself is not modelled: with nothing pending, it cannot fail.)
+
+    With `tracing` off the storm records nothing and skips clock ticks that cannot change the
+    state (`apiclab.engine.idle`): the counts are the same, `digest` is empty, and the events of
+    the first failure and first success come from running the storm again up to them, recording
+    only those cycles.
     """
-    config = config or Windows7Config()
-    trace = Trace()
-    choices = Choices(seed)
-    digest = hashlib.sha256()
-    result = StormResult(profile.name, apicv, reboots)
-
-    def new_vm() -> tuple[Machine, Windows7, Traffic]:
-        machine = Machine(profile, apicv=apicv, tsc_hz=tsc_hz, trace=trace)
-        guest = Windows7(machine, config) if linux is None else Linux(machine, linux)
-        machine.vcpu.vm_entry()
-        return machine, guest, Traffic(machine, choices, config.ipi_vector, device_vectors)
-
-    machine, guest, traffic = new_vm()
-    last_ok = True
-    for index in range(reboots):
-        if last_ok:
-            guest.run_os()
-            traffic.start()
-            machine.engine.run_process(_sleep(choices.between(20, 200) * MS))
-        machine.engine.run_process(guest.shutdown(choices))
-        traffic.stop()
-        outcome = BootOutcome(ok=False)
-        machine.engine.run_process(guest.boot(choices, outcome))
-        result.outcomes.append(outcome.ok)
-        if last_ok:
-            result.clean_boot_reboots += 1
-        if outcome.ok and result.first_success is None:
-            result.first_success = list(trace.events)
-        if not outcome.ok:
-            result.bsods += 1
-            if last_ok:
-                result.bsods_after_clean_boot += 1
-            if result.first_failure is None:
-                result.first_failure = list(trace.events)
-                result.first_failure_index = index
-                result.bugcheck = outcome.bugcheck
-        digest.update(trace.to_jsonl().encode())
-        trace.events.clear()
-        last_ok = outcome.ok
-        if not outcome.ok and power_cycle_after_bsod:
-            machine, guest, traffic = new_vm()
-            last_ok = True
-        if progress is not None:
-            progress(index + 1)
-    result.digest = digest.hexdigest()
+    storm = _Storm(
+        profile, apicv, seed, config or Windows7Config(), tsc_hz, linux,
+        power_cycle_after_bsod, device_vectors,
+    )
+    if tracing:
+        return storm.run(reboots, recorded=lambda index: True, progress=progress)
+    result = storm.run(reboots, recorded=lambda index: False, progress=progress)
+    firsts = (result.first_failure_index, result.first_success_index)
+    wanted = {index for index in firsts if index is not None}
+    if wanted:
+        again = storm.run(max(wanted) + 1, recorded=lambda index: index in wanted, progress=None)
+        result.first_failure, result.first_success = again.first_failure, again.first_success
     return result
+
+
+@dataclass(frozen=True)
+class _Storm:
+    """One storm's settings; every `run` starts from a new VM and the same seed."""
+
+    profile: Profile
+    apicv: bool
+    seed: int
+    config: Windows7Config
+    tsc_hz: int
+    linux: LinuxConfig | None
+    power_cycle_after_bsod: bool
+    device_vectors: tuple[int, ...]
+
+    def run(
+        self,
+        reboots: int,
+        *,
+        recorded: Callable[[int], bool],
+        progress: Callable[[int], None] | None,
+    ) -> StormResult:
+        """Run `reboots` cycles, recording (and hashing) the trace of the cycles `recorded`
+        names; ticks that change nothing are skipped in the others."""
+        trace = Trace()
+        choices = Choices(self.seed)
+        digest = hashlib.sha256()
+        result = StormResult(self.profile.name, self.apicv, reboots)
+
+        def new_vm() -> tuple[Machine, Windows7, Traffic]:
+            machine = Machine(self.profile, apicv=self.apicv, tsc_hz=self.tsc_hz, trace=trace)
+            guest = (
+                Windows7(machine, self.config) if self.linux is None else Linux(machine, self.linux)
+            )
+            machine.vcpu.vm_entry()
+            traffic = Traffic(machine, choices, self.config.ipi_vector, self.device_vectors)
+            return machine, guest, traffic
+
+        machine, guest, traffic = new_vm()
+        last_ok = True
+        for index in range(reboots):
+            trace.recording = recorded(index)
+            machine.idle_ticks.enabled = not trace.recording
+            if last_ok:
+                guest.run_os()
+                traffic.start()
+                machine.engine.run_process(_sleep(choices.between(20, 200) * MS))
+            machine.engine.run_process(guest.shutdown(choices))
+            traffic.stop()
+            outcome = BootOutcome(ok=False)
+            machine.engine.run_process(guest.boot(choices, outcome))
+            result.outcomes.append(outcome.ok)
+            if last_ok:
+                result.clean_boot_reboots += 1
+            if outcome.ok and result.first_success_index is None:
+                result.first_success = list(trace.events) if trace.recording else None
+                result.first_success_index = index
+            if not outcome.ok:
+                result.bsods += 1
+                if last_ok:
+                    result.bsods_after_clean_boot += 1
+                if result.first_failure_index is None:
+                    result.first_failure = list(trace.events) if trace.recording else None
+                    result.first_failure_index = index
+                    result.bugcheck = outcome.bugcheck
+            if trace.recording:
+                digest.update(trace.to_jsonl().encode())
+                trace.events.clear()
+            last_ok = outcome.ok
+            if not outcome.ok and self.power_cycle_after_bsod:
+                machine, guest, traffic = new_vm()
+                last_ok = True
+            if progress is not None:
+                progress(index + 1)
+        hashed_every_cycle = all(recorded(index) for index in range(reboots))
+        result.digest = digest.hexdigest() if hashed_every_cycle else ""
+        return result
 
 
 def _sleep(ns: int) -> Process:

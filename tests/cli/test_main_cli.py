@@ -53,3 +53,21 @@ def test_every_command_has_a_description_in_its_help(path: tuple[str, ...],
     helptext = parser.format_help()
     # the description's first words appear under the usage line
     assert " ".join(parser.description.split()[:3]) in " ".join(helptext.split())
+
+
+def test_each_commands_summary_in_main_is_the_help_its_module_registers() -> None:
+    from apiclab.cli.main import COMMANDS as TABLE
+
+    full = build_parser()
+    sub = next(a for a in full._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {c.dest: c.help for c in sub._choices_actions}
+    assert helps == {name: summary for name, (_, summary) in TABLE.items()}
+
+
+def test_help_of_the_whole_command_line_imports_no_command_module() -> None:
+    code = ("import sys; from apiclab.cli.main import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.endswith('_cmd')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"

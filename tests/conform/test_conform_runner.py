@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from apiclab.arch.lapic_state import LapicState
 from apiclab.backends.base import Availability, BackendUnavailable, RunResult
-from apiclab.conform.backends import MissingBackend, ModelBackend
+from apiclab.conform.backends import ModelBackend
 from apiclab.conform.case import load_builtin
 from apiclab.conform.report import matrix_text, summary_text, to_json
 from apiclab.conform.runner import run_suite
@@ -36,10 +37,23 @@ class Broken(Silent):
         raise BackendUnavailable("this program needs a feature the backend lacks")
 
 
+class Gone:
+    """A backend that is not installed here: it only says why."""
+
+    name = "gone"
+
+    def availability(self) -> Availability:
+        return Availability(False, "not installed here")
+
+    def run(self, program: Program, *, lapic_image: LapicState | None = None,
+            timeout_s: float = 5.0) -> RunResult:
+        raise BackendUnavailable("not installed here")
+
+
 def test_outcomes_agrees_differs_and_not_run_with_reasons() -> None:
     result = run_suite(CASES, {"model": ModelBackend(), "silent": Silent(),
                                "broken": Broken(),
-                               "gone": MissingBackend("gone", "not installed here")})
+                               "gone": Gone()})
     doc = to_json(result)
     assert doc["backends"]["gone"] == {"available": False, "reason": "not installed here"}
     for case in doc["cases"]:

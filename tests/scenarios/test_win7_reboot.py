@@ -98,3 +98,55 @@ def test_explanation_claims_a_blocked_clock_only_when_it_was_never_delivered():
     blocked = [link["step"] for link in explain_failure([wait, accept])]
     assert "clock-blocked" in blocked
     assert "clock-blocked" not in [link["step"] for link in explain_failure([wait, accept, delivered])]
+
+
+# Digests computed by the model before it had a counting path (main at f65c541; seed 5, 40
+# reboots): the canonical trace, and so its digest, must not change when the model gets faster.
+PINNED_DIGESTS = {
+    ("kvm-3.17", True, "restart"): "8bd8ad23862916354572ac5cc3188e8186d103cc3a2607cc808d419c9073c29f",
+    ("kvm-3.19", True, "restart"): "4db528563b6777c25233246238c5b95ad81337ef1e3bca3a4fcca46d15eeaa62",
+    ("kvm-3.17", False, "restart"): "a044b5cae95be2b0e5e6852dd352e8cacf62dc9a47c198ed3d6ae62607c92155",
+    ("kvm-3.17", True, "power-cycle"): "02ed0dcaceb0cca6d67e7d1014eb30e5764b443bfae24c2479cf58592d580646",
+}
+
+
+def test_the_trace_digest_is_the_one_main_had_before_the_fast_path():
+    for (name, apicv, after), digest in PINNED_DIGESTS.items():
+        result = run_storm(
+            get_profile(name), apicv=apicv, reboots=40, seed=5,
+            power_cycle_after_bsod=after == "power-cycle",
+        )
+        assert result.digest == digest, (name, apicv, after)
+
+
+def test_the_counting_run_gives_the_traced_run_s_counts_and_first_failure():
+    from apiclab.guest.linux import LinuxConfig
+
+    variants = [
+        ("kvm-3.17", True, {}),
+        ("kvm-3.17", True, {"power_cycle_after_bsod": True}),
+        ("kvm-3.17", False, {}),
+        ("kvm-3.19", True, {}),
+        ("kvm-6.14", True, {"config": Windows7Config(firmware_enables_apic=False)}),
+        ("kvm-3.17", True, {"config": Windows7Config(clock_source="lapic-timer")}),
+        ("kvm-3.17", True, {"linux": LinuxConfig(clear_pending_intr=False)}),
+    ]
+    for name, apicv, options in variants:
+        for seed in (5, 6):
+            runs = [
+                run_storm(
+                    get_profile(name), apicv=apicv, reboots=40, seed=seed, tracing=tracing,
+                    **options,
+                )
+                for tracing in (True, False)
+            ]
+            traced, counted = (
+                (r.bsods, r.bsods_after_clean_boot, r.clean_boot_reboots, r.outcomes,
+                 r.first_failure_index, r.bugcheck,
+                 [e.as_dict() for e in r.first_failure or []],
+                 [e.as_dict() for e in r.first_success or []])
+                for r in runs
+            )
+            assert counted == traced, (name, apicv, options, seed)
+            assert runs[1].digest == ""  # nothing was recorded, so there is nothing to hash
+    assert runs[1].first_failure and runs[1].first_success  # re-recorded by the counting run

@@ -32,13 +32,13 @@ from apiclab.backends.kvm.deviation import outcome as trace_outcome
 from apiclab.backends.kvm.inplace import Cycle, InPlaceVm
 from apiclab.backends.kvm.system import Kvm
 from apiclab.engine.trace import Event, Trace
-from apiclab.explore.scenarios.state import vcpu_state_key
 from apiclab.guest.agent import log
 from apiclab.guest.agent.image import build_image
 from apiclab.guest.program import Mode, Program
 from apiclab.guest.stepper import DEFAULT_LIMIT_NS, ProgramRun
 from apiclab.hypervisor.machine import Machine, reset_image
 from apiclab.hypervisor.profiles import Profile
+from apiclab.hypervisor.state_key import vcpu_state_key
 
 MAX_DEVIATION_KINDS = 5
 TRACE_NOTE = ("a storm captures no tracepoints (tracefs per reboot would dominate its cost); "
