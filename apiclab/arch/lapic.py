@@ -23,7 +23,12 @@ ESR_ILLEGAL_REGISTER = 1 << 7
 SVR_APIC_ENABLED = 1 << 8  # §10.9 Figure 10-23
 SVR_FOCUS_DISABLED = 1 << 9
 SVR_EOI_BROADCAST_SUPPRESSION = 1 << 12  # §10.8.5
-SVR_WRITABLE = 0xFF | SVR_APIC_ENABLED | SVR_FOCUS_DISABLED | SVR_EOI_BROADCAST_SUPPRESSION
+APIC_VERSION = 0x00050014  # §10.4.8: integrated APIC (0x14), max LVT entry 5 (as KVM reports)
+VERSION_EOI_SUPPRESSION = 1 << 24  # §10.4.8: SVR bit 12 exists only where this is set
+# SVR bit 12 is reserved when the version register's bit 24 is clear (§10.9 Figure 10-23), as it
+# is for the APIC modelled here.
+SVR_WRITABLE = 0xFF | SVR_APIC_ENABLED | SVR_FOCUS_DISABLED | (
+    SVR_EOI_BROADCAST_SUPPRESSION if APIC_VERSION & VERSION_EOI_SUPPRESSION else 0)
 
 LVT_MASKED = 1 << 16  # §10.5.1 Figure 10-8
 LVT_LEVEL_TRIGGERED = 1 << 15
@@ -47,10 +52,23 @@ _LVT_WRITABLE = {
 # §10.5.4 Figure 10-10: divide configuration bits 0, 1 and 3 → divisor.
 _DIVISORS = {0b000: 2, 0b001: 4, 0b010: 8, 0b011: 16, 0b100: 32, 0b101: 64, 0b110: 128, 0b111: 1}
 
-APIC_VERSION = 0x00050014  # §10.4.8: integrated APIC (0x14), max LVT entry 5 (as KVM reports)
 DELIVERY_FIXED, DELIVERY_LOWEST, DELIVERY_SMI, DELIVERY_NMI = 0, 1, 2, 4
 DELIVERY_INIT, DELIVERY_STARTUP, DELIVERY_EXTINT = 5, 6, 7
 SHORTHAND_NONE, SHORTHAND_SELF, SHORTHAND_ALL, SHORTHAND_ALL_BUT_SELF = 0, 1, 2, 3
+
+
+# §10.12.1.2 Table 10-6: the x2APIC MSRs a WRMSR may write; any other raises #GP (read-only ones
+# such as ID, version, PPR, LDR, ISR/TMR/IRR and current count, and the ones that do not exist:
+# DFR, APR, ICR high, the reserved offsets).
+_X2APIC_WRITABLE = frozenset({
+    Reg.TPR, Reg.EOI, Reg.SVR, Reg.ESR, Reg.ICR_LOW, *LVT_REGS, Reg.TIMER_INITIAL,
+    Reg.TIMER_DIVIDE, Reg.SELF_IPI,
+})
+
+_X2APIC_READABLE = frozenset({
+    Reg.ID, Reg.VERSION, Reg.TPR, Reg.PPR, Reg.LDR, Reg.SVR, Reg.ESR, Reg.ICR_LOW, *LVT_REGS,
+    Reg.TIMER_INITIAL, Reg.TIMER_CURRENT, Reg.TIMER_DIVIDE,
+})
 
 
 def timer_divisor(divide_config: int) -> int:
@@ -162,6 +180,7 @@ class LocalApic:
         self.timer_initial = 0
         self.timer_divide = 0
         self.timer_start_ns = 0
+        self.timer_ran_out = False  # a one-shot count reached 0: it stays there (§10.5.4)
         self.tsc_deadline = 0
 
     def init(self) -> None:
@@ -245,7 +264,7 @@ class LocalApic:
     def timer_current(self, now: int) -> int:
         """Current count at `now` (§10.5.4): counts down from the initial count at bus/divide;
         periodic mode reloads, one-shot stops at 0; TSC-deadline mode reads 0."""
-        if self.timer_initial == 0 or self.timer_mode == TIMER_TSC_DEADLINE:
+        if self.timer_initial == 0 or self.timer_mode == TIMER_TSC_DEADLINE or self.timer_ran_out:
             return 0
         elapsed = int((now - self.timer_start_ns) / self.ns_per_count())
         if self.timer_mode == TIMER_PERIODIC:
@@ -326,6 +345,7 @@ class LocalApic:
                     return ()  # §10.5.4.1: ignored in TSC-deadline mode
                 self.timer_initial = value
                 self.timer_start_ns = now
+                self.timer_ran_out = False
                 return (TimerChanged(),)
             case Reg.TIMER_DIVIDE:
                 self.timer_divide = value & 0b1011
@@ -357,8 +377,10 @@ class LocalApic:
         if offset == Reg.LVT_TIMER:
             old_mode = self.timer_mode
             self.lvt[offset] = entry
-            if self.timer_mode != old_mode:
-                # §10.5.4.1: switching mode disarms the timer.
+            if (self.timer_mode == TIMER_TSC_DEADLINE) != (old_mode == TIMER_TSC_DEADLINE):
+                # §10.5.4.1: "transitioning between TSC-deadline mode and other timer modes also
+                # disarms the timer". One-shot ↔ periodic is no such transition: the count goes
+                # on from where it was (kvm-unit-tests x86/apic.c test_apic_change_mode).
                 self.timer_initial = 0
                 self.tsc_deadline = 0
             return (TimerChanged(),)
@@ -421,11 +443,23 @@ class LocalApic:
         if msr == IA32_TSC_DEADLINE:
             return self.tsc_deadline
         offset = offset_of_msr(msr)
-        if offset in (Reg.EOI, Reg.SELF_IPI, Reg.DFR, Reg.ICR_HIGH, Reg.APR, Reg.RRD):
+        if offset not in _X2APIC_READABLE and not 0x100 <= offset < 0x280:
+            # write-only (EOI, self IPI), gone in x2APIC (DFR, APR, ICR high) or reserved
             raise GeneralProtection(f"x2APIC MSR {msr:#x} is not readable")
         if offset == Reg.ICR_LOW:
             return self.icr
         return self.read(offset, now)
+
+    def check_msr_write(self, msr: int, value: int) -> None:
+        """The #GP rules of an x2APIC WRMSR (§10.12.1.2): every register but ICR is 32 bits wide
+        (bits 63:32 reserved), and the ESR and EOI take only 0 (Table 10-6)."""
+        offset = offset_of_msr(msr)
+        if offset != Reg.ICR_LOW and value >> 32:
+            raise GeneralProtection(f"x2APIC MSR {msr:#x}: bits 63:32 are reserved")
+        if offset in (Reg.ESR, Reg.EOI) and value != 0:
+            raise GeneralProtection(f"x2APIC MSR {msr:#x} takes only 0")
+        if offset not in _X2APIC_WRITABLE:
+            raise GeneralProtection(f"x2APIC MSR {msr:#x} is not writable")
 
     def write_msr(self, msr: int, value: int, now: int = 0) -> tuple[Effect, ...]:
         if msr == IA32_TSC_DEADLINE:

@@ -29,6 +29,18 @@ def _step_toml(step: Step) -> str:
         case Op.BUGCHECK_IF_TIMEOUT:
             return (f'{{ op = "bugcheck_if_timeout", code = {step.a:#x}, '
                     f"params = [{step.b & 0xFFFFFFFF:#x}, {step.b >> 32:#x}] }}")
+        case Op.OUT:
+            return f'{{ op = "out", port = {step.a:#x}, value = {step.b:#x} }}'
+        case Op.IN:
+            return f'{{ op = "in", port = {step.a:#x} }}'
+        case Op.MMIO_WRITE:
+            return f'{{ op = "mmio_write", addr = {step.a:#x}, value = {step.b:#x} }}'
+        case Op.MMIO_READ:
+            return f'{{ op = "mmio_read", addr = {step.a:#x} }}'
+        case Op.RDMSR:
+            return f'{{ op = "rdmsr", msr = {step.a:#x} }}'
+        case Op.WRMSR:
+            return f'{{ op = "wrmsr", msr = {step.a:#x}, value = {step.b:#x} }}'
         case _:
             return f'{{ op = "{step.op.name.lower()}" }}'
 

@@ -16,7 +16,9 @@ A case file holds::
 Each expected event names its `kind` and only the fields that matter; a field is an exact value
 (an integer, a register name for `reg`, a string, or a list of vectors compared as a set), a range
 ``{ min, max }`` where timing legitimately varies (timer current-count reads), or a bit test
-``{ mask, value }``. The run must end with an ``end`` event unless the last expected event is a
+``{ mask, value }``, or any of several such values ``{ any = [0x11, 0x20] }`` (registers whose
+value is implementation-specific within what the SDM allows). A top-level ``absent = [vectors]``
+says those vectors are never delivered (no ``interrupt`` event names them). The run must end with an ``end`` event unless the last expected event is a
 ``bugcheck`` or ``fault``; the matcher appends it, so case files do not list it.
 """
 
@@ -39,8 +41,9 @@ MAX_CASES = 10_000  # a directory with more is not a suite (the built-in one has
 TERMINAL_KINDS = frozenset({"end", "bugcheck", "fault"})
 # The fields each guest-visible event carries (apiclab.guest.program docstring).
 EVENT_FIELDS: dict[str, frozenset[str]] = {
-    "interrupt": frozenset({"vector", "isr", "irr", "ppr"}),
-    "read": frozenset({"reg", "port", "addr", "value"}),  # reg: READ, port: IN, addr: MMIO_READ
+    "interrupt": frozenset({"vector", "isr", "irr", "tmr", "ppr"}),
+    # reg: READ, port: IN, addr: MMIO_READ, msr: RDMSR
+    "read": frozenset({"reg", "port", "addr", "msr", "value"}),
     "wait": frozenset({"vector", "count", "outcome"}),
     "bugcheck": frozenset({"code", "params"}),
     "fault": frozenset({"vector"}),
@@ -48,7 +51,7 @@ EVENT_FIELDS: dict[str, frozenset[str]] = {
 }
 
 
-CASE_KEYS = frozenset({"name", "sdm", "description", "program", "expect"})
+CASE_KEYS = frozenset({"name", "sdm", "description", "program", "expect", "absent"})
 
 
 class CaseError(UserError):
@@ -92,7 +95,20 @@ class Masked:
         return f"& {self.mask:#x} == {self.value:#x}"
 
 
-FieldMatcher = Exact | Range | Masked
+@dataclass(frozen=True, slots=True)
+class AnyOf:
+    """Any of several matchers: where the SDM leaves a choice (a version, an ID) open."""
+
+    options: tuple[Exact | Range | Masked, ...]
+
+    def matches(self, observed: Any) -> bool:
+        return any(o.matches(observed) for o in self.options)
+
+    def describe(self) -> str:
+        return "any of " + " | ".join(o.describe() for o in self.options)
+
+
+FieldMatcher = Exact | Range | Masked | AnyOf
 
 
 def _show(value: Any) -> str:
@@ -120,14 +136,21 @@ class ExpectedEvent:
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind}
         for k, m in self.fields.items():
-            match m:
-                case Exact(value=v):
-                    out[k] = v
-                case Range(low=lo, high=hi):
-                    out[k] = {"min": lo, "max": hi}
-                case Masked(mask=mask, value=v):
-                    out[k] = {"mask": mask, "value": v}
+            out[k] = _plain(m)
         return out
+
+
+def _plain(m: FieldMatcher) -> Any:
+    """A matcher as the TOML value that states it."""
+    match m:
+        case Exact(value=v):
+            return v
+        case Range(low=lo, high=hi):
+            return {"min": lo, "max": hi}
+        case Masked(mask=mask, value=v):
+            return {"mask": mask, "value": v}
+        case AnyOf(options=options):
+            return {"any": [_plain(o) for o in options]}
 
 
 @dataclass(frozen=True)
@@ -138,6 +161,7 @@ class Case:
     program: Program
     expect: tuple[ExpectedEvent, ...]
     path: str = "<memory>"
+    absent: frozenset[int] = frozenset()  # vectors never delivered in the whole run
 
     def expected_events(self) -> tuple[ExpectedEvent, ...]:
         """The expectation with the implied final ``end`` event."""
@@ -148,7 +172,7 @@ class Case:
 
 # What each expected field holds, so a value of the wrong type is refused at load time rather
 # than compared with an observation it can never equal (a string "0x80" is not the vector 0x80).
-LIST_FIELDS = frozenset({"isr", "irr", "params"})
+LIST_FIELDS = frozenset({"isr", "irr", "tmr", "params"})
 WAIT_OUTCOMES = ("done", "timeout")
 U64 = (1 << 64) - 1
 
@@ -188,7 +212,18 @@ def _matcher(key: str, value: Any, where: str) -> FieldMatcher:
         if keys == {"mask", "value"}:
             mask = _int(value["mask"], f"{where}.mask")
             return Masked(mask, _int(value["value"], f"{where}.value") & mask)
-        raise CaseError(f"{where}: a table must be {{min, max}} or {{mask, value}}, "
+        if keys == {"any"}:
+            options = value["any"]
+            if not isinstance(options, list) or not options:
+                raise CaseError(f"{where}.any: expected a non-empty list of values")
+            chosen = []
+            for i, option in enumerate(options):
+                m = _matcher(key, option, f"{where}.any[{i}]")
+                if isinstance(m, AnyOf):
+                    raise CaseError(f"{where}.any[{i}]: an 'any' cannot hold another 'any'")
+                chosen.append(m)
+            return AnyOf(tuple(chosen))
+        raise CaseError(f"{where}: a table must be {{min, max}}, {{mask, value}} or {{any}}, "
                         f"got {sorted(keys)}")
     return Exact(_int(value, where))
 
@@ -231,7 +266,15 @@ def case_from_dict(doc: Mapping[str, Any], path: str) -> Case:
         expect = tuple(expected_event_from_dict(r, f"expect[{i}]") for i, r in enumerate(rows))
     except CaseError as e:
         raise CaseError(f"{path}:{e}") from None
-    return Case(doc["name"], doc["sdm"], doc["description"].strip(), program, expect, path)
+    absent_doc = doc.get("absent", [])
+    if not isinstance(absent_doc, list):
+        raise CaseError(f"{path}:absent: expected a list of vectors")
+    absent = frozenset(_int(v, f"{path}:absent[{i}]") for i, v in enumerate(absent_doc))
+    for v in absent:
+        if not 0 <= v <= 255:
+            raise CaseError(f"{path}:absent: vector {v} is not 0-255")
+    return Case(doc["name"], doc["sdm"], doc["description"].strip(), program, expect, path,
+                absent)
 
 
 def load_case(path: Path | str) -> Case:

@@ -1,10 +1,13 @@
 """Random guest programs for the differential mode, built from whole "moves".
 
 A move is a short group of steps that means one thing to the APIC (send a self-IPI and let it land,
-raise TPR, write EOI, read PPR). Every move is within what all four backends support: xAPIC MMIO in
-32-bit protected mode (QEMU 7.2 TCG has no x2APIC), fixed edge self-IPIs with legal vectors, TPR,
-EOI and register reads; no timer, whose timing differs between backends by nature. Each IPI and
-STI is followed by a short pause so a backend's delivery latency cannot reorder events.
+raise TPR, write EOI, read PPR, read an APIC MSR, pulse an IOAPIC input). Every move is within what
+the backends support: xAPIC MMIO in 32-bit protected mode (QEMU 7.2 TCG has no x2APIC), fixed edge
+self-IPIs with legal vectors, TPR, EOI, register reads, RDMSR of IA32_APIC_BASE and
+IA32_TSC_DEADLINE (both readable in xAPIC mode), and edge interrupts from IOAPIC input 14 driven
+through pc-testdev (only in some programs, since Bochs has no pc-testdev and runs none of those);
+no timer, whose timing differs between backends by nature. Each IPI, pulse and STI is followed by
+a short pause so a backend's delivery latency cannot reorder events.
 
 The generator is a pure function of its seed (`random.Random(seed)`), so a run is replayable.
 """
@@ -15,7 +18,16 @@ import random
 from collections.abc import Sequence
 
 from apiclab.arch.registers import Reg
-from apiclab.guest.program import Handler, Mode, Op, Program, Step
+from apiclab.guest.program import (
+    IA32_APIC_BASE_MSR,
+    IA32_TSC_DEADLINE_MSR,
+    TESTDEV_IRQ,
+    Handler,
+    Mode,
+    Op,
+    Program,
+    Step,
+)
 
 Move = tuple[Step, ...]
 
@@ -31,12 +43,32 @@ READ_REGS = (Reg.PPR, Reg.TPR, *(Reg.ISR0 + 0x10 * i for i in range(1, 8)),
              *(Reg.IRR0 + 0x10 * i for i in range(1, 8)))
 
 
+IOAPIC_SEL, IOAPIC_WIN = 0xFEC00000, 0xFEC00010  # 82093AA §3.0
+LINE = 14  # an ISA line no backend's devices drive (kvm-unit-tests x86/ioapic.c uses it too)
+LINE_SHARE = 0.25  # of programs that pulse IOAPIC input 14
+
+
 def _settle() -> Step:
     return Step(Op.PAUSE, 0, SETTLE_TICKS)
 
 
-def random_move(rng: random.Random, vectors: Sequence[int]) -> Move:
-    kind = rng.choices(("ipi", "tpr", "eoi", "read", "sti", "cli"), (6, 2, 3, 3, 1, 1))[0]
+def line_pulse(vector: int) -> Move:
+    """Route input 14 as a fixed, edge-triggered, unmasked entry to APIC 0 with `vector`, then
+    raise and lower it: one edge, one interrupt (82093AA §3.2.4). The 8259s are masked first so
+    the line reaches only the IOAPIC; each move programs its own entry, so a shrunk program that
+    keeps any one pulse still means the same."""
+    index = 0x10 + 2 * LINE
+    return (
+        Step(Op.OUT, 0x21, 0xFF), Step(Op.OUT, 0xA1, 0xFF),
+        Step(Op.MMIO_WRITE, IOAPIC_SEL, index + 1), Step(Op.MMIO_WRITE, IOAPIC_WIN, 0),
+        Step(Op.MMIO_WRITE, IOAPIC_SEL, index), Step(Op.MMIO_WRITE, IOAPIC_WIN, vector),
+        Step(Op.OUT, TESTDEV_IRQ + LINE, 1), Step(Op.OUT, TESTDEV_IRQ + LINE, 0), _settle(),
+    )
+
+
+def random_move(rng: random.Random, vectors: Sequence[int], *, line: bool = False) -> Move:
+    kinds = ("ipi", "tpr", "eoi", "read", "sti", "cli", "msr", "line")
+    kind = rng.choices(kinds, (6, 2, 3, 3, 1, 1, 1, 2 if line else 0))[0]
     match kind:
         case "ipi":
             return (Step(Op.WRITE, Reg.ICR_LOW, ICR_SELF_FIXED | rng.choice(vectors)), _settle())
@@ -49,6 +81,10 @@ def random_move(rng: random.Random, vectors: Sequence[int]) -> Move:
             return (Step(Op.READ, rng.choice(READ_REGS)),)
         case "sti":
             return (Step(Op.STI), _settle())
+        case "msr":
+            return (Step(Op.RDMSR, rng.choice((IA32_APIC_BASE_MSR, IA32_TSC_DEADLINE_MSR))),)
+        case "line":
+            return line_pulse(rng.choice(vectors))
         case _:
             return (Step(Op.CLI),)
 
@@ -59,7 +95,8 @@ def random_moves(seed: int, index: int) -> tuple[list[Move], dict[int, Handler]]
     vectors = rng.sample(VECTORS, rng.randint(2, 5))
     handlers = {v: Handler(eoi=rng.random() < 0.7, log=True) for v in vectors}
     moves: list[Move] = [(Step(Op.STI), _settle())] if rng.random() < 0.8 else []
-    moves += [random_move(rng, vectors) for _ in range(rng.randint(3, 14))]
+    line = rng.random() < LINE_SHARE
+    moves += [random_move(rng, vectors, line=line) for _ in range(rng.randint(3, 14))]
     return moves, handlers
 
 

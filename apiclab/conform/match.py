@@ -55,6 +55,11 @@ def _context(observed: Sequence[dict[str, Any]], index: int) -> list[dict[str, A
 def match_expectation(case: Case, trace: Trace, *, note: str = "") -> Verdict:
     """First position where the observed events leave the case's expectation, if any."""
     observed = visible(trace)
+    for i, row in enumerate(observed):
+        if row.get("kind") == "interrupt" and row.get("vector") in case.absent:
+            return Verdict(False, i, {"kind": "absent", "vectors": sorted(case.absent)}, row,
+                           _context(observed, i), note or "a vector the case says is never "
+                           "delivered was delivered")
     expected: tuple[ExpectedEvent, ...] = case.expected_events()
     for i, want in enumerate(expected):
         if i >= len(observed):

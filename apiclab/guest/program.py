@@ -4,10 +4,13 @@ The same program runs on the model (`apiclab.guest.stepper`) and, encoded by `en
 implementations through the bare-metal agent, which interprets the binary form from guest memory.
 Both report the same guest-visible events (`apiclab.engine.trace.GUEST_VISIBLE`):
 
-- ``interrupt``  {"vector", "isr": [vectors], "irr": [vectors], "ppr"} on handler entry (LOG flag)
+- ``interrupt``  {"vector", "isr": [vectors], "irr": [vectors], "tmr": [vectors], "ppr"} on
+                 handler entry (LOG flag)
 - ``read``       {"reg": offset, "value"} for a local-APIC register (READ),
                  {"port": port, "value": byte} for a port (IN),
-                 {"addr": physical address, "value": dword} for memory-mapped I/O (MMIO_READ)
+                 {"addr": physical address, "value": dword} for memory-mapped I/O (MMIO_READ),
+                 {"msr": number, "value"} for an MSR (RDMSR)
+- ``fault``      {"vector": 13} when an RDMSR/WRMSR step raises #GP; the program goes on
 - ``wait``       {"vector", "count", "outcome": "done" | "timeout"}
 - ``bugcheck``   {"code", "params": [p0, p1, p2, p3]}
 - ``end``        {}
@@ -17,7 +20,7 @@ Binary form (little-endian), version 1:
                    u32 reserved
   handler flags: 256 bytes, one per vector (bit 0 EOI, bit 1 LOG, bit 7 set = use this entry)
   steps: 16 bytes each: u32 op, u32 a, u64 b
-The port and MMIO ops (10-13) were added without changing this layout, so the version stays 1; an
+The port and MMIO ops (10-13), and the MSR and STI_HLT ops (14-16), were added without changing this layout, so the version stays 1; an
 agent older than them stops at the first one as at END.
 
 Port I/O works in both modes; MMIO only in 32-bit protected mode (its flat data segment reaches
@@ -76,14 +79,35 @@ class Op(IntEnum):
     IN = 11  # a = port → "read" event {"port", "value"} (IN AL, DX)
     MMIO_WRITE = 12  # a = physical address (dword-aligned), b = 32-bit value (protected mode)
     MMIO_READ = 13  # a = physical address → "read" event {"addr", "value"} (protected mode)
+    RDMSR = 14  # a = MSR → "read" event {"msr", "value"}, or a "fault" event (#GP)
+    WRMSR = 15  # a = MSR, b = 64-bit value; a #GP is a "fault" event
+    STI_HLT = 16  # STI; HLT back to back: an interrupt pending at STI wakes the HLT
 
 
 OP_CODES = frozenset(int(op) for op in Op)
 PORT_OPS = frozenset({Op.OUT, Op.IN})
+MSR_OPS = frozenset({Op.RDMSR, Op.WRMSR})
+# The MSRs a program may touch: the APIC's own (SDM §10.4.4, §10.5.4.1, §10.12.1.2). Others could
+# change the agent's machine under it (EFER, PAT) and are refused.
+IA32_APIC_BASE_MSR, IA32_TSC_DEADLINE_MSR = 0x1B, 0x6E0
+
+
+def apic_msr(msr: int) -> bool:
+    return msr in (IA32_APIC_BASE_MSR, IA32_TSC_DEADLINE_MSR) or 0x800 <= msr <= 0x8FF
 MMIO_OPS = frozenset({Op.MMIO_WRITE, Op.MMIO_READ})
 # The agent's own ports (agent.S): its log, QEMU isa-debug-exit and Bochs' shutdown port. An OUT
 # there would forge a log record or end the run.
 AGENT_PORTS = frozenset({0xE9, 0x501, 0x502, 0x8900})
+# QEMU's pc-testdev (hw/misc/pc-testdev.c), as kvm-unit-tests x86/ioapic.c uses it: a byte written
+# to port TESTDEV_IRQ + n drives ISA interrupt line n (0-15) to that level (non-zero = asserted).
+TESTDEV_IRQ = 0x2000
+TESTDEV_LINES = 16
+
+
+def testdev_line(port: int) -> int | None:
+    """The ISA line a pc-testdev port drives, or None for any other port."""
+    line = port - TESTDEV_IRQ
+    return line if 0 <= line < TESTDEV_LINES else None
 
 
 HANDLER_EOI = 0x01
@@ -137,6 +161,10 @@ class Step:
                 return f"mmio write {self.a:#x} = {self.b:#x}"
             case Op.MMIO_READ:
                 return f"mmio read {self.a:#x}"
+            case Op.RDMSR:
+                return f"rdmsr {self.a:#x}"
+            case Op.WRMSR:
+                return f"wrmsr {self.a:#x} = {self.b:#x}"
             case _:
                 return self.op.name.lower()
 
@@ -158,6 +186,9 @@ class Program:
             raise ProgramError(f"step {i}: port {step.a:#x} is not 0-0xffff")
         if step.op == Op.OUT and step.a in AGENT_PORTS:
             raise ProgramError(f"step {i}: port {step.a:#x} is the agent's own (log or exit)")
+        if step.op == Op.OUT and TESTDEV_IRQ + TESTDEV_LINES <= step.a < TESTDEV_IRQ + 24:
+            raise ProgramError(f"step {i}: pc-testdev drives ISA lines 0-15 only "
+                               f"(port {step.a:#x})")
         if step.op == Op.OUT and step.b > 0xFF:
             raise ProgramError(f"step {i}: OUT value {step.b:#x} does not fit a byte")
 
@@ -196,6 +227,9 @@ class Program:
                 self._validate_port(i, step)
             if step.op in MMIO_OPS:
                 self._validate_mmio(i, step)
+            if step.op in MSR_OPS and not apic_msr(step.a):
+                raise ProgramError(f"step {i}: MSR {step.a:#x} is not an APIC MSR "
+                                   "(0x1b, 0x6e0, 0x800-0x8ff)")
         for vector in self.handlers:
             if isinstance(vector, bool) or not isinstance(vector, int) or not 0 <= vector <= 255:
                 raise ProgramError(f"handler vector {vector!r} is not 0-255")
@@ -307,6 +341,8 @@ STEP_KEYS: dict[Op, frozenset[str]] = {
     Op.IN: frozenset({"port"}),
     Op.MMIO_WRITE: frozenset({"addr", "value"}),
     Op.MMIO_READ: frozenset({"addr"}),
+    Op.RDMSR: frozenset({"msr"}),
+    Op.WRMSR: frozenset({"msr", "value"}),
 }
 
 
@@ -345,6 +381,10 @@ def step_from_dict(row: Any, where: str) -> Step:
             return Step(op, _bounded(row, "addr", where, U32), _bounded(row, "value", where, U32))
         case Op.MMIO_READ:
             return Step(op, _bounded(row, "addr", where, U32))
+        case Op.RDMSR:
+            return Step(op, _bounded(row, "msr", where, U32))
+        case Op.WRMSR:
+            return Step(op, _bounded(row, "msr", where, U32), _bounded(row, "value", where, U64))
         case Op.BUGCHECK_IF_TIMEOUT:
             raw = row.get("params", [0, 0])
             if not isinstance(raw, list) or len(raw) > 2:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 
+from apiclab.arch.lapic import GeneralProtection
 from apiclab.arch.lapic_state import LapicState
 from apiclab.arch.registers import IA32_TSC_DEADLINE, Reg
 from apiclab.arch.vectors import vectors_of
@@ -53,7 +54,7 @@ class ProgramRun:
             self.m.trace.record(
                 self.m.engine.now, "interrupt", vector=vector,
                 isr=self._read_bank(Reg.ISR0), irr=self._read_bank(Reg.IRR0),
-                ppr=vcpu.apic_read(Reg.PPR),
+                tmr=self._read_bank(Reg.TMR0), ppr=vcpu.apic_read(Reg.PPR),
             )
         if policy.eoi:
             vcpu.apic_write(Reg.EOI, 0)
@@ -118,6 +119,27 @@ class ProgramRun:
                     m.mmio_write(step.a, step.b)
                 case Op.MMIO_READ:
                     trace.record(m.engine.now, "read", addr=step.a, value=m.mmio_read(step.a))
+                case Op.RDMSR:
+                    try:
+                        value = vcpu.guest_rdmsr(step.a)
+                    except GeneralProtection:
+                        trace.record(m.engine.now, "fault", vector=13)
+                    else:
+                        trace.record(m.engine.now, "read", msr=step.a, value=value)
+                case Op.WRMSR:
+                    try:
+                        vcpu.guest_wrmsr(step.a, step.b)
+                    except GeneralProtection:
+                        trace.record(m.engine.now, "fault", vector=13)
+                case Op.STI_HLT:
+                    # STI's shadow holds an interrupt pending at STI until HLT has begun, and
+                    # that interrupt wakes it (SDM vol. 2B STI): HLT waits only if none came.
+                    before = sum(self.counts.values())
+                    vcpu.sti()
+                    if sum(self.counts.values()) == before:
+                        woke = yield Wait(vcpu.delivered, limit_ns)
+                        if not woke:
+                            return
         trace.record(m.engine.now, "end")
         self.finished = True
 
@@ -145,7 +167,7 @@ def run_program(
     trace = Trace()
     machine = Machine(profile or get_profile("kvm-6.14"), apicv=apicv, tsc_hz=tsc_hz, trace=trace)
     vcpu = machine.vcpu
-    vcpu.lapic.x2apic = program.mode == Mode.X2APIC_REAL
+    vcpu.set_x2apic(program.mode == Mode.X2APIC_REAL)
     if lapic_image is not None:
         vcpu.kvm_set_lapic(lapic_image)
     run = ProgramRun(program, machine)

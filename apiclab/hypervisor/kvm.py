@@ -15,18 +15,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from apiclab.arch import apic_base
 from apiclab.arch.lapic import (
+    DELIVERY_FIXED,
+    DELIVERY_LOWEST,
+    DELIVERY_NMI,
     TIMER_ONE_SHOT,
     Accept,
     Effect,
     EoiBroadcast,
+    GeneralProtection,
     LocalApic,
     LocalInterrupt,
     SendIpi,
     TimerChanged,
 )
 from apiclab.arch.lapic_state import LapicState
-from apiclab.arch.registers import IA32_TSC_DEADLINE, Reg
+from apiclab.arch.registers import IA32_APIC_BASE, IA32_TSC_DEADLINE, Reg
 from apiclab.arch.vectors import highest, vectors_of
 from apiclab.arch.vmx import VirtualApic
 from apiclab.engine.core import Engine, Signal
@@ -63,6 +68,7 @@ class KvmVcpu:
         self.profile = profile
         self.tsc = tsc
         self.lapic = LocalApic(0)
+        self.apic_base = apic_base.reset_value()  # IA32_APIC_BASE (§10.4.4); EXTD via set_x2apic
         self.vapic: VirtualApic | None = VirtualApic(self.lapic) if apicv else None
         self.timer = LapicTimer(engine, self.lapic, tsc, self._timer_interrupt)
         self.eoi_broadcast = eoi_broadcast or (lambda vector: None)
@@ -73,6 +79,8 @@ class KvmVcpu:
         self.delivered = Signal()  # fires after every delivered interrupt (wakes HLT and waits)
         self.deliveries = 0  # interrupts delivered so far (each ran guest code)
         self._delivering = False
+        self.nmi_running = False  # an NMI handler is running (NMIs blocked until its IRET)
+        self.nmi_pending = False  # one NMI held while blocked (§6.7.1)
         self._parked_vapic: VirtualApic | None = None  # the VMCS state while APICv is inhibited
 
     @property
@@ -111,6 +119,10 @@ class KvmVcpu:
 
     def accept_irq(self, vector: int, *, level: bool = False, source: str = "") -> None:
         lapic = self.lapic
+        if not self.apic_base & apic_base.EN:
+            # §10.4.3: a globally disabled APIC is as if the processor had none; nothing reaches it
+            self.record("accept", vector=vector, source=source, path="apic-disabled")
+            return
         vapic = self.vapic
         if vapic is not None and vector >= 16 and lapic.software_enabled:
             # vmx_deliver_posted_interrupt: PIR, ON, then the notification IPI if the vCPU is in
@@ -236,6 +248,7 @@ class KvmVcpu:
         lapic.irr, lapic.isr, lapic.tmr = image.irr, image.isr, image.tmr
         lapic.timer_divide = image.get(Reg.TIMER_DIVIDE) & 0b1011
         lapic.timer_initial = image.get(Reg.TIMER_INITIAL)
+        lapic.timer_ran_out = False  # the image's current count says where the count is
         # KVM restarts the timer from the image's current count (__start_apic_timer(apic,
         # APIC_TMCCT)): the count already elapsed is kept.
         remaining = min(image.get(Reg.TIMER_CURRENT), lapic.timer_initial)
@@ -325,6 +338,50 @@ class KvmVcpu:
         else:
             self._try_deliver()
 
+    def set_x2apic(self, on: bool) -> None:
+        """Enter or leave x2APIC mode directly (the run's start, before the guest's first step)."""
+        self.lapic.x2apic = on
+        self.apic_base = self.apic_base | apic_base.EXTD if on else self.apic_base & ~apic_base.EXTD
+
+    def guest_rdmsr(self, msr: int) -> int:
+        """A guest RDMSR of an APIC MSR; GeneralProtection where the SDM raises #GP."""
+        if msr == IA32_APIC_BASE:
+            return self.apic_base
+        if msr == IA32_TSC_DEADLINE:
+            return self.lapic.read_msr(msr, self.engine.now)
+        if not self.lapic.x2apic or not self.apic_base & apic_base.EN:
+            # §10.12.1.2: the x2APIC MSRs exist only in x2APIC mode
+            raise GeneralProtection(f"MSR {msr:#x}: the APIC is not in x2APIC mode")
+        if msr == 0x800 + (Reg.PPR >> 4) and self.vapic is not None:
+            return self.vapic.vppr
+        return self.lapic.read_msr(msr, self.engine.now)
+
+    def guest_wrmsr(self, msr: int, value: int) -> None:
+        """A guest WRMSR of an APIC MSR; GeneralProtection where the SDM raises #GP."""
+        if msr == IA32_APIC_BASE:
+            self._write_apic_base(value)
+            return
+        if msr == IA32_TSC_DEADLINE:
+            self.write_msr(msr, value)
+            return
+        if not self.lapic.x2apic or not self.apic_base & apic_base.EN:
+            raise GeneralProtection(f"MSR {msr:#x}: the APIC is not in x2APIC mode")
+        self.lapic.check_msr_write(msr, value)
+        self.write_msr(msr, value)
+
+    def _write_apic_base(self, value: int) -> None:
+        """§10.12.5: only the legal mode transitions; leaving the APIC disabled loses its state
+        (§10.4.3 "may return to the state ... after power-up or reset": the model takes that
+        branch) and entering x2APIC keeps it but for the logical ID, now derived (§10.12.10.2)."""
+        transition = apic_base.check_write(self.apic_base, value)
+        self.apic_base = value
+        if transition.disables:
+            self.timer.stop()
+            self.lapic.init()
+        self.lapic.x2apic = transition.new is apic_base.ApicMode.X2APIC
+        self._apply((TimerChanged(),))
+        self._try_deliver()
+
     def write_msr(self, msr: int, value: int) -> None:
         """WRMSR to IA32_TSC_DEADLINE (KVM emulates it)."""
         if msr == IA32_TSC_DEADLINE:
@@ -350,7 +407,14 @@ class KvmVcpu:
             elif isinstance(effect, EoiBroadcast):
                 self.eoi_broadcast(effect.vector)
             elif isinstance(effect, SendIpi) and effect.to_self:
-                self.accept_irq(effect.icr.vector, level=effect.icr.level_triggered, source="ipi")
+                mode = effect.icr.delivery_mode
+                if mode in (DELIVERY_FIXED, DELIVERY_LOWEST):
+                    self.accept_irq(effect.icr.vector, level=effect.icr.level_triggered,
+                                    source="ipi")
+                elif mode == DELIVERY_NMI:
+                    self.nmi("ipi")
+                else:  # SMI, INIT, SIPI, ExtINT to self: not modelled, recorded as such
+                    self.record("ipi-ignored", vector=effect.icr.vector, delivery_mode=mode)
             elif isinstance(effect, LocalInterrupt):
                 self.accept_irq(effect.vector, source="lvt-error")
 
@@ -374,6 +438,25 @@ class KvmVcpu:
         if self.lapic.highest_priority_int() < 0:
             return -1, False
         return self.lapic.acknowledge(), True
+
+    def nmi(self, source: str) -> None:
+        """An NMI (§10.6.1 delivery mode NMI; vol. 3A §6.7.1): taken whatever IF, TPR and PPR,
+        through vector 2 whatever the ICR's vector field, and not through IRR/ISR. While its
+        handler runs (until IRET) further NMIs are blocked, and one of them is held pending."""
+        self.record("accept", vector=2, source=source, path="nmi")
+        if self.nmi_running:
+            self.nmi_pending = True
+            return
+        while True:
+            self.nmi_running = True
+            saved_if, self.if_flag = self.if_flag, False  # an interrupt gate clears IF
+            self.idt(2)
+            self.if_flag, self.nmi_running = saved_if, False
+            self.delivered.fire()
+            if not self.nmi_pending:
+                break
+            self.nmi_pending = False
+        self._try_deliver()
 
     def _try_deliver(self) -> None:
         if self._delivering:

@@ -12,6 +12,7 @@ from apiclab.arch.registers import LVT_REGS, Reg
 from apiclab.engine.core import Engine
 from apiclab.engine.idle import IdleTicks
 from apiclab.engine.trace import Trace
+from apiclab.guest.program import testdev_line
 from apiclab.hypervisor.kvm import KvmVcpu
 from apiclab.hypervisor.profiles import Profile
 from apiclab.platform import pit
@@ -117,8 +118,13 @@ class Machine:
     # --- QEMU: system reset ---------------------------------------------------------------------
 
     def io_out(self, port: int, value: int) -> None:
-        """A guest OUT that exits to QEMU: the reset port and the PIT."""
-        if port == RESET_PORT and value & 0x04:
+        """A guest OUT that exits to QEMU: the reset port, the PIT and pc-testdev's lines."""
+        line = testdev_line(port)
+        if line is not None:
+            # pc-testdev: ISA line `line`, which reaches the IOAPIC input of the same number but
+            # for IRQ0 (input 2, the MADT override, as PIT_PIN)
+            self.irq_line(PIT_PIN if line == 0 else line, bool(value))
+        elif port == RESET_PORT and value & 0x04:
             self.system_reset()
         elif port in pit.PORTS:
             self.pit.io_write(port, value)

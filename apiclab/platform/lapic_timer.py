@@ -35,8 +35,10 @@ class LapicTimer:
             if lapic.tsc_deadline:
                 self._pending = self.engine.at(self.tsc.ns_at(lapic.tsc_deadline), self._expire)
             return
-        if lapic.timer_initial == 0:
-            return  # §10.5.4: an initial count of 0 stops the timer
+        if lapic.timer_initial == 0 or lapic.timer_ran_out:
+            # §10.5.4: an initial count of 0 stops the timer, and a one-shot count that reached 0
+            # stays there until the next initial-count write, even if the mode becomes periodic
+            return
         period = round(lapic.timer_initial * lapic.ns_per_count())
         due = lapic.timer_start_ns + period
         if lapic.timer_mode == TIMER_PERIODIC and due <= self.engine.now:
@@ -57,6 +59,8 @@ class LapicTimer:
         elif lapic.timer_mode == TIMER_PERIODIC and lapic.timer_initial:
             period = round(lapic.timer_initial * lapic.ns_per_count())
             self._pending = self.engine.after(period, self._expire)
+        else:
+            lapic.timer_ran_out = True
         if vector < 0:
             return
         if not period or self.idle is None:

@@ -47,7 +47,9 @@ def test_builtin_suite_covers_both_modes_and_every_topic_of_the_issue() -> None:
     names = " ".join(c.name for c in load_builtin())
     for topic in ("dispatch", "ppr", "tpr", "eoi", "self-ipi", "merged", "illegal", "esr", "svr",
                   "spurious", "lvt", "one-shot", "periodic", "tsc-deadline", "divide",
-                  "initial-count-zero", "current-count", "reset", "seed", "x2apic"):
+                  "initial-count-zero", "current-count", "reset", "seed", "x2apic",
+                  "apic-base", "rdmsr", "wrmsr", "tsc-deadline-msr", "sti-hlt", "nmi-ipi",
+                  "ioapic-line", "ioapic-version", "mode-change"):
         assert topic in names, topic
 
 
@@ -105,3 +107,33 @@ def test_duplicate_names_in_a_directory_are_refused(tmp_path: Path) -> None:
 def test_an_empty_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CaseError, match=r"no \*\.toml case files"):
         load_dir(tmp_path)
+
+
+def test_any_of_matcher_accepts_each_listed_value_and_nothing_else(tmp_path: Path) -> None:
+    text = GOOD.replace("value = { mask = 0xf0, value = 0x10 }",
+                        "value = { any = [0x11, { mask = 0xff, value = 0x20 }, "
+                        "{ min = 0x30, max = 0x31 }] }")
+    want = load_case(write(tmp_path, text)).expect[0]
+    for value in (0x11, 0x120, 0x31):
+        assert want.matches({"kind": "read", "reg": 0xA0, "value": value}), hex(value)
+    for value in (0x12, 0x121, 0x32):
+        assert not want.matches({"kind": "read", "reg": 0xA0, "value": value}), hex(value)
+    assert want.as_dict()["value"] == {"any": [0x11, {"mask": 0xFF, "value": 0x20},
+                                               {"min": 0x30, "max": 0x31}]}
+
+
+@pytest.mark.parametrize("value, message", [
+    ("{ any = [] }", "non-empty list"),
+    ("{ any = [{ any = [1] }] }", "cannot hold another"),
+])
+def test_a_bad_any_of_is_refused(tmp_path: Path, value: str, message: str) -> None:
+    text = GOOD.replace("{ mask = 0xf0, value = 0x10 }", value)
+    with pytest.raises(CaseError, match=message):
+        load_case(write(tmp_path, text))
+
+
+def test_absent_vectors_are_loaded_and_checked(tmp_path: Path) -> None:
+    case = load_case(write(tmp_path, "absent = [0x40, 0x51]\n" + GOOD))
+    assert case.absent == frozenset({0x40, 0x51})
+    with pytest.raises(CaseError, match="absent: vector 256"):
+        load_case(write(tmp_path, "absent = [256]\n" + GOOD))

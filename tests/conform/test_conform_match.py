@@ -58,3 +58,12 @@ def test_first_divergence_between_two_runs() -> None:
     assert first_divergence(a, trace_of(INT40, {"kind": "end"})) == -1
     assert first_divergence(a, trace_of({**INT40, "ppr": 0}, {"kind": "end"})) == 0
     assert first_divergence(a, trace_of(INT40)) == 1
+
+
+def test_an_absent_vector_differs_wherever_it_is_delivered() -> None:
+    case = Case("c", "10.8.3.1", "d", Program(()), (ExpectedEvent("end"),),
+                absent=frozenset({0x40}))
+    assert match_expectation(case, trace_of({"kind": "end"})).agrees
+    verdict = match_expectation(case, trace_of(INT40, {"kind": "end"}))
+    assert not verdict.agrees and verdict.index == 0
+    assert verdict.expected == {"kind": "absent", "vectors": [0x40]}

@@ -67,3 +67,12 @@ def test_outcomes_agrees_differs_and_not_run_with_reasons() -> None:
     summary = summary_text(result)
     assert "silent: 0 agree, 2 differ, 0 not run" in summary
     assert "gone: 0 agree, 0 differ, 2 not run (not installed here)" in summary
+
+
+def test_the_model_agrees_with_every_built_in_case() -> None:
+    # The expectations are worked from the SDM; a model that leaves one is wrong (or the case is).
+    cases = load_builtin()
+    assert len(cases) >= 110
+    result = run_suite(cases, {"model": ModelBackend()})
+    differing = [r.case.name for r in result.cases if r.outcome("model") != "agrees"]
+    assert differing == []

@@ -109,3 +109,19 @@ def test_random_programs_are_a_pure_function_of_the_seed() -> None:
     program = random_program(5, 3)[0]
     program.validate()
     assert program.mode.value == "xapic-pm32"
+
+
+def test_random_programs_draw_msr_reads_and_ioapic_line_pulses_some_of_the_time() -> None:
+    from apiclab.guest.program import testdev_line
+    from apiclab.guest.stepper import run_program
+
+    programs = [random_program(1, i)[0] for i in range(60)]
+    with_line = [p for p in programs
+                 if any(s.op == Op.OUT and testdev_line(s.a) is not None for s in p.steps)]
+    with_msr = [p for p in programs if any(s.op == Op.RDMSR for s in p.steps)]
+    assert 0 < len(with_line) < len(programs)  # the rest stay runnable on Bochs
+    assert with_msr
+    for program in with_line[:3] + with_msr[:3]:
+        program.validate()
+        kinds = {e.kind for e in run_program(program).guest_visible()}
+        assert "end" in kinds and "fault" not in kinds  # every drawn MSR read is legal

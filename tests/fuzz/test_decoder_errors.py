@@ -44,7 +44,7 @@ def image(mode: int = 0, count: int = 1, op: int = 3, flags: int = 0x02) -> byte
          "is not hex digits"),
         (lambda: decode("@R" + "0" * 16 + "00000080" + "0" * 14 + "-2", 1000), AgentLogError,
          "is not hex digits"),
-        (lambda: decode("@Q0000000000000001\n", 1000), AgentLogError, "unknown agent record"),
+        (lambda: decode("@Z0000000000000001\n", 1000), AgentLogError, "unknown agent record"),
         (lambda: decode("@E0000000000000001\n", 0), AgentLogError, "must be positive"),
         (lambda: parse("@CASE 01 exit 12 n 1 v E1000000000000zz gis 0 vtpr 0 vppr 0 isr 0 irr 0 "
                        "exc 0"), ProbeOutputError, "hex 'v'"),

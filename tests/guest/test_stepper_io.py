@@ -27,10 +27,12 @@ def test_level_pit_interrupt_redelivers_after_eoi_while_out_is_high() -> None:
     for e in events:
         e.pop("time")
     assert events == [
-        {"kind": "interrupt", "vector": 0x50, "isr": [0x50], "irr": [], "ppr": 0x50},
+        {"kind": "interrupt", "vector": 0x50, "isr": [0x50], "irr": [], "tmr": [0x50],
+         "ppr": 0x50},
         {"kind": "wait", "vector": 0x50, "count": 1, "outcome": "done"},
         {"kind": "read", "addr": IOWIN, "value": 0xE050},  # remote IRR (bit 14) set
         {"kind": "read", "port": 0x21, "value": 0xFF},  # no 8259 in the model: open bus
-        {"kind": "interrupt", "vector": 0x50, "isr": [0x50], "irr": [], "ppr": 0x50},
+        {"kind": "interrupt", "vector": 0x50, "isr": [0x50], "irr": [], "tmr": [0x50],
+         "ppr": 0x50},
         {"kind": "wait", "vector": 0x50, "count": 2, "outcome": "done"},
     ]

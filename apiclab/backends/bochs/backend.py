@@ -15,7 +15,7 @@ from apiclab.backends.base import Availability, BackendUnavailable, RunResult
 from apiclab.backends.bochs.vgarom import find_vga_rom
 from apiclab.guest.agent import batch, log
 from apiclab.guest.agent.image import agent_binary
-from apiclab.guest.program import Program
+from apiclab.guest.program import TESTDEV_IRQ, Op, Program, testdev_line
 
 BOCHS = "bochs"
 # Bochs' TSC advances one tick per emulated instruction at `ips` instructions per second.
@@ -80,6 +80,13 @@ def _version() -> str:
     return f"Bochs {found.group(1)}" if found else "Bochs (version unknown)"
 
 
+def _refusal(program: Program) -> str | None:
+    """Why Bochs cannot run `program`, or None."""
+    if any(s.op == Op.OUT and testdev_line(s.a) is not None for s in program.steps):
+        return f"Bochs has no pc-testdev to drive IOAPIC inputs (ports {TESTDEV_IRQ:#x} + line)"
+    return None
+
+
 class BochsBackend:
     name = "bochs"
 
@@ -95,6 +102,9 @@ class BochsBackend:
     ) -> RunResult:
         if lapic_image is not None:
             raise BackendUnavailable("Bochs cannot load a KVM_SET_LAPIC register image")
+        refusal = _refusal(program)
+        if refusal is not None:
+            raise BackendUnavailable(refusal)
         ready()  # bochs and a VGA ROM for it, or one line naming what is missing
         with emulator.agent_rom(program, "bochs") as rom:
             argv, child = _boot(rom, None, timeout_s)
@@ -112,23 +122,25 @@ class BochsBackend:
 
     def run_batch(self, programs: Sequence[Program], *, timeout_s: float) -> list[RunResult | None]:
         """All `programs` in one Bochs process, one per hardware reset (apiclab.guest.agent.
-        batch); None for each program that did not finish there (the caller runs it alone)."""
+        batch); None for each program that did not finish there or that `run` refuses (the
+        caller runs it alone, which says why)."""
         ready()
-        table = batch.table(programs)
+        runnable = [i for i, p in enumerate(programs) if _refusal(p) is None]
+        results: list[RunResult | None] = [None] * len(programs)
+        if not runnable:
+            return results
+        table = batch.table([programs[i] for i in runnable])
         with emulator.temp_dir("apiclab-bochs-batch-") as tmp:
             rom, table_file = tmp / "agent.rom", tmp / "batch.bin"
             rom.write_bytes(agent_binary())
             table_file.write_bytes(table)
             argv, child = _boot(rom, table_file, timeout_s)
         text = child.stdout.decode("ascii", errors="replace")
-        results: list[RunResult | None] = []
-        for case_log in batch.split(text, len(programs)):
-            if case_log is None:
-                results.append(None)
-                continue
-            evidence = {"argv": " ".join(argv), "exit_status": child.status,
-                        "port_e9": case_log.rstrip("\n"), "batch_of": len(programs)}
-            results.append(RunResult(trace=log.decode(case_log, TSC_KHZ), evidence=evidence))
+        for i, case_log in zip(runnable, batch.split(text, len(runnable)), strict=True):
+            if case_log is not None:
+                evidence = {"argv": " ".join(argv), "exit_status": child.status,
+                            "port_e9": case_log.rstrip("\n"), "batch_of": len(runnable)}
+                results[i] = RunResult(trace=log.decode(case_log, TSC_KHZ), evidence=evidence)
         return results
 
 

@@ -35,7 +35,7 @@ from apiclab.backends.kvm.system import DEV_KVM, KVM_API_VERSION, Kvm
 from apiclab.backends.kvm.tracefs import TraceCapture
 from apiclab.guest.agent import log
 from apiclab.guest.agent.image import build_image
-from apiclab.guest.program import Program
+from apiclab.guest.program import TESTDEV_IRQ, Program, testdev_line
 
 PORT_LOG = 0xE9
 EXIT_PORTS = (0x501, 0x8900)  # QEMU isa-debug-exit, Bochs shutdown port (agent.S `exit`)
@@ -180,6 +180,10 @@ def _run_loop(machine: Machine) -> _RunLog:
             case IoOut(port=port) if port in EXIT_PORTS:
                 out.stop = f"exit port {port:#x}"
                 return out
+            case IoOut(port=port, data=data) if testdev_line(port) is not None:
+                # QEMU's pc-testdev, as kvm-unit-tests uses it: the byte is line n's level; GSI n
+                # is ISA IRQ n through pc_gsi_routes (IRQ0 to IOAPIC input 2)
+                machine.vm.irq_line(port - TESTDEV_IRQ, 1 if data[:1] != b"\0" else 0)
             case IoOut():
                 pass  # a port nobody listens to, as on a PC with nothing there
             case IoIn(size=size, count=count):

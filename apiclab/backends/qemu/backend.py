@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -11,7 +12,7 @@ from apiclab.backends import emulator
 from apiclab.backends.base import Availability, BackendUnavailable, RunResult
 from apiclab.guest.agent import batch, log
 from apiclab.guest.agent.image import agent_binary
-from apiclab.guest.program import Program
+from apiclab.guest.program import Mode, Program
 
 QEMU = "qemu-system-x86_64"
 EXIT_PORT = 0x501  # agent.S PORT_EXIT
@@ -20,6 +21,15 @@ EXIT_STATUS = 1
 # TCG's RDTSC follows the host clock (cpu_get_host_ticks); only event order is compared, so a
 # nominal rate is enough to turn TSC values into ns.
 NOMINAL_TSC_KHZ = 1_000_000
+
+
+X2APIC_SINCE = 9  # "apic: add support for x2APIC mode" (hw/intc/apic.c) came with QEMU 9.0
+
+
+def _major(version: str) -> int:
+    """8 from "QEMU emulator version 8.2.2 (...)"; 0 when the line says no version."""
+    found = re.search(r"version (\d+)\.", version)
+    return int(found.group(1)) if found else 0
 
 
 def command(rom: Path, debugcon: Path, batch_table: Path | None = None) -> list[str]:
@@ -32,6 +42,7 @@ def command(rom: Path, debugcon: Path, batch_table: Path | None = None) -> list[
         "-bios", str(rom),
         "-debugcon", f"file:{debugcon}",
         "-device", f"isa-debug-exit,iobase={EXIT_PORT:#x},iosize=2",
+        "-device", "pc-testdev",  # ports 0x2000 + n drive ISA line n (program.TESTDEV_IRQ)
     ]
     if batch_table is None:
         argv.insert(argv.index("-monitor"), "-no-reboot")
@@ -50,6 +61,16 @@ def _version() -> str:
     return first.strip()
 
 
+def _refusal(program: Program) -> str | None:
+    """Why this QEMU cannot run `program`, or None."""
+    version = _version()
+    if program.mode == Mode.X2APIC_REAL and _major(version) < X2APIC_SINCE:
+        # TCG's APIC has x2APIC only from QEMU 9.0 on; before, every x2APIC
+        # MSR access is a no-op (TCG ignores MSRs it does not know, with no #GP).
+        return f"{version.split('(')[0].strip()}: TCG has no x2APIC before QEMU 9.0"
+    return None
+
+
 class QemuBackend:
     name = "qemu"
 
@@ -65,7 +86,9 @@ class QemuBackend:
     ) -> RunResult:
         if lapic_image is not None:
             raise BackendUnavailable("QEMU under TCG cannot load a KVM_SET_LAPIC register image")
-        _version()
+        refusal = _refusal(program)
+        if refusal is not None:
+            raise BackendUnavailable(refusal)
         with emulator.agent_rom(program, "qemu") as rom:
             debugcon = rom.parent / "debugcon.log"
             debugcon.touch()
@@ -81,9 +104,13 @@ class QemuBackend:
 
     def run_batch(self, programs: Sequence[Program], *, timeout_s: float) -> list[RunResult | None]:
         """All `programs` in one QEMU process, one per system reset (apiclab.guest.agent.batch);
-        None for each program that did not finish there (the caller runs it alone)."""
-        _version()
-        table = batch.table(programs)
+        None for each program that did not finish there or that `run` refuses (the caller runs
+        it alone, which says why)."""
+        runnable = [i for i, p in enumerate(programs) if _refusal(p) is None]
+        results: list[RunResult | None] = [None] * len(programs)
+        if not runnable:
+            return results
+        table = batch.table([programs[i] for i in runnable])
         with emulator.temp_dir("apiclab-qemu-batch-") as tmp:
             rom, table_file, debugcon = tmp / "agent.rom", tmp / "batch.bin", tmp / "debugcon.log"
             rom.write_bytes(agent_binary())
@@ -92,12 +119,10 @@ class QemuBackend:
             argv = command(rom, debugcon, table_file)
             child = emulator.run_child(argv, timeout_s)
             output = debugcon.read_bytes().decode("ascii", errors="replace")
-        results: list[RunResult | None] = []
-        for text in batch.split(output, len(programs)):
-            if text is None:
-                results.append(None)
-                continue
-            evidence = {"argv": " ".join(argv), "exit_status": child.status,
-                        "debugcon": text.encode("ascii"), "batch_of": len(programs)}
-            results.append(RunResult(trace=log.decode(text, NOMINAL_TSC_KHZ), evidence=evidence))
+        for i, text in zip(runnable, batch.split(output, len(runnable)), strict=True):
+            if text is not None:
+                evidence = {"argv": " ".join(argv), "exit_status": child.status,
+                            "debugcon": text.encode("ascii"), "batch_of": len(runnable)}
+                results[i] = RunResult(trace=log.decode(text, NOMINAL_TSC_KHZ),
+                                       evidence=evidence)
         return results

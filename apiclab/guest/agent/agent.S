@@ -30,8 +30,11 @@
         /* low RAM, all below 64 KiB (real-mode DS = 0 reaches it) */
         .set BUF_MAIN,        0x0500      /* log line built by the interpreter */
         .set BUF_IRQ,         0x0800      /* log line built by the interrupt handler */
+        .set BUF_NMI,         0x5000      /* ... by the NMI handler (vector 2) */
         .set VAR_TIMED_OUT,   0x0B00      /* byte: the last WAIT timed out */
         .set VAR_IDTR,        0x0B10      /* 6-byte IDT pseudo-descriptor (protected mode) */
+        .set VAR_GP_ARMED,    0x0B20      /* byte: an RDMSR/WRMSR step may #GP; catch it */
+        .set VAR_GP_ESP,      0x0B24      /* dword: the step's ESP, to resume at after a #GP */
         .set COUNTS,          0x1000      /* u32 count[256], one per vector */
         .set PROGRAM,         0x2000      /* copy of the program */
         .set HANDLER_FLAGS,   PROGRAM + 16
@@ -40,7 +43,7 @@
         .set STACK_TOP,       0x7000
         /* batch mode (batch_select below): the host's table of programs and the agent's state */
         .set BATCH_TABLE,     0x10000     /* "APBT", u32 count, u16 segment[count]; batch.py */
-        .set BATCH_STATE,     0x0B20      /* "APBI", u32 next case, u32 count: kept over resets */
+        .set BATCH_STATE,     0x0B80      /* "APBI", u32 next case, u32 count: kept over resets */
         .set BATCH_TABLE_MAGIC, 0x54425041  /* "APBT" */
         .set BATCH_STATE_MAGIC, 0x49425041  /* "APBI" */
         .set PORT_RESET,      0xCF9       /* PIIX reset control register */
@@ -67,6 +70,9 @@
         .set OP_IN, 11
         .set OP_MMIO_WRITE, 12
         .set OP_MMIO_READ, 13
+        .set OP_RDMSR, 14
+        .set OP_WRMSR, 15
+        .set OP_STI_HLT, 16
 
         .text
         .code16
@@ -319,9 +325,17 @@ pm_entry:
 \p\()common:
         pushal
         movzbl  32(%esp), %ebx            /* vector, above the 8 saved registers */
+        cmpl    $13, %ebx                 /* #GP of an RDMSR/WRMSR step: an event, not the end */
+        jne     4f
+        cmpb    $0, VAR_GP_ARMED
+        jne     \p\()gp_caught
+4:
         .if \m == 1
+        cmpl    $2, %ebx                  /* NMI (vector 2, no error code): an interrupt like */
+        je      5f                        /* the others, logged and counted (SDM §6.7) */
         cmpl    $32, %ebx                 /* protected mode: 0-31 are exceptions, some with an */
         jb      \p\()fault                /* error code: report and stop (SDM §6.15) */
+5:
         .endif
         incl    COUNTS(,%ebx,4)
         movzbl  HANDLER_FLAGS(%ebx), %eax
@@ -363,6 +377,10 @@ pm_entry:
  * keeps the line short, and every byte is an I/O exit on KVM */
 \p\()log_interrupt:
         movl    $BUF_IRQ, %edi
+        cmpl    $2, %ebx                  /* an NMI can interrupt a handler that is still */
+        jne     1f                        /* writing BUF_IRQ (CLI does not hold NMIs off): */
+        movl    $BUF_NMI, %edi            /* it builds its line elsewhere */
+1:
         movb    $'I', %al
         call    \p\()head
         movb    %bl, %al
@@ -373,6 +391,8 @@ pm_entry:
         movl    $0x100, %esi              /* ISR0-7 (SDM §10.8.4) */
         call    \p\()vectors
         movl    $0x200, %esi              /* IRR0-7 */
+        call    \p\()vectors
+        movl    $0x180, %esi              /* TMR0-7: level-triggered vectors (§10.8.4) */
         call    \p\()vectors
         jmp     \p\()emit
 
@@ -449,6 +469,12 @@ pm_entry:
         je      \p\()op_out
         cmpl    $OP_IN, %ecx
         je      \p\()op_in
+        cmpl    $OP_RDMSR, %ecx
+        je      \p\()op_rdmsr
+        cmpl    $OP_WRMSR, %ecx
+        je      \p\()op_wrmsr
+        cmpl    $OP_STI_HLT, %ecx
+        je      \p\()op_sti_hlt
         .if \m == 1                        /* MMIO needs the flat data segment (program.py) */
         cmpl    $OP_MMIO_WRITE, %ecx
         je      \p\()op_mmio_write
@@ -488,6 +514,61 @@ pm_entry:
 
 \p\()op_hlt:
         hlt
+        jmp     \p\()next
+
+/* STI; HLT back to back: STI's interrupt shadow holds an interrupt already pending until after
+ * the HLT, which it then wakes (SDM vol. 2B STI: "interrupts are recognized at the next
+ * instruction boundary" after the one following STI) */
+\p\()op_sti_hlt:
+        sti
+        hlt
+        jmp     \p\()next
+
+/* RDMSR a: "@Q" tsc msr(8) value(16); a #GP instead is reported "@G" tsc 0D and the program goes
+ * on (gp_caught). EFLAGS (IF) is saved under the ESP the handler returns to. */
+\p\()op_rdmsr:
+        pushfl
+        movl    %esp, VAR_GP_ESP
+        movb    $1, VAR_GP_ARMED
+        movl    %ebx, %ecx
+        rdmsr
+        movb    $0, VAR_GP_ARMED
+        popfl
+        pushl   %edx
+        pushl   %eax
+        movl    $BUF_MAIN, %edi
+        movb    $'Q', %al
+        call    \p\()head
+        movl    %ebx, %eax
+        call    \p\()hex32
+        popl    %eax
+        popl    %edx
+        call    \p\()hex64
+        call    \p\()emit
+        jmp     \p\()next
+
+\p\()op_wrmsr:                           /* WRMSR a = EDX:EAX (b); a #GP as for RDMSR */
+        pushfl
+        movl    %esp, VAR_GP_ESP
+        movb    $1, VAR_GP_ARMED
+        movl    %ebx, %ecx
+        wrmsr
+        movb    $0, VAR_GP_ARMED
+        popfl
+        jmp     \p\()next
+
+/* the #GP of an armed RDMSR/WRMSR: drop the exception frame and the handler's registers (ESI, the
+ * step pointer, is still the interpreter's), restore the step's EFLAGS, log, go on */
+\p\()gp_caught:
+        movb    $0, VAR_GP_ARMED
+        movl    VAR_GP_ESP, %esp
+        popfl
+        movl    $BUF_MAIN, %edi
+        movb    $'G', %al
+        call    \p\()head
+        movb    $13, %al
+        call    \p\()hex8
+        call    \p\()emit
         jmp     \p\()next
 
 /* WAIT: spin until count[vector] >= target or RDTSC passes the deadline (the shape of

@@ -5,11 +5,15 @@ Each record is one text line, "@" tag, the TSC as 16 hex digits, then fixed-widt
 to the same stream) may surround them. The event keys are those of `apiclab.guest.program`:
 
     @S tsc mode(2)                                  start (time origin, not an event)
-    @I tsc vector(2) ppr(8) /isr.. /irr..           interrupt {vector, isr, irr, ppr}, the
-                                                    ISR and IRR as lists of 2-digit vectors
+    @I tsc vector(2) ppr(8) /isr.. /irr.. /tmr..    interrupt {vector, isr, irr, tmr, ppr}, the
+                                                    ISR, IRR and TMR as lists of 2-digit vectors
+                                                    (an older agent logs no TMR)
     @R tsc reg(8) value(16)                         read {reg, value}
     @P tsc port(4) value(2)                         read {port, value} (IN)
     @M tsc addr(8) value(8)                         read {addr, value} (MMIO_READ)
+    @Q tsc msr(8) value(16)                         read {msr, value} (RDMSR)
+    @G tsc vector(2)                                fault {vector}: an RDMSR/WRMSR step's #GP,
+                                                    after which the program goes on
     @W tsc vector(2) count(8) D|T                   wait {vector, count, outcome}
     @B tsc code(8) p0(8) p1(8)                      bugcheck {code, params[4]}
     @F tsc vector(2)                                fault {vector}
@@ -54,8 +58,32 @@ def _vectors(digits: str, line: str) -> list[int]:
 
 
 def records(text: str) -> list[str]:
-    """The agent's record lines in `text` (other output dropped)."""
-    return [line[1:] for line in text.splitlines() if line.startswith("@")]
+    """The agent's record lines in `text` (other output dropped).
+
+    An NMI is not held off by the CLI around the agent's REP OUTSB, so the NMI handler's whole
+    record can land inside another one: "@R…@I…\n" then the rest of the "@R" record on the next
+    line. The interrupted record is put back together and listed first (its event came first).
+    """
+    out: list[str] = []
+    prefix, held = "", ""  # the interrupted record's start, and the record found inside it
+    for line in text.splitlines():
+        if prefix:
+            line, prefix = prefix + line, ""
+        if not line.startswith("@"):
+            continue
+        nested = line.find("@", 1)
+        if nested > 0 and not held:
+            prefix, held = line[:nested], line[nested + 1:]
+            continue
+        out.append(line[1:])
+        if held:
+            out.append(held)
+            held = ""
+    if prefix:
+        out.append(prefix[1:])
+    if held:
+        out.append(held)
+    return out
 
 
 def decode(text: str | bytes, tsc_khz: int) -> Trace:
@@ -83,27 +111,31 @@ def decode_records(lines: Iterable[str], tsc_khz: int) -> Trace:
 
 
 def _decode_one(trace: Trace, time: int, tag: str, body: str, line: str) -> None:
-    expected = {"S": 2, "I": None, "R": 24, "P": 6, "M": 16, "W": 11, "B": 24, "F": 2, "E": 0,
-                "X": 0}
+    expected = {"S": 2, "I": None, "R": 24, "P": 6, "M": 16, "Q": 24, "W": 11, "B": 24, "F": 2,
+                "G": 2, "E": 0, "X": 0}
     if tag not in expected:
         raise AgentLogError(f"unknown agent record {_show(line)}")
-    if tag == "I" and (len(body) < 12 or body.count("/") != 2 or body[10] != "/"):
-        raise AgentLogError(f"interrupt record {_show(line)} is not vector, PPR, /ISR, /IRR")
+    if tag == "I" and (len(body) < 12 or body.count("/") not in (2, 3) or body[10] != "/"):
+        raise AgentLogError(f"interrupt record {_show(line)} is not vector, PPR, /ISR, /IRR"
+                            "[, /TMR]")
     if tag != "I" and len(body) != expected[tag]:
         raise AgentLogError(f"agent record {_show(line)} has {len(body)} field characters, "
                             f"expected {expected[tag]}")
     match tag:
         case "I":
-            _, isr, irr = body.split("/")
+            _, isr, irr, *tmr = body.split("/")
+            extra = {"tmr": _vectors(tmr[0], line)} if tmr else {}
             trace.record(time, "interrupt", vector=_hex(body[0:2], line),
                          isr=_vectors(isr, line), irr=_vectors(irr, line),
-                         ppr=_hex(body[2:10], line))
+                         ppr=_hex(body[2:10], line), **extra)
         case "R":
             trace.record(time, "read", reg=_hex(body[0:8], line), value=_hex(body[8:24], line))
         case "P":
             trace.record(time, "read", port=_hex(body[0:4], line), value=_hex(body[4:6], line))
         case "M":
             trace.record(time, "read", addr=_hex(body[0:8], line), value=_hex(body[8:16], line))
+        case "Q":
+            trace.record(time, "read", msr=_hex(body[0:8], line), value=_hex(body[8:24], line))
         case "W":
             outcome = {"D": "done", "T": "timeout"}.get(body[10])
             if outcome is None:
@@ -113,7 +145,7 @@ def _decode_one(trace: Trace, time: int, tag: str, body: str, line: str) -> None
         case "B":
             trace.record(time, "bugcheck", code=_hex(body[0:8], line),
                          params=[_hex(body[8:16], line), _hex(body[16:24], line), 0, 0])
-        case "F":
+        case "F" | "G":
             trace.record(time, "fault", vector=_hex(body[0:2], line))
         case "S":
             _hex(body, line)

@@ -165,3 +165,25 @@ def test_port_and_mmio_steps_reach_the_in_kernel_devices_and_empty_space(
     assert events[1]["addr"] == ioapic + 0x10 and events[1]["value"] & 0xFF == 0x11
     assert events[2] == {"kind": "read", "addr": 0xFED00000, "value": 0xFFFFFFFF}
     assert kinds(events)[-1] == "end"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_faulting_msr_step_is_a_fault_event_and_the_program_goes_on(backend: KvmBackend,
+                                                                      mode: Mode) -> None:
+    # MSR 0x801 is no x2APIC register (SDM Table 10-6) and, in xAPIC mode, no x2APIC MSR is
+    # reachable at all (§10.12.1.2): #GP either way, then the next step still runs.
+    program = Program((Step(Op.RDMSR, 0x801), Step(Op.RDMSR, 0x1B), Step(Op.END)), mode=mode)
+    events = run(backend, program)
+    extd = 0x400 if mode == Mode.X2APIC_REAL else 0
+    assert events == [{"kind": "fault", "vector": 13},
+                      {"kind": "read", "msr": 0x1B, "value": 0xFEE00900 | extd},
+                      {"kind": "end"}]
+
+
+def test_sti_hlt_wakes_on_an_interrupt_pending_at_sti(backend: KvmBackend) -> None:
+    program = Program((Step(Op.WRITE, Reg.SVR, 0x1FF), Step(Op.WRITE, Reg.SELF_IPI, 0x55),
+                       Step(Op.STI_HLT), Step(Op.END)),
+                      default_handler=Handler(eoi=True), mode=Mode.X2APIC_REAL)
+    events = run(backend, program)
+    assert kinds(events) == ["interrupt", "end"]
+    assert events[0]["vector"] == 0x55 and events[0]["tmr"] == []

@@ -83,3 +83,25 @@ def test_fault_and_bad_program_records() -> None:
         ("fault", {"vector": 13}),
         ("agent-error", {"reason": "no valid program in the ROM's program slot"}),
     ]
+
+
+def test_msr_reads_gp_faults_and_tmr_lists_decode() -> None:
+    text = (START + "@Q0000000000001000000006E00000000000001234\n"
+            + "@G00000000000010000D\n"
+            + "@I00000000000010005000000050/50//50\n")
+    events = [e.as_dict() for e in log.decode(text, TSC_KHZ)]
+    assert events == [
+        {"time": 0, "kind": "read", "msr": 0x6E0, "value": 0x1234},
+        {"time": 0, "kind": "fault", "vector": 13},
+        {"time": 0, "kind": "interrupt", "vector": 0x50, "isr": [0x50], "irr": [], "ppr": 0x50,
+         "tmr": [0x50]},
+    ]
+
+
+def test_an_nmi_record_inside_another_is_split_out_after_it() -> None:
+    # CLI does not hold an NMI off, so its handler's record can land inside the REP OUTSB of
+    # another: the interrupted record is rebuilt and listed first.
+    text = (START + "@R0000000000002000000000A000@I00000000000030000200000000///\n"
+            + "000000000000D0\n@E000000000000500A\n")
+    kinds = [(e.kind, e.data.get("vector", e.data.get("value"))) for e in log.decode(text, TSC_KHZ)]
+    assert kinds == [("read", 0xD0), ("interrupt", 2), ("end", None)]
