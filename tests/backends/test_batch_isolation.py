@@ -15,7 +15,7 @@ import shutil
 
 import pytest
 
-from apiclab.backends.base import Backend
+from apiclab.backends.base import Backend, BackendUnavailable
 from apiclab.backends.bochs import BochsBackend
 from apiclab.backends.bochs.backend import unavailable_reason
 from apiclab.backends.qemu import QemuBackend
@@ -77,9 +77,14 @@ def _bochs() -> Backend:
 def test_every_case_after_every_other_sees_what_it_sees_alone(make: object) -> None:
     assert callable(make)
     backend = make()
-    alone = {name: visible(backend.run(program, timeout_s=20).trace)
-             for name, program in PROGRAMS.items()}
-    walk = pair_sequence(list(PROGRAMS))
+    alone = {}
+    for name, program in PROGRAMS.items():
+        try:
+            alone[name] = visible(backend.run(program, timeout_s=20).trace)
+        except BackendUnavailable:  # e.g. x2APIC on QEMU before 9.0: not run by the suite either
+            continue
+    assert len(alone) >= 5
+    walk = pair_sequence(list(alone))
     results = backend.run_batch([PROGRAMS[n] for n in walk],  # type: ignore[attr-defined]
                                 timeout_s=90)
     for position, (name, result) in enumerate(zip(walk, results, strict=True)):
