@@ -1,8 +1,9 @@
 """Figures for `apiclab explore --exhaustive` on the seed's family (reboot, clock-tick, APICv on):
 the counterexample before the fix as a whole process (wall clock, best of three, as a user runs
-it), and the proof after the fix (states, transitions, depth, seconds), beside the bounded search.
+it, beside Python's own start), and the proof after the fix (states, transitions, depth, seconds),
+beside the bounded search.
 
-    .venv/bin/python bench/explore_exhaustive.py [--repeat 3]
+    .venv/bin/python bench/explore_exhaustive.py [--repeat 5]
 
 Profiles come from the bug catalogue's entry for the seed's fix, whatever they are called.
 """
@@ -29,23 +30,27 @@ APICLAB = str(Path(sys.executable).with_name("apiclab"))
 def process_wall(args: list[str], repeat: int) -> tuple[float, float, dict[str, object]]:
     """Best wall and best CPU (user + system) seconds of the whole process: on a shared machine
     the CPU time says what the wall would be on an idle one."""
-    best, best_cpu, doc = float("inf"), float("inf"), {}
+    wall, cpu, out = _process([APICLAB, "explore", "--json", *args], repeat)
+    return wall, cpu, json.loads(out)
+
+
+def _process(argv: list[str], repeat: int) -> tuple[float, float, str]:
+    best, best_cpu, out = float("inf"), float("inf"), ""
     for _ in range(repeat):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        proc = subprocess.run([APICLAB, "explore", "--json", *args], capture_output=True,
-                              text=True, check=False)
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
         best = min(best, time.perf_counter() - start)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         best_cpu = min(best_cpu, after.ru_utime + after.ru_stime - before.ru_utime
                        - before.ru_stime)
-        doc = json.loads(proc.stdout)
-    return best, best_cpu, doc
+        out = proc.stdout
+    return best, best_cpu, out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     seed = next(e for e in CATALOGUE if e.commit == RESET_RVI.commit)
     base = ["--property", "clock-tick"]
@@ -56,6 +61,9 @@ def main() -> int:
           f"steps) in {wall:.2f} s process wall, {cpu:.2f} s CPU (best of {args.repeat}; target "
           f"< 0.2 s wall); "
           f"search {cov['seconds']} s, {cov['states']} states, {cov['transitions']} transitions")
+    floor_wall, floor_cpu, _ = _process([sys.executable, "-c", "pass"], args.repeat)
+    print(f"   the floor, this Python starting and doing nothing: {floor_wall:.2f} s wall, "
+          f"{floor_cpu:.2f} s CPU")
     wall_b, cpu_b, doc_b = process_wall([*base, "--profile", seed.buggy], args.repeat)
     print(f"   the bounded search, same question: {doc_b['counterexample']['choices']} in "  # type: ignore[index]
           f"{wall_b:.2f} s process wall, {cpu_b:.2f} s CPU")

@@ -6,17 +6,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apiclab.cli.numbers import MAX_SEED, NumberError, parse_float_in, parse_int_in
 from apiclab.errors import UserError
-from apiclab.explore.catalogue import CATALOGUE, NOT_MODELLED, EntryResult, run_entry
-from apiclab.explore.explain import explain, format_chain
 from apiclab.explore.families import FAMILIES, get_family
 from apiclab.explore.properties import BUILTIN, Property, get_property
-from apiclab.explore.search import Executor, SearchResult, search
 from apiclab.hypervisor.profiles import PROFILES, get_profile, resolve
 from apiclab.report import export
+
+if TYPE_CHECKING:
+    from apiclab.explore.catalogue import EntryResult
+    from apiclab.explore.search import Executor, SearchResult
+
+# The bounded search, the catalogue and the explanation are imported by the functions that use
+# them: `explore --exhaustive` needs none but the explanation, and a process that proves or
+# refutes in a fraction of a second should not spend a third of it importing.
 
 DEFAULT_BOUND = 4
 DEFAULT_BUDGET = 50.0
@@ -84,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         return _list()
     progress = _Progress()
     if args.catalogue:
+        from apiclab.explore.catalogue import CATALOGUE, run_entry
+
         results = [
             run_entry(e, bound=bound, seed=seed, random_runs=random_runs, budget=budget,
                       progress=progress.update)
@@ -112,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
         return explore_exhaustive_cmd.run(family.name, prop, profile, args.apicv == "on",
                                           budget=budget if budget_given else 600.0,
                                           as_json=args.json)
+    from apiclab.explore.search import Executor, search
+
     executor = Executor(family, prop, profile, args.apicv == "on")
     try:
         result = search(executor, bound=bound, seed=seed, random_runs=random_runs, budget=budget,
@@ -131,6 +140,8 @@ def run(args: argparse.Namespace) -> int:
 def _fixed_profile(profile: str, prop: Property) -> str | None:
     """The profile with the fix: the catalogue's, for this property and profile; else the newest
     modelled KVM."""
+    from apiclab.explore.catalogue import CATALOGUE
+
     for entry in CATALOGUE:
         if entry.buggy == profile and entry.property == prop.name:
             return entry.fixed
@@ -141,6 +152,7 @@ def _fixed_profile(profile: str, prop: Property) -> str | None:
 def _export(
     args: argparse.Namespace, executor: Executor, result: SearchResult, doc: dict[str, Any]
 ) -> None:
+    from apiclab.explore.search import Executor
     from apiclab.guest.windows7 import Windows7Config
     from apiclab.report.stories import explore_stories, guest_vector_names
 
@@ -168,6 +180,8 @@ def _export(
 
 
 def _result_json(result: SearchResult, prop: Property) -> dict[str, Any]:
+    from apiclab.explore.explain import explain
+
     cov = result.coverage
     counterexample = None
     if result.counterexample is not None:
@@ -234,11 +248,15 @@ def _print_result(result: SearchResult, prop: Property, doc: dict[str, Any]) -> 
         if event.kind == "choice":
             print(f"  - {event.data.get('text')}")
     print("\nWhy:")
+    from apiclab.explore.explain import format_chain
+
     print(format_chain(doc["counterexample"]["explanation"]))
     print(f"\n{_coverage_line(result)}")
 
 
 def _print_catalogue(results: list[EntryResult], *, as_json: bool) -> None:
+    from apiclab.explore.catalogue import NOT_MODELLED
+
     if as_json:
         rows = []
         for r in results:

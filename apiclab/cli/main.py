@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.metadata
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from apiclab import interrupts
 from apiclab.errors import ApiclabError, UserError
@@ -45,13 +44,26 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
+class _Version(argparse.Action):
+    """--version, looked up only when asked (importlib.metadata costs every start ~0.05 s)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS,
+                 **_: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        print(f"apiclab {version()}")
+        parser.exit()
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole parser, or with `only`, that command's full parser and the others as summaries."""
     parser = OneLineParser(
         prog="apiclab",
         description="An executable laboratory for x86 interrupt virtualization.",
     )
-    parser.add_argument("--version", action="version", version=f"apiclab {version()}")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, summary) in COMMANDS.items():
         if only is None or name == only:
@@ -71,6 +83,8 @@ def _command_of(argv: Sequence[str]) -> str | None:
 
 def version() -> str:
     """The installed distribution's version (pyproject.toml), so that there is one source."""
+    import importlib.metadata
+
     try:
         return importlib.metadata.version("apiclab")
     except importlib.metadata.PackageNotFoundError:  # run from a source tree never installed

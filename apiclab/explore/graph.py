@@ -2,10 +2,11 @@
 breadth-first with duplicate detection until no new state remains — an explicit-state model
 check (as Spin or TLC do it), with no bound on the number of choices.
 
-A family offers a transition system (`World`): a state's enabled steps, one step, and the state's
-key. The model's objects (engine, callbacks, processes) cannot be copied, so a state is kept as
-the shortest path of steps that reached it and rebuilt by replaying that path from the initial
-state (each replay is a pure function of the path: docs/design.md, "Invariants").
+A family offers a transition system (`World`): a state's enabled steps, one step, the state's
+key, and a snapshot of the live model to come back to. The model's objects (engine, callbacks,
+processes) cannot be copied cheaply, so the search runs one live model and expands a state by
+restoring its snapshot in place (apiclab.explore.inplace) — the same state the shortest path to it
+reached, as the tests check against a replay of that path from the initial state.
 
 Checking: the property is judged on the trace after every transition, before duplicate detection,
 so a violation in a history that is then merged into an equal state is not lost; the built-in
@@ -20,11 +21,12 @@ counterexample. "No violation" with `complete` set means every reachable state w
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from apiclab.engine.trace import Event, Trace
 from apiclab.explore.properties import Property, Violation
@@ -50,9 +52,14 @@ class World(Protocol):
 
     def to_choices(self) -> list[int]: ...
 
+    def snapshot(self) -> Any: ...
+
+    def restore(self, snapshot: Any) -> None: ...
+
 
 WorldFactory = Callable[[Profile, bool], World]
 Progress = Callable[[int, int, int], None]  # (states, transitions, depth)
+Visit = Callable[[tuple[int, ...], World], None]  # (path, the world just after its last step)
 
 # Built-in properties whose verdict on the rest of a run reads nothing of the past that the state
 # key lacks: clock-tick reads the events from the boot's wait-start on (one step); a stale
@@ -60,7 +67,11 @@ Progress = Callable[[int, int, int], None]  # (states, transitions, depth)
 # the ISR at most a few ms before the state (the stages before the reset are that short, and the
 # reset image clears the ISR), far below no-stuck-in-service's 1 s. Every other property (and any
 # user's) gets the family's `history()` in the key.
-MAX_KEPT = 2048
+# The snapshots kept for the states still to expand are many small dicts that live until the
+# search ends: the cyclic garbage collector's full passes over them cost a third of a proof. So
+# every FREEZE_EVERY transitions what is alive is moved out of its reach (gc.freeze); young
+# objects are still collected as usual, and everything is handed back (gc.unfreeze) at the end.
+FREEZE_EVERY = 2048
 HISTORY_FREE = frozenset({"clock-tick", "no-stale-delivery", "no-stuck-in-service"})
 
 
@@ -100,11 +111,23 @@ def replay(factory: WorldFactory, profile: Profile, apicv: bool, path: Sequence[
 
 def explore_graph(factory: WorldFactory, prop: Property, profile: Profile, apicv: bool, *,
                   family: str, budget: float = 60.0,
-                  progress: Progress | None = None) -> GraphResult:
+                  progress: Progress | None = None, visit: Visit | None = None) -> GraphResult:
     """Search every state reachable from the family's initial state, fewest non-default choices
     first (a 0-1 breadth-first search: moving on with the default step costs nothing, any other
     choice costs one), so the first violation found has the fewest choices, then the fewest steps.
     """
+    freeze = gc.get_freeze_count() == 0  # not if the caller froze objects of its own
+    try:
+        return _explore(factory, prop, profile, apicv, family=family, budget=budget,
+                        progress=progress, visit=visit, freeze=freeze)
+    finally:
+        if freeze:
+            gc.unfreeze()
+
+
+def _explore(factory: WorldFactory, prop: Property, profile: Profile, apicv: bool, *,
+             family: str, budget: float, progress: Progress | None, visit: Visit | None,
+             freeze: bool) -> GraphResult:
     start = time.perf_counter()
     result = GraphResult(prop.name, profile.name, apicv, family)
     with_history = prop.name not in HISTORY_FREE
@@ -112,31 +135,31 @@ def explore_graph(factory: WorldFactory, prop: Property, profile: Profile, apicv
     def state_of(world: World) -> Hashable:
         return (world.key(), world.history()) if with_history else world.key()
 
-    root = factory(profile, apicv)
-    best: dict[Hashable, int] = {state_of(root): root.allowance()}  # state -> most allowed
-    # (cost, path, arity, the state's world if kept): a kept world takes the default step in
-    # place, sparing one replay per state; at most MAX_KEPT are kept, to bound the memory
-    queue: deque[tuple[int, tuple[int, ...], int, World | None]] = deque(
-        [(0, (), root.actions(), root)])
-    kept = 1
+    world = factory(profile, apicv)
+    best: dict[Hashable, int] = {state_of(world): world.allowance()}  # state -> most allowed
+    # (cost, path, arity, snapshot): a state is expanded by restoring its snapshot into the one
+    # live world and taking each enabled step from there
+    queue: deque[tuple[int, tuple[int, ...], int, Any]] = deque(
+        [(0, (), world.actions(), world.snapshot())])
     while queue:
-        cost, path, arity, held = queue.popleft()
-        kept -= held is not None
+        cost, path, arity, snapshot = queue.popleft()
         result.depth = max(result.depth, cost)
         result.max_steps = max(result.max_steps, len(path))
         if arity == 0:
             result.final_states += 1
         for action in range(arity):
-            if time.perf_counter() - start > budget:
-                result.budget_exhausted = True
-                return _done(result, best, start)
+            if result.transitions % 64 == 0:
+                if time.perf_counter() - start > budget:
+                    result.budget_exhausted = True
+                    return _done(result, best, start)
+                if freeze and result.transitions % FREEZE_EVERY == 0:
+                    gc.freeze()
             child = (*path, action)
-            if action == 0 and held is not None:
-                world, held = held, None
-                world.step(0)
-            else:
-                world = replay(factory, profile, apicv, child)
+            world.restore(snapshot)
+            world.step(action)
             result.transitions += 1
+            if visit is not None:
+                visit(child, world)
             violation = prop.check(world.trace.events)
             if violation is not None:
                 result.counterexample = _counterexample(factory, profile, apicv, child, world,
@@ -148,9 +171,9 @@ def explore_graph(factory: WorldFactory, prop: Property, profile: Profile, apicv
                 result.subsumed += 1
                 continue
             best[state] = allowed
-            keep = world if action == 0 or kept < MAX_KEPT else None
-            kept += keep is not None
-            entry = (cost + (action > 0), child, world.actions(), keep)
+            actions = world.actions()
+            # a state without steps (a run's end) is counted, never restored
+            entry = (cost + (action > 0), child, actions, world.snapshot() if actions else None)
             if action == 0:
                 queue.appendleft(entry)
             else:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,7 +184,11 @@ def restored_timer_fires(
 
 
 def _summary(check: Callable[..., Any]) -> str:
-    doc = inspect.getdoc(check) or ""
+    doc = (check.__doc__ or "").strip()
+    if not doc:  # a callable object's or an inherited docstring: inspect knows where to look
+        import inspect  # not at import time: the built-in checks have their own docstrings
+
+        doc = inspect.getdoc(check) or ""
     return doc.splitlines()[0].rstrip(".") if doc else ""
 
 

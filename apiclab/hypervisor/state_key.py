@@ -17,8 +17,13 @@ def vcpu_state_key(vcpu: KvmVcpu) -> Hashable:
     lapic = vcpu.lapic
     key: tuple[Hashable, ...] = (
         lapic.irr, lapic.isr, lapic.tmr, lapic.tpr, lapic.svr,
-        tuple(sorted(lapic.lvt.items())), lapic.timer_initial, lapic.timer_divide,
+        # the LVT entries in the dict's order: LocalApic.reset creates that dict once and later
+        # writes only change values, so equal states list them alike (and a different order could
+        # only merge fewer states, never more)
+        tuple(lapic.lvt.items()), lapic.timer_initial, lapic.timer_divide,
+        lapic.timer_ran_out, lapic.error_armed, lapic.esr,
         vcpu.if_flag, vcpu.in_guest, vcpu.req_event, vcpu.timer.armed,
+        vcpu.apic_base, vcpu.nmi_running, vcpu.nmi_pending,
     )
     vapic = vcpu.vapic
     if vapic is not None:

@@ -7,10 +7,12 @@ import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apiclab.report.output import check_output_path, write_atomic
-from apiclab.report.story import Story
+
+if TYPE_CHECKING:  # only named in annotations; `explore` runs that draw nothing skip its import
+    from apiclab.report.story import Story
 
 
 def add_arguments(parser: Any) -> None:

@@ -27,6 +27,7 @@ from dataclasses import replace
 
 from apiclab.engine.choices import Choices
 from apiclab.engine.trace import Trace
+from apiclab.explore import inplace
 from apiclab.explore.choices import normalize
 from apiclab.explore.scenarios import reboot
 from apiclab.explore.scenarios.state import vcpu_state_key
@@ -134,6 +135,33 @@ class RebootWorld:
         seq.append(self.busy)
         clock, eoi = divmod(self.boot_choice, 2)
         return normalize([*seq, clock, eoi])
+
+    def snapshot(self) -> inplace.Snapshot:
+        """This state, to come back to with `restore` (apiclab.explore.inplace)."""
+        return inplace.save(self._stateful())
+
+    def restore(self, snapshot: inplace.Snapshot) -> None:
+        inplace.restore(snapshot)
+
+    def _stateful(self) -> list[object]:
+        """Every object of the run whose attributes can change between two steps: the world,
+        its trace, QEMU's machine and devices, the engine and its scheduled handles (whose
+        `cancelled` flag can change), the vCPU with its APIC, VMX state and timer, the guest.
+        Objects a step replaces (the IOAPIC at the reset, the PIT's counters) are taken as they
+        are now: the references to them are restored with their owners. A state with steps left
+        has no process running (the steps before the boot run none, and the boot is the last
+        step), so no generator or closure holds state of its own."""
+        machine, vcpu = self.machine, self.machine.vcpu
+        engine, pit = machine.engine, machine.pit
+        objects: list[object] = [
+            self, self.trace, self.guest, machine, engine, machine.tsc, machine.ioapic,
+            machine.hpet, pit, *pit.counters, vcpu, vcpu.delivered, vcpu.lapic, vcpu.timer]
+        objects += [v for v in (vcpu.vapic, vcpu._parked_vapic) if v is not None]
+        # the engine's queue entries are (time, sequence, handle) tuples
+        handles = [entry[-1] for entry in engine._queue]
+        handles += [h for h in (machine.hpet._pending, vcpu.timer._pending, *pit._pending)
+                    if h is not None and h not in handles]
+        return objects + handles
 
     # --- the steps, as `reboot.run` performs them ------------------------------------------
 
