@@ -113,3 +113,20 @@ def test_several_cpus_init_resets_the_target_but_keeps_its_id() -> None:
     reads = [(e.data["cpu"], e.data["reg"], e.data["value"])
              for e in run_program(program).of_kind("read")]
     assert reads == [(1, 0x80, 0), (1, 0x20, 1 << 24), (0, 0x20, 0)]
+
+
+def test_a_cpu_waiting_for_sipi_takes_no_nmi_and_sipi_to_a_running_cpu_is_ignored() -> None:
+    """§10.4.7.3: after INIT the CPU only waits for SIPI; §10.6.1: a start-up IPI starts a CPU
+    that waits for one, so a second SIPI changes nothing (CPU 1's TPR set after the first stays)."""
+    init, sipi, nmi = (1 << 56) | 0x4500, (1 << 56) | 0x4608, (1 << 56) | 0x4400
+    program = Program((
+        Step(Op.WRITE, 0xF0, 0x1FF, cpu=1),
+        Step(Op.WRITE, 0x300, init, cpu=0),
+        Step(Op.WRITE, 0x300, nmi, cpu=0),
+        Step(Op.WRITE, 0x300, sipi, cpu=0),
+        Step(Op.WRITE, 0x80, 0x30, cpu=1),
+        Step(Op.WRITE, 0x300, sipi, cpu=0),
+        Step(Op.READ, 0x80, cpu=1),
+    ), mode=Mode.XAPIC_PM32, cpus=2)
+    events = run_program(program).guest_visible()
+    assert [(e.kind, e.data.get("value")) for e in events] == [("read", 0x30), ("end", None)]
