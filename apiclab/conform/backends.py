@@ -66,9 +66,9 @@ class ModelBackend:
 
 
 class OneCpuOnly:
-    """A real backend for one-CPU programs: the agent ROM starts no application processors
-    (neither the KVM backend's VM nor QEMU's and Bochs' machines have more than one CPU here),
-    so a program for several CPUs is not run there, with that reason."""
+    """A real backend for one-CPU programs: QEMU's and Bochs' machines have one CPU here, so the
+    agent runs on one CPU only and a program for several CPUs is not run there, with that reason
+    (KVM's VM has one vCPU per CPU of the program)."""
 
     def __init__(self, inner: Backend) -> None:
         self.inner = inner
@@ -131,7 +131,7 @@ def make_backend(name: str) -> Backend:
         backend = BochsBackend()
     else:
         raise UserError(f"--backends: unknown backend {name!r}; expected {_CHOICES}")
-    if name != "model":
+    if name not in ("model", "kvm"):  # KVM runs one vCPU per CPU of the program
         one_cpu: Backend = (OneCpuOnlyBatch(backend) if hasattr(backend, "run_batch")
                             else OneCpuOnly(backend))
         return one_cpu

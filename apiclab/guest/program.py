@@ -23,6 +23,12 @@ Binary form (little-endian), version 1:
 The port and MMIO ops (10-13), and the MSR and STI_HLT ops (14-16), were added without changing this layout, so the version stays 1; an
 agent older than them stops at the first one as at END.
 
+Version 2, a program for several CPUs: the same layout, but the header's reserved u32 holds the CPU
+count (2..MAX_CPUS) and bits 16-23 of each step's op word the CPU that runs it. A one-CPU program
+stays version 1, byte for byte (the agent's batch driver and its tests rely on that). Every CPU of
+the agent reads the whole list, runs its own steps only, and waits for its turn on a step counter
+shared in RAM, so the steps run one after another in the order written, as on the model.
+
 Port I/O works in both modes; MMIO only in 32-bit protected mode (its flat data segment reaches
 the IOAPIC at 0xFEC00000, 82093AA §3.0; real mode reaches only the first MiB). Ports the agent
 itself uses (its log 0xE9, the exit ports 0x501 and 0x8900) are refused for OUT.
@@ -41,6 +47,9 @@ from apiclab.errors import ApiclabError, DecodeError
 
 MAGIC = b"APRG"
 VERSION = 1
+VERSION_SMP = 2  # a program for several CPUs: the header's last field is the CPU count
+STEP_OP_MASK = 0xFFFF
+STEP_CPU_SHIFT = 16  # version 2: a step's CPU in bits 16-23 of its op word (0 in version 1)
 HEADER = struct.Struct("<4sHBBII")
 STEP = struct.Struct("<IIQ")
 MAX_STEPS = 256
@@ -249,22 +258,21 @@ class Program:
 def encode(program: Program) -> bytes:
     """The binary form the bare-metal agent reads (layout in the module docstring)."""
     program.validate()
-    if program.cpus != 1:
-        # The agent ROM starts no application processors: the binary form has one CPU.
-        raise ProgramError(f"a program for {program.cpus} CPUs has no binary form (one CPU only)")
     steps = list(program.steps)
     if not steps or steps[-1].op != Op.END:
         steps.append(Step(Op.END))
+    # one CPU: version 1, byte for byte as before; several: version 2 with the CPU count
+    several = program.cpus > 1
     out = bytearray(
-        HEADER.pack(MAGIC, VERSION, MODE_CODE[program.mode], program.default_handler.flags,
-                    len(steps), 0)
+        HEADER.pack(MAGIC, VERSION_SMP if several else VERSION, MODE_CODE[program.mode],
+                    program.default_handler.flags, len(steps), program.cpus if several else 0)
     )
     table = bytearray(256)
     for vector, handler in program.handlers.items():
         table[vector] = HANDLER_SET | handler.flags
     out += table
     for step in steps:
-        out += STEP.pack(int(step.op), step.a, step.b)
+        out += STEP.pack(int(step.op) | step.cpu << STEP_CPU_SHIFT, step.a, step.b)
     return bytes(out)
 
 
@@ -275,14 +283,17 @@ def decode(blob: bytes) -> Program:
         raise ProgramImageError(f"program image of {len(blob)} bytes is shorter than its "
                                 f"{HEADER.size + 256}-byte header")
     magic, version, mode, default_flags, count, reserved = HEADER.unpack_from(blob, 0)
-    if magic != MAGIC or version != VERSION:
+    if magic != MAGIC or version not in (VERSION, VERSION_SMP):
         raise ProgramImageError(f"not an apiclab program image (magic {magic!r}, "
                                 f"version {version})")
     mode_by_code = {v: k for k, v in MODE_CODE.items()}
     if mode not in mode_by_code:
         raise ProgramImageError(f"program image: unknown mode code {mode}")
-    if reserved:
+    if version == VERSION and reserved:
         raise ProgramImageError(f"program image: reserved header field is {reserved:#x}, not 0")
+    if version == VERSION_SMP and not 2 <= reserved <= MAX_CPUS:
+        raise ProgramImageError(f"program image: version 2 with {reserved} CPUs, not 2..{MAX_CPUS}")
+    cpus = reserved if version == VERSION_SMP else 1
     known_flags = HANDLER_SET | HANDLER_EOI | HANDLER_LOG
     table = blob[HEADER.size:HEADER.size + 256]
     for what, flags in (("default handler", default_flags), *(
@@ -298,11 +309,13 @@ def decode(blob: bytes) -> Program:
                                 f"{base + count * STEP.size} bytes, got {len(blob)}")
     steps = []
     for i in range(count):
-        op, a, b = STEP.unpack_from(blob, base + i * STEP.size)
-        if op not in OP_CODES:
-            raise ProgramImageError(f"program image: step {i} has unknown op {op}")
-        steps.append(Step(Op(op), a, b))
-    program = Program(tuple(steps), handlers, Handler.from_flags(default_flags), mode_by_code[mode])
+        word, a, b = STEP.unpack_from(blob, base + i * STEP.size)
+        op, cpu = word & STEP_OP_MASK, word >> STEP_CPU_SHIFT
+        if op not in OP_CODES or word & ~STEP_OP_MASK and version == VERSION:
+            raise ProgramImageError(f"program image: step {i} has unknown op {word}")
+        steps.append(Step(Op(op), a, b, cpu))
+    program = Program(tuple(steps), handlers, Handler.from_flags(default_flags), mode_by_code[mode],
+                      cpus)
     try:
         program.validate()
     except ProgramError as e:

@@ -100,14 +100,23 @@ def test_port_io_is_allowed_in_real_mode_too():
     assert program.mode == Mode.X2APIC_REAL and program.steps[0] == Step(Op.OUT, 0x21, 0xFF)
 
 
-def test_cpus_and_step_cpu_are_read_checked_and_have_no_binary_form() -> None:
-    from apiclab.guest.program import ProgramError, encode, program_from_dict
+def test_cpus_and_step_cpu_are_read_checked_and_round_trip_as_version_2() -> None:
+    from apiclab.guest.program import ProgramError, decode, encode, program_from_dict
 
     doc = {"mode": "xapic-pm32", "cpus": 2, "steps": [{"op": "read", "reg": "id", "cpu": 1}]}
     program = program_from_dict(doc)
     assert program.cpus == 2 and program.steps[0].cpu == 1
-    with pytest.raises(ProgramError, match="binary form"):
-        encode(program)
+    blob = encode(program)
+    # version 2, the CPU count in the header's last field, the step's CPU in its op word's byte 2
+    assert blob[4:6] == b"\x02\x00" and blob[12:16] == b"\x02\x00\x00\x00"
+    assert blob[272:276] == bytes([int(Op.READ), 0, 1, 0])
+    back = decode(blob)
+    assert back.cpus == 2 and back.steps[0] == Step(Op.READ, 0x20, 0, 1)
+    assert back.steps[-1] == Step(Op.END)
+    one = program_from_dict({**doc, "cpus": 1, "steps": [{"op": "read", "reg": "id"}]})
+    assert encode(one)[4:6] == b"\x01\x00" and encode(one)[12:16] == bytes(4)
+    with pytest.raises(ProgramError, match="step 0 has unknown op"):
+        decode(encode(one)[:272] + bytes([int(Op.READ), 0, 1, 0]) + encode(one)[276:])
     with pytest.raises(ProgramError, match="cpu 2"):
         program_from_dict({**doc, "steps": [{"op": "sti", "cpu": 2}]})
     with pytest.raises(ProgramError, match="cpus"):

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import errno
 import os
-from contextlib import nullcontext
+import signal
+import threading
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 
 from apiclab.arch.lapic_state import LapicState
 from apiclab.backends.base import Availability, BackendUnavailable, RunResult
 from apiclab.backends.kvm import ioctls as nr
-from apiclab.backends.kvm.deadline import RunDeadline, ensure_kick_handler
+from apiclab.backends.kvm.deadline import KICK_SIGNAL, RunDeadline, ensure_kick_handler
 from apiclab.backends.kvm.exits import (
     FailEntry,
     InternalError,
@@ -30,12 +32,17 @@ from apiclab.backends.kvm.exits import (
     VcpuExit,
 )
 from apiclab.backends.kvm.ioctls import KvmError
-from apiclab.backends.kvm.machine import Machine
+from apiclab.backends.kvm.machine import RAM_SIZE, Machine
 from apiclab.backends.kvm.system import DEV_KVM, KVM_API_VERSION, Kvm
 from apiclab.backends.kvm.tracefs import TraceCapture
 from apiclab.guest.agent import log
-from apiclab.guest.agent.image import build_image
-from apiclab.guest.program import TESTDEV_IRQ, Program, testdev_line
+from apiclab.backends.kvm.vcpu import Vcpu
+from apiclab.guest.agent.image import RESET_VECTOR_OFFSET, build_image
+from apiclab.guest.program import MAX_CPUS, TESTDEV_IRQ, Op, Program, testdev_line
+
+ICR_OFFSET = 0x300  # xAPIC ICR low (SDM §10.6.1)
+X2APIC_ICR_MSR = 0x830  # x2APIC ICR (SDM §10.12.9)
+DELIVERY_STARTUP = 0b110
 
 PORT_LOG = 0xE9
 EXIT_PORTS = (0x501, 0x8900)  # QEMU isa-debug-exit, Bochs shutdown port (agent.S `exit`)
@@ -118,7 +125,7 @@ class KvmBackend:
         rom = build_image(program)
         with open_kvm(self.path) as kvm:
             try:
-                machine = Machine(rom, kvm)
+                machine = Machine(rom, kvm, program.cpus)
             except KvmError as e:
                 if e.ioctl == "KVM_CREATE_VM":
                     err = e.errno or 0
@@ -126,6 +133,7 @@ class KvmBackend:
                                              + _create_vm_hint(err)) from None
                 raise
             with machine:
+                _write_sipi_trampolines(machine, program, rom)
                 vcpu = machine.vcpu
                 if lapic_image is not None:
                     vcpu.set_lapic(lapic_image)
@@ -136,10 +144,14 @@ class KvmBackend:
                 with capture, RunDeadline(vcpu, timeout_s) as deadline:
                     if shared is not None:
                         shared.clear()
-                    run_log = _run_loop(machine)
+                    run_log, ap_logs = _run_all(machine)
                 tracepoints = shared.read() if shared is not None else None
                 lapic = vcpu.get_lapic()
-        trace = log.decode(bytes(run_log.output), tsc_khz)
+        if ap_logs:
+            trace = log.decode_cpus([bytes(run_log.output)]
+                                    + [bytes(ap.output) for ap in ap_logs], tsc_khz)
+        else:
+            trace = log.decode(bytes(run_log.output), tsc_khz)
         timed_out = deadline.fired and run_log.stop == "interrupted"
         last = trace.events[-1].time if trace.events else 0
         if timed_out:
@@ -152,6 +164,10 @@ class KvmBackend:
             "stop": run_log.stop,
             "agent_log": run_log.output.decode("ascii", errors="replace"),
         }
+        if ap_logs:
+            evidence["ap_agent_logs"] = [ap.output.decode("ascii", errors="replace")
+                                         for ap in ap_logs]
+            evidence["ap_stops"] = [ap.stop for ap in ap_logs]
         if isinstance(capture, TraceCapture):
             tracepoints = capture.events
         if tracepoints is not None:
@@ -167,10 +183,69 @@ def _create_vm_hint(err: int) -> str:
     return ""
 
 
-def _run_loop(machine: Machine) -> _RunLog:
-    """KVM_RUN until the agent's exit port, a triple fault, an error or the time-out."""
-    out = _RunLog()
-    vcpu = machine.vcpu
+def _write_sipi_trampolines(machine: Machine, program: Program, rom: bytes) -> None:
+    """A CPU that takes a start-up IPI runs real-mode code at vector * 0x1000 (SDM §10.4.4.1,
+    §8.4.4.1, "VV000H"): for each SIPI the program sends, put there the reset vector's far jump
+    to the agent's start, which runs the CPU's remaining steps (agent.S skips those already past).
+    Only pages the agent does not use: 0x8000-0xFFFF and above the CPUs' data (MAX_CPUS * 64 KiB)."""
+    if program.cpus == 1:
+        return
+    jump = rom[RESET_VECTOR_OFFSET:RESET_VECTOR_OFFSET + 5]
+    for step in program.steps:
+        icr = (step.op == Op.WRITE and step.a == ICR_OFFSET) or (
+            step.op == Op.WRMSR and step.a == X2APIC_ICR_MSR)
+        if icr and (step.b >> 8) & 7 == DELIVERY_STARTUP:
+            page = (step.b & 0xFF) << 12
+            if 0x8000 <= page < 0x10000 or MAX_CPUS * 0x10000 <= page < RAM_SIZE:
+                machine.ram.write(page, jump)
+
+
+def _run_all(machine: Machine) -> tuple[_RunLog, list[_RunLog]]:
+    """vCPU 0 in this thread, each other vCPU in a thread of its own, each with its own log.
+    The run ends when vCPU 0's loop does (the agent's exit port, the time-out): the others are
+    then stopped as the time-out stops vCPU 0 (immediate_exit and a kick, deadline.py). An AP
+    whose loop ends first (a triple fault, an error) stops vCPU 0 the same way."""
+    if len(machine.vcpus) == 1:
+        return _run_loop(machine, machine.vcpu), []
+    stop = threading.Event()
+    main_id = threading.get_ident()
+    ap_logs = [_RunLog() for _ in machine.vcpus[1:]]
+
+    def ap(k: int) -> None:
+        _run_loop(machine, machine.vcpus[k], ap_logs[k - 1], stop)
+        if not stop.is_set():  # this AP ended the run
+            ap_logs[k - 1].stop = f"cpu {k}: {ap_logs[k - 1].stop}"
+            stop.set()
+            machine.vcpu.set_immediate_exit(True)
+            signal.pthread_kill(main_id, KICK_SIGNAL)
+
+    threads = [threading.Thread(target=ap, args=(k,), daemon=True)
+               for k in range(1, len(machine.vcpus))]
+    for thread in threads:
+        thread.start()
+    try:
+        out = _run_loop(machine, machine.vcpu)
+    finally:
+        stop.set()
+        for vcpu, thread in zip(machine.vcpus[1:], threads, strict=True):
+            vcpu.set_immediate_exit(True)
+            if thread.ident is not None and thread.is_alive():
+                with suppress(ProcessLookupError):
+                    signal.pthread_kill(thread.ident, KICK_SIGNAL)
+        for thread in threads:
+            thread.join()
+        machine.vcpu.set_immediate_exit(False)
+    ended_by = [a.stop for a in ap_logs if a.stop.startswith("cpu ")]
+    if ended_by and out.stop == "interrupted":
+        out.stop = ended_by[0]
+    return out, ap_logs
+
+
+def _run_loop(machine: Machine, vcpu: Vcpu, out: _RunLog | None = None,
+              stop: threading.Event | None = None) -> _RunLog:
+    """KVM_RUN until the agent's exit port, a triple fault, an error or the time-out (or, for an
+    AP, `stop`)."""
+    out = out if out is not None else _RunLog()
     while True:
         exit_: VcpuExit = vcpu.run()
         out.exits += 1
@@ -193,6 +268,8 @@ def _run_loop(machine: Machine) -> _RunLog:
             case MmioWrite():
                 pass  # the IOAPIC and LAPIC are in the kernel; anything else has no device
             case Interrupted():
+                if stop is not None and not stop.is_set():
+                    continue  # a kick meant for another thread's vCPU: not this AP's end
                 out.stop = "interrupted"
                 return out
             case Shutdown():

@@ -68,6 +68,7 @@ KVM_GET_LAPIC = _ior(0x8E, s.KvmLapicState)
 KVM_SET_LAPIC = _iow(0x8F, s.KvmLapicState)
 KVM_SET_CPUID2 = _iow(0x90, s.KvmCpuid2)
 KVM_GET_TSC_KHZ = _io(0xA3)
+KVM_SET_MP_STATE = _iow(0x99, ctypes.c_uint32)  # struct kvm_mp_state { __u32 mp_state; }
 
 NAMES = {v: k for k, v in globals().items() if k.startswith("KVM_") and isinstance(v, int)}
 
@@ -90,6 +91,9 @@ KVM_CAP_SPLIT_IRQCHIP = 121
 KVM_CAP_X2APIC_API = 129
 KVM_CAP_IMMEDIATE_EXIT = 136
 KVM_CAP_X86_DISABLE_EXITS = 143
+KVM_CAP_MP_STATE = 14
+
+KVM_MP_STATE_RUNNABLE = 0  # api.rst §4.38: the vCPU runs (not waiting for INIT/SIPI)
 
 
 class KvmError(OSError):

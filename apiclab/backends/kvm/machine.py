@@ -1,5 +1,5 @@
 """The little PC the agent boots on: RAM below the ROM, the ROM at 0xF0000 and below 4 GiB,
-an in-kernel irqchip and 8254 PIT (ISA IRQ0 on IOAPIC pin 2), one vCPU in the reset state with x2APIC and TSC-deadline in its CPUID.
+an in-kernel irqchip and 8254 PIT (ISA IRQ0 on IOAPIC pin 2), one vCPU (or several) in the reset state with x2APIC and TSC-deadline in its CPUID.
 
     with Machine(rom) as m:
         m.vcpu.set_lapic(image)
@@ -37,12 +37,17 @@ def pc_gsi_routes() -> list[tuple[int, int, int]]:
     return routes
 
 
-def guest_cpuid(kvm: Kvm) -> list[s.KvmCpuidEntry2]:
-    """KVM's supported CPUID with x2APIC and TSC-deadline exposed in leaf 1."""
+def guest_cpuid(kvm: Kvm, apic_id: int = 0) -> list[s.KvmCpuidEntry2]:
+    """KVM's supported CPUID with x2APIC and TSC-deadline exposed in leaf 1, and the vCPU's
+    initial APIC ID in CPUID.01H:EBX[31:24] and CPUID.0BH:EDX (SDM vol. 2A CPUID; KVM leaves
+    these to user space, and the agent finds which CPU it is from leaf 1)."""
     entries = kvm.get_supported_cpuid()
     for entry in entries:
         if entry.function == 1:
             entry.ecx |= CPUID_X2APIC | CPUID_TSC_DEADLINE
+            entry.ebx = (entry.ebx & 0x00FFFFFF) | apic_id << 24
+        elif entry.function == 0xB:
+            entry.edx = apic_id
     return entries
 
 
@@ -66,7 +71,7 @@ def reset_registers(vcpu: Vcpu) -> None:
 class Machine:
     """Owns every fd and mapping of one run; `close` releases all of them, in reverse order."""
 
-    def __init__(self, rom: bytes, kvm: Kvm | None = None) -> None:
+    def __init__(self, rom: bytes, kvm: Kvm | None = None, cpus: int = 1) -> None:
         if len(rom) != ROM_SIZE:
             raise ValueError(f"ROM image must be {ROM_SIZE} bytes, got {len(rom)}")
         self._stack = ExitStack()
@@ -86,9 +91,17 @@ class Machine:
                 # the 8254 every PC has (a level source for IOAPIC cases), wired as QEMU wires it
                 self.vm.create_pit2()
                 self.vm.set_gsi_routing(pc_gsi_routes())
-            self.vcpu: Vcpu = self._stack.enter_context(self.vm.create_vcpu(0))
-            self.vcpu.set_cpuid2(guest_cpuid(self.kvm))
-            reset_registers(self.vcpu)
+            # vCPU k has APIC ID k (KVM's xAPIC ID is the vcpu_id); every one starts at the
+            # reset vector, as the model's CPUs all run from the start (the agent orders them)
+            self.vcpus: list[Vcpu] = []
+            for k in range(cpus):
+                vcpu = self._stack.enter_context(self.vm.create_vcpu(k))
+                vcpu.set_cpuid2(guest_cpuid(self.kvm, k))
+                reset_registers(vcpu)
+                if k:
+                    vcpu.set_runnable()
+                self.vcpus.append(vcpu)
+            self.vcpu: Vcpu = self.vcpus[0]
         except BaseException:
             self._stack.close()
             raise

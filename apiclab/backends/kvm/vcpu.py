@@ -77,6 +77,11 @@ class Vcpu:
             raise
         return self._exit()
 
+    def set_runnable(self) -> None:
+        """api.rst §4.38 KVM_SET_MP_STATE RUNNABLE: with the in-kernel irqchip KVM creates every
+        vCPU but the BSP waiting for INIT/SIPI; this one runs from its reset state instead."""
+        ioctl(self.fd, nr.KVM_SET_MP_STATE, ctypes.c_uint32(nr.KVM_MP_STATE_RUNNABLE))
+
     def set_immediate_exit(self, value: bool) -> None:
         """kvm_run.immediate_exit (api.rst §5, KVM_CAP_IMMEDIATE_EXIT): KVM_RUN returns EINTR."""
         self.kvm_run.hdr.immediate_exit = int(value)

@@ -35,6 +35,18 @@
         .set VAR_IDTR,        0x0B10      /* 6-byte IDT pseudo-descriptor (protected mode) */
         .set VAR_GP_ARMED,    0x0B20      /* byte: an RDMSR/WRMSR step may #GP; catch it */
         .set VAR_GP_ESP,      0x0B24      /* dword: the step's ESP, to resume at after a #GP */
+        .set VAR_CPU,         0x0B30      /* dword: this CPU's index k (its initial APIC ID) */
+        .set VAR_MINE,        0x0B34      /* byte: the step running is this CPU's turn */
+        /* several CPUs (program version 2): CPU k keeps all the data above in its own 64 KiB at
+         * k * 0x10000 (real mode: DS = ES = SS = k << 12; protected mode: a data segment based
+         * there), so the one agent runs unchanged on each. Shared, at a physical address reached
+         * through FS (0 in real mode, the flat segment in protected mode): the index of the step
+         * whose turn it is. RAM is zero at power-on, so it starts at step 0. */
+        .set SHARED_NEXT,     0x0BC0      /* dword, physical */
+        .set SHARED_END,      0x0BC4      /* dword: the CPU running END has reached it */
+        .set SHARED_ACKS,     0x0BD0      /* byte[MAX_CPUS]: CPU k has seen SHARED_END, idle */
+        .set END_GRACE,       0x40000000  /* TSC ticks END waits at most for the others */
+        .set MAX_CPUS,        8           /* program.MAX_CPUS */
         .set COUNTS,          0x1000      /* u32 count[256], one per vector */
         .set PROGRAM,         0x2000      /* copy of the program */
         .set HANDLER_FLAGS,   PROGRAM + 16
@@ -82,13 +94,23 @@
 start:
         cli
         cld
-        xorl    %eax, %eax
+        movl    $1, %eax                  /* CPU k: its initial APIC ID, CPUID.01H:EBX[31:24] */
+        cpuid                             /* (SDM vol. 2A CPUID; 0 on a one-CPU machine) */
+        shrl    $24, %ebx
+        cmpl    $MAX_CPUS, %ebx
+        jae     park
+        movl    %ebx, %eax
+        shll    $12, %eax                 /* its data segment: k * 0x10000 */
         movw    %ax, %ss
         movl    $STACK_TOP, %esp
         movw    %ax, %es
+        movl    %ebx, %es:VAR_CPU
         movw    %cs, %ax
         movw    %ax, %ds
+        testl   %ebx, %ebx
+        jnz     1f                        /* batches are one-CPU programs, run by CPU 0 */
         call    batch_select              /* batch mode: DS moved to the next case's program */
+1:
         /* copy the program from ROM into RAM: its header, handler table and steps only, in
          * dwords (a KVM that emulates real mode runs one emulation per REP iteration) */
         movl    PROGRAM_SLOT + 8, %ecx    /* header: step count */
@@ -100,12 +122,15 @@ start:
         movl    $PROGRAM_SLOT, %esi
         movl    $PROGRAM, %edi
         rep movsl
-        xorl    %eax, %eax
+        movw    %es, %ax
         movw    %ax, %ds
+        xorl    %eax, %eax
+        movw    %ax, %fs                  /* FS = 0: physical addresses (SHARED_NEXT) */
         movl    $COUNTS, %edi             /* count[v] = 0; ROM is not writable on QEMU */
         movl    $0x100, %ecx
         rep stosl
         movb    %al, VAR_TIMED_OUT
+        movb    %al, VAR_MINE             /* (a CPU restarted by INIT and SIPI starts here too) */
         cmpl    $0x47525041, PROGRAM      /* "APRG" */
         jne     r_bad_program
         movb    PROGRAM + 6, %al          /* header: mode */
@@ -123,8 +148,13 @@ start:
         xorl    %edi, %edi
         movl    $256, %ecx
         rep movsl
-        xorl    %eax, %eax
+        movw    %es, %ax
         movw    %ax, %ds
+        movw    $0x3FF, VAR_IDTR          /* the real-mode IDTR: this CPU's IVT (SDM §20.1.4) */
+        movl    VAR_CPU, %eax
+        shll    $16, %eax
+        movl    %eax, VAR_IDTR + 2
+        lidtl   VAR_IDTR
         /* IA32_APIC_BASE: EN (bit 11) and EXTD (bit 10): xAPIC -> x2APIC is a legal transition
          * (SDM §10.12.5, Figure 10-27) */
         movl    $MSR_APIC_BASE, %ecx
@@ -149,6 +179,13 @@ gdt:    .quad   0
         /* 0x10: 32-bit data, flat 4 GiB (reaches low RAM and the APIC page) */
         .word   0xFFFF, 0x0000
         .byte   0x00, 0x92, 0xCF, 0x00
+        /* 0x10 + 8k, k = 1..7: CPU k's data, 64 KiB at k * 0x10000 */
+        .set cpu, 1
+        .rept MAX_CPUS - 1
+        .word   0xFFFF, 0x0000
+        .byte   cpu, 0x92, 0x40, 0x00
+        .set cpu, cpu + 1
+        .endr
 gdt_end:
 gdt_descriptor:
         .word   gdt_end - gdt - 1
@@ -156,13 +193,21 @@ gdt_descriptor:
 
         .code32
 pm_entry:
-        movw    $0x10, %ax
+        movl    $1, %eax                  /* k again, as at start */
+        cpuid
+        shrl    $24, %ebx
+        leal    0x10(,%ebx,8), %eax       /* this CPU's data segment (0x10, flat, for CPU 0) */
         movw    %ax, %ds
         movw    %ax, %es
-        movw    %ax, %ss
+        movw    $0x10, %ax                /* FS: flat, for the APIC page, MMIO and SHARED_NEXT */
         movw    %ax, %fs
         movw    %ax, %gs
-        movl    $STACK_TOP, %esp
+        /* SS flat too, the stack in this CPU's 64 KiB by ESP: with SS based elsewhere, this host's
+         * KVM (which emulates unpaged protected mode, docs/host.md) was seen to push an interrupt's
+         * frame where the handler does not find it (the AP's RET then lands in real-mode code) */
+        movw    %ax, %ss
+        shll    $16, %ebx                 /* the data's physical base, for the IDTR and ESP */
+        leal    STACK_TOP(%ebx), %esp
         /* IDT: 256 32-bit interrupt gates (IF cleared on entry) to stubs32 + 16v (SDM §6.11) */
         movl    $IDT, %edi
         movl    $stubs32, %eax
@@ -175,7 +220,8 @@ pm_entry:
         addl    $8, %edi
         loop    1b
         movw    $0x7FF, VAR_IDTR
-        movl    $IDT, VAR_IDTR + 2
+        leal    IDT(%ebx), %eax
+        movl    %eax, VAR_IDTR + 2
         lidt    VAR_IDTR
         jmp     p_interp
 
@@ -194,8 +240,8 @@ pm_entry:
         xorl    %edx, %edx
         cmpl    $0x300, %ecx
         jne     1f
-        movl    APIC_MMIO + 0x310, %edx
-1:      movl    APIC_MMIO(%ecx), %eax
+        movl    %fs:APIC_MMIO + 0x310, %edx
+1:      movl    %fs:APIC_MMIO(%ecx), %eax
         .endif
         ret
 
@@ -208,8 +254,8 @@ pm_entry:
         .else
         cmpl    $0x300, %ecx
         jne     1f
-        movl    %edx, APIC_MMIO + 0x310
-1:      movl    %eax, APIC_MMIO(%ecx)
+        movl    %edx, %fs:APIC_MMIO + 0x310
+1:      movl    %eax, %fs:APIC_MMIO(%ecx)
         .endif
         ret
 
@@ -442,7 +488,36 @@ pm_entry:
         call    \p\()emit
         movl    $STEPS, %esi
 \p\()next:
-        movl    (%esi), %ecx
+        cmpb    $0, VAR_MINE              /* the step just run was this CPU's turn: pass it on */
+        je      \p\()fetch
+        movb    $0, VAR_MINE
+        movl    %esi, %eax
+        subl    $STEPS, %eax
+        shrl    $4, %eax
+        movl    %eax, %fs:SHARED_NEXT
+\p\()fetch:
+        cmpl    $1, PROGRAM + 12          /* header: CPU count (0: a one-CPU program) */
+        jbe     \p\()own
+        movl    %esi, %eax                /* several CPUs: this step's index and CPU */
+        subl    $STEPS, %eax
+        shrl    $4, %eax
+        movzbl  2(%esi), %ecx
+        cmpl    VAR_CPU, %ecx
+        je      2f
+        cmpw    $OP_END, (%esi)           /* another CPU ends the run: this one idles */
+        je      \p\()idle
+        addl    $16, %esi                 /* another CPU's step */
+        jmp     \p\()fetch
+2:      cmpl    %eax, %fs:SHARED_NEXT     /* wait for this step's turn */
+        ja      3f
+        je      4f
+        pause
+        jmp     2b
+3:      addl    $16, %esi                 /* already past: this CPU was restarted (INIT, SIPI) */
+        jmp     \p\()fetch
+4:      movb    $1, VAR_MINE
+\p\()own:
+        movzwl  (%esi), %ecx              /* op (bits 16-23: the step's CPU) */
         movl    4(%esi), %ebx
         movl    8(%esi), %eax
         movl    12(%esi), %edx
@@ -677,11 +752,11 @@ pm_entry:
 
         .if \m == 1
 \p\()op_mmio_write:                       /* one aligned dword store: IOREGSEL, IOWIN (82093AA §3.1) */
-        movl    %eax, (%ebx)
+        movl    %eax, %fs:(%ebx)
         jmp     \p\()next
 
 \p\()op_mmio_read:                        /* one aligned dword load: "@M" tsc addr(8) value(8) */
-        movl    (%ebx), %eax
+        movl    %fs:(%ebx), %eax
         pushl   %eax
         movl    $BUF_MAIN, %edi
         movb    $'M', %al
@@ -694,7 +769,42 @@ pm_entry:
         jmp     \p\()next
         .endif
 
+/* idle: a CPU whose steps are all done spins with its IF as it is, so its handlers still run.
+ * Once the END step has begun it says so in its SHARED_ACKS byte: an interrupt or NMI pending
+ * for it (and that its IF lets in) is taken at an instruction boundary before that store, so its
+ * record is written before END's (SDM vol. 3A §6.6: "at instruction boundaries"). */
+\p\()idle:
+        cmpl    $0, %fs:SHARED_END
+        je      1f
+        movl    VAR_CPU, %eax
+        movb    $1, %fs:SHARED_ACKS(%eax)
+1:      pause
+        jmp     \p\()idle
+
 \p\()op_end:                              /* "@E" tsc */
+        cmpl    $1, PROGRAM + 12          /* several CPUs: first let the others finish taking */
+        jbe     9f                        /* what is pending for them (idle above), for at */
+        movl    $1, %fs:SHARED_END        /* most END_GRACE ticks: a CPU waiting for SIPI or */
+        rdtsc                             /* halted with IF = 0 never counts itself */
+        movl    %eax, %ebp
+        movl    %edx, %edi
+        addl    $END_GRACE, %ebp
+        adcl    $0, %edi
+1:      movl    PROGRAM + 12, %ecx        /* every other CPU k's SHARED_ACKS byte set? */
+2:      decl    %ecx
+        js      9f
+        cmpl    VAR_CPU, %ecx
+        je      2b
+        cmpb    $0, %fs:SHARED_ACKS(%ecx)
+        jne     2b
+        pause
+        rdtsc
+        cmpl    %edi, %edx
+        jb      1b
+        ja      9f
+        cmpl    %ebp, %eax
+        jb      1b
+9:
         movl    $BUF_MAIN, %edi
         movb    $'E', %al
         call    \p\()head
@@ -761,6 +871,13 @@ batch_select:
 
 shutdown:
         .asciz  "Shutdown"
+
+        .code16
+park:                                     /* a CPU beyond MAX_CPUS takes no part */
+        cli
+        hlt
+        jmp     park
+        .code32
 
 /* ---- the real-mode IVT, copied to address 0 at start: vector v -> F000:stubs16 + 8v ------- */
         .balign 4

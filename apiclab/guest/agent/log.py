@@ -25,7 +25,8 @@ Times are nanoseconds since the start record, from the TSC at `tsc_khz` (KVM_GET
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from apiclab.engine.trace import Trace
 from apiclab.errors import DecodeError
@@ -94,11 +95,32 @@ def decode(text: str | bytes, tsc_khz: int) -> Trace:
 
 
 def decode_records(lines: Iterable[str], tsc_khz: int) -> Trace:
+    return _decode_tagged(((None, line) for line in lines), tsc_khz)
+
+
+def decode_cpus(outputs: Sequence[str | bytes], tsc_khz: int) -> Trace:
+    """The trace of a run on several CPUs from each CPU's own log (`outputs[k]`: what CPU k
+    wrote): every event carries its `cpu`, and the records of all CPUs are merged in TSC order
+    (one VM's vCPUs share one TSC), stable for equal stamps. The time origin is the first
+    record of all."""
+    tagged: list[tuple[int, int, str]] = []
+    for cpu, text in enumerate(outputs):
+        if isinstance(text, bytes):
+            text = text.decode("ascii", errors="replace")
+        for line in records(text):
+            if len(line) < 17:
+                raise AgentLogError(f"truncated agent record {_show(line)}")
+            tagged.append((_hex(line[1:17], line), cpu, line))
+    tagged.sort(key=lambda r: r[0])
+    return _decode_tagged(((cpu, line) for _, cpu, line in tagged), tsc_khz)
+
+
+def _decode_tagged(lines: Iterable[tuple[int | None, str]], tsc_khz: int) -> Trace:
     if isinstance(tsc_khz, bool) or not isinstance(tsc_khz, int) or tsc_khz <= 0:
         raise AgentLogError(f"TSC frequency must be positive, got {tsc_khz} kHz")
     trace = Trace()
     origin: int | None = None
-    for line in lines:
+    for cpu, line in lines:
         if len(line) < 17:
             raise AgentLogError(f"truncated agent record {_show(line)}")
         tag, body = line[0], line[17:]
@@ -106,11 +128,24 @@ def decode_records(lines: Iterable[str], tsc_khz: int) -> Trace:
         if origin is None:
             origin = tsc
         time = (tsc - origin) * 1_000_000 // tsc_khz
-        _decode_one(trace, time, tag, body, line)
+        _decode_one(Tagged(trace, cpu), time, tag, body, line)
     return trace
 
 
-def _decode_one(trace: Trace, time: int, tag: str, body: str, line: str) -> None:
+class Tagged:
+    """A Trace whose `record` adds {"cpu": k} to each event (none for a one-CPU run, as the
+    model's events carry none there)."""
+
+    def __init__(self, trace: Trace, cpu: int | None) -> None:
+        self.trace, self.cpu = trace, cpu
+
+    def record(self, time: int, kind: str, **data: Any) -> None:
+        if self.cpu is not None:
+            data["cpu"] = self.cpu
+        self.trace.record(time, kind, **data)
+
+
+def _decode_one(trace: Tagged, time: int, tag: str, body: str, line: str) -> None:
     expected = {"S": 2, "I": None, "R": 24, "P": 6, "M": 16, "Q": 24, "W": 11, "B": 24, "F": 2,
                 "G": 2, "E": 0, "X": 0}
     if tag not in expected:
