@@ -311,7 +311,7 @@ def decode(blob: bytes) -> Program:
     for i in range(count):
         word, a, b = STEP.unpack_from(blob, base + i * STEP.size)
         op, cpu = word & STEP_OP_MASK, word >> STEP_CPU_SHIFT
-        if op not in OP_CODES or word & ~STEP_OP_MASK and version == VERSION:
+        if op not in OP_CODES or (word & ~STEP_OP_MASK and version == VERSION):
             raise ProgramImageError(f"program image: step {i} has unknown op {word}")
         steps.append(Step(Op(op), a, b, cpu))
     program = Program(tuple(steps), handlers, Handler.from_flags(default_flags), mode_by_code[mode],

@@ -35,8 +35,8 @@ from apiclab.backends.kvm.ioctls import KvmError
 from apiclab.backends.kvm.machine import RAM_SIZE, Machine
 from apiclab.backends.kvm.system import DEV_KVM, KVM_API_VERSION, Kvm
 from apiclab.backends.kvm.tracefs import TraceCapture
-from apiclab.guest.agent import log
 from apiclab.backends.kvm.vcpu import Vcpu
+from apiclab.guest.agent import log
 from apiclab.guest.agent.image import RESET_VECTOR_OFFSET, build_image
 from apiclab.guest.program import MAX_CPUS, TESTDEV_IRQ, Op, Program, testdev_line
 
