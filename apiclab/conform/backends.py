@@ -70,9 +70,12 @@ class OneCpuOnly:
     agent runs on one CPU only and a program for several CPUs is not run there, with that reason
     (KVM's VM has one vCPU per CPU of the program)."""
 
-    def __init__(self, inner: Backend) -> None:
+    def __init__(self, inner: Backend, *, several_alone: bool = False) -> None:
+        """`several_alone`: the backend runs programs for several CPUs, but one at a time, never
+        in a batch (QEMU with -smp)."""
         self.inner = inner
         self.name = inner.name
+        self.several_alone = several_alone
 
     def availability(self) -> Availability:
         return self.inner.availability()
@@ -87,7 +90,7 @@ class OneCpuOnly:
         lapic_image: LapicState | None = None,
         timeout_s: float = 5.0,
     ) -> RunResult:
-        if program.cpus > 1:
+        if program.cpus > 1 and not self.several_alone:
             raise BackendUnavailable(
                 f"{program.cpus} CPUs: the agent ROM runs on one CPU only (it starts no "
                 "application processors), so multi-CPU programs run on the model alone")
@@ -132,8 +135,10 @@ def make_backend(name: str) -> Backend:
     else:
         raise UserError(f"--backends: unknown backend {name!r}; expected {_CHOICES}")
     if name not in ("model", "kvm"):  # KVM runs one vCPU per CPU of the program
-        one_cpu: Backend = (OneCpuOnlyBatch(backend) if hasattr(backend, "run_batch")
-                            else OneCpuOnly(backend))
+        several = name == "qemu"  # -smp N, each program alone (its batches are one-CPU)
+        one_cpu: Backend = (OneCpuOnlyBatch(backend, several_alone=several)
+                            if hasattr(backend, "run_batch")
+                            else OneCpuOnly(backend, several_alone=several))
         return one_cpu
     return backend
 

@@ -107,7 +107,9 @@ def apic_msr(msr: int) -> bool:
 MMIO_OPS = frozenset({Op.MMIO_WRITE, Op.MMIO_READ})
 # The agent's own ports (agent.S): its log, QEMU isa-debug-exit and Bochs' shutdown port. An OUT
 # there would forge a log record or end the run.
-AGENT_PORTS = frozenset({0xE9, 0x501, 0x502, 0x8900})
+# CPU k > 0 of a program for several CPUs logs to LOG_PORT_AP + k (agent.S PORT_LOG_AP).
+LOG_PORT_AP = 0x7E0
+AGENT_PORTS = frozenset({0xE9, 0x501, 0x502, 0x8900} | {LOG_PORT_AP + k for k in range(1, 8)})
 # QEMU's pc-testdev (hw/misc/pc-testdev.c), as kvm-unit-tests x86/ioapic.c uses it: a byte written
 # to port TESTDEV_IRQ + n drives ISA interrupt line n (0-15) to that level (non-zero = asserted).
 TESTDEV_IRQ = 0x2000

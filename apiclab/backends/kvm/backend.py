@@ -32,17 +32,13 @@ from apiclab.backends.kvm.exits import (
     VcpuExit,
 )
 from apiclab.backends.kvm.ioctls import KvmError
-from apiclab.backends.kvm.machine import RAM_SIZE, Machine
+from apiclab.backends.kvm.machine import Machine
 from apiclab.backends.kvm.system import DEV_KVM, KVM_API_VERSION, Kvm
 from apiclab.backends.kvm.tracefs import TraceCapture
 from apiclab.backends.kvm.vcpu import Vcpu
 from apiclab.guest.agent import log
-from apiclab.guest.agent.image import RESET_VECTOR_OFFSET, build_image
-from apiclab.guest.program import MAX_CPUS, TESTDEV_IRQ, Op, Program, testdev_line
-
-ICR_OFFSET = 0x300  # xAPIC ICR low (SDM §10.6.1)
-X2APIC_ICR_MSR = 0x830  # x2APIC ICR (SDM §10.12.9)
-DELIVERY_STARTUP = 0b110
+from apiclab.guest.agent.image import build_image
+from apiclab.guest.program import LOG_PORT_AP, MAX_CPUS, TESTDEV_IRQ, Program, testdev_line
 
 PORT_LOG = 0xE9
 EXIT_PORTS = (0x501, 0x8900)  # QEMU isa-debug-exit, Bochs shutdown port (agent.S `exit`)
@@ -133,7 +129,6 @@ class KvmBackend:
                                              + _create_vm_hint(err)) from None
                 raise
             with machine:
-                _write_sipi_trampolines(machine, program, rom)
                 vcpu = machine.vcpu
                 if lapic_image is not None:
                     vcpu.set_lapic(lapic_image)
@@ -181,23 +176,6 @@ def _create_vm_hint(err: int) -> str:
     if err == errno.ENOMEM:
         return " (out of memory)"
     return ""
-
-
-def _write_sipi_trampolines(machine: Machine, program: Program, rom: bytes) -> None:
-    """A CPU that takes a start-up IPI runs real-mode code at vector * 0x1000 (SDM §10.4.4.1,
-    §8.4.4.1, "VV000H"): for each SIPI the program sends, put there the reset vector's far jump
-    to the agent's start, which runs the CPU's remaining steps (agent.S skips those already past).
-    Only pages the agent does not use: 0x8000-0xFFFF and above the CPUs' data (MAX_CPUS * 64 KiB)."""
-    if program.cpus == 1:
-        return
-    jump = rom[RESET_VECTOR_OFFSET:RESET_VECTOR_OFFSET + 5]
-    for step in program.steps:
-        icr = (step.op == Op.WRITE and step.a == ICR_OFFSET) or (
-            step.op == Op.WRMSR and step.a == X2APIC_ICR_MSR)
-        if icr and (step.b >> 8) & 7 == DELIVERY_STARTUP:
-            page = (step.b & 0xFF) << 12
-            if 0x8000 <= page < 0x10000 or MAX_CPUS * 0x10000 <= page < RAM_SIZE:
-                machine.ram.write(page, jump)
 
 
 def _run_all(machine: Machine) -> tuple[_RunLog, list[_RunLog]]:
@@ -250,7 +228,8 @@ def _run_loop(machine: Machine, vcpu: Vcpu, out: _RunLog | None = None,
         exit_: VcpuExit = vcpu.run()
         out.exits += 1
         match exit_:
-            case IoOut(port=port, data=data) if port == PORT_LOG:
+            case IoOut(port=port, data=data) if port == PORT_LOG or \
+                    LOG_PORT_AP < port < LOG_PORT_AP + MAX_CPUS:  # each vCPU's own log
                 out.output += data
             case IoOut(port=port) if port in EXIT_PORTS:
                 out.stop = f"exit port {port:#x}"

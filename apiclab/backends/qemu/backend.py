@@ -12,7 +12,7 @@ from apiclab.backends import emulator
 from apiclab.backends.base import Availability, BackendUnavailable, RunResult
 from apiclab.guest.agent import batch, log
 from apiclab.guest.agent.image import agent_binary
-from apiclab.guest.program import Mode, Program
+from apiclab.guest.program import LOG_PORT_AP, Mode, Program
 
 QEMU = "qemu-system-x86_64"
 EXIT_PORT = 0x501  # agent.S PORT_EXIT
@@ -32,10 +32,12 @@ def _major(version: str) -> int:
     return int(found.group(1)) if found else 0
 
 
-def command(rom: Path, debugcon: Path, batch_table: Path | None = None) -> list[str]:
+def command(rom: Path, debugcon: Path, batch_table: Path | None = None,
+            ap_logs: Sequence[Path] = ()) -> list[str]:
     """The QEMU command line of one run: a bare PC whose firmware is the agent ROM. With a batch
     table (apiclab.guest.agent.batch) loaded into RAM, the guest's resets must reset the machine
-    rather than end QEMU, so -no-reboot is left out."""
+    rather than end QEMU, so -no-reboot is left out. With `ap_logs`, a program for 1 +
+    len(ap_logs) CPUs: -smp, and CPU k's log port (agent.S PORT_LOG_AP + k) to file k - 1."""
     argv = [
         QEMU, "-accel", "tcg", "-machine", "pc", "-cpu", "qemu64", "-m", "16",
         "-nographic", "-nodefaults", "-monitor", "none", "-serial", "none",
@@ -44,6 +46,11 @@ def command(rom: Path, debugcon: Path, batch_table: Path | None = None) -> list[
         "-device", f"isa-debug-exit,iobase={EXIT_PORT:#x},iosize=2",
         "-device", "pc-testdev",  # ports 0x2000 + n drive ISA line n (program.TESTDEV_IRQ)
     ]
+    if ap_logs:
+        argv += ["-smp", str(1 + len(ap_logs))]
+    for k, path in enumerate(ap_logs, 1):
+        argv += ["-chardev", f"file,id=aplog{k},path={path}",
+                 "-device", f"isa-debugcon,iobase={LOG_PORT_AP + k:#x},chardev=aplog{k}"]
     if batch_table is None:
         argv.insert(argv.index("-monitor"), "-no-reboot")
     else:
@@ -91,15 +98,25 @@ class QemuBackend:
             raise BackendUnavailable(refusal)
         with emulator.agent_rom(program, "qemu") as rom:
             debugcon = rom.parent / "debugcon.log"
-            debugcon.touch()
-            argv = command(rom, debugcon)
+            ap_logs = [rom.parent / f"debugcon-cpu{k}.log" for k in range(1, program.cpus)]
+            for path in (debugcon, *ap_logs):
+                path.touch()
+            argv = command(rom, debugcon, ap_logs=ap_logs)
             child = emulator.run_child(argv, timeout_s)
             output = debugcon.read_bytes()
-        trace = log.decode(output, NOMINAL_TSC_KHZ)
+            ap_outputs = [path.read_bytes() for path in ap_logs]
+        if ap_outputs:
+            # TCG's RDTSC is the host's clock for every vCPU, so the records merge by TSC
+            trace = log.decode_cpus([output, *ap_outputs], NOMINAL_TSC_KHZ)
+        else:
+            trace = log.decode(output, NOMINAL_TSC_KHZ)
         if not child.timed_out and child.status != EXIT_STATUS and not trace.of_kind("end"):
             raise RuntimeError(f"QEMU exited with status {child.status}: "
                                f"{child.stderr.strip()[:300]}")
-        evidence = {"argv": " ".join(argv), "exit_status": child.status, "debugcon": output}
+        evidence: dict[str, object] = {"argv": " ".join(argv), "exit_status": child.status,
+                                       "debugcon": output}
+        if ap_outputs:
+            evidence["ap_debugcon"] = [o.decode("ascii", errors="replace") for o in ap_outputs]
         return RunResult(trace=trace, timed_out=child.timed_out, evidence=evidence)
 
     def run_batch(self, programs: Sequence[Program], *, timeout_s: float) -> list[RunResult | None]:

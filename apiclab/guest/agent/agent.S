@@ -61,6 +61,9 @@
         .set PORT_RESET,      0xCF9       /* PIIX reset control register */
 
         .set PORT_LOG,        0xE9
+        .set PORT_LOG_AP,     0x7E0       /* CPU k > 0 logs to PORT_LOG_AP + k (program.py) */
+        .set SHARED_SIPI,     0x0BCC      /* dword, physical: CPU 0 has sent the start-up IPI */
+        .set SIPI_START,      0x000C46F0  /* ICR: SIPI to all excluding self, vector 0xF0 */
         .set PORT_EXIT,       0x501
         .set PORT_BOCHS,      0x8900
 
@@ -322,7 +325,12 @@ pm_entry:
         movl    %ebp, %esi
         movl    %edi, %ecx
         subl    %ebp, %ecx
-        movw    $PORT_LOG, %dx
+        movw    $PORT_LOG, %dx            /* CPU 0; each other CPU has a port of its own, so a */
+        cmpl    $0, VAR_CPU               /* host can tell whose record it is (QEMU: one */
+        je      1f                        /* isa-debugcon per CPU) */
+        movl    VAR_CPU, %edx
+        addl    $PORT_LOG_AP, %edx
+1:
         pushf
         cli
         rep outsb
@@ -480,7 +488,22 @@ pm_entry:
 
 /* the interpreter: ESI walks the steps (16 bytes: u32 op, u32 a, u64 b); EBX = a, EDX:EAX = b */
 \p\()interp:
-        movl    $BUF_MAIN, %edi           /* "@S" tsc mode(2) */
+        /* several CPUs: CPU 0 starts the others with a start-up IPI to vector 0xF0, F000:0000,
+         * which is `start` (SDM §8.4.4.1, §10.6.1). QEMU's application processors wait for one
+         * from power-on; on KVM the backend made them run from the reset vector already, and a
+         * SIPI to a CPU not waiting for one is ignored (§10.4.7.3) */
+        cmpl    $1, PROGRAM + 12
+        jbe     1f
+        cmpl    $0, VAR_CPU
+        jne     1f
+        cmpl    $0, %fs:SHARED_SIPI
+        jne     1f
+        movl    $1, %fs:SHARED_SIPI
+        movl    $0x300, %ecx
+        movl    $SIPI_START, %eax
+        xorl    %edx, %edx
+        call    \p\()apic_write
+1:      movl    $BUF_MAIN, %edi           /* "@S" tsc mode(2) */
         movb    $'S', %al
         call    \p\()head
         movb    $\m, %al
@@ -560,8 +583,36 @@ pm_entry:
 
 \p\()op_write:
         movl    %ebx, %ecx
-        call    \p\()apic_write
+        cmpl    $0x300, %ecx
+        jne     1f
+        call    \p\()sipi_trampoline
+1:      call    \p\()apic_write
         jmp     \p\()next
+
+/* ICR value EAX a start-up IPI (delivery mode 110b)? A CPU taking it starts in real mode at
+ * vector * 0x1000 (SDM §8.4.4.1, "VV000H"): put there a far jump to `start`, which runs the
+ * CPU's remaining steps (`fetch` skips those already past). Only pages 0x8000-0xFFFF, which the
+ * agent leaves free in CPU 0's 64 KiB; the others would land in some CPU's data. */
+\p\()sipi_trampoline:
+        pushl   %eax
+        pushl   %ebx
+        movl    %eax, %ebx
+        shrl    $8, %ebx
+        andl    $7, %ebx
+        cmpl    $6, %ebx
+        jne     1f
+        movzbl  %al, %ebx
+        shll    $12, %ebx
+        cmpl    $0x8000, %ebx
+        jb      1f
+        cmpl    $0x10000, %ebx
+        jae     1f
+        movb    $0xEA, %fs:(%ebx)         /* JMP ptr16:16 */
+        movw    $start, %fs:1(%ebx)
+        movw    $ROM_SEGMENT, %fs:3(%ebx)
+1:      popl    %ebx
+        popl    %eax
+        ret
 
 \p\()op_read:                             /* "@R" tsc reg(8) value(16) */
         movl    %ebx, %ecx

@@ -74,3 +74,23 @@ def test_unavailable_when_qemu_is_missing(monkeypatch: pytest.MonkeyPatch) -> No
         assert not avail.available and "not installed" in avail.detail
     finally:
         backend._version.cache_clear()
+
+
+def test_a_program_for_three_cpus_gets_smp_and_a_log_port_per_ap(tmp_path: Path) -> None:
+    argv = command(tmp_path / "r.rom", tmp_path / "d.log",
+                   ap_logs=[tmp_path / "c1.log", tmp_path / "c2.log"])
+    assert argv[argv.index("-smp") + 1] == "3"
+    assert f"file,id=aplog2,path={tmp_path / 'c2.log'}" in argv
+    assert "isa-debugcon,iobase=0x7e1,chardev=aplog1" in argv
+    assert "-smp" not in command(tmp_path / "r.rom", tmp_path / "d.log")
+
+
+@needs_qemu
+@pytest.mark.parametrize("name", ["smp-ipi-physical-to-other", "smp-init-reset-keeps-apic-id"])
+def test_multi_cpu_cases_run_with_each_event_on_its_cpu(name: str) -> None:
+    # the APs wait for SIPI from power-on; the agent's CPU 0 starts them (agent.S interp)
+    case = CASES[name]
+    result = QemuBackend().run(case.program, timeout_s=20.0)
+    assert not result.timed_out, result.evidence
+    verdict = match_expectation(case, result.trace)
+    assert verdict.agrees, verdict.as_dict()
