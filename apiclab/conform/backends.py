@@ -92,8 +92,8 @@ class OneCpuOnly:
     ) -> RunResult:
         if program.cpus > 1 and not self.several_alone:
             raise BackendUnavailable(
-                f"{program.cpus} CPUs: the agent ROM runs on one CPU only (it starts no "
-                "application processors), so multi-CPU programs run on the model alone")
+                f"{program.cpus} CPUs: the agent ROM runs on one CPU only here (this "
+                f"backend's machine has one CPU; the model, KVM and QEMU run several)")
         return self.inner.run(program, lapic_image=lapic_image, timeout_s=timeout_s)
 
 

@@ -67,7 +67,7 @@ def chunks(programs: Sequence[Program], parts: int) -> list[list[int]]:
         current: list[int] = []
         used = 0
         for i in indices:
-            # a program for several CPUs has no binary form: the backend refuses it, alone
+            # a program for several CPUs never goes into a batch (it runs alone): no room here
             size = len(encode(programs[i])) + PROGRAM_ALIGN + 2 if programs[i].cpus == 1 else 0
             if current and not capacity_left(used + 64, size):
                 fitted.append(current)
