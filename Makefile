@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/kvm_storm.py
 	$(BIN)/python bench/explore_exhaustive.py
 	$(BIN)/python bench/diagnose_trace.py
+	$(BIN)/python bench/conform_speed.py
 
 # >= 10,000 real-KVM runs in one process, fds and RSS sampled every 500 (about 10 min here)
 soak: $(STAMP)

@@ -167,6 +167,13 @@ def stop_children() -> None:
             _kill(proc)
 
 
+def children_stopping() -> bool:
+    """Whether the run is being interrupted: work that starts no emulator (a KVM VM, say) ends
+    too, between two of its runs."""
+    with _children.lock:
+        return _children.stopping
+
+
 def allow_children() -> None:
     """Undo `stop_children` once every thread that could start a child has ended."""
     with _children.lock:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from apiclab.errors import UserError
+from apiclab.report import export
 
 
 def register(sub: Any) -> None:
@@ -40,6 +41,7 @@ def register(sub: Any) -> None:
                    help="with a trace: keep only the events of this task (a vCPU thread or "
                    "kernel worker of your VM; repeatable)")
     p.add_argument("--json", action="store_true", help="one JSON object")
+    export.add_arguments(p)  # for a kvm trace: the replayed registers over time, per vCPU
     p.set_defaults(func=run)
 
 
@@ -50,6 +52,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("diagnose: give evidence files or --qmp ADDR (one of them)")
     if args.pause and not args.qmp:
         raise UserError("diagnose: --pause goes with --qmp")
+    drawn = export.wanted(args)  # output paths checked before the evidence is read
+    if drawn and args.qmp:
+        raise UserError("diagnose: --timeline/--perfetto draw a kvm trace; a live QEMU is one "
+                        "moment, with no time to draw")
     if args.qmp:
         from apiclab.diagnose import qmp
 
@@ -62,6 +68,15 @@ def run(args: argparse.Namespace) -> int:
         evidence = detect.load(args.files, args.format, set(args.pid) if args.pid else None)
     judged = verdicts.judge(evidence)
     sigs = signatures.match(judged, evidence)
+    if drawn:
+        if evidence.source != "trace":
+            raise UserError(f"diagnose: --timeline/--perfetto draw a kvm trace; this evidence "
+                            f"({evidence.source}) is one moment, with no time to draw")
+        from apiclab.diagnose.timeline import trace_stories
+
+        stories = trace_stories(args.files[0], judged, set(args.pid) if args.pid else None)
+        export.export(args, stories, title=f"apiclab diagnose: {args.files[0].name}",
+                      subtitle="IRR, ISR, TPR and PPR per vCPU as the kvm events replay them")
     if args.json:
         print(json.dumps(render.to_json(evidence, judged, sigs), indent=2))
     else:

@@ -7,7 +7,8 @@ unavailable with the reason, never as a failure of the suite.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from typing import Any
 
@@ -96,6 +97,30 @@ def evidence_backend(name: str) -> Backend | None:
 
     backend: Backend = KvmBackend(trace_events=True)
     return backend
+
+
+@contextmanager
+def evidence_session(name: str) -> Iterator[Backend | None]:
+    """`evidence_backend(name)` for many re-runs one after another: KVM's runs share one tracefs
+    instance (cleared before each run) instead of making and removing one per run. Where the
+    instance cannot be made, the per-run variant, whose runs then report why."""
+    if name != "kvm":
+        yield None
+        return
+    from apiclab.backends.kvm import KvmBackend
+    from apiclab.backends.kvm.tracefs import TraceCapture
+
+    capture = TraceCapture()
+    try:
+        capture.__enter__()
+    except Exception:  # no tracefs here (not root, not mounted): each run says why
+        yield evidence_backend(name)
+        return
+    try:
+        backend: Backend = KvmBackend(shared_capture=capture)
+        yield backend
+    finally:
+        capture.__exit__(None, None, None)
 
 
 def parse_backend_list(text: str) -> list[str]:

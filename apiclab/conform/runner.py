@@ -1,8 +1,11 @@
 """Running the suite: every case on every chosen backend, judged against the case's expectation.
 
-The emulators (QEMU, Bochs) run as child processes, so their runs go to a thread pool as wide as
-the machine; the model and KVM run in the calling thread meanwhile (KVM holds file descriptors
-per VM, and the model is pure Python, which threads would not speed up).
+Every backend runs at once, in a thread pool: QEMU and Bochs boot once per batch of cases (the
+agent's batch mode, apiclab.guest.agent.batch: one emulator process runs its cases one after
+another, a full system reset between two; a case that does not finish there runs alone), KVM runs
+its VMs in the pool's threads (the ioctls release the GIL), and the model, pure Python, runs in
+the calling thread meanwhile. KVM's evidence re-runs (tracepoints, global to the host) run one at
+a time after its plain runs, so that no other VM of this process is in their capture.
 """
 
 from __future__ import annotations
@@ -14,16 +17,27 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from apiclab.backends.base import Availability, Backend, BackendUnavailable
-from apiclab.backends.emulator import ChildPool
-from apiclab.conform.backends import evidence_backend
+from apiclab.backends.base import Availability, Backend, BackendUnavailable, RunResult
+from apiclab.backends.emulator import ChildPool, ChildrenStopped, children_stopping
+from apiclab.conform.backends import evidence_backend, evidence_session
 from apiclab.conform.case import Case
 from apiclab.conform.match import Verdict, match_expectation, visible
 from apiclab.engine.trace import Event
+from apiclab.guest.agent import batch
+from apiclab.guest.program import Program
 
 Outcome = Literal["agrees", "differs", "not-run"]
 CHILD_PROCESS_BACKENDS = frozenset({"qemu", "bochs"})
 RUN_TIMEOUT_S = 20.0
+# a batch's time-out: one case's, plus this per case in it
+BATCH_TIMEOUT_PER_CASE_S = 1.0
+
+
+class BatchBackend(Backend, Protocol):
+    """A backend that can run many programs in one boot (QEMU, Bochs); None = not finished."""
+
+    def run_batch(self, programs: Sequence[Program], *, timeout_s: float
+                  ) -> list[RunResult | None]: ...
 
 
 @dataclass
@@ -62,30 +76,85 @@ class SuiteProgress(Protocol):
     def advance(self, backend: str) -> None: ...
 
 
-def judge(case: Case, backend: Backend, timeout_s: float = RUN_TIMEOUT_S) -> BackendRun:
-    """Run a case on a backend and compare with its expectation; failures to run are not-run."""
+def judge(case: Case, backend: Backend, timeout_s: float = RUN_TIMEOUT_S, *,
+          evidence: bool = True) -> BackendRun:
+    """Run a case on a backend and compare with its expectation; failures to run are not-run.
+    With `evidence`, a case that differs is run again on the backend's evidence variant."""
     start = time.monotonic()
     try:
         result = backend.run(case.program, timeout_s=timeout_s)
     except BackendUnavailable as e:
         return BackendRun("not-run", reason=str(e), seconds=time.monotonic() - start)
+    except ChildrenStopped:
+        raise
     except Exception as e:  # a backend bug is reported against the case, not a crash of the suite
         reason = f"{backend.name} failed: {type(e).__name__}: {e}"
         return BackendRun("not-run", reason=reason, seconds=time.monotonic() - start)
-    seconds = time.monotonic() - start
+    run = judged(case, result, time.monotonic() - start)
+    if evidence:
+        add_evidence(run, case, backend.name)
+    return run
+
+
+def judged(case: Case, result: RunResult, seconds: float) -> BackendRun:
+    """A finished run compared with the case's expectation."""
     note = "the run timed out" if result.timed_out else ""
     verdict = match_expectation(case, result.trace, note=note)
     outcome: Outcome = "agrees" if verdict.agrees else "differs"
-    evidence = _short_evidence(result.evidence)
-    if outcome == "differs":
-        evidence.update(_more_evidence(case, backend.name))
     return BackendRun(outcome, verdict, seconds=seconds, events=visible(result.trace),
-                      evidence=evidence, trace=list(result.trace.events))
+                      evidence=_short_evidence(result.evidence), trace=list(result.trace.events))
 
 
-def _more_evidence(case: Case, name: str) -> dict[str, Any]:
+def add_evidence(run: BackendRun, case: Case, name: str) -> None:
+    if run.outcome == "differs":
+        run.evidence.update(_more_evidence(case, name))
+
+
+def judge_batch(cases: Sequence[Case], backend: BatchBackend) -> list[BackendRun]:
+    """`cases` in one boot of `backend`; each case that did not finish there is run alone. A
+    case's `seconds` is its share of the boot's wall time."""
+    start = time.monotonic()
+    timeout_s = RUN_TIMEOUT_S + BATCH_TIMEOUT_PER_CASE_S * len(cases)
+    try:
+        results = backend.run_batch([c.program for c in cases], timeout_s=timeout_s)
+    except BackendUnavailable as e:
+        return [BackendRun("not-run", reason=str(e)) for _ in cases]
+    except ChildrenStopped:
+        raise
+    except Exception:  # a batch that cannot run at all: every case alone, as without batches
+        results = [None] * len(cases)
+    share = (time.monotonic() - start) / max(1, len(cases))
+    return [judge(case, backend) if result is None else judged(case, result, share)
+            for case, result in zip(cases, results, strict=True)]
+
+
+def judge_all(cases: Sequence[Case], backend: Backend, *,
+              evidence: bool = True) -> list[BackendRun]:
+    """`cases` one after another, stopping at once when the run is being interrupted."""
+    runs: list[BackendRun] = []
+    for case in cases:
+        if children_stopping():
+            raise ChildrenStopped("interrupted")
+        runs.append(judge(case, backend, evidence=evidence))
+    return runs
+
+
+def evidence_for(runs: Sequence[tuple[BackendRun, Case]], name: str) -> None:
+    """The evidence re-runs of the differing runs, one after another, in one session."""
+    differing = [(run, case) for run, case in runs if run.outcome == "differs"]
+    if not differing:
+        return
+    with evidence_session(name) as backend:
+        for run, case in differing:
+            if children_stopping():
+                raise ChildrenStopped("interrupted")
+            run.evidence.update(_more_evidence(case, name, backend))
+
+
+def _more_evidence(case: Case, name: str, backend: Backend | None = None) -> dict[str, Any]:
     """Re-run a differing case on the backend's evidence-recording variant, if it has one."""
-    backend = evidence_backend(name)
+    if backend is None:
+        backend = evidence_backend(name)
     if backend is None:
         return {}
     try:
@@ -120,37 +189,74 @@ def workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def _batches(cases: Sequence[Case], parts: int) -> list[list[int]]:
+    return batch.chunks([c.program for c in cases], parts)
+
+
 def run_suite(
     cases: Sequence[Case],
     backends: dict[str, Backend],
     *,
     progress: SuiteProgress | None = None,
+    batched: bool = True,
 ) -> SuiteResult:
+    """Every case on every available backend, all backends at once. `batched=False` boots one
+    emulator per case (the batch mode's reference, bench/conform_speed.py)."""
     availability = {name: b.availability() for name, b in backends.items()}
     runs: dict[tuple[int, str], BackendRun] = {}
-    pooled: dict[tuple[int, str], Future[BackendRun]] = {}
+    live = {name: b for name, b in backends.items() if availability[name].available}
+    for name in backends:
+        if name not in live:
+            for i in range(len(cases)):
+                runs[(i, name)] = BackendRun("not-run", reason=availability[name].detail)
     if progress is not None:
-        for name in backends:
-            if availability[name].available:
-                progress.start(name, len(cases))
-    with ChildPool(workers()) as pool:  # interrupted, it kills the emulators and ends at once
-        for name, backend in backends.items():
-            if not availability[name].available or name not in CHILD_PROCESS_BACKENDS:
+        for name in live:
+            progress.start(name, len(cases))
+    for backend in live.values():  # e.g. KVM's time-out signal handler, from the main thread
+        prepare = getattr(backend, "prepare_threads", None)
+        if prepare is not None:
+            prepare()
+    # threads wait on emulators and on KVM_RUN, not on the CPU: twice the cores keeps both busy
+    with ChildPool(2 * workers()) as pool:  # interrupted, it kills the emulators and ends at once
+        pooled: list[tuple[list[int], str, Future[list[BackendRun]]]] = []
+
+        def submit(name: str, indices: list[int], fn: Callable[..., list[BackendRun]],
+                   *args: Any, **kwargs: Any) -> None:
+            future = pool.submit(fn, [cases[i] for i in indices], *args, **kwargs)
+            if progress is not None:
+                for _ in indices:
+                    future.add_done_callback(advance_when_done(progress, name))
+            pooled.append((indices, name, future))
+
+        # the longest first: Bochs' batches, then QEMU's, then KVM's VMs
+        for name in sorted(live, key=lambda n: n != "bochs"):
+            backend = live[name]
+            if name == "model":
                 continue
+            if batched and hasattr(backend, "run_batch"):
+                for indices in _batches(cases, workers()):
+                    submit(name, indices, judge_batch, backend)
+            else:
+                for i in range(len(cases)):  # KVM: evidence re-runs come after, one at a time
+                    submit(name, [i], judge_all, backend, evidence=name in CHILD_PROCESS_BACKENDS)
+        if "model" in live:
             for i, case in enumerate(cases):
-                pooled[(i, name)] = pool.submit(judge, case, backend)
+                runs[(i, "model")] = judge(case, live["model"])
                 if progress is not None:
-                    pooled[(i, name)].add_done_callback(advance_when_done(progress, name))
-        for name, backend in backends.items():
-            for i, case in enumerate(cases):
-                if not availability[name].available:
-                    runs[(i, name)] = BackendRun("not-run", reason=availability[name].detail)
-                elif name not in CHILD_PROCESS_BACKENDS:
-                    runs[(i, name)] = judge(case, backend)
-                    if progress is not None:
-                        progress.advance(name)
-        for key, future in pooled.items():
-            runs[key] = pool.result(future)
+                    progress.advance("model")
+        # KVM's runs first (short), so that its evidence re-runs overlap the emulators' batches
+        pooled.sort(key=lambda entry: entry[1] in CHILD_PROCESS_BACKENDS)
+        evidence: list[Future[None]] = []
+        for indices, name, future in pooled:
+            done: list[BackendRun] = pool.result(future)
+            for i, run in zip(indices, done, strict=True):
+                runs[(i, name)] = run
+            if name not in CHILD_PROCESS_BACKENDS and all(
+                    (i, name) in runs for i in range(len(cases))):
+                ran = [(runs[(i, name)], case) for i, case in enumerate(cases)]
+                evidence.append(pool.submit(evidence_for, ran, name))
+        for future_evidence in evidence:
+            pool.result(future_evidence)
     results = [
         CaseResult(case, {name: runs[(i, name)] for name in backends})
         for i, case in enumerate(cases)

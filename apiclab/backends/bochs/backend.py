@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from apiclab.arch.lapic_state import LapicState
 from apiclab.backends import emulator
 from apiclab.backends.base import Availability, BackendUnavailable, RunResult
 from apiclab.backends.bochs.vgarom import find_vga_rom
-from apiclab.guest.agent import log
+from apiclab.guest.agent import batch, log
+from apiclab.guest.agent.image import agent_binary
 from apiclab.guest.program import TESTDEV_IRQ, Op, Program, testdev_line
 
 BOCHS = "bochs"
@@ -26,10 +28,12 @@ RFB_BUSY = "RFB could not bind any port"
 RFB_RETRIES = 5
 
 
-def config(rom: Path, vga_rom: Path) -> str:
+def config(rom: Path, vga_rom: Path, batch_table: Path | None = None) -> str:
     """A headless PC whose firmware is the agent ROM; `vga_rom` only fills the VGA ROM slot that
-    Bochs insists on (vgarom.py), the agent never calls it."""
-    return "\n".join([
+    Bochs insists on (vgarom.py), the agent never calls it. A batch table (apiclab.guest.agent.
+    batch) is loaded into RAM as an option RAM image; the agent's resets through port 0xCF9 are
+    hardware resets of the CPU and every device (the i440FX's reset control register)."""
+    lines = [
         "megs: 2",  # the agent lives below 64 KiB; less memory boots faster
         f"romimage: file={rom}",
         f"vgaromimage: file={vga_rom}",
@@ -46,8 +50,10 @@ def config(rom: Path, vga_rom: Path) -> str:
         "error: action=report",
         "info: action=ignore",
         "debug: action=ignore",
-        "",
-    ])
+    ]
+    if batch_table is not None:
+        lines.append(f"optramimage1: file={batch_table}, address={batch.TABLE_ADDRESS:#x}")
+    return "\n".join([*lines, ""])
 
 
 def ready() -> str:
@@ -74,6 +80,13 @@ def _version() -> str:
     return f"Bochs {found.group(1)}" if found else "Bochs (version unknown)"
 
 
+def _refusal(program: Program) -> str | None:
+    """Why Bochs cannot run `program`, or None."""
+    if any(s.op == Op.OUT and testdev_line(s.a) is not None for s in program.steps):
+        return f"Bochs has no pc-testdev to drive IOAPIC inputs (ports {TESTDEV_IRQ:#x} + line)"
+    return None
+
+
 class BochsBackend:
     name = "bochs"
 
@@ -89,22 +102,12 @@ class BochsBackend:
     ) -> RunResult:
         if lapic_image is not None:
             raise BackendUnavailable("Bochs cannot load a KVM_SET_LAPIC register image")
-        if any(s.op == Op.OUT and testdev_line(s.a) is not None for s in program.steps):
-            raise BackendUnavailable("Bochs has no pc-testdev to drive IOAPIC inputs "
-                                     f"(ports {TESTDEV_IRQ:#x} + line)")
+        refusal = _refusal(program)
+        if refusal is not None:
+            raise BackendUnavailable(refusal)
         ready()  # bochs and a VGA ROM for it, or one line naming what is missing
-        path = shutil.which(BOCHS) or BOCHS
-        vga_rom = find_vga_rom()
         with emulator.agent_rom(program, "bochs") as rom:
-            cfg = rom.parent / "bochsrc"
-            cfg.write_text(config(rom, vga_rom))
-            argv = [path, "-q", "-f", str(cfg)]
-            for attempt in range(RFB_RETRIES):
-                # "c" continues from the debugger prompt
-                child = emulator.run_child(argv, timeout_s, stdin=b"c\n", cwd=rom.parent)
-                if RFB_BUSY not in child.stderr + child.stdout.decode("ascii", errors="replace"):
-                    break
-                time.sleep(0.2 * (attempt + 1))
+            argv, child = _boot(rom, None, timeout_s)
         text = child.stdout.decode("ascii", errors="replace")
         trace = log.decode(text, TSC_KHZ)
         if not child.timed_out and SHUTDOWN not in text + child.stderr and not trace.of_kind("end"):
@@ -115,6 +118,46 @@ class BochsBackend:
         evidence = {"argv": " ".join(argv), "exit_status": child.status, "port_e9": records,
                     "bochs_messages": _messages(text)}
         return RunResult(trace=trace, timed_out=child.timed_out, evidence=evidence)
+
+
+    def run_batch(self, programs: Sequence[Program], *, timeout_s: float) -> list[RunResult | None]:
+        """All `programs` in one Bochs process, one per hardware reset (apiclab.guest.agent.
+        batch); None for each program that did not finish there or that `run` refuses (the
+        caller runs it alone, which says why)."""
+        ready()
+        runnable = [i for i, p in enumerate(programs) if _refusal(p) is None]
+        results: list[RunResult | None] = [None] * len(programs)
+        if not runnable:
+            return results
+        table = batch.table([programs[i] for i in runnable])
+        with emulator.temp_dir("apiclab-bochs-batch-") as tmp:
+            rom, table_file = tmp / "agent.rom", tmp / "batch.bin"
+            rom.write_bytes(agent_binary())
+            table_file.write_bytes(table)
+            argv, child = _boot(rom, table_file, timeout_s)
+        text = child.stdout.decode("ascii", errors="replace")
+        for i, case_log in zip(runnable, batch.split(text, len(runnable)), strict=True):
+            if case_log is not None:
+                evidence = {"argv": " ".join(argv), "exit_status": child.status,
+                            "port_e9": case_log.rstrip("\n"), "batch_of": len(runnable)}
+                results[i] = RunResult(trace=log.decode(case_log, TSC_KHZ), evidence=evidence)
+        return results
+
+
+def _boot(rom: Path, batch_table: Path | None,
+          timeout_s: float) -> tuple[list[str], emulator.ChildExit]:
+    """One Bochs process on `rom` (in its own temporary directory), retried while the VNC ports
+    are all taken."""
+    cfg = rom.parent / "bochsrc"
+    cfg.write_text(config(rom, find_vga_rom(), batch_table))
+    argv = [shutil.which(BOCHS) or BOCHS, "-q", "-f", str(cfg)]
+    for attempt in range(RFB_RETRIES):
+        # "c" continues from the debugger prompt
+        child = emulator.run_child(argv, timeout_s, stdin=b"c\n", cwd=rom.parent)
+        if RFB_BUSY not in child.stderr + child.stdout.decode("ascii", errors="replace"):
+            break
+        time.sleep(0.2 * (attempt + 1))
+    return argv, child
 
 
 def _messages(text: str) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from apiclab.arch.lapic_state import LapicState
 from apiclab.backends.base import Availability, BackendUnavailable, RunResult
 from apiclab.backends.kvm import ioctls as nr
-from apiclab.backends.kvm.deadline import RunDeadline
+from apiclab.backends.kvm.deadline import RunDeadline, ensure_kick_handler
 from apiclab.backends.kvm.exits import (
     FailEntry,
     InternalError,
@@ -92,9 +92,19 @@ class KvmBackend:
 
     name = "kvm"
 
-    def __init__(self, path: str = DEV_KVM, *, trace_events: bool = False) -> None:
+    def __init__(self, path: str = DEV_KVM, *, trace_events: bool = False,
+                 shared_capture: TraceCapture | None = None) -> None:
+        """`trace_events`: capture KVM's tracepoints of each run in a tracefs instance of its own;
+        `shared_capture`: in that one instead (entered by the caller), cleared before each run,
+        for runs that come one at a time (conform's evidence re-runs)."""
         self.path = path
-        self.trace_events = trace_events
+        self.trace_events = trace_events or shared_capture is not None
+        self.shared_capture = shared_capture
+
+    def prepare_threads(self) -> None:
+        """Let other threads run VMs: the time-out's signal handler is installed from here, which
+        must be the main thread (deadline.py)."""
+        ensure_kick_handler()
 
     def availability(self) -> Availability:
         try:
@@ -120,9 +130,14 @@ class KvmBackend:
                 if lapic_image is not None:
                     vcpu.set_lapic(lapic_image)
                 tsc_khz = vcpu.get_tsc_khz()
-                capture = TraceCapture() if self.trace_events else nullcontext()
+                shared = self.shared_capture
+                own = self.trace_events and shared is None
+                capture = TraceCapture() if own else nullcontext()
                 with capture, RunDeadline(vcpu, timeout_s) as deadline:
+                    if shared is not None:
+                        shared.clear()
                     run_log = _run_loop(machine)
+                tracepoints = shared.read() if shared is not None else None
                 lapic = vcpu.get_lapic()
         trace = log.decode(bytes(run_log.output), tsc_khz)
         timed_out = deadline.fired and run_log.stop == "interrupted"
@@ -138,7 +153,9 @@ class KvmBackend:
             "agent_log": run_log.output.decode("ascii", errors="replace"),
         }
         if isinstance(capture, TraceCapture):
-            evidence["tracepoints"] = [e.as_dict() for e in capture.events]
+            tracepoints = capture.events
+        if tracepoints is not None:
+            evidence["tracepoints"] = [e.as_dict() for e in tracepoints]
         return RunResult(trace=trace, lapic=lapic, timed_out=timed_out, evidence=evidence)
 
 

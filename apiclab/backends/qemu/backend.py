@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
 from apiclab.arch.lapic_state import LapicState
 from apiclab.backends import emulator
 from apiclab.backends.base import Availability, BackendUnavailable, RunResult
-from apiclab.guest.agent import log
+from apiclab.guest.agent import batch, log
+from apiclab.guest.agent.image import agent_binary
 from apiclab.guest.program import Mode, Program
 
 QEMU = "qemu-system-x86_64"
@@ -30,16 +32,24 @@ def _major(version: str) -> int:
     return int(found.group(1)) if found else 0
 
 
-def command(rom: Path, debugcon: Path) -> list[str]:
-    """The QEMU command line of one run: a bare PC whose firmware is the agent ROM."""
-    return [
+def command(rom: Path, debugcon: Path, batch_table: Path | None = None) -> list[str]:
+    """The QEMU command line of one run: a bare PC whose firmware is the agent ROM. With a batch
+    table (apiclab.guest.agent.batch) loaded into RAM, the guest's resets must reset the machine
+    rather than end QEMU, so -no-reboot is left out."""
+    argv = [
         QEMU, "-accel", "tcg", "-machine", "pc", "-cpu", "qemu64", "-m", "16",
-        "-nographic", "-nodefaults", "-no-reboot", "-monitor", "none", "-serial", "none",
+        "-nographic", "-nodefaults", "-monitor", "none", "-serial", "none",
         "-bios", str(rom),
         "-debugcon", f"file:{debugcon}",
         "-device", f"isa-debug-exit,iobase={EXIT_PORT:#x},iosize=2",
         "-device", "pc-testdev",  # ports 0x2000 + n drive ISA line n (program.TESTDEV_IRQ)
     ]
+    if batch_table is None:
+        argv.insert(argv.index("-monitor"), "-no-reboot")
+    else:
+        argv += ["-device", f"loader,file={batch_table},addr={batch.TABLE_ADDRESS:#x},"
+                 "force-raw=on"]
+    return argv
 
 
 @cache
@@ -49,6 +59,16 @@ def _version() -> str:
     if proc.returncode != 0 or not first:
         raise BackendUnavailable(f"{QEMU} --version failed: {proc.stderr.strip()[:200]}")
     return first.strip()
+
+
+def _refusal(program: Program) -> str | None:
+    """Why this QEMU cannot run `program`, or None."""
+    version = _version()
+    if program.mode == Mode.X2APIC_REAL and _major(version) < X2APIC_SINCE:
+        # TCG's APIC has x2APIC only from QEMU 9.0 on; before, every x2APIC
+        # MSR access is a no-op (TCG ignores MSRs it does not know, with no #GP).
+        return f"{version.split('(')[0].strip()}: TCG has no x2APIC before QEMU 9.0"
+    return None
 
 
 class QemuBackend:
@@ -66,12 +86,9 @@ class QemuBackend:
     ) -> RunResult:
         if lapic_image is not None:
             raise BackendUnavailable("QEMU under TCG cannot load a KVM_SET_LAPIC register image")
-        version = _version()
-        if program.mode == Mode.X2APIC_REAL and _major(version) < X2APIC_SINCE:
-            # TCG's APIC has x2APIC only from QEMU 9.0 on; before, every x2APIC
-            # MSR access is a no-op (TCG ignores MSRs it does not know, with no #GP).
-            raise BackendUnavailable(f"{version.split('(')[0].strip()}: TCG has no x2APIC "
-                                     "before QEMU 9.0")
+        refusal = _refusal(program)
+        if refusal is not None:
+            raise BackendUnavailable(refusal)
         with emulator.agent_rom(program, "qemu") as rom:
             debugcon = rom.parent / "debugcon.log"
             debugcon.touch()
@@ -84,3 +101,28 @@ class QemuBackend:
                                f"{child.stderr.strip()[:300]}")
         evidence = {"argv": " ".join(argv), "exit_status": child.status, "debugcon": output}
         return RunResult(trace=trace, timed_out=child.timed_out, evidence=evidence)
+
+    def run_batch(self, programs: Sequence[Program], *, timeout_s: float) -> list[RunResult | None]:
+        """All `programs` in one QEMU process, one per system reset (apiclab.guest.agent.batch);
+        None for each program that did not finish there or that `run` refuses (the caller runs
+        it alone, which says why)."""
+        runnable = [i for i, p in enumerate(programs) if _refusal(p) is None]
+        results: list[RunResult | None] = [None] * len(programs)
+        if not runnable:
+            return results
+        table = batch.table([programs[i] for i in runnable])
+        with emulator.temp_dir("apiclab-qemu-batch-") as tmp:
+            rom, table_file, debugcon = tmp / "agent.rom", tmp / "batch.bin", tmp / "debugcon.log"
+            rom.write_bytes(agent_binary())
+            table_file.write_bytes(table)
+            debugcon.touch()
+            argv = command(rom, debugcon, table_file)
+            child = emulator.run_child(argv, timeout_s)
+            output = debugcon.read_bytes().decode("ascii", errors="replace")
+        for i, text in zip(runnable, batch.split(output, len(runnable)), strict=True):
+            if text is not None:
+                evidence = {"argv": " ".join(argv), "exit_status": child.status,
+                            "debugcon": text.encode("ascii"), "batch_of": len(runnable)}
+                results[i] = RunResult(trace=log.decode(text, NOMINAL_TSC_KHZ),
+                                       evidence=evidence)
+        return results

@@ -41,6 +41,12 @@
         .set STEPS,           PROGRAM + 16 + 256
         .set IDT,             0x4000      /* 256 interrupt gates (protected mode) */
         .set STACK_TOP,       0x7000
+        /* batch mode (batch_select below): the host's table of programs and the agent's state */
+        .set BATCH_TABLE,     0x10000     /* "APBT", u32 count, u16 segment[count]; batch.py */
+        .set BATCH_STATE,     0x0B80      /* "APBI", u32 next case, u32 count: kept over resets */
+        .set BATCH_TABLE_MAGIC, 0x54425041  /* "APBT" */
+        .set BATCH_STATE_MAGIC, 0x49425041  /* "APBI" */
+        .set PORT_RESET,      0xCF9       /* PIIX reset control register */
 
         .set PORT_LOG,        0xE9
         .set PORT_EXIT,       0x501
@@ -82,6 +88,7 @@ start:
         movw    %ax, %es
         movw    %cs, %ax
         movw    %ax, %ds
+        call    batch_select              /* batch mode: DS moved to the next case's program */
         /* copy the program from ROM into RAM: its header, handler table and steps only, in
          * dwords (a KVM that emulates real mode runs one emulation per REP iteration) */
         movl    PROGRAM_SLOT + 8, %ecx    /* header: step count */
@@ -282,6 +289,7 @@ pm_entry:
 /* exit: stop the machine on every backend */
 \p\()exit:
         cli
+        call    \p\()batch_reset        /* batch mode: a reset to the next case, if any */
         movw    $PORT_EXIT, %dx           /* QEMU isa-debug-exit; a KVM I/O exit */
         xorb    %al, %al
         outb    %al, %dx
@@ -295,6 +303,23 @@ pm_entry:
         jmp     1b
 2:      hlt
         jmp     2b
+
+/* batch_reset: with a batch running and cases left, a full system reset (PIIX reset control
+ * register 0xCF9: 0x06 = SYS_RST | RST_CPU, a hard reset of the CPU and the chipset's devices);
+ * the CPU comes back at the reset vector and batch_select picks the next case. Returns otherwise.
+ * DS reaches BATCH_STATE in both modes (real mode DS = 0, protected mode flat). */
+\p\()batch_reset:
+        cmpl    $BATCH_STATE_MAGIC, BATCH_STATE
+        jne     2f
+        movl    BATCH_STATE + 4, %eax
+        cmpl    BATCH_STATE + 8, %eax
+        jae     2f
+        movw    $PORT_RESET, %dx
+        movb    $0x06, %al
+        outb    %al, %dx
+1:      hlt                               /* IF = 0: wait here for the reset to happen */
+        jmp     1b
+2:      ret
 
 /* common interrupt handler; the stub pushed the vector (SDM §6.12.1: IF = 0 on entry) */
 \p\()common:
@@ -686,6 +711,49 @@ r_bad_program:                            /* "@X": no valid program in the slot 
         movb    $'X', %al
         call    r_head
         call    r_emit
+        jmp     r_exit
+
+/* ---- batch mode: one boot of an emulator runs many programs, one per reset --------------- */
+/* The host (apiclab/guest/agent/batch.py) loads a table at BATCH_TABLE in RAM: "APBT", u32 count,
+ * u16 segment[count], the programs' binary forms at segment * 16 (at or above 0xC000). Without it
+ * nothing changes: the program comes from the ROM's slot. With it, the case number lives in low RAM
+ * (BATCH_STATE), which a reset leaves alone: each boot takes the next case, records "@N" tsc
+ * index(8) so the host can cut the log per case, and points DS so that DS:PROGRAM_SLOT is that
+ * program; `exit` then resets the machine instead of stopping it, until the last case. The first
+ * boot runs no case but resets at once: QEMU's TCG was seen to time a case's first timer
+ * differently in the cold boot than after a reset (batch.py), so every case starts alike.
+ * Called from start with DS = CS, ES = 0; keeps ES, may change DS and EAX, EBX, EBP, EDI. */
+batch_select:
+        movw    $(BATCH_TABLE >> 4), %ax
+        movw    %ax, %fs
+        cmpl    $BATCH_TABLE_MAGIC, %fs:0
+        jne     9f
+        cmpl    $BATCH_STATE_MAGIC, %es:BATCH_STATE
+        je      1f
+        movl    $BATCH_STATE_MAGIC, %es:BATCH_STATE   /* first boot of the batch */
+        movl    $0, %es:BATCH_STATE + 4
+        movl    %fs:4, %eax
+        movl    %eax, %es:BATCH_STATE + 8
+        jmp     8f                        /* the first case, too, starts from a reset */
+1:      movl    %es:BATCH_STATE + 4, %ebx
+        cmpl    %es:BATCH_STATE + 8, %ebx
+        jae     8f                        /* no case left (only after a stray reset): stop */
+        leal    1(%ebx), %eax             /* counted before it runs: a case that resets the */
+        movl    %eax, %es:BATCH_STATE + 4 /* machine itself (a triple fault) is not rerun */
+        xorl    %eax, %eax
+        movw    %ax, %ds
+        movl    $BUF_MAIN, %edi           /* "@N" tsc index(8) */
+        movb    $'N', %al
+        call    r_head
+        movl    %ebx, %eax
+        call    r_hex32
+        call    r_emit
+        movw    %fs:8(,%ebx,2), %ax
+        subw    $(PROGRAM_SLOT >> 4), %ax
+        movw    %ax, %ds
+9:      ret
+8:      xorl    %eax, %eax                /* r_exit resets to case 0 on the first boot */
+        movw    %ax, %ds
         jmp     r_exit
 
         .code32

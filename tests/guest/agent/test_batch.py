@@ -1,0 +1,71 @@
+"""The batch table the agent reads and the cutting of a batch's log per case (no emulator)."""
+
+from __future__ import annotations
+
+import re
+import struct
+
+import pytest
+
+from apiclab.conform.case import load_builtin
+from apiclab.guest.agent import batch
+from apiclab.guest.agent.build import SOURCE
+from apiclab.guest.program import encode
+
+PROGRAMS = [c.program for c in load_builtin()[:5]]
+
+
+def test_table_lists_each_program_at_its_segment() -> None:
+    table = batch.table(PROGRAMS)
+    magic, count = struct.unpack_from("<4sI", table)
+    assert (magic, count) == (b"APBT", len(PROGRAMS))
+    segments = struct.unpack_from(f"<{count}H", table, 8)
+    for program, segment in zip(PROGRAMS, segments, strict=True):
+        offset = segment * 16 - batch.TABLE_ADDRESS
+        blob = encode(program)
+        assert table[offset:offset + len(blob)] == blob
+        assert segment * 16 >= 0xC000  # agent.S points DS at segment - PROGRAM_SLOT / 16
+
+
+def test_table_too_large_for_conventional_memory_is_refused() -> None:
+    with pytest.raises(batch.BatchError):
+        batch.table(PROGRAMS * 400)
+
+
+def test_chunks_cover_every_program_once_and_fit_a_table() -> None:
+    chunks = batch.chunks(PROGRAMS * 300, 2)
+    assert sorted(i for c in chunks for i in c) == list(range(len(PROGRAMS) * 300))
+    for chunk in chunks:
+        batch.table([(PROGRAMS * 300)[i] for i in chunk])  # raises if it does not fit
+
+
+def _n(index: int) -> str:
+    return f"@N{0:016X}{index:08X}"
+
+
+def test_split_cuts_at_case_records_and_drops_unfinished_cases() -> None:
+    tsc = "0" * 16
+    text = "\n".join([
+        "Bochs banner line",
+        _n(0), f"@S{tsc}01", f"@R{tsc}{0x30:08X}{5:016X}", f"@E{tsc}",
+        _n(1), f"@S{tsc}01", f"@R{tsc}{0x30:08X}{5:016X}",  # reset before its end: unfinished
+        _n(2), f"@S{tsc}01", f"@F{tsc}0D",  # a fault is how a case can end
+    ])
+    logs = batch.split(text, 4)
+    assert logs[0] == f"@S{tsc}01\n@R{tsc}{0x30:08X}{5:016X}\n@E{tsc}\n"
+    assert logs[1] is None
+    assert logs[2] == f"@S{tsc}01\n@F{tsc}0D\n"
+    assert logs[3] is None  # never started (the batch was cut short)
+
+
+def test_split_ignores_a_case_number_seen_twice() -> None:
+    tsc = "0" * 16
+    text = "\n".join([_n(0), f"@S{tsc}00", f"@E{tsc}", _n(0), f"@S{tsc}00", f"@R{tsc}" + "0" * 24])
+    assert batch.split(text, 1) == [f"@S{tsc}00\n@E{tsc}\n"]
+
+
+def test_agent_table_address_matches_the_host() -> None:
+    """agent.S BATCH_TABLE and batch.TABLE_ADDRESS are one value in two languages."""
+    source = SOURCE.read_text()
+    found = re.search(r"\.set BATCH_TABLE,\s+(0x[0-9A-Fa-f]+)", source)
+    assert found is not None and int(found.group(1), 16) == batch.TABLE_ADDRESS
