@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from apiclab.arch.lapic import LocalApic
 from apiclab.arch.vectors import highest, priority_class
 
-POSTED_INTR_NV_DEFAULT = 0xF2  # KVM's POSTED_INTR_VECTOR (arch/x86/include/asm/irq_vectors.h)
-
 
 @dataclass(frozen=True, slots=True)
 class VirtualEoi:
@@ -154,7 +152,3 @@ class VirtualApic:
             self.page.irr |= self.pir
             self.pir = 0
         return highest(self.page.irr)
-
-    def guest_interrupt_status(self) -> int:
-        """The 16-bit VMCS field (§24.4.2): SVI << 8 | RVI."""
-        return (self.svi << 8) | self.rvi

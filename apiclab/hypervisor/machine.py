@@ -52,7 +52,10 @@ def _attributes(device: object) -> dict[str, object] | None:
     return {k: v.copy() if type(v) in (list, dict) else v for k, v in vars(device).items()}
 
 
-class Machine:
+class ModelVm:
+    """The model of one QEMU + KVM virtual machine (KVM's vCPU and in-kernel IOAPIC, QEMU's HPET,
+    PIT and reset), on the simulated clock; the real /dev/kvm PC is `backends.kvm.machine.KvmPc`."""
+
     def __init__(self, profile: Profile, *, apicv: bool, tsc_hz: int, trace: Trace) -> None:
         self.engine = Engine()
         self.trace = trace

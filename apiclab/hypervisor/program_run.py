@@ -1,4 +1,4 @@
-"""The model executor of a step-list program: a model VM (`Machine`) with the generic guest
+"""The model executor of a step-list program: a model VM (`ModelVm`) with the generic guest
 (`apiclab.guest.stepper.ProgramRun`) on it, run to its end, its budget or its time-out."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from apiclab.guest.stepper import (
     STOPPED,
     ProgramRun,
 )
-from apiclab.hypervisor.machine import Machine
+from apiclab.hypervisor.machine import ModelVm
 from apiclab.hypervisor.profiles import Profile, get_profile
 
 
@@ -40,7 +40,7 @@ def run_program(
     """
     program.validate()
     trace = Trace()
-    machine = Machine(profile or get_profile("kvm-6.14"), apicv=apicv, tsc_hz=tsc_hz, trace=trace)
+    machine = ModelVm(profile or get_profile("kvm-6.14"), apicv=apicv, tsc_hz=tsc_hz, trace=trace)
     vcpu = machine.vcpu
     vcpu.set_x2apic(program.mode == Mode.X2APIC_REAL)
     if lapic_image is not None:

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 from apiclab.arch.ioapic import RTE_REMOTE_IRR
 from apiclab.engine.trace import Trace
-from apiclab.hypervisor.machine import Machine
+from apiclab.hypervisor.machine import ModelVm
 from apiclab.hypervisor.profiles import get_profile
 from apiclab.platform.pc import IOAPIC_BASE, OPEN_BUS, PIT_PIN, XAPIC_BASE
 
 
-def machine() -> Machine:
-    m = Machine(get_profile("kvm-6.14"), apicv=False, tsc_hz=2_000_000_000, trace=Trace())
+def machine() -> ModelVm:
+    m = ModelVm(get_profile("kvm-6.14"), apicv=False, tsc_hz=2_000_000_000, trace=Trace())
     m.vcpu.lapic.x2apic = False
     return m
 
 
-def ioapic_write(m: Machine, index: int, value: int) -> None:
+def ioapic_write(m: ModelVm, index: int, value: int) -> None:
     m.mmio_write(IOAPIC_BASE, index)
     m.mmio_write(IOAPIC_BASE + 0x10, value)
 

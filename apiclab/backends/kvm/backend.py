@@ -30,7 +30,7 @@ from apiclab.backends.kvm.exits import (
     VcpuExit,
 )
 from apiclab.backends.kvm.ioctls import KvmError
-from apiclab.backends.kvm.machine import Machine
+from apiclab.backends.kvm.machine import KvmPc
 from apiclab.backends.kvm.system import DEV_KVM, KVM_API_VERSION, Kvm
 from apiclab.backends.kvm.tracefs import TraceCapture
 from apiclab.guest.agent import log
@@ -118,7 +118,7 @@ class KvmBackend:
         rom = build_image(program)
         with open_kvm(self.path) as kvm:
             try:
-                machine = Machine(rom, kvm)
+                machine = KvmPc(rom, kvm)
             except KvmError as e:
                 if e.ioctl == "KVM_CREATE_VM":
                     err = e.errno or 0
@@ -167,7 +167,7 @@ def _create_vm_hint(err: int) -> str:
     return ""
 
 
-def _run_loop(machine: Machine) -> _RunLog:
+def _run_loop(machine: KvmPc) -> _RunLog:
     """KVM_RUN until the agent's exit port, a triple fault, an error or the time-out."""
     out = _RunLog()
     vcpu = machine.vcpu
