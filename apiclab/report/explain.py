@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from apiclab.engine.events import registers_of
 from apiclab.engine.trace import Event
 from apiclab.hypervisor.profiles import SWITCHES, Profile, Sw
 
-_REG_KEYS = ("rvi", "svi", "vppr", "ppr", "tpr", "irr", "isr", "pir")
-
 
 def _registers(event: Event) -> dict[str, Any]:
-    return {k: event.data[k] for k in _REG_KEYS if k in event.data}
+    return registers_of(event.data)
 
 
 def _hex(vectors: Sequence[int]) -> str:
