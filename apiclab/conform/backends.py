@@ -7,7 +7,7 @@ unavailable with the reason, never as a failure of the suite.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import metadata
 from typing import Any
@@ -65,6 +65,52 @@ class ModelBackend:
         return RunResult(trace=trace, timed_out=bool(stopped), evidence=evidence)
 
 
+class OneCpuOnly:
+    """A real backend for one-CPU programs: the agent ROM starts no application processors
+    (neither the KVM backend's VM nor QEMU's and Bochs' machines have more than one CPU here),
+    so a program for several CPUs is not run there, with that reason."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def availability(self) -> Availability:
+        return self.inner.availability()
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self.inner, attr)  # anything else the backend offers, unchanged
+
+    def run(
+        self,
+        program: Program,
+        *,
+        lapic_image: LapicState | None = None,
+        timeout_s: float = 5.0,
+    ) -> RunResult:
+        if program.cpus > 1:
+            raise BackendUnavailable(
+                f"{program.cpus} CPUs: the agent ROM runs on one CPU only (it starts no "
+                "application processors), so multi-CPU programs run on the model alone")
+        return self.inner.run(program, lapic_image=lapic_image, timeout_s=timeout_s)
+
+
+class OneCpuOnlyBatch(OneCpuOnly):
+    """`OneCpuOnly` for a backend that runs many programs in one boot (QEMU, Bochs)."""
+
+    def run_batch(self, programs: Sequence[Program], *, timeout_s: float
+                  ) -> list[RunResult | None]:
+        """The one-CPU programs in one boot of the inner backend (if it batches); None for the
+        others, which the runner then runs alone, and `run` refuses with the reason."""
+        inner = self.inner.run_batch  # type: ignore[attr-defined]
+        picked = [i for i, p in enumerate(programs) if p.cpus == 1]
+        results: list[RunResult | None] = [None] * len(programs)
+        if picked:
+            done = inner([programs[i] for i in picked], timeout_s=timeout_s)
+            for i, result in zip(picked, done, strict=True):
+                results[i] = result
+        return results
+
+
 def make_backend(name: str) -> Backend:
     """The named backend. The real ones are imported only when asked for (start-up stays fast),
     by plain imports, so the import graph shows every dependency (no importlib)."""
@@ -85,6 +131,10 @@ def make_backend(name: str) -> Backend:
         backend = BochsBackend()
     else:
         raise UserError(f"--backends: unknown backend {name!r}; expected {_CHOICES}")
+    if name != "model":
+        one_cpu: Backend = (OneCpuOnlyBatch(backend) if hasattr(backend, "run_batch")
+                            else OneCpuOnly(backend))
+        return one_cpu
     return backend
 
 

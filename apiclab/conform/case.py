@@ -49,6 +49,10 @@ EVENT_FIELDS: dict[str, frozenset[str]] = {
     "fault": frozenset({"vector"}),
     "end": frozenset(),
 }
+# In a program for several CPUs every event but "end" also names the CPU it happened on.
+for _kind in EVENT_FIELDS:
+    if _kind != "end":
+        EVENT_FIELDS[_kind] = EVENT_FIELDS[_kind] | {"cpu"}
 
 
 CASE_KEYS = frozenset({"name", "sdm", "description", "program", "expect", "absent"})

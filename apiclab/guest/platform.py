@@ -6,7 +6,7 @@ registers (`apiclab.platform.pc` says where they are), as the real guest's HAL p
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from apiclab.engine.core import Engine, Signal
@@ -35,6 +35,7 @@ class GuestCpu(Protocol):
 
     idt: Callable[[int], None]
     delivered: Signal
+    wait_for_sipi: bool  # an application processor after INIT, until a start-up IPI (§10.4.7.3)
 
     @property
     def lapic(self) -> GuestLapic: ...
@@ -59,7 +60,7 @@ class GuestCpu(Protocol):
 
 
 class GuestPlatform(Protocol):
-    """One VM as its guest sees it: the CPU, port I/O and MMIO, the virtual clock and TSC, and
+    """One VM as its guest sees it: the CPUs, port I/O and MMIO, the virtual clock and TSC, and
     the trace the guest's observations go to."""
 
     engine: Engine
@@ -67,6 +68,11 @@ class GuestPlatform(Protocol):
 
     @property
     def vcpu(self) -> GuestCpu: ...
+
+    @property
+    def vcpus(self) -> Sequence[GuestCpu]:
+        """Every CPU, the boot CPU first (`vcpu` is `vcpus[0]`)."""
+        ...
 
     @property
     def tsc(self) -> GuestTsc: ...

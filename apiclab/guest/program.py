@@ -44,6 +44,7 @@ VERSION = 1
 HEADER = struct.Struct("<4sHBBII")
 STEP = struct.Struct("<IIQ")
 MAX_STEPS = 256
+MAX_CPUS = 8
 
 
 class ProgramError(ApiclabError, ValueError):
@@ -136,6 +137,7 @@ class Step:
     op: Op
     a: int = 0
     b: int = 0
+    cpu: int = 0  # the CPU that executes it, in a program with several (`Program.cpus`)
 
     def describe(self) -> str:
         from apiclab.arch.registers import reg_name
@@ -177,6 +179,9 @@ class Program:
     handlers: Mapping[int, Handler] = field(default_factory=dict)
     default_handler: Handler = Handler(eoi=False, log=True)
     mode: Mode = Mode.X2APIC_REAL
+    # CPUs sharing the APIC bus; CPU k has APIC ID k. With more than one, each step names its CPU
+    # and the steps still run one after another, in the order written (the model's interleaving).
+    cpus: int = 1
 
     def handler(self, vector: int) -> Handler:
         return self.handlers.get(vector, self.default_handler)
@@ -203,6 +208,12 @@ class Program:
             raise ProgramError(f"step {i}: MMIO value {step.b:#x} does not fit 32 bits")
 
     def validate(self) -> None:
+        if not 1 <= self.cpus <= MAX_CPUS:
+            raise ProgramError(f"cpus = {self.cpus}: expected 1..{MAX_CPUS}")
+        for i, step in enumerate(self.steps):
+            if not 0 <= step.cpu < self.cpus:
+                raise ProgramError(f"step {i}: cpu {step.cpu} is not one of the program's "
+                                   f"{self.cpus} CPUs (0..{self.cpus - 1})")
         """Every step fits the binary form (u32 a, u64 b) and means something on every backend,
         so `encode` cannot fail and no backend meets a value it cannot represent."""
         counted = len(self.steps) - (1 if self.steps and self.steps[-1].op == Op.END else 0)
@@ -238,6 +249,9 @@ class Program:
 def encode(program: Program) -> bytes:
     """The binary form the bare-metal agent reads (layout in the module docstring)."""
     program.validate()
+    if program.cpus != 1:
+        # The agent ROM starts no application processors: the binary form has one CPU.
+        raise ProgramError(f"a program for {program.cpus} CPUs has no binary form (one CPU only)")
     steps = list(program.steps)
     if not steps or steps[-1].op != Op.END:
         steps.append(Step(Op.END))
@@ -358,10 +372,17 @@ def step_from_dict(row: Any, where: str) -> Step:
     op = Op[name.upper()]
     allowed = STEP_KEYS.get(op, frozenset())
     for key in row:
-        if key != "op" and key not in allowed:
+        if key not in ("op", "cpu") and key not in allowed:
             fields = ", ".join(sorted(allowed)) or "none"
             raise ProgramError(f"{where}.{key}: unknown field of a {op.name.lower()} step "
                                f"(its fields: {fields})")
+    step = _step_of(op, row, where)
+    if "cpu" in row:
+        step = Step(step.op, step.a, step.b, _bounded(row, "cpu", where, MAX_CPUS - 1))
+    return step
+
+
+def _step_of(op: Op, row: Mapping[str, Any], where: str) -> Step:
     match op:
         case Op.WRITE:
             return Step(op, _reg(row.get("reg"), f"{where}.reg"), _bounded(row, "value", where, U64))
@@ -408,7 +429,7 @@ def _handler(value: Any, where: str, default_eoi: bool) -> Handler:
     return Handler(eoi=value.get("eoi", default_eoi), log=value.get("log", True))
 
 
-PROGRAM_KEYS = frozenset({"mode", "steps", "handlers", "default_handler"})
+PROGRAM_KEYS = frozenset({"mode", "steps", "handlers", "default_handler", "cpus"})
 
 
 def program_from_dict(doc: Mapping[str, Any], where: str = "program") -> Program:
@@ -441,7 +462,8 @@ def program_from_dict(doc: Mapping[str, Any], where: str = "program") -> Program
         handlers[vector] = _handler(value, at, default_eoi=True)
     default = _handler(doc.get("default_handler", {}), f"{where}.default_handler",
                        default_eoi=False)
-    program = Program(steps, handlers, default, mode)
+    cpus = _bounded(doc, "cpus", where, MAX_CPUS, 1)
+    program = Program(steps, handlers, default, mode, cpus)
     try:
         program.validate()
     except ProgramError as e:

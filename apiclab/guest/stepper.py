@@ -7,12 +7,13 @@ it); the guest sees it only through `apiclab.guest.platform`.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 from apiclab.arch.lapic import GeneralProtection
 from apiclab.arch.registers import IA32_TSC_DEADLINE, Reg
 from apiclab.arch.vectors import vectors_of
 from apiclab.engine.core import Process, Sleep, Wait
-from apiclab.guest.platform import GuestPlatform
+from apiclab.guest.platform import GuestCpu, GuestPlatform
 from apiclab.guest.program import Op, Program
 
 DEFAULT_TSC_HZ = 2_000_000_000
@@ -31,34 +32,45 @@ class ProgramRun:
     def __init__(self, program: Program, machine: GuestPlatform) -> None:
         self.program = program
         self.m = machine
-        self.counts: Counter[int] = Counter()
+        self.counts: Counter[tuple[int, int]] = Counter()  # (cpu, vector) -> handler runs
         self.finished = False
         self.last_wait_timed_out = False
 
     # What the guest sees, read the way the agent reads it: through APIC register reads.
-    def _read_bank(self, base: int) -> list[int]:
-        vcpu = self.m.vcpu
+    def _tag(self, cpu: int) -> dict[str, int]:
+        """The `cpu` field events carry in a program for several CPUs (none with one CPU, so
+        one-CPU observations stay as they were)."""
+        return {"cpu": cpu} if self.program.cpus > 1 else {}
+
+    def _read_bank(self, vcpu: GuestCpu, base: int) -> list[int]:
         words = [vcpu.apic_read(base + 0x10 * i) for i in range(8)]
         bits = 0
         for i, word in enumerate(words):
             bits |= word << (32 * i)
         return vectors_of(bits)
 
-    def handler(self, vector: int) -> None:
-        self.counts[vector] += 1
+    def _runs(self, cpu: int) -> int:
+        """Handler runs on `cpu` so far (NMIs included)."""
+        return sum(n for (c, _), n in self.counts.items() if c == cpu)
+
+    def handler_for(self, cpu: int) -> Callable[[int], None]:
+        return lambda vector: self.handler(vector, cpu)
+
+    def handler(self, vector: int, cpu: int = 0) -> None:
+        self.counts[cpu, vector] += 1
         policy = self.program.handler(vector)
-        vcpu = self.m.vcpu
+        vcpu = self.m.vcpus[cpu]
         if policy.log:
             self.m.trace.record(
                 self.m.engine.now, "interrupt", vector=vector,
-                isr=self._read_bank(Reg.ISR0), irr=self._read_bank(Reg.IRR0),
-                tmr=self._read_bank(Reg.TMR0), ppr=vcpu.apic_read(Reg.PPR),
+                isr=self._read_bank(vcpu, Reg.ISR0), irr=self._read_bank(vcpu, Reg.IRR0),
+                tmr=self._read_bank(vcpu, Reg.TMR0), ppr=vcpu.apic_read(Reg.PPR),
+                **self._tag(cpu),
             )
         if policy.eoi:
             vcpu.apic_write(Reg.EOI, 0)
 
-    def _write(self, offset: int, value: int) -> None:
-        vcpu = self.m.vcpu
+    def _write(self, vcpu: GuestCpu, offset: int, value: int) -> None:
         if offset == Reg.ICR_LOW and not vcpu.lapic.x2apic:
             vcpu.apic_write(Reg.ICR_HIGH, value >> 32)  # xAPIC: high dword first (§10.6.1)
             vcpu.apic_write(Reg.ICR_LOW, value & 0xFFFFFFFF)
@@ -66,16 +78,21 @@ class ProgramRun:
             vcpu.apic_write(offset, value)
 
     def process(self, limit_ns: int) -> Process:
-        m, vcpu = self.m, self.m.vcpu
+        m = self.m
         trace = m.trace
         for step in self.program.steps:
+            vcpu, cpu = m.vcpus[step.cpu], step.cpu
+            tag = self._tag(cpu)
+            if vcpu.wait_for_sipi and step.op != Op.END:
+                continue  # a CPU waiting for SIPI runs no code: its steps do nothing
             match step.op:
                 case Op.END:
                     break
                 case Op.WRITE:
-                    self._write(step.a, step.b)
+                    self._write(vcpu, step.a, step.b)
                 case Op.READ:
-                    trace.record(m.engine.now, "read", reg=step.a, value=vcpu.apic_read(step.a))
+                    trace.record(m.engine.now, "read", reg=step.a, value=vcpu.apic_read(step.a),
+                                 **tag)
                 case Op.STI:
                     vcpu.sti()
                 case Op.CLI:
@@ -89,21 +106,21 @@ class ProgramRun:
                 case Op.WAIT:
                     vector, target = step.a & 0xFF, step.a >> 8
                     deadline = vcpu.rdtsc() + step.b
-                    while self.counts[vector] < target and vcpu.rdtsc() <= deadline:
+                    while self.counts[cpu, vector] < target and vcpu.rdtsc() <= deadline:
                         yield Wait(vcpu.delivered, min(m.tsc.ns_at(deadline + 1), limit_ns))
                         if m.engine.now >= limit_ns:
                             return
-                    self.last_wait_timed_out = self.counts[vector] < target
+                    self.last_wait_timed_out = self.counts[cpu, vector] < target
                     trace.record(
-                        m.engine.now, "wait", vector=vector, count=self.counts[vector],
-                        outcome="timeout" if self.last_wait_timed_out else "done",
+                        m.engine.now, "wait", vector=vector, count=self.counts[cpu, vector],
+                        outcome="timeout" if self.last_wait_timed_out else "done", **tag,
                     )
                 case Op.TSC_DEADLINE:
                     vcpu.write_msr(IA32_TSC_DEADLINE, vcpu.rdtsc() + step.b)
                 case Op.BUGCHECK_IF_TIMEOUT:
                     if self.last_wait_timed_out:
                         params = [step.b & 0xFFFFFFFF, step.b >> 32, 0, 0]
-                        trace.record(m.engine.now, "bugcheck", code=step.a, params=params)
+                        trace.record(m.engine.now, "bugcheck", code=step.a, params=params, **tag)
                         break
                 case Op.PAUSE:
                     yield Sleep(min(m.tsc.ns_at(step.b), max(limit_ns - m.engine.now, 0)))
@@ -112,29 +129,31 @@ class ProgramRun:
                 case Op.OUT:
                     m.io_out(step.a, step.b)
                 case Op.IN:
-                    trace.record(m.engine.now, "read", port=step.a, value=m.io_in(step.a))
+                    trace.record(m.engine.now, "read", port=step.a, value=m.io_in(step.a),
+                                 **tag)
                 case Op.MMIO_WRITE:
                     m.mmio_write(step.a, step.b)
                 case Op.MMIO_READ:
-                    trace.record(m.engine.now, "read", addr=step.a, value=m.mmio_read(step.a))
+                    trace.record(m.engine.now, "read", addr=step.a, value=m.mmio_read(step.a),
+                                 **tag)
                 case Op.RDMSR:
                     try:
                         value = vcpu.guest_rdmsr(step.a)
                     except GeneralProtection:
-                        trace.record(m.engine.now, "fault", vector=13)
+                        trace.record(m.engine.now, "fault", vector=13, **tag)
                     else:
-                        trace.record(m.engine.now, "read", msr=step.a, value=value)
+                        trace.record(m.engine.now, "read", msr=step.a, value=value, **tag)
                 case Op.WRMSR:
                     try:
                         vcpu.guest_wrmsr(step.a, step.b)
                     except GeneralProtection:
-                        trace.record(m.engine.now, "fault", vector=13)
+                        trace.record(m.engine.now, "fault", vector=13, **tag)
                 case Op.STI_HLT:
                     # STI's shadow holds an interrupt pending at STI until HLT has begun, and
                     # that interrupt wakes it (SDM vol. 2B STI): HLT waits only if none came.
-                    before = sum(self.counts.values())
+                    before = self._runs(cpu)
                     vcpu.sti()
-                    if sum(self.counts.values()) == before:
+                    if self._runs(cpu) == before:
                         woke = yield Wait(vcpu.delivered, limit_ns)
                         if not woke:
                             return

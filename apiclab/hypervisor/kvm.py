@@ -62,13 +62,18 @@ class KvmVcpu:
         apicv: bool,
         tsc: Tsc,
         eoi_broadcast: Callable[[int], None] | None = None,
+        apic_id: int = 0,
     ) -> None:
         self.engine = engine
         self.trace = trace
         self.profile = profile
         self.tsc = tsc
-        self.lapic = LocalApic(0)
-        self.apic_base = apic_base.reset_value()  # IA32_APIC_BASE (§10.4.4); EXTD via set_x2apic
+        self.lapic = LocalApic(apic_id)
+        # §10.4.4: the BSP flag is set in the bootstrap processor's IA32_APIC_BASE only
+        self.apic_base = apic_base.reset_value(bsp=apic_id == 0)
+        # With several vCPUs the machine routes every IPI over its bus (`ModelVm.send_ipi`).
+        self.ipi_bus: Callable[[KvmVcpu, SendIpi], None] | None = None
+        self.wait_for_sipi = False  # after an INIT (§10.4.7.3), until a start-up IPI  # IA32_APIC_BASE (§10.4.4); EXTD via set_x2apic
         self.vapic: VirtualApic | None = VirtualApic(self.lapic) if apicv else None
         self.timer = LapicTimer(engine, self.lapic, tsc, self._timer_interrupt)
         self.eoi_broadcast = eoi_broadcast or (lambda vector: None)
@@ -406,6 +411,8 @@ class KvmVcpu:
                 self.timer.rearm()
             elif isinstance(effect, EoiBroadcast):
                 self.eoi_broadcast(effect.vector)
+            elif isinstance(effect, SendIpi) and self.ipi_bus is not None:
+                self.ipi_bus(self, effect)
             elif isinstance(effect, SendIpi) and effect.to_self:
                 mode = effect.icr.delivery_mode
                 if mode in (DELIVERY_FIXED, DELIVERY_LOWEST):
@@ -443,6 +450,10 @@ class KvmVcpu:
         """An NMI (§10.6.1 delivery mode NMI; vol. 3A §6.7.1): taken whatever IF, TPR and PPR,
         through vector 2 whatever the ICR's vector field, and not through IRR/ISR. While its
         handler runs (until IRET) further NMIs are blocked, and one of them is held pending."""
+        if self.wait_for_sipi:
+            # a CPU waiting for SIPI runs nothing; the model drops the NMI (as KVM does)
+            self.record("accept", vector=2, source=source, path="wait-for-sipi")
+            return
         self.record("accept", vector=2, source=source, path="nmi")
         if self.nmi_running:
             self.nmi_pending = True
@@ -457,6 +468,28 @@ class KvmVcpu:
                 break
             self.nmi_pending = False
         self._try_deliver()
+
+    def init_signal(self) -> None:
+        """INIT (§10.4.7.3): the core and the local APIC reset, the APIC to its power-up state but
+        for the APIC ID (kept by `LocalApic.init`); the CPU then waits for a start-up IPI, taking
+        no interrupts and running no code. IA32_APIC_BASE is not changed."""
+        self.record("init")
+        self.timer.stop()
+        self.lapic.init()
+        self.if_flag = False
+        self.nmi_running = self.nmi_pending = False
+        self.in_guest = False
+        self.wait_for_sipi = True
+
+    def startup(self, vector: int) -> None:
+        """A start-up IPI (§10.6.1 delivery mode 110): a CPU waiting for SIPI starts at
+        vector << 12; one that is not waiting ignores it."""
+        if not self.wait_for_sipi:
+            self.record("ipi-ignored", vector=vector, delivery_mode=6)
+            return
+        self.record("startup", vector=vector)
+        self.wait_for_sipi = False
+        self.vm_entry()
 
     def _try_deliver(self) -> None:
         if self._delivering:

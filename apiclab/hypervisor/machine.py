@@ -5,8 +5,18 @@ reset first, then the vCPU's APIC state is pushed with KVM_SET_LAPIC (docs/desig
 
 from __future__ import annotations
 
+from apiclab.arch import apic_base, ipi_bus
 from apiclab.arch.ioapic import Ioapic
-from apiclab.arch.lapic import DELIVERY_EXTINT, LVT_MASKED
+from apiclab.arch.lapic import (
+    DELIVERY_EXTINT,
+    DELIVERY_FIXED,
+    DELIVERY_INIT,
+    DELIVERY_LOWEST,
+    DELIVERY_NMI,
+    DELIVERY_STARTUP,
+    LVT_MASKED,
+    SendIpi,
+)
 from apiclab.arch.lapic_state import LapicState
 from apiclab.arch.registers import LVT_REGS, Reg
 from apiclab.engine.core import Engine
@@ -24,7 +34,6 @@ from apiclab.platform.pc import (
     OPEN_BUS,
     PIT_PIN,
     RESET_PORT,
-    XAPIC_BASE,
 )
 from apiclab.platform.tsc import Tsc
 
@@ -56,7 +65,8 @@ class ModelVm:
     """The model of one QEMU + KVM virtual machine (KVM's vCPU and in-kernel IOAPIC, QEMU's HPET,
     PIT and reset), on the simulated clock; the real /dev/kvm PC is `backends.kvm.machine.KvmPc`."""
 
-    def __init__(self, profile: Profile, *, apicv: bool, tsc_hz: int, trace: Trace) -> None:
+    def __init__(self, profile: Profile, *, apicv: bool, tsc_hz: int, trace: Trace,
+                 cpus: int = 1) -> None:
         self.engine = Engine()
         self.trace = trace
         self.profile = profile
@@ -66,6 +76,16 @@ class ModelVm:
             self.engine, trace, profile, apicv=apicv, tsc=self.tsc,
             eoi_broadcast=self._eoi_to_ioapic,
         )
+        # Further vCPUs (APIC IDs 1..cpus-1) share the APIC bus with vCPU 0; with more than one,
+        # every IPI goes over the bus (`send_ipi`), the self-IPI included.
+        self.vcpus = [self.vcpu] + [
+            KvmVcpu(self.engine, trace, profile, apicv=apicv, tsc=self.tsc,
+                    eoi_broadcast=self._eoi_to_ioapic, apic_id=i)
+            for i in range(1, cpus)
+        ]
+        if cpus > 1:
+            for vcpu in self.vcpus:
+                vcpu.ipi_bus = self.send_ipi
         self.hpet = HpetComparator(self.engine, HPET_PIN, self._hpet_edge)
         self.pit = pit.Pit(self.engine, lambda level: self.irq_line(PIT_PIN, level))
         # Off by default: a run turns it on while its trace is not recording.
@@ -87,6 +107,36 @@ class ModelVm:
         for message in self.ioapic.set_irq(pin, asserted):
             self.vcpu.accept_irq(message.vector, level=message.level, source=f"ioapic-pin{pin}")
 
+    def send_ipi(self, sender: KvmVcpu, ipi: SendIpi) -> None:
+        """An IPI on the APIC bus: every APIC it addresses receives it (§10.6.2), one of them
+        for lowest priority (§10.6.2.4)."""
+        icr = ipi.icr
+        apics = [v.lapic for v in self.vcpus]
+        index = self.vcpus.index(sender)
+        targets = ipi_bus.destinations(index, icr, apics)
+        mode = icr.delivery_mode
+        if mode in (DELIVERY_FIXED, DELIVERY_LOWEST) and icr.vector < 16:
+            # §10.5.3: the sender already flagged its own receive error (LocalApic._send)
+            targets = [t for t in targets if t != index]
+        if mode == DELIVERY_LOWEST:
+            targets = ipi_bus.lowest_priority(targets, apics)
+        for t in targets:
+            vcpu = self.vcpus[t]
+            if mode in (DELIVERY_FIXED, DELIVERY_LOWEST):
+                vcpu.accept_irq(icr.vector, level=icr.level_triggered, source=f"ipi-cpu{index}")
+            elif mode == DELIVERY_NMI:
+                vcpu.nmi(f"ipi-cpu{index}")
+            elif mode == DELIVERY_INIT and (icr.level_assert or not icr.level_triggered):
+                vcpu.init_signal()
+            elif mode == DELIVERY_INIT:
+                # §10.6.1 INIT level de-assert: not supported by Pentium 4 and Xeon; on P6 it only
+                # reloads the arbitration IDs (§10.4.7.4). No APIC register changes.
+                vcpu.record("ipi-ignored", vector=icr.vector, delivery_mode=mode)
+            elif mode == DELIVERY_STARTUP:
+                vcpu.startup(icr.vector)
+            else:  # SMI, ExtINT: not modelled, recorded as such
+                vcpu.record("ipi-ignored", vector=icr.vector, delivery_mode=mode)
+
     def _hpet_edge(self, pin: int) -> None:
         self.irq_line(pin, True)
         self.irq_line(pin, False)
@@ -101,6 +151,11 @@ class ModelVm:
         """A guest IN of one byte: the PIT's ports, else all ones (nothing decodes it)."""
         return self.pit.io_read(port) if port in pit.PORTS else 0xFF
 
+    def xapic_base(self) -> int:
+        """Where the xAPIC page is decoded: IA32_APIC_BASE[MAXPHYADDR-1:12] (§10.4.5, relocation
+        by a WRMSR; XAPIC_BASE after reset)."""
+        return self.vcpu.apic_base & ((1 << apic_base.MAXPHYADDR) - 1) & ~0xFFF
+
     def mmio_write(self, address: int, value: int) -> None:
         """A guest dword store: the IOAPIC's register window, the HPET's page, or the xAPIC page;
         else dropped."""
@@ -110,8 +165,8 @@ class ModelVm:
             for message in self.ioapic.write(address - IOAPIC_BASE, value & 0xFFFFFFFF):
                 self.vcpu.accept_irq(message.vector, level=message.level,
                                      source=f"ioapic-pin{message.pin}")
-        elif XAPIC_BASE <= address < XAPIC_BASE + 0x400 and not self.vcpu.lapic.x2apic:
-            self.vcpu.apic_write(address - XAPIC_BASE, value & 0xFFFFFFFF)
+        elif (base := self.xapic_base()) <= address < base + 0x400 and not self.vcpu.lapic.x2apic:
+            self.vcpu.apic_write(address - base, value & 0xFFFFFFFF)
 
     def mmio_read(self, address: int) -> int:
         """A guest dword load, decoded as `mmio_write` decodes stores."""
@@ -119,8 +174,9 @@ class ModelVm:
             return self.ioapic.read(address - IOAPIC_BASE)
         if HPET_BASE <= address < HPET_BASE + 0x400:
             return self.hpet.read(address - HPET_BASE) & 0xFFFFFFFF
-        if XAPIC_BASE <= address < XAPIC_BASE + 0x400 and not self.vcpu.lapic.x2apic:
-            return self.vcpu.apic_read(address - XAPIC_BASE) & 0xFFFFFFFF
+        base = self.xapic_base()
+        if base <= address < base + 0x400 and not self.vcpu.lapic.x2apic:
+            return self.vcpu.apic_read(address - base) & 0xFFFFFFFF
         return OPEN_BUS
 
     # --- QEMU: system reset ---------------------------------------------------------------------

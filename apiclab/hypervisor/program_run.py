@@ -40,14 +40,16 @@ def run_program(
     """
     program.validate()
     trace = Trace()
-    machine = ModelVm(profile or get_profile("kvm-6.14"), apicv=apicv, tsc_hz=tsc_hz, trace=trace)
-    vcpu = machine.vcpu
-    vcpu.set_x2apic(program.mode == Mode.X2APIC_REAL)
+    machine = ModelVm(profile or get_profile("kvm-6.14"), apicv=apicv, tsc_hz=tsc_hz, trace=trace,
+                      cpus=program.cpus)
+    for vcpu in machine.vcpus:
+        vcpu.set_x2apic(program.mode == Mode.X2APIC_REAL)
     if lapic_image is not None:
-        vcpu.kvm_set_lapic(lapic_image)
+        machine.vcpu.kvm_set_lapic(lapic_image)
     run = ProgramRun(program, machine)
-    vcpu.idt = run.handler
-    vcpu.vm_entry()
+    for cpu, vcpu in enumerate(machine.vcpus):
+        vcpu.idt = run.handler_for(cpu)
+        vcpu.vm_entry()
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     finished = machine.engine.run_process(
         run.process(limit_ns), max_steps=max_steps,

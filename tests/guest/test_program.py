@@ -98,3 +98,17 @@ def test_port_and_mmio_ops_from_names_round_trip_through_the_binary_form():
 def test_port_io_is_allowed_in_real_mode_too():
     program = program_from_dict({"steps": [{"op": "out", "port": 0x21, "value": 0xFF}]})
     assert program.mode == Mode.X2APIC_REAL and program.steps[0] == Step(Op.OUT, 0x21, 0xFF)
+
+
+def test_cpus_and_step_cpu_are_read_checked_and_have_no_binary_form() -> None:
+    from apiclab.guest.program import ProgramError, encode, program_from_dict
+
+    doc = {"mode": "xapic-pm32", "cpus": 2, "steps": [{"op": "read", "reg": "id", "cpu": 1}]}
+    program = program_from_dict(doc)
+    assert program.cpus == 2 and program.steps[0].cpu == 1
+    with pytest.raises(ProgramError, match="binary form"):
+        encode(program)
+    with pytest.raises(ProgramError, match="cpu 2"):
+        program_from_dict({**doc, "steps": [{"op": "sti", "cpu": 2}]})
+    with pytest.raises(ProgramError, match="cpus"):
+        program_from_dict({**doc, "cpus": 0})

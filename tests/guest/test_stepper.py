@@ -95,3 +95,39 @@ def test_a_pause_beyond_the_run_limit_ends_the_run_at_the_limit():
     program = Program((Step(Op.PAUSE, 0, 1 << 62), Step(Op.READ, 0xF0)))
     trace = run_program(program, limit_ns=1_000_000)
     assert trace.guest_visible() == [] and not trace.of_kind(STOPPED)
+
+
+def test_several_cpus_init_resets_the_target_but_keeps_its_id() -> None:
+    """§10.4.7.3 on the model: INIT then SIPI from CPU 0; CPU 1 reads its reset TPR and its ID,
+    each read tagged with the CPU; CPU 1's steps between INIT and SIPI do nothing."""
+    init, sipi = (1 << 56) | 0x4500, (1 << 56) | 0x4608
+    program = Program((
+        Step(Op.WRITE, 0xF0, 0x1FF, cpu=1),
+        Step(Op.WRITE, 0x80, 0x20, cpu=1),
+        Step(Op.WRITE, 0x300, init, cpu=0),
+        Step(Op.READ, 0x80, cpu=1),  # waiting for SIPI: not run
+        Step(Op.WRITE, 0x300, sipi, cpu=0),
+        Step(Op.READ, 0x80, cpu=1),
+        Step(Op.READ, 0x20, cpu=1),
+        Step(Op.READ, 0x20, cpu=0),
+    ), mode=Mode.XAPIC_PM32, cpus=2)
+    reads = [(e.data["cpu"], e.data["reg"], e.data["value"])
+             for e in run_program(program).of_kind("read")]
+    assert reads == [(1, 0x80, 0), (1, 0x20, 1 << 24), (0, 0x20, 0)]
+
+
+def test_a_cpu_waiting_for_sipi_takes_no_nmi_and_sipi_to_a_running_cpu_is_ignored() -> None:
+    """§10.4.7.3: after INIT the CPU only waits for SIPI; §10.6.1: a start-up IPI starts a CPU
+    that waits for one, so a second SIPI changes nothing (CPU 1's TPR set after the first stays)."""
+    init, sipi, nmi = (1 << 56) | 0x4500, (1 << 56) | 0x4608, (1 << 56) | 0x4400
+    program = Program((
+        Step(Op.WRITE, 0xF0, 0x1FF, cpu=1),
+        Step(Op.WRITE, 0x300, init, cpu=0),
+        Step(Op.WRITE, 0x300, nmi, cpu=0),
+        Step(Op.WRITE, 0x300, sipi, cpu=0),
+        Step(Op.WRITE, 0x80, 0x30, cpu=1),
+        Step(Op.WRITE, 0x300, sipi, cpu=0),
+        Step(Op.READ, 0x80, cpu=1),
+    ), mode=Mode.XAPIC_PM32, cpus=2)
+    events = run_program(program).guest_visible()
+    assert [(e.kind, e.data.get("value")) for e in events] == [("read", 0x30), ("end", None)]

@@ -67,7 +67,8 @@ def chunks(programs: Sequence[Program], parts: int) -> list[list[int]]:
         current: list[int] = []
         used = 0
         for i in indices:
-            size = len(encode(programs[i])) + PROGRAM_ALIGN + 2
+            # a program for several CPUs has no binary form: the backend refuses it, alone
+            size = len(encode(programs[i])) + PROGRAM_ALIGN + 2 if programs[i].cpus == 1 else 0
             if current and not capacity_left(used + 64, size):
                 fitted.append(current)
                 current, used = [], 0

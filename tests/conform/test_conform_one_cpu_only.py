@@ -1,0 +1,49 @@
+"""Real backends refuse programs for several CPUs with the reason, alone and inside a batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from apiclab.arch.lapic_state import LapicState
+from apiclab.backends.base import Availability, BackendUnavailable, RunResult
+from apiclab.conform.backends import OneCpuOnly, OneCpuOnlyBatch
+from apiclab.engine.trace import Trace
+from apiclab.guest.program import Mode, Op, Program, Step
+
+ONE = Program((Step(Op.READ, 0x20),), mode=Mode.XAPIC_PM32)
+TWO = Program((Step(Op.READ, 0x20, cpu=1),), mode=Mode.XAPIC_PM32, cpus=2)
+
+
+class Fake:
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def availability(self) -> Availability:
+        return Availability(True, "fake 1.0")
+
+    def run(self, program: Program, *, lapic_image: LapicState | None = None,
+            timeout_s: float = 5.0) -> RunResult:
+        return RunResult(trace=Trace())
+
+    def run_batch(self, programs: Sequence[Program], *, timeout_s: float
+                  ) -> list[RunResult | None]:
+        self.batches.append(len(programs))
+        return [RunResult(trace=Trace()) for _ in programs]
+
+
+def test_a_multi_cpu_program_is_refused_with_the_reason() -> None:
+    backend = OneCpuOnly(Fake())
+    assert backend.run(ONE).trace is not None
+    with pytest.raises(BackendUnavailable, match="2 CPUs: the agent ROM runs on one CPU only"):
+        backend.run(TWO)
+
+
+def test_a_batch_runs_only_the_one_cpu_programs() -> None:
+    fake = Fake()
+    results = OneCpuOnlyBatch(fake).run_batch([TWO, ONE, TWO, ONE], timeout_s=1.0)
+    assert fake.batches == [2]
+    assert [r is not None for r in results] == [False, True, False, True]
