@@ -142,13 +142,3 @@ class VirtualApic:
             self.page.irr |= pir
             self.rvi = max(self.rvi, highest(pir))
         self.evaluate_pending()
-
-    def sync_pir_to_irr(self) -> int:
-        """Host side (KVM's `vmx_sync_pir_to_irr`, kicked vCPU): OR PIR into the page's IRR and
-        clear it and ON. Returns the highest IRR vector (-1 if none); the caller decides what RVI
-        becomes — that choice differs across KVM versions."""
-        if self.on or self.pir:
-            self.on = False
-            self.page.irr |= self.pir
-            self.pir = 0
-        return highest(self.page.irr)
