@@ -70,9 +70,12 @@ def test_self_ipi_reaches_the_handler_and_the_wait_completes(backend: KvmBackend
 
 @pytest.mark.parametrize("mode", MODES)
 def test_tsc_deadline_timer_wakes_hlt(backend: KvmBackend, mode: Mode) -> None:
+    # The deadline lies ~10 ms ahead (20 M ticks), so the guest is halted when it passes even on
+    # a loaded host; with 1 M ticks a slow STI;HLT could come after the timer already fired, and
+    # this host's KVM injects an interrupt pending at STI only at a later exit (docs/host.md).
     program = Program((Step(Op.WRITE, Reg.SVR, 0x1FF),
                        Step(Op.WRITE, Reg.LVT_TIMER, LVT_TSC_DEADLINE | 0xD1),
-                       Step(Op.TSC_DEADLINE, 0, 1_000_000), Step(Op.STI), Step(Op.HLT),
+                       Step(Op.TSC_DEADLINE, 0, 20_000_000), Step(Op.STI), Step(Op.HLT),
                        Step(Op.WAIT, 0xD1 | 1 << 8, 1), Step(Op.END)),
                       {0xD1: Handler(eoi=True, log=False)}, mode=mode)
     events = run(backend, program)
