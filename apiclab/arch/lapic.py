@@ -285,7 +285,7 @@ class LocalApic:
 
     # --- register access (§10.4.1 Table 10-1; x2APIC §10.12.1.2) --------------------------------
 
-    def read(self, offset: int, now: int = 0) -> int:
+    def read(self, offset: int, now: int) -> int:
         """Read a register through the xAPIC page (or, via `read_msr`, as x2APIC)."""
         match offset:
             case Reg.ID:
@@ -323,7 +323,7 @@ class LocalApic:
                 return (bank >> (32 * ((offset & 0x70) >> 4))) & 0xFFFFFFFF
         return 0
 
-    def write(self, offset: int, value: int, now: int = 0) -> tuple[Effect, ...]:
+    def write(self, offset: int, value: int, now: int) -> tuple[Effect, ...]:
         """Write a register; returns the effects the write causes."""
         value &= 0xFFFFFFFF
         match offset:
@@ -486,7 +486,7 @@ class LocalApic:
 
     # --- x2APIC MSR access (§10.12.1.2) ---------------------------------------------------------
 
-    def read_msr(self, msr: int, now: int = 0) -> int:
+    def read_msr(self, msr: int, now: int) -> int:
         if msr == IA32_TSC_DEADLINE:
             return self.tsc_deadline
         offset = offset_of_msr(msr)
@@ -508,7 +508,7 @@ class LocalApic:
         if offset not in _X2APIC_WRITABLE:
             raise GeneralProtection(f"x2APIC MSR {msr:#x} is not writable")
 
-    def write_msr(self, msr: int, value: int, now: int = 0) -> tuple[Effect, ...]:
+    def write_msr(self, msr: int, value: int, now: int) -> tuple[Effect, ...]:
         if msr == IA32_TSC_DEADLINE:
             # §10.5.4.1: writes are ignored unless the timer is in TSC-deadline mode.
             if self.timer_mode == TIMER_TSC_DEADLINE:

@@ -18,7 +18,7 @@ class LocalApicMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.apic = LocalApic()
-        self.apic.write(Reg.SVR, 0x1FF)
+        self.apic.write(Reg.SVR, 0x1FF, now=0)
         self.in_service: list[int] = []  # our own record of what was acknowledged, in order
 
     @rule(vector=vectors)
@@ -49,7 +49,7 @@ class LocalApicMachine(RuleBasedStateMachine):
 
     @rule(tpr=st.integers(0, 255))
     def write_tpr(self, tpr: int) -> None:
-        self.apic.write(Reg.TPR, tpr)
+        self.apic.write(Reg.TPR, tpr, now=0)
 
     @invariant()
     def ppr_is_never_below_tpr_and_covers_the_highest_isr(self) -> None:

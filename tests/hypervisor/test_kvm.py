@@ -45,7 +45,7 @@ def test_kvm_317_entry_does_not_touch_rvi_while_the_apic_is_disabled():
 def _enabled_vcpu(profile: str, rvi: int) -> KvmVcpu:
     v = vcpu(profile)
     assert v.vapic is not None
-    v.lapic.write(0xF0, 0x1FF)  # software-enable (SVR), no exit modelled
+    v.lapic.write(0xF0, 0x1FF, now=0)  # software-enable (SVR), no exit modelled
     v.vapic.rvi = rvi
     v.req_event = False
     return v
@@ -115,7 +115,7 @@ def test_stale_rvi_is_delivered_at_the_first_sti_after_reset_on_kvm_317_only():
         seen = []
         m.vcpu.idt = seen.append
         m.vcpu.vm_entry()
-        m.vcpu.lapic.write(0xF0, 0x1FF)
+        m.vcpu.lapic.write(0xF0, 0x1FF, now=0)
         m.vcpu.accept_irq(0xE1)  # pending while IF = 0
         m.system_reset()
         m.vcpu.sti()
@@ -155,7 +155,7 @@ def test_get_lapic_syncs_pir_and_carries_the_current_count():
 
     v = vcpu("kvm-6.7")
     assert v.vapic is not None
-    v.lapic.write(Reg.SVR, 0x1FF)
+    v.lapic.write(Reg.SVR, 0x1FF, now=0)
     v.lapic.write(Reg.TIMER_INITIAL, 1000, now=0)
     v.vapic.post(0x70)
     image = v.kvm_get_lapic()
