@@ -194,6 +194,15 @@ class GuestNote(Snapshot, frozen=True, tag="guest"):
     text: str
 
 
+class Handler(Snapshot, frozen=True, tag="handler"):
+    """A guest interrupt handler ran for `vector` and did (`eoi`) or did not write the local
+    APIC's EOI; `text` says whose handler it is. Explanations read the fields."""
+
+    vector: int
+    eoi: bool
+    text: str
+
+
 class Reboot(Snapshot, frozen=True, tag="reboot"):
     text: str
 
@@ -241,6 +250,7 @@ Observation = (
     Interrupt | Read | WaitDone | Bugcheck | Fault | End | Accept | Deliver | Eoi | SetLapic
     | Reset | ApicvChange | IpiIgnored | Sti | Cli | GuestNote | Reboot | Panic | WaitStart
     | ClockOk | Choice | Timeout | VmStop | AgentError | ModelStopped | TprWrite | SnapshotTaken
+    | Handler
     | Restore | TimerAfterRestore
 )
 KINDS: dict[str, type[Snapshot]] = {

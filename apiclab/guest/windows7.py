@@ -85,7 +85,8 @@ class Windows7:
     def _firmware_ivt(self, vector: int) -> None:
         """SeaBIOS: an unknown vector reaches a default handler that IRETs; its hardware-IRQ
         handlers EOI the 8259 PIC, never the local APIC."""
-        self.m.trace.record(self.m.engine.now, "guest", text=f"firmware default handler for {vector:#x}: iret, no APIC EOI")
+        self.m.trace.record(self.m.engine.now, "handler", vector=vector, eoi=False,
+                            text=f"firmware default handler for {vector:#x}: iret, no APIC EOI")
 
     def _phase0_idt(self, vector: int) -> None:
         """Early-boot IDT: the clock stub counts and EOIs; other vectors reach stubs that, in

@@ -122,7 +122,8 @@ def _stale_delivery(events: Sequence[Event]) -> list[Link]:
     handler = next(
         (
             e for e in events
-            if e.kind == "guest" and e.time == stale.time and "handler" in e.data.get("text", "")
+            if e.kind == "handler" and e.time == stale.time and e.data["vector"] == v
+            and not e.data["eoi"]
         ),
         None,
     )
