@@ -30,6 +30,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True,
     with APICv RVI/SVI/VPPR (SDM §29.1.1). Absent fields were not observed."""
 
     time: int
+    cpu: int | None = None  # the CPU it happened on, in a program for several CPUs
     irr: list[int] | None = None
     isr: list[int] | None = None
     pir: list[int] | None = None
@@ -180,6 +181,16 @@ class IpiIgnored(Snapshot, frozen=True, tag="ipi-ignored"):
     delivery_mode: int
 
 
+class Init(Snapshot, frozen=True, tag="init"):
+    """An INIT IPI reset this CPU's APIC (§10.4.7.3); it now waits for a start-up IPI."""
+
+
+class Startup(Snapshot, frozen=True, tag="startup"):
+    """A start-up IPI with `vector` (the start page) started this CPU (§10.4.7.3)."""
+
+    vector: int
+
+
 class Sti(Snapshot, frozen=True, tag="sti"):
     pass
 
@@ -250,7 +261,7 @@ Observation = (
     Interrupt | Read | WaitDone | Bugcheck | Fault | End | Accept | Deliver | Eoi | SetLapic
     | Reset | ApicvChange | IpiIgnored | Sti | Cli | GuestNote | Reboot | Panic | WaitStart
     | ClockOk | Choice | Timeout | VmStop | AgentError | ModelStopped | TprWrite | SnapshotTaken
-    | Handler
+    | Handler | Init | Startup
     | Restore | TimerAfterRestore
 )
 KINDS: dict[str, type[Snapshot]] = {

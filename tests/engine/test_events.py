@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from apiclab.conform.case import load_builtin
+from apiclab.conform.case import EVENT_FIELDS, load_builtin
 from apiclab.engine import events as ev
 from apiclab.engine.choices import Choices
 from apiclab.engine.trace import GUEST_VISIBLE, Event, Trace
@@ -22,7 +22,7 @@ from apiclab.scenarios.win7_reboot import run_storm
 
 def _model_events() -> list[Event]:
     events: list[Event] = []
-    for case in load_builtin()[:40]:
+    for case in load_builtin():
         for apicv in (False, True):
             events += run_program(case.program, lapic_image=reset_image(), apicv=apicv).events
     for name in ("kvm-3.17", "kvm-6.14"):
@@ -38,7 +38,8 @@ def test_every_recorded_event_has_a_class_and_round_trips() -> None:
     events = _model_events()
     kinds = {e.kind for e in events}
     assert {"deliver", "set-lapic", "interrupt", "read", "reset", "end", "snapshot", "restore",
-            "choice", "bugcheck"} <= kinds
+            "choice", "bugcheck", "handler"} <= kinds
+    assert any("cpu" in e.data for e in events)  # programs for several CPUs are in the suite
     for event in events:
         typed = ev.from_dict(event.as_dict())
         assert typed.__struct_config__.tag == event.kind
@@ -74,6 +75,11 @@ def test_bad_lines_are_refused_in_one_line(line: bytes, what: str) -> None:
         ev.decode_jsonl(line)
     message = str(info.value)
     assert what in message and "\n" not in message and message.startswith("trace line 1")
+
+
+def test_case_files_expect_only_fields_the_event_classes_have() -> None:
+    for kind, fields in EVENT_FIELDS.items():
+        assert fields <= set(ev.KINDS[kind].__struct_fields__), kind
 
 
 def test_guest_visibility_is_a_class_property() -> None:
