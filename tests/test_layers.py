@@ -1,7 +1,8 @@
 """The layer rules of docs/design.md, read from the code's own imports.
 
 `arch` and `engine` are roots: they import nothing else of apiclab (but `apiclab.errors`); only the
-command line imports the command line; no module loads one of apiclab's own through importlib,
+command line imports the command line; a guest sees the machine only through `apiclab.guest.platform`;
+no module loads one of apiclab's own through importlib,
 a dependency that the import graph cannot show.
 """
 
@@ -60,4 +61,13 @@ def test_no_backend_imports_a_report_explore_or_campaign() -> None:
 def test_no_module_loads_apiclab_through_importlib() -> None:
     bad = [f"{f}:{line} {name}" for f, line, _, name in _imports()
            if name.startswith("importlib:apiclab")]
+    assert bad == []
+
+
+def test_guests_see_the_machine_only_through_the_guest_platform() -> None:
+    """A guest programs devices through their registers (`apiclab.guest.platform`, `guest.hal`),
+    as an OS does; it never reaches into the hypervisor's machine or a backend."""
+    below = ("apiclab.hypervisor", "apiclab.backends")
+    bad = [f"{f}:{line} imports {name}" for f, line, layer, name in _imports()
+           if layer == "guest" and name.startswith(below)]
     assert bad == []

@@ -12,8 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Enum
 
+from apiclab.arch.lapic_state import LapicState
 from apiclab.arch.registers import IA32_TSC_DEADLINE, LVT_REGS, Reg, offset_of_msr
 from apiclab.arch.vectors import highest, priority_class
+
+# The registers of the page beyond ID, version, PPR, current count and the LVT (`to_page`).
+_PAGE_REGS = (
+    Reg.TPR, Reg.LDR, Reg.DFR, Reg.SVR, Reg.ESR, Reg.ICR_LOW, Reg.ICR_HIGH,
+    Reg.TIMER_INITIAL, Reg.TIMER_DIVIDE,
+)
 
 # SDM §10.5.3 Figure 10-9: ESR bits.
 ESR_SEND_ILLEGAL_VECTOR = 1 << 5
@@ -278,7 +285,7 @@ class LocalApic:
 
     # --- register access (§10.4.1 Table 10-1; x2APIC §10.12.1.2) --------------------------------
 
-    def read(self, offset: int, now: int = 0) -> int:
+    def read(self, offset: int, now: int) -> int:
         """Read a register through the xAPIC page (or, via `read_msr`, as x2APIC)."""
         match offset:
             case Reg.ID:
@@ -316,7 +323,7 @@ class LocalApic:
                 return (bank >> (32 * ((offset & 0x70) >> 4))) & 0xFFFFFFFF
         return 0
 
-    def write(self, offset: int, value: int, now: int = 0) -> tuple[Effect, ...]:
+    def write(self, offset: int, value: int, now: int) -> tuple[Effect, ...]:
         """Write a register; returns the effects the write causes."""
         value &= 0xFFFFFFFF
         match offset:
@@ -437,9 +444,49 @@ class LocalApic:
         """x2APIC logical ID, derived from the x2APIC ID (§10.12.10.2)."""
         return ((self.apic_id >> 4) << 16) | (1 << (self.apic_id & 0xF))
 
+    # --- the register page (the 1 KiB image KVM_GET_LAPIC / KVM_SET_LAPIC carry) --------------
+
+    def to_page(self, now: int) -> LapicState:
+        """The register page as read at `now` (registers at their §10.4.1 offsets, Table 10-1;
+        the timer's current count as it stands)."""
+        page = LapicState.zero()
+        for reg in (*_PAGE_REGS, Reg.ID, Reg.VERSION, Reg.PPR, Reg.TIMER_CURRENT, *self.lvt):
+            page.set(reg, self.read(reg, now))
+        page.irr, page.isr, page.tmr = self.irr, self.isr, self.tmr
+        return page
+
+    def load_page(self, page: LapicState, now: int) -> int:
+        """Take every register from `page` at `now` (bits a register does not implement
+        dropped), the timer's count continuing from the page's current count. Returns that
+        current count (0 with a non-zero initial count: a one-shot that has run out); re-arming
+        the timer is the caller's, who owns time."""
+        self.svr = page.get(Reg.SVR) & 0x13FF
+        for reg in self.lvt:
+            self.lvt[reg] = page.get(reg)
+        self.tpr = page.get(Reg.TPR) & 0xFF
+        self.ldr, self.dfr = page.get(Reg.LDR), page.get(Reg.DFR)
+        self.esr, self.esr_pending = page.get(Reg.ESR), 0
+        self.error_armed = True  # not in the register page; a loaded APIC starts armed
+        self.icr = page.get(Reg.ICR_LOW) | page.get(Reg.ICR_HIGH) << 32
+        self.irr, self.isr, self.tmr = page.irr, page.isr, page.tmr
+        self.timer_divide = page.get(Reg.TIMER_DIVIDE) & 0b1011
+        self.timer_initial = page.get(Reg.TIMER_INITIAL)
+        self.timer_ran_out = False  # the page's current count says where the count is
+        remaining = min(page.get(Reg.TIMER_CURRENT), self.timer_initial)
+        elapsed = self.timer_initial - remaining if remaining else self.timer_initial
+        self.timer_start_ns = now - round(elapsed * self.ns_per_count())
+        return remaining
+
+    @classmethod
+    def from_page(cls, page: LapicState, now: int, apic_id: int = 0) -> LocalApic:
+        """A local APIC whose registers are `page`'s (see `load_page`)."""
+        apic = cls(apic_id)
+        apic.load_page(page, now)
+        return apic
+
     # --- x2APIC MSR access (§10.12.1.2) ---------------------------------------------------------
 
-    def read_msr(self, msr: int, now: int = 0) -> int:
+    def read_msr(self, msr: int, now: int) -> int:
         if msr == IA32_TSC_DEADLINE:
             return self.tsc_deadline
         offset = offset_of_msr(msr)
@@ -461,7 +508,7 @@ class LocalApic:
         if offset not in _X2APIC_WRITABLE:
             raise GeneralProtection(f"x2APIC MSR {msr:#x} is not writable")
 
-    def write_msr(self, msr: int, value: int, now: int = 0) -> tuple[Effect, ...]:
+    def write_msr(self, msr: int, value: int, now: int) -> tuple[Effect, ...]:
         if msr == IA32_TSC_DEADLINE:
             # §10.5.4.1: writes are ignored unless the timer is in TSC-deadline mode.
             if self.timer_mode == TIMER_TSC_DEADLINE:

@@ -6,8 +6,6 @@ and TMR are 256-bit registers, one bit per vector, and the highest set bit is th
 
 from __future__ import annotations
 
-NO_VECTOR = -1
-
 
 def highest(bits: int) -> int:
     """Highest vector in the set, or -1 when empty (KVM's `apic_find_highest_*` convention)."""
@@ -34,9 +32,3 @@ def set_of(vectors: list[int] | tuple[int, ...]) -> int:
     for v in vectors:
         bits |= 1 << v
     return bits
-
-
-def check_vector(vector: int) -> int:
-    if not 0 <= vector <= 0xFF:
-        raise ValueError(f"vector {vector} is not 0-255")
-    return vector

@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from apiclab.arch.lapic import LocalApic
 from apiclab.arch.vectors import highest, priority_class
 
-POSTED_INTR_NV_DEFAULT = 0xF2  # KVM's POSTED_INTR_VECTOR (arch/x86/include/asm/irq_vectors.h)
-
 
 @dataclass(frozen=True, slots=True)
 class VirtualEoi:
@@ -144,17 +142,3 @@ class VirtualApic:
             self.page.irr |= pir
             self.rvi = max(self.rvi, highest(pir))
         self.evaluate_pending()
-
-    def sync_pir_to_irr(self) -> int:
-        """Host side (KVM's `vmx_sync_pir_to_irr`, kicked vCPU): OR PIR into the page's IRR and
-        clear it and ON. Returns the highest IRR vector (-1 if none); the caller decides what RVI
-        becomes — that choice differs across KVM versions."""
-        if self.on or self.pir:
-            self.on = False
-            self.page.irr |= self.pir
-            self.pir = 0
-        return highest(self.page.irr)
-
-    def guest_interrupt_status(self) -> int:
-        """The 16-bit VMCS field (§24.4.2): SVI << 8 | RVI."""
-        return (self.svi << 8) | self.rvi

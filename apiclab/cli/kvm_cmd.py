@@ -28,7 +28,7 @@ from apiclab.cli.numbers import int_in
 from apiclab.engine.trace import Trace
 from apiclab.errors import UserError
 from apiclab.guest.program import Mode
-from apiclab.guest.stepper import run_program
+from apiclab.hypervisor.program_run import run_program
 from apiclab.report import export
 from apiclab.scenarios.kvm_cases import DEFAULT_WAIT_MS, KvmCase, cases
 

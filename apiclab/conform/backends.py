@@ -26,12 +26,12 @@ MODEL_TSC_HZ = 3_000_000_000
 
 
 class ModelBackend:
-    """The executable SDM (`apiclab.guest.stepper.run_program`) behind the Backend protocol."""
+    """The executable SDM (`apiclab.hypervisor.program_run.run_program`) behind the Backend protocol."""
 
     name = "model"
 
     def _run_program(self) -> Callable[..., Any]:
-        from apiclab.guest.stepper import (
+        from apiclab.hypervisor.program_run import (
             run_program,  # imported when first run: start-up stays fast
         )
 

@@ -37,10 +37,6 @@ class Choices:
         """An integer in [low, high]; shrinks toward `low`."""
         return low + self.below(high - low + 1)
 
-    def chance(self, numerator: int, denominator: int) -> bool:
-        """True with probability numerator/denominator; shrinks toward False."""
-        return self.below(denominator) >= denominator - numerator
-
     def pick(self, options: Sequence[T]) -> T:
         """One of `options`; shrinks toward the first."""
         return options[self.below(len(options))]

@@ -12,12 +12,15 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from apiclab.engine import events as typed_events
+
 # The canonical form of one event: keys sorted, no spaces. One encoder for every line, since
 # building a new one per event (as `json.dumps` does) costs more than the encoding itself.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 
-# Event kinds a guest itself can see; a model run and a real run agree or differ on these.
-GUEST_VISIBLE = frozenset({"interrupt", "read", "wait", "bugcheck", "end", "fault"})
+# Event kinds a guest itself can see; a model run and a real run agree or differ on these. Which
+# they are is a property of each event class (`apiclab.engine.events`).
+GUEST_VISIBLE = typed_events.GUEST_VISIBLE_KINDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,10 @@ class Event:
 
     def as_dict(self) -> dict[str, Any]:
         return {"time": self.time, "kind": self.kind, **self.data}
+
+    def typed(self) -> typed_events.Snapshot:
+        """This event as its typed class (`apiclab.engine.events`), validated."""
+        return typed_events.from_dict(self.as_dict())
 
 
 class Trace:
@@ -78,6 +85,17 @@ class Trace:
         """SHA-256 of the canonical JSON-lines form: equal digests mean byte-identical traces."""
         return hashlib.sha256(self.to_jsonl().encode()).hexdigest()
 
+    def typed(self) -> list[typed_events.Snapshot]:
+        """Every event as its typed class, validated (DecodeError names the first bad one)."""
+        return [e.typed() for e in self.events]
+
+    @classmethod
+    def from_jsonl(cls, text: str | bytes, *, source: str = "trace") -> Trace:
+        """A trace from JSON Lines (as `to_jsonl` writes them), every line validated against its
+        event class; a bad line raises DecodeError naming `source` and the line."""
+        return cls(Event(e.time, str(e.__struct_config__.tag), _data(e))
+                   for e in typed_events.decode_jsonl(text, source=source))
+
     @classmethod
     def from_dicts(cls, rows: Iterable[Mapping[str, Any]]) -> Trace:
         events = []
@@ -85,3 +103,9 @@ class Trace:
             data = {k: v for k, v in row.items() if k not in ("time", "kind")}
             events.append(Event(int(row["time"]), str(row["kind"]), data))
         return cls(events)
+
+
+def _data(event: typed_events.Snapshot) -> dict[str, Any]:
+    row = typed_events.to_dict(event)
+    del row["time"], row["kind"]
+    return row

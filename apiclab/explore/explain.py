@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from apiclab.engine.events import registers_of
 from apiclab.engine.trace import Event
 from apiclab.explore.properties import Property, Violation
 from apiclab.hypervisor.profiles import Profile
 from apiclab.report.explain import explain_failure
 
-_REG_KEYS = ("rvi", "svi", "vppr", "ppr", "tpr", "irr", "isr", "pir")
 _GENERIC_KINDS = frozenset(
     {"snapshot", "restore", "timer-after-restore", "reboot", "reset", "set-lapic", "accept", "deliver", "eoi",
      "wait-start", "clock-ok", "end", "apicv"}
@@ -46,7 +46,7 @@ def explain(
 
 
 def _registers(event: Event) -> dict[str, Any]:
-    return {k: event.data[k] for k in _REG_KEYS if k in event.data}
+    return registers_of(event.data)
 
 
 def _generic_chain(events: Sequence[Event]) -> list[dict[str, Any]]:

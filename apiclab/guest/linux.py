@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from apiclab.arch.registers import Reg
 from apiclab.engine.choices import Choices
 from apiclab.engine.core import Process, Wait
+from apiclab.guest.hal import set_ioapic_entry, start_hpet_periodic
+from apiclab.guest.platform import GuestPlatform
 from apiclab.guest.windows7 import BootOutcome, Windows7, Windows7Config
-from apiclab.hypervisor.machine import HPET_PIN, Machine
+from apiclab.platform.pc import HPET_PIN
 
 PANIC_TEXT = "IO-APIC + timer doesn't work!"
 MAX_EOI_LOOPS = 512  # apic_pending_intr_clear bounds its loop (max_loops)
@@ -33,7 +35,7 @@ class Linux(Windows7):
     """Runs like Windows in the OS and firmware phases (same traffic, same firmware); only its
     APIC setup and timer check differ."""
 
-    def __init__(self, machine: Machine, config: LinuxConfig) -> None:
+    def __init__(self, machine: GuestPlatform, config: LinuxConfig) -> None:
         super().__init__(machine, Windows7Config(clock_vector=config.timer_vector))
         self.lcfg = config
 
@@ -58,8 +60,8 @@ class Linux(Windows7):
             self._pending_intr_clear()
         vcpu.apic_write(Reg.SVR, 0x1FF)
         vcpu.apic_write(Reg.TPR, 0)
-        m.ioapic.set_redirection(HPET_PIN, self.lcfg.timer_vector)
-        m.hpet.start_periodic(self.lcfg.tick_ns)
+        set_ioapic_entry(m, HPET_PIN, self.lcfg.timer_vector)
+        start_hpet_periodic(m, self.lcfg.tick_ns)
         vcpu.sti()
         deadline = m.engine.now + 10 * self.lcfg.tick_ns  # mdelay(10 * 1000 / HZ)
         vcpu.record(

@@ -1,23 +1,20 @@
 """The generic guest: runs a step-list `Program` on the model, as the bare-metal agent runs it on
 real implementations, and records the same guest-visible events (see `apiclab.guest.program`).
+The machine it runs on is the hypervisor's (`apiclab.hypervisor.program_run.run_program` builds
+it); the guest sees it only through `apiclab.guest.platform`.
 """
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Callable
 
 from apiclab.arch.lapic import GeneralProtection
-from apiclab.arch.lapic_state import LapicState
 from apiclab.arch.registers import IA32_TSC_DEADLINE, Reg
 from apiclab.arch.vectors import vectors_of
 from apiclab.engine.core import Process, Sleep, Wait
-from apiclab.engine.trace import Trace
-from apiclab.guest.program import Mode, Op, Program
-from apiclab.hypervisor.kvm import KvmVcpu
-from apiclab.hypervisor.machine import Machine
-from apiclab.hypervisor.profiles import Profile, get_profile
+from apiclab.guest.platform import GuestCpu, GuestPlatform
+from apiclab.guest.program import Op, Program
 
 DEFAULT_TSC_HZ = 2_000_000_000
 DEFAULT_LIMIT_NS = 10 * 1_000_000_000
@@ -32,7 +29,7 @@ STOPPED = "model-stopped"  # trace event of a run stopped by its budget or time-
 class ProgramRun:
     """One run of a program on a model machine."""
 
-    def __init__(self, program: Program, machine: Machine) -> None:
+    def __init__(self, program: Program, machine: GuestPlatform) -> None:
         self.program = program
         self.m = machine
         self.counts: Counter[tuple[int, int]] = Counter()  # (cpu, vector) -> handler runs
@@ -45,7 +42,7 @@ class ProgramRun:
         one-CPU observations stay as they were)."""
         return {"cpu": cpu} if self.program.cpus > 1 else {}
 
-    def _read_bank(self, vcpu: KvmVcpu, base: int) -> list[int]:
+    def _read_bank(self, vcpu: GuestCpu, base: int) -> list[int]:
         words = [vcpu.apic_read(base + 0x10 * i) for i in range(8)]
         bits = 0
         for i, word in enumerate(words):
@@ -73,7 +70,7 @@ class ProgramRun:
         if policy.eoi:
             vcpu.apic_write(Reg.EOI, 0)
 
-    def _write(self, vcpu: KvmVcpu, offset: int, value: int) -> None:
+    def _write(self, vcpu: GuestCpu, offset: int, value: int) -> None:
         if offset == Reg.ICR_LOW and not vcpu.lapic.x2apic:
             vcpu.apic_write(Reg.ICR_HIGH, value >> 32)  # xAPIC: high dword first (§10.6.1)
             vcpu.apic_write(Reg.ICR_LOW, value & 0xFFFFFFFF)
@@ -163,45 +160,3 @@ class ProgramRun:
         trace.record(m.engine.now, "end")
         self.finished = True
 
-
-def run_program(
-    program: Program,
-    *,
-    lapic_image: LapicState | None = None,
-    apicv: bool = False,
-    tsc_hz: int = DEFAULT_TSC_HZ,
-    profile: Profile | None = None,
-    limit_ns: int = DEFAULT_LIMIT_NS,
-    max_steps: int = DEFAULT_MAX_STEPS,
-    timeout_s: float | None = None,
-) -> Trace:
-    """Run `program` on a model VM (KVM profile, default the newest) and return its trace.
-
-    `lapic_image`, when given, is pushed with KVM_SET_LAPIC before the first entry, as the real
-    backend does. A program that never reaches END (HLT with nothing to wake it) stops at
-    `limit_ns` of virtual time, and its trace has no "end" event. So does a run stopped after
-    `max_steps` engine callbacks or `timeout_s` seconds of wall time; its trace then ends with a
-    `model-stopped` event (not guest-visible) saying which.
-    """
-    program.validate()
-    trace = Trace()
-    machine = Machine(profile or get_profile("kvm-6.14"), apicv=apicv, tsc_hz=tsc_hz, trace=trace,
-                      cpus=program.cpus)
-    for vcpu in machine.vcpus:
-        vcpu.set_x2apic(program.mode == Mode.X2APIC_REAL)
-    if lapic_image is not None:
-        machine.vcpu.kvm_set_lapic(lapic_image)
-    run = ProgramRun(program, machine)
-    for cpu, vcpu in enumerate(machine.vcpus):
-        vcpu.idt = run.handler_for(cpu)
-        vcpu.vm_entry()
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    finished = machine.engine.run_process(
-        run.process(limit_ns), max_steps=max_steps,
-        keep_going=None if deadline is None else lambda: time.monotonic() < deadline,
-    )
-    if not finished:
-        why = (f"wall-clock time-out of {timeout_s:g} s" if deadline and time.monotonic() >= deadline
-               else f"budget of {max_steps} engine steps")
-        trace.record(machine.engine.now, STOPPED, reason=why)
-    return trace

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from apiclab.arch.registers import Reg
 from apiclab.engine.choices import Choices
 from apiclab.engine.core import Process, Sleep, Wait
-from apiclab.hypervisor.machine import RESET_PORT, Machine
+from apiclab.guest.hal import set_ioapic_entry, start_hpet_periodic
+from apiclab.guest.platform import GuestPlatform
+from apiclab.platform.pc import HPET_PIN, RESET_PORT
 
 MS = 1_000_000
 HAL_INITIALIZATION_FAILED = 0x5C
@@ -69,7 +71,7 @@ class BootOutcome:
 class Windows7:
     """The guest's side of one VM: its IDTs and the phases of a run/reboot/boot cycle."""
 
-    def __init__(self, machine: Machine, config: Windows7Config) -> None:
+    def __init__(self, machine: GuestPlatform, config: Windows7Config) -> None:
         self.m = machine
         self.cfg = config
         self.phase0_ticks = 0
@@ -83,7 +85,8 @@ class Windows7:
     def _firmware_ivt(self, vector: int) -> None:
         """SeaBIOS: an unknown vector reaches a default handler that IRETs; its hardware-IRQ
         handlers EOI the 8259 PIC, never the local APIC."""
-        self.m.trace.record(self.m.engine.now, "guest", text=f"firmware default handler for {vector:#x}: iret, no APIC EOI")
+        self.m.trace.record(self.m.engine.now, "handler", vector=vector, eoi=False,
+                            text=f"firmware default handler for {vector:#x}: iret, no APIC EOI")
 
     def _phase0_idt(self, vector: int) -> None:
         """Early-boot IDT: the clock stub counts and EOIs; other vectors reach stubs that, in
@@ -165,8 +168,8 @@ class Windows7:
         m, cfg = self.m, self.cfg
         if cfg.clock_source == "hpet":
             # IOAPIC input 2, edge, fixed, physical destination 0, vector = clock vector.
-            m.ioapic.set_redirection(2, cfg.clock_vector)
-            m.hpet.start_periodic(cfg.clock_period_ns)
+            set_ioapic_entry(m, HPET_PIN, cfg.clock_vector)
+            start_hpet_periodic(m, cfg.clock_period_ns)
         else:
             vcpu = m.vcpu
             vcpu.apic_write(Reg.TIMER_DIVIDE, 0b1011)  # divide by 1

@@ -31,7 +31,7 @@ from apiclab.arch.lapic import (
     TimerChanged,
 )
 from apiclab.arch.lapic_state import LapicState
-from apiclab.arch.registers import IA32_APIC_BASE, IA32_TSC_DEADLINE, Reg
+from apiclab.arch.registers import IA32_APIC_BASE, IA32_TSC_DEADLINE, Reg, offset_of_msr
 from apiclab.arch.vectors import highest, vectors_of
 from apiclab.arch.vmx import VirtualApic
 from apiclab.engine.core import Engine, Signal
@@ -42,10 +42,18 @@ from apiclab.platform.tsc import Tsc
 
 # The registers a KVM_SET_LAPIC image carries that are plain register state (ISR/IRR/TMR banks
 # are restored as whole sets below).
-_IMAGE_REGS = (
-    Reg.TPR, Reg.LDR, Reg.DFR, Reg.SVR, Reg.ESR, Reg.ICR_LOW, Reg.ICR_HIGH,
-    Reg.TIMER_INITIAL, Reg.TIMER_DIVIDE,
-)
+
+
+def sync_pir_to_irr(vapic: VirtualApic) -> int:
+    """KVM's `vmx_sync_pir_to_irr` (kicked vCPU, KVM_GET_LAPIC, entry): OR PIR into the page's
+    IRR and clear it and ON. Returns the highest IRR vector (-1 if none); the caller decides what
+    RVI becomes — that choice differs across KVM versions. KVM policy, not an SDM rule: the CPU's
+    own posted-interrupt processing (§29.6) is `VirtualApic.posted_interrupt_processing`."""
+    if vapic.on or vapic.pir:
+        vapic.on = False
+        vapic.page.irr |= vapic.pir
+        vapic.pir = 0
+    return highest(vapic.page.irr)
 
 
 class KvmVcpu:
@@ -71,7 +79,7 @@ class KvmVcpu:
         self.lapic = LocalApic(apic_id)
         # §10.4.4: the BSP flag is set in the bootstrap processor's IA32_APIC_BASE only
         self.apic_base = apic_base.reset_value(bsp=apic_id == 0)
-        # With several vCPUs the machine routes every IPI over its bus (`Machine.send_ipi`).
+        # With several vCPUs the machine routes every IPI over its bus (`ModelVm.send_ipi`).
         self.ipi_bus: Callable[[KvmVcpu, SendIpi], None] | None = None
         self.wait_for_sipi = False  # after an INIT (§10.4.7.3), until a start-up IPI  # IA32_APIC_BASE (§10.4.4); EXTD via set_x2apic
         self.vapic: VirtualApic | None = VirtualApic(self.lapic) if apicv else None
@@ -169,7 +177,7 @@ class KvmVcpu:
         is rewritten, then the CPU's PPR virtualization and evaluation (SDM §29.2.1)."""
         vapic = self.vapic
         if vapic is not None:
-            max_irr = vapic.sync_pir_to_irr()
+            max_irr = sync_pir_to_irr(vapic)
             if self._entry_writes_rvi(max_irr):
                 vapic.rvi = max(max_irr, 0)  # vmx_set_rvi: -1 is written as 0
             self.req_event = False
@@ -225,13 +233,8 @@ class KvmVcpu:
         """KVM_GET_LAPIC (kvm_vcpu_ioctl_get_lapic): PIR is synced into IRR first, and the image
         carries the current count (kvm_apic_get_state writes APIC_TMCCT)."""
         if self.vapic is not None:
-            self.vapic.sync_pir_to_irr()
-        state = LapicState.zero()
-        regs = (*_IMAGE_REGS, Reg.ID, Reg.VERSION, Reg.PPR, Reg.TIMER_CURRENT, *self.lapic.lvt)
-        for reg in regs:
-            state.set(reg, self.lapic.read(reg, self.engine.now))
-        state.irr, state.isr, state.tmr = self.lapic.irr, self.lapic.isr, self.lapic.tmr
-        return state
+            sync_pir_to_irr(self.vapic)
+        return self.lapic.to_page(self.engine.now)
 
     def kvm_set_lapic(self, image: LapicState) -> None:
         """KVM_SET_LAPIC (kvm_apic_set_state + kvm_apic_post_state_restore): the page becomes the
@@ -242,23 +245,9 @@ class KvmVcpu:
         if clears_pir and self.profile.on(Sw.RESTORE_CLEARS_PIR_FIRST) and vapic is not None:
             vapic.pir, vapic.on = 0, False  # 9cfec6d097c6: vmx_apicv_pre_state_restore
         lapic = self.lapic
-        lapic.svr = image.get(Reg.SVR) & 0x13FF
-        for reg in lapic.lvt:
-            lapic.lvt[reg] = image.get(reg)
-        lapic.tpr = image.get(Reg.TPR) & 0xFF
-        lapic.ldr, lapic.dfr = image.get(Reg.LDR), image.get(Reg.DFR)
-        lapic.esr, lapic.esr_pending = image.get(Reg.ESR), 0
-        lapic.error_armed = True  # not in the register page; a restored APIC starts armed
-        lapic.icr = image.get(Reg.ICR_LOW) | image.get(Reg.ICR_HIGH) << 32
-        lapic.irr, lapic.isr, lapic.tmr = image.irr, image.isr, image.tmr
-        lapic.timer_divide = image.get(Reg.TIMER_DIVIDE) & 0b1011
-        lapic.timer_initial = image.get(Reg.TIMER_INITIAL)
-        lapic.timer_ran_out = False  # the image's current count says where the count is
         # KVM restarts the timer from the image's current count (__start_apic_timer(apic,
         # APIC_TMCCT)): the count already elapsed is kept.
-        remaining = min(image.get(Reg.TIMER_CURRENT), lapic.timer_initial)
-        elapsed = lapic.timer_initial - remaining if remaining else lapic.timer_initial
-        lapic.timer_start_ns = self.engine.now - round(elapsed * lapic.ns_per_count())
+        remaining = lapic.load_page(image, self.engine.now)
         # In TSC-deadline mode the deadline is not in the image: KVM keeps its own until QEMU
         # writes IA32_TSC_DEADLINE with KVM_SET_MSRS after KVM_SET_LAPIC (kvm_put_tscdeadline_msr).
         self._restart_timer_after_restore(expired_one_shot=bool(lapic.timer_initial and not remaining))
@@ -357,7 +346,7 @@ class KvmVcpu:
         if not self.lapic.x2apic or not self.apic_base & apic_base.EN:
             # §10.12.1.2: the x2APIC MSRs exist only in x2APIC mode
             raise GeneralProtection(f"MSR {msr:#x}: the APIC is not in x2APIC mode")
-        if msr == 0x800 + (Reg.PPR >> 4) and self.vapic is not None:
+        if offset_of_msr(msr) == Reg.PPR and self.vapic is not None:
             return self.vapic.vppr
         return self.lapic.read_msr(msr, self.engine.now)
 
@@ -392,7 +381,9 @@ class KvmVcpu:
         if msr == IA32_TSC_DEADLINE:
             self._apply(self.lapic.write_msr(msr, value, self.engine.now))
         else:
-            self.apic_write((msr - 0x800) << 4, value)
+            # x2APIC MSR → register offset by the SDM's mapping (§10.12.1.2), through the same
+            # APICv-aware path as an xAPIC store
+            self.apic_write(offset_of_msr(msr), value)
 
     def _virtual_eoi(self, vapic: VirtualApic) -> None:
         result = vapic.eoi_virtualization()

@@ -27,16 +27,15 @@ from apiclab.hypervisor.kvm import KvmVcpu
 from apiclab.hypervisor.profiles import Profile
 from apiclab.platform import pit
 from apiclab.platform.hpet import HpetComparator
+from apiclab.platform.pc import (
+    HPET_BASE,
+    HPET_PIN,
+    IOAPIC_BASE,
+    OPEN_BUS,
+    PIT_PIN,
+    RESET_PORT,
+)
 from apiclab.platform.tsc import Tsc
-
-RESET_PORT = 0xCF9  # PIIX/ICH reset control register; 0x06 = hard reset (CPU + system)
-HPET_PIN = 2  # legacy replacement route of HPET timer 0 to IOAPIC input 2
-# ISA IRQ0 (the PIT's OUT 0) reaches IOAPIC input 2: the MADT interrupt source override of every
-# PC firmware, QEMU's kvm_pc_setup_irq_routing and ioapic_set_irq, Bochs' set_irq_level.
-PIT_PIN = 2
-IOAPIC_BASE = 0xFEC00000  # 82093AA §3.0: IOREGSEL at +0x00, IOWIN at +0x10
-XAPIC_BASE = 0xFEE00000  # SDM §10.4.1
-OPEN_BUS = 0xFFFFFFFF  # what a load from an address no device decodes returns on a PC
 
 
 def reset_image() -> LapicState:
@@ -62,7 +61,10 @@ def _attributes(device: object) -> dict[str, object] | None:
     return {k: v.copy() if type(v) in (list, dict) else v for k, v in vars(device).items()}
 
 
-class Machine:
+class ModelVm:
+    """The model of one QEMU + KVM virtual machine (KVM's vCPU and in-kernel IOAPIC, QEMU's HPET,
+    PIT and reset), on the simulated clock; the real /dev/kvm PC is `backends.kvm.machine.KvmPc`."""
+
     def __init__(self, profile: Profile, *, apicv: bool, tsc_hz: int, trace: Trace,
                  cpus: int = 1) -> None:
         self.engine = Engine()
@@ -155,8 +157,11 @@ class Machine:
         return self.vcpu.apic_base & ((1 << apic_base.MAXPHYADDR) - 1) & ~0xFFF
 
     def mmio_write(self, address: int, value: int) -> None:
-        """A guest dword store: the IOAPIC's register window, or the xAPIC page; else dropped."""
-        if IOAPIC_BASE <= address < IOAPIC_BASE + 0x20:
+        """A guest dword store: the IOAPIC's register window, the HPET's page, or the xAPIC page;
+        else dropped."""
+        if HPET_BASE <= address < HPET_BASE + 0x400:
+            self.hpet.write(address - HPET_BASE, value)
+        elif IOAPIC_BASE <= address < IOAPIC_BASE + 0x20:
             for message in self.ioapic.write(address - IOAPIC_BASE, value & 0xFFFFFFFF):
                 self.vcpu.accept_irq(message.vector, level=message.level,
                                      source=f"ioapic-pin{message.pin}")
@@ -167,6 +172,8 @@ class Machine:
         """A guest dword load, decoded as `mmio_write` decodes stores."""
         if IOAPIC_BASE <= address < IOAPIC_BASE + 0x20:
             return self.ioapic.read(address - IOAPIC_BASE)
+        if HPET_BASE <= address < HPET_BASE + 0x400:
+            return self.hpet.read(address - HPET_BASE) & 0xFFFFFFFF
         base = self.xapic_base()
         if base <= address < base + 0x400 and not self.vcpu.lapic.x2apic:
             return self.vcpu.apic_read(address - base) & 0xFFFFFFFF
@@ -193,7 +200,7 @@ class Machine:
         vcpu.vm_exit()
         if self.trace.recording:
             self.trace.record(self.engine.now, "reset", **vcpu.registers())
-        self.hpet.stop()
+        self.hpet.reset()
         self.pit.reset()  # QEMU resets the PIT with the other devices (hw/timer/i8254.c pit_reset)
         self.ioapic = Ioapic()
         vcpu.timer.stop()

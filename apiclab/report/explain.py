@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from apiclab.engine.events import registers_of
 from apiclab.engine.trace import Event
 from apiclab.hypervisor.profiles import SWITCHES, Profile, Sw
 
-_REG_KEYS = ("rvi", "svi", "vppr", "ppr", "tpr", "irr", "isr", "pir")
-
 
 def _registers(event: Event) -> dict[str, Any]:
-    return {k: event.data[k] for k in _REG_KEYS if k in event.data}
+    return registers_of(event.data)
 
 
 def _hex(vectors: Sequence[int]) -> str:
@@ -123,7 +122,8 @@ def _stale_delivery(events: Sequence[Event]) -> list[Link]:
     handler = next(
         (
             e for e in events
-            if e.kind == "guest" and e.time == stale.time and "handler" in e.data.get("text", "")
+            if e.kind == "handler" and e.time == stale.time and e.data["vector"] == v
+            and not e.data["eoi"]
         ),
         None,
     )

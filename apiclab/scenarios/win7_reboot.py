@@ -20,7 +20,7 @@ from apiclab.engine.core import Process, Sleep
 from apiclab.engine.trace import Event, Trace
 from apiclab.guest.linux import Linux, LinuxConfig
 from apiclab.guest.windows7 import BootOutcome, Windows7, Windows7Config
-from apiclab.hypervisor.machine import Machine
+from apiclab.hypervisor.machine import ModelVm
 from apiclab.hypervisor.profiles import Profile
 
 NAME = "win7-reboot-0x5c"
@@ -53,7 +53,7 @@ class Traffic:
 
     def __init__(
         self,
-        machine: Machine,
+        machine: ModelVm,
         choices: Choices,
         ipi_vector: int,
         device_vectors: tuple[int, ...] = DEVICE_VECTORS,
@@ -163,8 +163,8 @@ class _Storm:
         digest = hashlib.sha256()
         result = StormResult(self.profile.name, self.apicv, reboots)
 
-        def new_vm() -> tuple[Machine, Windows7, Traffic]:
-            machine = Machine(self.profile, apicv=self.apicv, tsc_hz=self.tsc_hz, trace=trace)
+        def new_vm() -> tuple[ModelVm, Windows7, Traffic]:
+            machine = ModelVm(self.profile, apicv=self.apicv, tsc_hz=self.tsc_hz, trace=trace)
             guest = (
                 Windows7(machine, self.config) if self.linux is None else Linux(machine, self.linux)
             )

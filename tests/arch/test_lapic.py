@@ -20,7 +20,7 @@ from apiclab.arch.vectors import priority_class
 
 def enabled() -> LocalApic:
     apic = LocalApic()
-    apic.write(Reg.SVR, 0x1FF)
+    apic.write(Reg.SVR, 0x1FF, now=0)
     return apic
 
 
@@ -35,18 +35,18 @@ def enabled() -> LocalApic:
 )
 def test_ppr_follows_tpr_and_highest_isr(tpr, isr_vector, ppr):
     apic = enabled()
-    apic.write(Reg.TPR, tpr)
+    apic.write(Reg.TPR, tpr, now=0)
     if isr_vector is not None:
         apic.isr |= 1 << isr_vector
-    assert apic.read(Reg.PPR) == ppr
+    assert apic.read(Reg.PPR, now=0) == ppr
 
 
 def test_highest_irr_is_dispatched_only_above_ppr_class():
     apic = enabled()
     apic.accept(0x45)
-    apic.write(Reg.TPR, 0x40)
+    apic.write(Reg.TPR, 0x40, now=0)
     assert apic.highest_priority_int() == -1  # same class as PPR: held
-    apic.write(Reg.TPR, 0x3F)
+    apic.write(Reg.TPR, 0x3F, now=0)
     assert apic.highest_priority_int() == 0x45
 
 
@@ -56,12 +56,12 @@ def test_acknowledge_moves_vector_from_irr_to_isr():
     apic.accept(0x61)
     assert apic.acknowledge() == 0x61
     assert apic.irr == 1 << 0x51 and apic.isr == 1 << 0x61
-    assert apic.read(Reg.PPR) == 0x60
+    assert apic.read(Reg.PPR, now=0) == 0x60
 
 
 def test_acknowledge_with_nothing_deliverable_returns_the_spurious_vector():
     apic = LocalApic()
-    apic.write(Reg.SVR, 0x1EF)
+    apic.write(Reg.SVR, 0x1EF, now=0)
     assert apic.acknowledge() == 0xEF
     assert apic.isr == 0
 
@@ -69,13 +69,13 @@ def test_acknowledge_with_nothing_deliverable_returns_the_spurious_vector():
 def test_eoi_clears_the_highest_isr_bit_only():
     apic = enabled()
     apic.isr = (1 << 0x31) | (1 << 0x62)
-    apic.write(Reg.EOI, 0)
+    apic.write(Reg.EOI, 0, now=0)
     assert apic.isr == 1 << 0x31
 
 
 def test_eoi_with_empty_isr_does_nothing():
     apic = enabled()
-    assert apic.write(Reg.EOI, 0) == ()
+    assert apic.write(Reg.EOI, 0, now=0) == ()
     assert apic.isr == 0 and apic.receive_eoi().vector == -1
 
 
@@ -83,18 +83,18 @@ def test_level_triggered_eoi_is_broadcast_unless_suppressed():
     apic = enabled()
     apic.accept(0x71, level=True)
     apic.acknowledge()
-    assert apic.write(Reg.EOI, 0) == (EoiBroadcast(0x71),)
+    assert apic.write(Reg.EOI, 0, now=0) == (EoiBroadcast(0x71),)
     # Bit 12 (EOI-broadcast suppression) is reserved where the version register's bit 24 is
     # clear, as on this APIC (SDM §10.4.8, §10.9): the write leaves it clear and EOIs broadcast.
-    apic.write(Reg.SVR, 0x11FF)
-    assert apic.read(Reg.SVR) == 0x1FF
+    apic.write(Reg.SVR, 0x11FF, now=0)
+    assert apic.read(Reg.SVR, now=0) == 0x1FF
     apic.accept(0x71, level=True)
     apic.acknowledge()
-    assert apic.write(Reg.EOI, 0) == (EoiBroadcast(0x71),)
+    assert apic.write(Reg.EOI, 0, now=0) == (EoiBroadcast(0x71),)
     apic.svr |= 0x1000  # an APIC that has it (e.g. a restored image): no broadcast
     apic.accept(0x71, level=True)
     apic.acknowledge()
-    assert apic.write(Reg.EOI, 0) == ()
+    assert apic.write(Reg.EOI, 0, now=0) == ()
 
 
 def test_accept_records_trigger_mode_in_tmr():
@@ -118,68 +118,68 @@ def test_illegal_vector_sets_esr_after_latching_write():
     apic = enabled()
     assert apic.accept(0x0F) is Accept.ILLEGAL
     assert apic.irr == 0
-    assert apic.read(Reg.ESR) == 0  # not visible until software writes ESR (§10.5.3)
-    apic.write(Reg.ESR, 0)
-    assert apic.read(Reg.ESR) & ESR_RECEIVE_ILLEGAL_VECTOR
-    apic.write(Reg.ESR, 0)
-    assert apic.read(Reg.ESR) == 0
+    assert apic.read(Reg.ESR, now=0) == 0  # not visible until software writes ESR (§10.5.3)
+    apic.write(Reg.ESR, 0, now=0)
+    assert apic.read(Reg.ESR, now=0) & ESR_RECEIVE_ILLEGAL_VECTOR
+    apic.write(Reg.ESR, 0, now=0)
+    assert apic.read(Reg.ESR, now=0) == 0
 
 
 def test_software_disable_masks_every_lvt_and_keeps_them_masked():
     apic = enabled()
-    apic.write(Reg.LVT_TIMER, 0x20)
-    assert not apic.read(Reg.LVT_TIMER) & LVT_MASKED
-    apic.write(Reg.SVR, 0xFF)
-    assert all(apic.read(r) & LVT_MASKED for r in apic.lvt)
-    apic.write(Reg.LVT_TIMER, 0x20)  # cannot be unmasked while disabled
-    assert apic.read(Reg.LVT_TIMER) & LVT_MASKED
-    apic.write(Reg.SVR, 0x1FF)  # re-enabling does not unmask
-    assert apic.read(Reg.LVT_TIMER) & LVT_MASKED
+    apic.write(Reg.LVT_TIMER, 0x20, now=0)
+    assert not apic.read(Reg.LVT_TIMER, now=0) & LVT_MASKED
+    apic.write(Reg.SVR, 0xFF, now=0)
+    assert all(apic.read(r, now=0) & LVT_MASKED for r in apic.lvt)
+    apic.write(Reg.LVT_TIMER, 0x20, now=0)  # cannot be unmasked while disabled
+    assert apic.read(Reg.LVT_TIMER, now=0) & LVT_MASKED
+    apic.write(Reg.SVR, 0x1FF, now=0)  # re-enabling does not unmask
+    assert apic.read(Reg.LVT_TIMER, now=0) & LVT_MASKED
 
 
 def test_software_disabled_apic_holds_pending_interrupts():
     apic = enabled()
     apic.accept(0x80)
-    apic.write(Reg.SVR, 0xFF)
+    apic.write(Reg.SVR, 0xFF, now=0)
     assert apic.highest_priority_int() == -1
     assert apic.accept(0x90) is Accept.DISABLED
-    apic.write(Reg.SVR, 0x1FF)
+    apic.write(Reg.SVR, 0x1FF, now=0)
     assert apic.highest_priority_int() == 0x80
 
 
 def test_self_ipi_through_icr_shorthand_targets_self():
     apic = enabled()
-    effects = apic.write(Reg.ICR_LOW, (1 << 18) | 0x55)
+    effects = apic.write(Reg.ICR_LOW, (1 << 18) | 0x55, now=0)
     assert len(effects) == 1 and isinstance(effects[0], SendIpi)
     assert effects[0].to_self and effects[0].icr.vector == 0x55
 
 
 def test_icr_to_other_destination_is_not_to_self():
     apic = enabled()
-    apic.write(Reg.ICR_HIGH, 3 << 24)
-    (effect,) = apic.write(Reg.ICR_LOW, 0x55)
+    apic.write(Reg.ICR_HIGH, 3 << 24, now=0)
+    (effect,) = apic.write(Reg.ICR_LOW, 0x55, now=0)
     assert isinstance(effect, SendIpi) and not effect.to_self and effect.icr.destination == 3
 
 
 def test_x2apic_self_ipi_msr_and_64bit_icr():
     apic = enabled()
     apic.x2apic = True
-    (effect,) = apic.write_msr(0x83F, 0x66)
+    (effect,) = apic.write_msr(0x83F, 0x66, now=0)
     assert isinstance(effect, SendIpi) and effect.to_self and effect.icr.vector == 0x66
-    (effect,) = apic.write_msr(0x830, (7 << 32) | 0x44)
+    (effect,) = apic.write_msr(0x830, (7 << 32) | 0x44, now=0)
     assert isinstance(effect, SendIpi) and effect.icr.destination == 7
-    assert apic.read_msr(0x830) == (7 << 32) | 0x44
+    assert apic.read_msr(0x830, now=0) == (7 << 32) | 0x44
 
 
 def test_x2apic_read_only_and_write_only_msrs_fault():
     apic = enabled()
     apic.x2apic = True
     with pytest.raises(GeneralProtection):
-        apic.write_msr(msr_of(Reg.PPR), 0)
+        apic.write_msr(msr_of(Reg.PPR), 0, now=0)
     with pytest.raises(GeneralProtection):
-        apic.read_msr(msr_of(Reg.EOI))
+        apic.read_msr(msr_of(Reg.EOI), now=0)
     with pytest.raises(GeneralProtection):
-        apic.write_msr(msr_of(Reg.EOI), 1)
+        apic.write_msr(msr_of(Reg.EOI), 1, now=0)
 
 
 @pytest.mark.parametrize(
@@ -193,12 +193,12 @@ def test_timer_divide_configuration(config, divisor):
 
 def test_timer_current_count_one_shot_and_periodic():
     apic = enabled()
-    apic.write(Reg.TIMER_DIVIDE, 0b0000)  # /2 at 1 GHz: 2 ns per count
-    apic.write(Reg.LVT_TIMER, 0x30)
+    apic.write(Reg.TIMER_DIVIDE, 0b0000, now=0)  # /2 at 1 GHz: 2 ns per count
+    apic.write(Reg.LVT_TIMER, 0x30, now=0)
     apic.write(Reg.TIMER_INITIAL, 1000, now=0)
     assert apic.read(Reg.TIMER_CURRENT, now=500) == 750
     assert apic.read(Reg.TIMER_CURRENT, now=5000) == 0  # one-shot stops at 0
-    apic.write(Reg.LVT_TIMER, (1 << 17) | 0x30)  # periodic (mode change disarms)
+    apic.write(Reg.LVT_TIMER, (1 << 17) | 0x30, now=0)  # periodic (mode change disarms)
     apic.write(Reg.TIMER_INITIAL, 1000, now=0)
     assert apic.read(Reg.TIMER_CURRENT, now=2500) == 750  # reloaded after 2000 ns
 
@@ -212,20 +212,20 @@ def test_initial_count_zero_stops_the_timer():
 
 def test_reset_values():
     apic = enabled()
-    apic.write(Reg.TPR, 0x40)
+    apic.write(Reg.TPR, 0x40, now=0)
     apic.accept(0x50)
     apic.reset()
-    assert apic.read(Reg.SVR) == 0xFF
-    assert apic.read(Reg.DFR) == 0xFFFFFFFF
-    assert apic.read(Reg.TPR) == 0 and apic.irr == 0 and apic.isr == 0
-    assert all(apic.read(r) == LVT_MASKED for r in apic.lvt)
+    assert apic.read(Reg.SVR, now=0) == 0xFF
+    assert apic.read(Reg.DFR, now=0) == 0xFFFFFFFF
+    assert apic.read(Reg.TPR, now=0) == 0 and apic.irr == 0 and apic.isr == 0
+    assert all(apic.read(r, now=0) == LVT_MASKED for r in apic.lvt)
 
 
 def test_init_keeps_the_apic_id():
     apic = LocalApic(apic_id=5)
-    apic.write(Reg.SVR, 0x1FF)
+    apic.write(Reg.SVR, 0x1FF, now=0)
     apic.init()
-    assert apic.read(Reg.ID) == 5 << 24 and apic.read(Reg.SVR) == 0xFF
+    assert apic.read(Reg.ID, now=0) == 5 << 24 and apic.read(Reg.SVR, now=0) == 0xFF
 
 
 vectors = st.integers(min_value=16, max_value=255)
@@ -234,7 +234,7 @@ vectors = st.integers(min_value=16, max_value=255)
 @given(tpr=st.integers(0, 255), isr=st.lists(vectors, max_size=5))
 def test_ppr_is_never_below_tpr(tpr, isr):
     apic = enabled()
-    apic.write(Reg.TPR, tpr)
+    apic.write(Reg.TPR, tpr, now=0)
     for v in isr:
         apic.isr |= 1 << v
     assert apic.ppr() >= tpr
@@ -243,7 +243,7 @@ def test_ppr_is_never_below_tpr(tpr, isr):
 @given(pending=st.lists(vectors, min_size=1, max_size=8), tpr=st.integers(0, 255))
 def test_after_acknowledge_ppr_class_is_at_least_the_delivered_class(pending, tpr):
     apic = enabled()
-    apic.write(Reg.TPR, tpr)
+    apic.write(Reg.TPR, tpr, now=0)
     for v in pending:
         apic.accept(v)
     vector = apic.highest_priority_int()
@@ -256,43 +256,43 @@ def test_illegal_self_ipi_sets_both_esr_bits_and_raises_one_error_interrupt():
     from apiclab.arch.lapic import LocalInterrupt
 
     apic = enabled()
-    apic.write(Reg.LVT_ERROR, 0x70)
-    effects = apic.write(Reg.ICR_LOW, (1 << 18) | 0x06)
+    apic.write(Reg.LVT_ERROR, 0x70, now=0)
+    effects = apic.write(Reg.ICR_LOW, (1 << 18) | 0x06, now=0)
     assert effects == (LocalInterrupt(0x70),)
-    apic.write(Reg.ESR, 0)
-    assert apic.read(Reg.ESR) == 0x60
+    apic.write(Reg.ESR, 0, now=0)
+    assert apic.read(Reg.ESR, now=0) == 0x60
 
 
 def test_masked_error_entry_raises_nothing():
     apic = enabled()
-    assert apic.write(Reg.ICR_LOW, (1 << 18) | 0x06) == ()
+    assert apic.write(Reg.ICR_LOW, (1 << 18) | 0x06, now=0) == ()
 
 
 def test_fixed_level_ipi_is_issued_as_edge():
     apic = enabled()
-    (effect,) = apic.write(Reg.ICR_LOW, (1 << 18) | (1 << 15) | (1 << 14) | 0x42)
+    (effect,) = apic.write(Reg.ICR_LOW, (1 << 18) | (1 << 15) | (1 << 14) | 0x42, now=0)
     assert isinstance(effect, SendIpi) and not effect.icr.level_triggered
 
 
 def test_error_interrupt_fires_once_until_an_esr_write_rearms_it():
     # §10.5.3: "This write also rearms the APIC error interrupt triggering mechanism."
     apic = enabled()
-    apic.write(Reg.LVT_ERROR, 0x70)
-    first = apic.write(Reg.ICR_LOW, 0x44005)  # self-IPI of an illegal vector
+    apic.write(Reg.LVT_ERROR, 0x70, now=0)
+    first = apic.write(Reg.ICR_LOW, 0x44005, now=0)  # self-IPI of an illegal vector
     assert [type(e).__name__ for e in first] == ["LocalInterrupt"]
-    assert apic.write(Reg.ICR_LOW, 0x44006) == ()  # disarmed: the ESR bits only accumulate
-    apic.write(Reg.ESR, 0)
-    assert apic.read(Reg.ESR) == 0x60
-    assert [type(e).__name__ for e in apic.write(Reg.ICR_LOW, 0x44005)] == ["LocalInterrupt"]
+    assert apic.write(Reg.ICR_LOW, 0x44006, now=0) == ()  # disarmed: the ESR bits only accumulate
+    apic.write(Reg.ESR, 0, now=0)
+    assert apic.read(Reg.ESR, now=0) == 0x60
+    assert [type(e).__name__ for e in apic.write(Reg.ICR_LOW, 0x44005, now=0)] == ["LocalInterrupt"]
 
 
 def test_an_illegal_lvt_error_vector_is_received_illegally_once_not_forever():
     # LVT error vector 0: the error interrupt itself is an illegal vector (an error), but the
     # mechanism is disarmed until the next ESR write, so there is no second interrupt.
     apic = enabled()
-    apic.write(Reg.LVT_ERROR, 0)
-    (interrupt,) = apic.write(Reg.ICR_LOW, 0x44006)
+    apic.write(Reg.LVT_ERROR, 0, now=0)
+    (interrupt,) = apic.write(Reg.ICR_LOW, 0x44006, now=0)
     assert apic.accept(interrupt.vector) is Accept.ILLEGAL
     assert apic.error_interrupt() == ()
-    apic.write(Reg.ESR, 0)
-    assert apic.read(Reg.ESR) == 0x60  # send and receive illegal vector
+    apic.write(Reg.ESR, 0, now=0)
+    assert apic.read(Reg.ESR, now=0) == 0x60  # send and receive illegal vector

@@ -141,6 +141,6 @@ def test_after_delivery_vppr_is_at_least_the_delivered_class(rvi, tpr, isr):
     if v.can_deliver(True):
         vector = v.deliver()
         assert priority_class(v.vppr) >= priority_class(vector)
-        assert priority_class(vector) > priority_class(max(tpr, max(isr, default=0)) & 0xF0) or (
-            priority_class(vector) > priority_class(tpr)
-        )
+        # §29.1.1: VPPR is VTPR or SVI & 0xF0, whichever class is higher; §29.2.1 recognizes RVI
+        # only above it. So what is delivered outranks both TPR and the highest in service.
+        assert priority_class(vector) > max(priority_class(tpr), priority_class(max(isr, default=0)))

@@ -113,7 +113,7 @@ def test_random_programs_are_a_pure_function_of_the_seed() -> None:
 
 def test_random_programs_draw_msr_reads_and_ioapic_line_pulses_some_of_the_time() -> None:
     from apiclab.guest.program import testdev_line
-    from apiclab.guest.stepper import run_program
+    from apiclab.hypervisor.program_run import run_program
 
     programs = [random_program(1, i)[0] for i in range(60)]
     with_line = [p for p in programs

@@ -2,17 +2,17 @@
 
 from apiclab.arch.registers import Reg
 from apiclab.engine.trace import Trace
-from apiclab.hypervisor.machine import Machine
+from apiclab.hypervisor.machine import ModelVm
 from apiclab.hypervisor.profiles import get_profile
 
 PERIOD = 15_625_000
 CLOCK = 0xD1
 
 
-def clock_into_a_stuck_vector(skip: bool, apicv: bool = True) -> tuple[Machine, list[int]]:
+def clock_into_a_stuck_vector(skip: bool, apicv: bool = True) -> tuple[ModelVm, list[int]]:
     """A guest whose handler never EOIs: the first tick stays in service and every later one
     finds the clock vector already pending — the phase-0 wait of a failing reboot."""
-    m = Machine(get_profile("kvm-3.17"), apicv=apicv, tsc_hz=10**9, trace=Trace(recording=False))
+    m = ModelVm(get_profile("kvm-3.17"), apicv=apicv, tsc_hz=10**9, trace=Trace(recording=False))
     m.idle_ticks.enabled = skip
     taken: list[int] = []
     vcpu = m.vcpu
@@ -25,7 +25,7 @@ def clock_into_a_stuck_vector(skip: bool, apicv: bool = True) -> tuple[Machine, 
     return m, taken
 
 
-def observable(m: Machine) -> tuple[object, ...]:
+def observable(m: ModelVm) -> tuple[object, ...]:
     lapic, vapic = m.vcpu.lapic, m.vcpu.vapic
     virtual = (vapic.rvi, vapic.svi, vapic.vppr, vapic.pir) if vapic else ()
     return (lapic.irr, lapic.isr, m.vcpu.deliveries, m.engine.next_time(), *virtual)

@@ -4,8 +4,9 @@ import pytest
 
 from apiclab.conform.backends import ModelBackend
 from apiclab.guest.program import Handler, Mode, Op, Program, Step
-from apiclab.guest.stepper import STOPPED, run_program
+from apiclab.guest.stepper import STOPPED
 from apiclab.hypervisor.machine import reset_image
+from apiclab.hypervisor.program_run import run_program
 
 CLOCK = 0xD1
 PROGRAM = Program(

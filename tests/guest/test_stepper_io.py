@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from apiclab.guest.program import Handler, Mode, Op, Program, Step
-from apiclab.guest.stepper import run_program
+from apiclab.hypervisor.program_run import run_program
 
 IOREGSEL, IOWIN = 0xFEC00000, 0xFEC00010
 

@@ -3,7 +3,7 @@
 from apiclab.engine.core import Engine
 from apiclab.engine.trace import Trace
 from apiclab.hypervisor.kvm import KvmVcpu
-from apiclab.hypervisor.machine import Machine, reset_image
+from apiclab.hypervisor.machine import ModelVm, reset_image
 from apiclab.hypervisor.profiles import PROFILES, SWITCHES, get_profile
 from apiclab.platform.tsc import Tsc
 
@@ -45,7 +45,7 @@ def test_kvm_317_entry_does_not_touch_rvi_while_the_apic_is_disabled():
 def _enabled_vcpu(profile: str, rvi: int) -> KvmVcpu:
     v = vcpu(profile)
     assert v.vapic is not None
-    v.lapic.write(0xF0, 0x1FF)  # software-enable (SVR), no exit modelled
+    v.lapic.write(0xF0, 0x1FF, now=0)  # software-enable (SVR), no exit modelled
     v.vapic.rvi = rvi
     v.req_event = False
     return v
@@ -80,7 +80,7 @@ def test_from_6_14_a_reset_leaves_rvi_stale_until_the_apic_is_enabled():
     from apiclab.arch.registers import Reg
 
     for name, stale in (("kvm-6.7", False), ("kvm-6.14", True)):
-        m = Machine(get_profile(name), apicv=True, tsc_hz=10**9, trace=Trace())
+        m = ModelVm(get_profile(name), apicv=True, tsc_hz=10**9, trace=Trace())
         vapic = m.vcpu.vapic
         assert vapic is not None
         m.vcpu.vm_entry()
@@ -111,11 +111,11 @@ def test_kvm_411_restore_clears_posted_interrupts():
 
 def test_stale_rvi_is_delivered_at_the_first_sti_after_reset_on_kvm_317_only():
     for name, stale in (("kvm-3.17", True), ("kvm-3.19", False)):
-        m = Machine(get_profile(name), apicv=True, tsc_hz=10**9, trace=Trace())
+        m = ModelVm(get_profile(name), apicv=True, tsc_hz=10**9, trace=Trace())
         seen = []
         m.vcpu.idt = seen.append
         m.vcpu.vm_entry()
-        m.vcpu.lapic.write(0xF0, 0x1FF)
+        m.vcpu.lapic.write(0xF0, 0x1FF, now=0)
         m.vcpu.accept_irq(0xE1)  # pending while IF = 0
         m.system_reset()
         m.vcpu.sti()
@@ -143,7 +143,7 @@ def _expired_one_shot_image():
 
 def test_expired_one_shot_fires_at_once_from_v6_3_and_a_period_late_before():
     for name, at_once in (("kvm-4.11", False), ("kvm-6.3", True)):
-        m = Machine(get_profile(name), apicv=False, tsc_hz=10**9, trace=Trace())
+        m = ModelVm(get_profile(name), apicv=False, tsc_hz=10**9, trace=Trace())
         m.vcpu.kvm_set_lapic(_expired_one_shot_image())
         assert bool(m.vcpu.lapic.irr >> 0xEC & 1) is at_once
         m.engine.run(until=2 * 1000 * 2)  # two initial counts at 2 ns a count
@@ -155,7 +155,7 @@ def test_get_lapic_syncs_pir_and_carries_the_current_count():
 
     v = vcpu("kvm-6.7")
     assert v.vapic is not None
-    v.lapic.write(Reg.SVR, 0x1FF)
+    v.lapic.write(Reg.SVR, 0x1FF, now=0)
     v.lapic.write(Reg.TIMER_INITIAL, 1000, now=0)
     v.vapic.post(0x70)
     image = v.kvm_get_lapic()
@@ -177,7 +177,7 @@ def test_level_triggered_eoi_reaches_the_ioapic_with_and_without_apicv():
     from apiclab.arch.registers import Reg
 
     for apicv in (False, True):
-        m = Machine(get_profile("kvm-6.14"), apicv=apicv, tsc_hz=10**9, trace=Trace())
+        m = ModelVm(get_profile("kvm-6.14"), apicv=apicv, tsc_hz=10**9, trace=Trace())
         seen = []
         m.vcpu.idt = seen.append
         m.vcpu.vm_entry()
@@ -196,7 +196,7 @@ def test_apicv_activation_sets_svi_from_the_isr_from_6_19_only():
     from apiclab.arch.registers import Reg
 
     for name, retired in (("kvm-6.14", False), ("kvm-6.19", True)):
-        m = Machine(get_profile(name), apicv=True, tsc_hz=10**9, trace=Trace())
+        m = ModelVm(get_profile(name), apicv=True, tsc_hz=10**9, trace=Trace())
         vcpu = m.vcpu
         vcpu.vm_entry()
         vcpu.apic_write(Reg.SVR, 0x1FF)

@@ -32,7 +32,7 @@ from apiclab.backends.kvm.exits import (
     VcpuExit,
 )
 from apiclab.backends.kvm.ioctls import KvmError
-from apiclab.backends.kvm.machine import Machine
+from apiclab.backends.kvm.machine import KvmPc
 from apiclab.backends.kvm.system import DEV_KVM, KVM_API_VERSION, Kvm
 from apiclab.backends.kvm.tracefs import TraceCapture
 from apiclab.backends.kvm.vcpu import Vcpu
@@ -121,7 +121,7 @@ class KvmBackend:
         rom = build_image(program)
         with open_kvm(self.path) as kvm:
             try:
-                machine = Machine(rom, kvm, program.cpus)
+                machine = KvmPc(rom, kvm, program.cpus)
             except KvmError as e:
                 if e.ioctl == "KVM_CREATE_VM":
                     err = e.errno or 0
@@ -178,7 +178,7 @@ def _create_vm_hint(err: int) -> str:
     return ""
 
 
-def _run_all(machine: Machine) -> tuple[_RunLog, list[_RunLog]]:
+def _run_all(machine: KvmPc) -> tuple[_RunLog, list[_RunLog]]:
     """vCPU 0 in this thread, each other vCPU in a thread of its own, each with its own log.
     The run ends when vCPU 0's loop does (the agent's exit port, the time-out): the others are
     then stopped as the time-out stops vCPU 0 (immediate_exit and a kick, deadline.py). An AP
@@ -219,7 +219,7 @@ def _run_all(machine: Machine) -> tuple[_RunLog, list[_RunLog]]:
     return out, ap_logs
 
 
-def _run_loop(machine: Machine, vcpu: Vcpu, out: _RunLog | None = None,
+def _run_loop(machine: KvmPc, vcpu: Vcpu, out: _RunLog | None = None,
               stop: threading.Event | None = None) -> _RunLog:
     """KVM_RUN until the agent's exit port, a triple fault, an error or the time-out (or, for an
     AP, `stop`)."""

@@ -36,7 +36,7 @@ from apiclab.backends.kvm import ioctls as nr
 from apiclab.backends.kvm import structs as s
 from apiclab.backends.kvm.deadline import KICK_SIGNAL, ensure_kick_handler
 from apiclab.backends.kvm.ioctls import KvmError, ioctl
-from apiclab.backends.kvm.machine import Machine, reset_registers
+from apiclab.backends.kvm.machine import KvmPc, reset_registers
 from apiclab.backends.kvm.system import Kvm
 from apiclab.hypervisor.machine import reset_image
 
@@ -104,10 +104,10 @@ class _Watchdog:
 
 
 class InPlaceVm:
-    """A `Machine` (one VM, RAM, ROM, irqchip, PIT, one vCPU) kept across reboots."""
+    """A `KvmPc` (one VM, RAM, ROM, irqchip, PIT, one vCPU) kept across reboots."""
 
     def __init__(self, rom: bytes, kvm: Kvm, *, cycle_timeout_s: float = 5.0) -> None:
-        self.machine = Machine(rom, kvm)
+        self.machine = KvmPc(rom, kvm)
         try:
             self._rom = rom
             vcpu = self.machine.vcpu

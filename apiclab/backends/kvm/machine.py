@@ -1,7 +1,7 @@
 """The little PC the agent boots on: RAM below the ROM, the ROM at 0xF0000 and below 4 GiB,
 an in-kernel irqchip and 8254 PIT (ISA IRQ0 on IOAPIC pin 2), one vCPU (or several) in the reset state with x2APIC and TSC-deadline in its CPUID.
 
-    with Machine(rom) as m:
+    with KvmPc(rom) as m:
         m.vcpu.set_lapic(image)
         ...
 """
@@ -68,8 +68,9 @@ def reset_registers(vcpu: Vcpu) -> None:
     vcpu.set_regs(regs)
 
 
-class Machine:
-    """Owns every fd and mapping of one run; `close` releases all of them, in reverse order."""
+class KvmPc:
+    """The real PC on /dev/kvm the agent boots on (the model of a VM is
+    `apiclab.hypervisor.machine.ModelVm`). Owns every fd and mapping of one run; `close` releases all of them, in reverse order."""
 
     def __init__(self, rom: bytes, kvm: Kvm | None = None, cpus: int = 1) -> None:
         if len(rom) != ROM_SIZE:
@@ -109,7 +110,7 @@ class Machine:
     def close(self) -> None:
         self._stack.close()
 
-    def __enter__(self) -> Machine:
+    def __enter__(self) -> KvmPc:
         return self
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None,

@@ -36,7 +36,7 @@ from apiclab.guest.agent import log
 from apiclab.guest.agent.image import build_image
 from apiclab.guest.program import Mode, Program
 from apiclab.guest.stepper import DEFAULT_LIMIT_NS, ProgramRun
-from apiclab.hypervisor.machine import Machine, reset_image
+from apiclab.hypervisor.machine import ModelVm, reset_image
 from apiclab.hypervisor.profiles import Profile
 from apiclab.hypervisor.state_key import vcpu_state_key
 
@@ -168,7 +168,7 @@ class ModelStorm:
         return self.cycles[self.index_of(reboot)]
 
 
-def _model_reset(machine: Machine) -> None:
+def _model_reset(machine: ModelVm) -> None:
     """The host's `InPlaceVm.reset` on the model: devices, then the CPU, KVM_SET_LAPIC with the
     reset image, the TSC-deadline MSR back to 0, and KVM_RUN from the reset vector."""
     vcpu = machine.vcpu
@@ -187,7 +187,7 @@ def run_model_storm(program: Program, profile: Profile, *, apicv: bool, reboots:
                     tsc_hz: int) -> ModelStorm:
     program.validate()
     trace = Trace()
-    machine = Machine(profile, apicv=apicv, tsc_hz=tsc_hz, trace=trace)
+    machine = ModelVm(profile, apicv=apicv, tsc_hz=tsc_hz, trace=trace)
     machine.vcpu.lapic.x2apic = program.mode == Mode.X2APIC_REAL
     cycles: list[Trace] = []
     pages: list[str] = []

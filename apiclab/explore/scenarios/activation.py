@@ -20,7 +20,7 @@ from __future__ import annotations
 from apiclab.arch.registers import Reg
 from apiclab.engine.choices import Choices
 from apiclab.engine.trace import Trace
-from apiclab.hypervisor.machine import Machine
+from apiclab.hypervisor.machine import ModelVm
 from apiclab.hypervisor.profiles import Profile
 
 NAME = "apicv-activation"
@@ -33,7 +33,7 @@ RUN_NS = 2_000_000_000
 
 def run(profile: Profile, apicv: bool, choices: Choices) -> Trace:
     trace = Trace()
-    machine = Machine(profile, apicv=apicv, tsc_hz=TSC_HZ, trace=trace)
+    machine = ModelVm(profile, apicv=apicv, tsc_hz=TSC_HZ, trace=trace)
     vcpu, engine = machine.vcpu, machine.engine
     pick = choices.below(len(VECTORS) + 1)  # 0: nothing in service at the activation
     inside = choices.below(len(WHEN)) == 1

@@ -29,7 +29,7 @@ from apiclab.engine.trace import Trace
 from apiclab.explore.choices import checkpoint
 from apiclab.explore.scenarios.state import vcpu_state_key
 from apiclab.guest.windows7 import BootOutcome, Windows7, Windows7Config
-from apiclab.hypervisor.machine import Machine
+from apiclab.hypervisor.machine import ModelVm
 from apiclab.hypervisor.profiles import Profile
 
 NAME = "reboot"
@@ -113,7 +113,7 @@ def _run(profile: Profile, apicv: bool, choices: Choices, config: Windows7Config
     return trace
 
 
-class _ResetExitMachine(Machine):
+class _ResetExitMachine(ModelVm):
     """The reset-port write is an I/O exit: the vCPU leaves the guest before QEMU starts the
     reset, and interrupts arriving meanwhile find it outside (posted in PIR with APICv)."""
 
@@ -126,12 +126,12 @@ class _ResetExitMachine(Machine):
         super().io_out(port, value)
 
 
-def _arrive(machine: Machine, vectors: list[int], gap_ns: int) -> Process:
+def _arrive(machine: ModelVm, vectors: list[int], gap_ns: int) -> Process:
     for vector in vectors:
         yield Sleep(gap_ns)
         machine.vcpu.accept_irq(vector, source=_source(vector))
     yield Sleep(gap_ns)
 
 
-def _accept_later(machine: Machine, vector: int) -> Callable[[], None]:
+def _accept_later(machine: ModelVm, vector: int) -> Callable[[], None]:
     return lambda: machine.vcpu.accept_irq(vector, source=_source(vector))

@@ -28,7 +28,7 @@ from apiclab.engine.choices import Choices
 from apiclab.engine.trace import Trace
 from apiclab.explore.choices import checkpoint
 from apiclab.explore.scenarios.state import vcpu_state_key
-from apiclab.hypervisor.machine import Machine
+from apiclab.hypervisor.machine import ModelVm
 from apiclab.hypervisor.profiles import Profile
 
 NAME = "snapshot"
@@ -49,7 +49,7 @@ RUN_AFTER_RESTORE_NS = 10 * MS
 
 def run(profile: Profile, apicv: bool, choices: Choices) -> Trace:
     trace = Trace()
-    machine = Machine(profile, apicv=apicv, tsc_hz=TSC_HZ, trace=trace)
+    machine = ModelVm(profile, apicv=apicv, tsc_hz=TSC_HZ, trace=trace)
     vcpu, engine = machine.vcpu, machine.engine
     vcpu.idt = lambda vector: vcpu.apic_write(Reg.EOI, 0)  # a running OS: handlers EOI
     vcpu.vm_entry()

@@ -11,7 +11,7 @@ import pytest
 from apiclab.backends.kvm.deadline import RunDeadline
 from apiclab.backends.kvm.exits import Interrupted
 from apiclab.backends.kvm.ioctls import KvmError
-from apiclab.backends.kvm.machine import Machine
+from apiclab.backends.kvm.machine import KvmPc
 from apiclab.backends.kvm.system import Kvm
 from apiclab.backends.kvm.vm import GuestMemory
 from apiclab.guest.agent.image import RESET_VECTOR_OFFSET, ROM_SIZE
@@ -59,7 +59,7 @@ def test_a_thousand_vm_lifecycles_leave_no_fd_or_mapping(kvm: Kvm) -> None:
 
 def test_whole_machines_with_irqchip_leave_no_fd_or_mapping(kvm: Kvm) -> None:
     def one_run() -> None:
-        with Machine(_rom(JMP_SELF), kvm) as m, RunDeadline(m.vcpu, 0.005) as deadline:
+        with KvmPc(_rom(JMP_SELF), kvm) as m, RunDeadline(m.vcpu, 0.005) as deadline:
             m.vcpu.run()
         assert deadline.fired
 
@@ -72,7 +72,7 @@ def test_whole_machines_with_irqchip_leave_no_fd_or_mapping(kvm: Kvm) -> None:
 
 @pytest.mark.parametrize("code", [JMP_SELF, CLI_HLT], ids=["spinning", "halted-with-if-0"])
 def test_guest_that_never_exits_is_stopped_by_the_time_out(kvm: Kvm, code: bytes) -> None:
-    with Machine(_rom(code), kvm) as m:
+    with KvmPc(_rom(code), kvm) as m:
         start = time.monotonic()
         with RunDeadline(m.vcpu, 0.2) as deadline:
             exits = []
@@ -87,7 +87,7 @@ def test_guest_that_never_exits_is_stopped_by_the_time_out(kvm: Kvm, code: bytes
 
 
 def test_deadline_that_does_not_fire_leaves_the_run_alone(kvm: Kvm) -> None:
-    with Machine(_rom(b"\xe6\xe9" + JMP_SELF), kvm) as m:  # out 0xE9, al; then spin
+    with KvmPc(_rom(b"\xe6\xe9" + JMP_SELF), kvm) as m:  # out 0xE9, al; then spin
         with RunDeadline(m.vcpu, 5.0) as deadline:
             exit_ = m.vcpu.run()
         assert not deadline.fired
@@ -97,7 +97,7 @@ def test_deadline_that_does_not_fire_leaves_the_run_alone(kvm: Kvm) -> None:
 
 def test_io_in_exit_is_answered_with_fill_io_in(kvm: Kvm) -> None:
     # in al, 0x80 ; out 0xE9, al ; jmp $  -- the guest echoes what the host answered
-    with Machine(_rom(b"\xe4\x80\xe6\xe9" + JMP_SELF), kvm) as m:
+    with KvmPc(_rom(b"\xe4\x80\xe6\xe9" + JMP_SELF), kvm) as m:
         first = m.vcpu.run()
         assert (type(first).__name__, first.port) == ("IoIn", 0x80)  # type: ignore[union-attr]
         m.vcpu.fill_io_in(b"\x5a")

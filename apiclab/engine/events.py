@@ -1,0 +1,312 @@
+"""Typed observation events: one frozen class per kind, a tagged union over them, and the codec.
+
+An `Event(time, kind, data)` of `apiclab.engine.trace` is the form the executors record (cheap to
+build on the hot path); this module is its schema. Each kind is a `msgspec.Struct` whose tag is the
+kind's name, so a JSON object `{"kind": "deliver", ...}` decodes to `Deliver` with every field
+type-checked and unknown fields refused: external traces (a file, another tool) come in through
+`decode_jsonl`, which says in one line what was wrong. Every class carries the optional register
+snapshot (`Snapshot`'s fields, flat as the executors record them), and whether the guest itself
+can see the event is a property of the class (`guest_visible`), from which
+`apiclab.engine.trace.GUEST_VISIBLE` is derived.
+
+msgspec was chosen for this: Structs are frozen and slotted, tagged unions and validation are
+built in, and its JSON encoder writes sorted keys without spaces (the canonical form) far faster
+than the standard library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+import msgspec
+
+from apiclab.errors import DecodeError
+
+
+class Snapshot(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True,
+               forbid_unknown_fields=True, tag_field="kind"):
+    """The interrupt state recorded with a step: IRR/ISR/TMR/PIR as vector lists, TPR/PPR, and
+    with APICv RVI/SVI/VPPR (SDM §29.1.1). Absent fields were not observed."""
+
+    time: int
+    cpu: int | None = None  # the CPU it happened on, in a program for several CPUs
+    irr: list[int] | None = None
+    isr: list[int] | None = None
+    pir: list[int] | None = None
+    tpr: int | None = None
+    ppr: int | None = None
+    rvi: int | None = None
+    svi: int | None = None
+    vppr: int | None = None
+
+    guest_visible: ClassVar[bool] = False
+
+    def registers(self) -> dict[str, Any]:
+        """The snapshot's observed fields, by name."""
+        return {k: getattr(self, k) for k in REGISTER_KEYS if getattr(self, k) is not None}
+
+
+# The snapshot's field names, in the order explanations show them.
+REGISTER_KEYS = ("rvi", "svi", "vppr", "ppr", "tpr", "irr", "isr", "pir")
+
+
+def registers_of(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The register snapshot held in a recorded event's data (what `Snapshot.registers` gives
+    for the typed event): the one definition every explanation reads."""
+    return {k: data[k] for k in REGISTER_KEYS if k in data}
+
+
+# --- what the guest sees (the agent reports exactly these on real machines) ---------------------
+
+class Interrupt(Snapshot, frozen=True, tag="interrupt"):
+    """The guest's handler ran for `vector` (with its ISR/IRR/TMR/PPR reads)."""
+
+    vector: int
+    tmr: list[int] | None = None
+    count: int | None = None
+    guest_visible: ClassVar[bool] = True
+
+
+class Read(Snapshot, frozen=True, tag="read"):
+    """A guest read: an APIC register (`reg`), a port (`port`), MMIO (`addr`) or an MSR (`msr`)."""
+
+    value: int
+    reg: int | None = None
+    port: int | None = None
+    addr: int | None = None
+    msr: int | None = None
+    guest_visible: ClassVar[bool] = True
+
+
+class WaitDone(Snapshot, frozen=True, tag="wait"):
+    vector: int
+    count: int
+    outcome: str  # or "timeout"
+    guest_visible: ClassVar[bool] = True
+
+
+class Bugcheck(Snapshot, frozen=True, tag="bugcheck"):
+    code: int
+    params: list[int]
+    tsc: int | None = None
+    guest_visible: ClassVar[bool] = True
+
+
+class Fault(Snapshot, frozen=True, tag="fault"):
+    vector: int
+    guest_visible: ClassVar[bool] = True
+
+
+class End(Snapshot, frozen=True, tag="end"):
+    guest_visible: ClassVar[bool] = True
+
+
+# --- what the hypervisor and the model record (not visible to the guest) ------------------------
+
+class Accept(Snapshot, frozen=True, tag="accept"):
+    """KVM accepted an interrupt (`__apic_accept_irq`), by `path` (IRR, posted, NMI, dropped...)."""
+
+    vector: int
+    source: str
+    path: str | None = None  # None in a replayed host trace
+
+
+class Deliver(Snapshot, frozen=True, tag="deliver"):
+    """The CPU delivered `vector` `via` injection or virtual-interrupt delivery; `irr_was_set`
+    says whether its IRR bit was set (a stale RVI delivers a vector whose IRR bit is clear)."""
+
+    vector: int
+    via: str | None = None  # "inject" or "virtual"; None where a host trace does not say
+    irr_was_set: bool | None = None
+    source: str | None = None  # a replayed host trace: the line it comes from
+
+
+class Eoi(Snapshot, frozen=True, tag="eoi"):
+    vector: int | None = None
+    source: str | None = None
+
+
+class TprWrite(Snapshot, frozen=True, tag="tpr"):
+    """A TPR write seen in a replayed host trace (`vector` holds the new TPR)."""
+
+    vector: int
+    source: str | None = None
+
+
+class SetLapic(Snapshot, frozen=True, tag="set-lapic"):
+    """KVM_SET_LAPIC: `before` is the snapshot before the push, the flat fields the one after."""
+
+    before: dict[str, Any]
+
+
+class Reset(Snapshot, frozen=True, tag="reset"):
+    """QEMU's system reset began (the vCPU has left the guest)."""
+
+    vector: int | None = None  # a replayed host trace records 0 here
+    source: str | None = None
+
+
+class SnapshotTaken(Snapshot, frozen=True, tag="snapshot"):
+    """savevm: the APIC timer's state when QEMU saved the VM."""
+
+    timer_armed: bool
+    timer_vector: int
+    timer_mode: str
+    timer_remaining_ns: int
+    tsc_deadline: int
+
+
+class Restore(Snapshot, frozen=True, tag="restore"):
+    """loadvm: QEMU puts the APIC back (then the TSC deadline, if any)."""
+
+    tsc: int
+    tsc_deadline: int
+    one_shot_tmcct_zero: bool
+    text: str
+
+
+class TimerAfterRestore(Snapshot, frozen=True, tag="timer-after-restore"):
+    armed: bool
+    pending: bool
+    text: str
+
+
+class ApicvChange(Snapshot, frozen=True, tag="apicv"):
+    active: bool
+
+
+class IpiIgnored(Snapshot, frozen=True, tag="ipi-ignored"):
+    vector: int
+    delivery_mode: int
+
+
+class Init(Snapshot, frozen=True, tag="init"):
+    """An INIT IPI reset this CPU's APIC (§10.4.7.3); it now waits for a start-up IPI."""
+
+
+class Startup(Snapshot, frozen=True, tag="startup"):
+    """A start-up IPI with `vector` (the start page) started this CPU (§10.4.7.3)."""
+
+    vector: int
+
+
+class Sti(Snapshot, frozen=True, tag="sti"):
+    pass
+
+
+class Cli(Snapshot, frozen=True, tag="cli"):
+    pass
+
+
+class GuestNote(Snapshot, frozen=True, tag="guest"):
+    """A guest model's note (what its code does at this point), for the reader."""
+
+    text: str
+
+
+class Handler(Snapshot, frozen=True, tag="handler"):
+    """A guest interrupt handler ran for `vector` and did (`eoi`) or did not write the local
+    APIC's EOI; `text` says whose handler it is. Explanations read the fields."""
+
+    vector: int
+    eoi: bool
+    text: str
+
+
+class Reboot(Snapshot, frozen=True, tag="reboot"):
+    text: str
+
+
+class Panic(Snapshot, frozen=True, tag="panic"):
+    text: str
+
+
+class WaitStart(Snapshot, frozen=True, tag="wait-start"):
+    text: str
+    tsc: int | None = None
+    deadline: int | None = None
+    ticks: int | None = None
+
+
+class ClockOk(Snapshot, frozen=True, tag="clock-ok"):
+    ticks: int
+    tsc: int | None = None
+
+
+class Choice(Snapshot, frozen=True, tag="choice"):
+    """An explorer's choice (which interleaving this run takes)."""
+
+    text: str
+
+
+class Timeout(Snapshot, frozen=True, tag="timeout"):
+    after_s: float | None = None
+    reason: str | None = None
+
+
+class VmStop(Snapshot, frozen=True, tag="vm-stop"):
+    reason: str
+
+
+class AgentError(Snapshot, frozen=True, tag="agent-error"):
+    reason: str
+
+
+class ModelStopped(Snapshot, frozen=True, tag="model-stopped"):
+    reason: str
+
+
+Observation = (
+    Interrupt | Read | WaitDone | Bugcheck | Fault | End | Accept | Deliver | Eoi | SetLapic
+    | Reset | ApicvChange | IpiIgnored | Sti | Cli | GuestNote | Reboot | Panic | WaitStart
+    | ClockOk | Choice | Timeout | VmStop | AgentError | ModelStopped | TprWrite | SnapshotTaken
+    | Handler | Init | Startup
+    | Restore | TimerAfterRestore
+)
+KINDS: dict[str, type[Snapshot]] = {
+    str(cls.__struct_config__.tag): cls for cls in Observation.__args__
+}
+GUEST_VISIBLE_KINDS = frozenset(kind for kind, cls in KINDS.items() if cls.guest_visible)
+
+_ENCODER = msgspec.json.Encoder(order="sorted")
+_DECODER: msgspec.json.Decoder[Snapshot] = msgspec.json.Decoder(Observation)
+
+
+def from_dict(row: Mapping[str, Any]) -> Snapshot:
+    """The typed event of a `{"time", "kind", ...}` mapping, validated."""
+    try:
+        event: Snapshot = msgspec.convert(dict(row), Observation)
+    except msgspec.ValidationError as e:
+        raise DecodeError(f"event {row.get('kind', '?')!s} at {row.get('time', '?')!s}: {e}") from None
+    return event
+
+
+def to_dict(event: Snapshot) -> dict[str, Any]:
+    """The event as a plain mapping with `kind`, the fields it has (unobserved ones left out)."""
+    out: dict[str, Any] = msgspec.to_builtins(event)
+    return out
+
+
+def encode(event: Snapshot) -> bytes:
+    """Canonical JSON of one event: keys sorted, no spaces, absent fields left out."""
+    return _ENCODER.encode(event)
+
+
+def encode_jsonl(events: Iterable[Snapshot]) -> bytes:
+    return b"".join(encode(e) + b"\n" for e in events)
+
+
+def decode_jsonl(text: str | bytes, *, source: str = "trace") -> list[Snapshot]:
+    """Events from JSON Lines, each validated against its kind; a bad line raises DecodeError
+    naming `source`, the line and what was wrong."""
+    raw = text.encode() if isinstance(text, str) else text
+    events: list[Snapshot] = []
+    for number, line in enumerate(raw.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            events.append(_DECODER.decode(line))
+        except (msgspec.ValidationError, msgspec.DecodeError) as e:
+            raise DecodeError(f"{source} line {number}: {e}") from None
+    return events
