@@ -105,3 +105,16 @@ def test_an_nmi_record_inside_another_is_split_out_after_it() -> None:
             + "000000000000D0\n@E000000000000500A\n")
     kinds = [(e.kind, e.data.get("vector", e.data.get("value"))) for e in log.decode(text, TSC_KHZ)]
     assert kinds == [("read", 0xD0), ("interrupt", 2), ("end", None)]
+
+
+def test_logs_of_several_cpus_merge_by_tsc_and_carry_each_cpu() -> None:
+    # CPU 0 starts first and ends last; CPU 1's read lies between CPU 0's two records
+    cpu0 = "@S000000000000100001\n@R0000000000003000" + "00000020" + "0" * 16 + "\n" \
+           "@E0000000000005000\n"
+    cpu1 = "@S000000000000200001\n@R0000000000004000" + "00000020" + "0" * 14 + "01\n"
+    trace = log.decode_cpus([cpu0.encode(), cpu1], tsc_khz=1_000)
+    got = [(e.kind, e.data.get("cpu"), e.data.get("value")) for e in trace.events]
+    assert got == [("read", 0, 0), ("read", 1, 1), ("end", 0, None)]
+    assert [e.time for e in trace.events] == [0x2000 * 1000, 0x3000 * 1000, 0x4000 * 1000]
+    # one CPU: no cpu field, as the model records none there
+    assert "cpu" not in log.decode(cpu0, 1_000).events[0].data
