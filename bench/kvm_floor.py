@@ -22,6 +22,15 @@ class FloorUnavailable(RuntimeError):
     pass
 
 
+def floor_or_none(prefix: str = "") -> CFloor | None:
+    """The C floor, or None with the reason printed: a bench without gcc still measures apiclab."""
+    try:
+        return CFloor()
+    except FloorUnavailable as e:
+        print(f"{prefix}{e}")
+        return None
+
+
 class CFloor:
     def __init__(self) -> None:
         gcc = shutil.which("gcc") or shutil.which("cc")

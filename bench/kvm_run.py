@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from kvm_floor import CFloor, FloorUnavailable
+from kvm_floor import floor_or_none
 
 from apiclab.backends.kvm.backend import KvmBackend, open_kvm
 from apiclab.backends.kvm.deviation import outcome
@@ -72,11 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     backend = KvmBackend()
 
     backend.run(case.program, lapic_image=case.image)  # warm up
-    try:
-        floor: CFloor | None = CFloor()
-    except FloorUnavailable as e:
-        print(f"no C floor: {e}")
-        floor = None
+    floor = floor_or_none("no C floor: ")
     rates: list[float] = []
     ratios: list[float] = []
     for r in range(args.rounds):

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from kvm_floor import CFloor, FloorUnavailable
+from kvm_floor import floor_or_none
 
 from apiclab.backends.kvm.backend import open_kvm
 from apiclab.backends.kvm.storm import run_host_storm
@@ -144,11 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     rom, image = build_image(program), reset_image().encode()
     print(f"1. kvm storm, {args.reboots} reboots in place per run, {args.rounds} rounds "
           "(apiclab and its C floor alternate)")
-    try:
-        floor: CFloor | None = CFloor()
-    except FloorUnavailable as e:
-        print(f"   {e}")
-        floor = None
+    floor = floor_or_none("   ")
     ours: list[float] = []
     theirs: list[float] = []
     with open_kvm() as kvm:

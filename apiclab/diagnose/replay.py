@@ -110,6 +110,11 @@ class Replay:
         """file:line of an event, for the one-line error (`lineno` holds the event's index)."""
         return f"{self.name}:{line_of(self.text, line.lineno)}"
 
+
+    def unreadable(self, line: TraceLine) -> EvidenceError:
+        """The one-line error for an event whose fields do not parse."""
+        return EvidenceError(f"{self.where(line)}: {line.event} fields not understood: "
+                             f"{line.msg[:60]!r}")
     def run(self, found: list[tuple[str, str, str, str, str]],
             pids: set[int] | None) -> dict[int, int]:
         """Every event through its handler; returns how many handled events each task had.
@@ -183,8 +188,7 @@ class Replay:
     def accept(self, line: TraceLine) -> None:
         fields = accept_fields(line.msg)
         if fields is None:
-            raise EvidenceError(f"{self.where(line)}: {line.event} fields not understood: "
-                                f"{line.msg[:60]!r}")
+            raise self.unreadable(line)
         cpu, vector, mode, level = fields
         v = self.vcpu(cpu)
         if line.event == "kvm_apicv_accept_irq":
@@ -203,8 +207,7 @@ class Replay:
     def inject(self, line: TraceLine) -> None:
         vector = inj_fields(line.msg)
         if vector is None:
-            raise EvidenceError(f"{self.where(line)}: kvm_inj_virq fields not understood: "
-                                f"{line.msg[:60]!r}")
+            raise self.unreadable(line)
         if vector < 0:
             return  # a software INTn, or a vector already acknowledged and now re-injected
         v = self.of_thread(line)
@@ -229,8 +232,7 @@ class Replay:
     def eoi(self, line: TraceLine) -> None:
         fields = eoi_fields(line.msg)
         if fields is None:
-            raise EvidenceError(f"{self.where(line)}: {line.event} fields not understood: "
-                                f"{line.msg[:60]!r}")
+            raise self.unreadable(line)
         self._retire(self.vcpu(fields[0]), fields[1], line)
 
     def _retire(self, v: VcpuReplay, vector: int, line: TraceLine) -> None:
@@ -252,8 +254,7 @@ class Replay:
     def apic_access(self, line: TraceLine) -> None:
         fields = apic_fields(line.msg)
         if fields is None:
-            raise EvidenceError(f"{self.where(line)}: kvm_apic fields not understood: "
-                                f"{line.msg[:60]!r}")
+            raise self.unreadable(line)
         write, reg, value = fields
         if reg >= 0:
             self.register(self.of_thread(line), write, reg, value, line)

@@ -9,38 +9,20 @@ import sys
 from pathlib import Path
 
 import pytest
+from fakes import Silent
 
-from apiclab.backends.base import Availability, RunResult
 from apiclab.cli import conform_cmd
 from apiclab.cli.main import main
 from apiclab.cli.progress import BackendProgress
 from apiclab.conform.backends import make_backend
-from apiclab.engine.trace import Trace
-from apiclab.guest.program import Program
 
 TWO_CASES = ["--only", "ppr-from-tpr", "--only", "reset-svr"]
-
-
-class Silent:
-    """Stands in for QEMU: its guest reports only the end, so it differs from the model on
-    every case and every random program with an event."""
-
-    name = "qemu"
-
-    def availability(self) -> Availability:
-        return Availability(True, "silent 1.0")
-
-    def run(self, program: Program, *, lapic_image: object = None,
-            timeout_s: float = 5.0) -> RunResult:
-        trace = Trace()
-        trace.record(0, "end")
-        return RunResult(trace)
 
 
 @pytest.fixture
 def silent_qemu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(conform_cmd, "make_backend",
-                        lambda name: Silent() if name == "qemu" else make_backend(name))
+                        lambda name: Silent("qemu") if name == "qemu" else make_backend(name))
 
 
 class Terminal(io.StringIO):

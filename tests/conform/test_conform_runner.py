@@ -2,35 +2,22 @@
 
 from __future__ import annotations
 
+from fakes import Silent
+
 from apiclab.arch.lapic_state import LapicState
 from apiclab.backends.base import Availability, BackendUnavailable, RunResult
 from apiclab.conform.backends import ModelBackend
 from apiclab.conform.case import load_builtin
 from apiclab.conform.report import matrix_text, summary_text, to_json
 from apiclab.conform.runner import run_suite
-from apiclab.engine.trace import Trace
 from apiclab.guest.program import Program
 
 CASES = [c for c in load_builtin() if c.name in ("ppr-from-tpr", "reset-svr")]
 
 
-class Silent:
-    """A backend whose guest reports only the end: differs from every case with events."""
-
-    name = "silent"
-
-    def availability(self) -> Availability:
-        return Availability(True, "silent 1.0")
-
-    def run(self, program: Program, *, lapic_image: object = None,
-            timeout_s: float = 5.0) -> RunResult:
-        trace = Trace()
-        trace.record(0, "end")
-        return RunResult(trace)
-
-
 class Broken(Silent):
-    name = "broken"
+    def __init__(self) -> None:
+        super().__init__("broken")
 
     def run(self, program: Program, *, lapic_image: object = None,
             timeout_s: float = 5.0) -> RunResult:
