@@ -2,12 +2,15 @@
 
 How KVM moves interrupt state between its register page and the CPU's virtualization state —
 accept, inject, VM entry, KVM_SET_LAPIC — with every version-dependent step asking the profile.
-The SDM rules themselves are called from `apiclab.arch`; nothing here re-derives them.
+The SDM rules themselves are called from `apiclab.arch`; nothing here re-derives them. The CPU
+core under it (IF, the handler table, NMI blocking, delivery at instruction boundaries) is
+`apiclab.platform.cpu.Cpu`; KVM's per-profile entry and restore paths are `kvm_entry` and
+`kvm_restore` beside this module.
 
-KVM sources the paths follow (`arch/x86/kvm/lapic.c`, `x86.c`, `vmx.c`): `__apic_accept_irq`
-(accept), `vcpu_enter_guest` (entry: KVM_REQ_EVENT, `inject_pending_event`, `hwapic_irr_update`),
-`kvm_apic_set_state` / `kvm_apic_post_state_restore` (KVM_SET_LAPIC), `vmx_deliver_posted_interrupt`
-and `vmx_sync_pir_to_irr` (posting), `kvm_apic_set_eoi_accelerated` (EOI-induced exit).
+KVM sources the paths here follow (`arch/x86/kvm/lapic.c`, `x86.c`, `vmx.c`): `__apic_accept_irq`
+(accept), `inject_pending_event` / `kvm_cpu_get_interrupt` (injection without APICv),
+`vmx_deliver_posted_interrupt` (posting), `kvm_apic_set_eoi_accelerated` (EOI-induced exit), the
+APIC register and MSR emulation (`kvm_lapic_reg_write`, `kvm_x2apic_msr_write`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from apiclab.arch.lapic import (
     DELIVERY_FIXED,
     DELIVERY_LOWEST,
     DELIVERY_NMI,
-    TIMER_ONE_SHOT,
     Accept,
     Effect,
     EoiBroadcast,
@@ -30,36 +32,28 @@ from apiclab.arch.lapic import (
     SendIpi,
     TimerChanged,
 )
-from apiclab.arch.lapic_state import LapicState
 from apiclab.arch.registers import IA32_APIC_BASE, IA32_TSC_DEADLINE, Reg, offset_of_msr
-from apiclab.arch.vectors import highest, vectors_of
+from apiclab.arch.vectors import vectors_of
 from apiclab.arch.vmx import VirtualApic
-from apiclab.engine.core import Engine, Signal
+from apiclab.engine.core import Engine
 from apiclab.engine.trace import Trace
-from apiclab.hypervisor.profiles import Profile, Sw
+from apiclab.hypervisor import kvm_entry, kvm_restore
+from apiclab.hypervisor.profiles import Profile
+from apiclab.platform.cpu import Cpu
 from apiclab.platform.lapic_timer import LapicTimer
 from apiclab.platform.tsc import Tsc
 
-# The registers a KVM_SET_LAPIC image carries that are plain register state (ISR/IRR/TMR banks
-# are restored as whole sets below).
 
-
-def sync_pir_to_irr(vapic: VirtualApic) -> int:
-    """KVM's `vmx_sync_pir_to_irr` (kicked vCPU, KVM_GET_LAPIC, entry): OR PIR into the page's
-    IRR and clear it and ON. Returns the highest IRR vector (-1 if none); the caller decides what
-    RVI becomes — that choice differs across KVM versions. KVM policy, not an SDM rule: the CPU's
-    own posted-interrupt processing (§29.6) is `VirtualApic.posted_interrupt_processing`."""
-    if vapic.on or vapic.pir:
-        vapic.on = False
-        vapic.page.irr |= vapic.pir
-        vapic.pir = 0
-    return highest(vapic.page.irr)
-
-
-class KvmVcpu:
-    """vCPU 0 of a VM: KVM's software APIC page, the VMCS APIC-virtualization state, the LAPIC
-    timer, and the guest-facing CPU operations (STI/CLI, APIC access, RDTSC, interrupt delivery).
+class KvmVcpu(Cpu):
+    """One vCPU of a VM: KVM's software APIC page, the VMCS APIC-virtualization state, the LAPIC
+    timer, and the guest-facing APIC operations (register and MSR access), on the CPU core.
     """
+
+    # KVM's per-profile paths, bound as methods (module functions taking the vCPU)
+    vm_entry = kvm_entry.vm_entry
+    set_apicv = kvm_entry.set_apicv
+    kvm_get_lapic = kvm_restore.kvm_get_lapic
+    kvm_set_lapic = kvm_restore.kvm_set_lapic
 
     def __init__(
         self,
@@ -72,28 +66,19 @@ class KvmVcpu:
         eoi_broadcast: Callable[[int], None] | None = None,
         apic_id: int = 0,
     ) -> None:
-        self.engine = engine
-        self.trace = trace
+        super().__init__(engine, trace, tsc)
         self.profile = profile
-        self.tsc = tsc
         self.lapic = LocalApic(apic_id)
-        # §10.4.4: the BSP flag is set in the bootstrap processor's IA32_APIC_BASE only
+        # IA32_APIC_BASE (§10.4.4; EXTD via set_x2apic): the BSP flag is set in the bootstrap
+        # processor's only
         self.apic_base = apic_base.reset_value(bsp=apic_id == 0)
         # With several vCPUs the machine routes every IPI over its bus (`ModelVm.send_ipi`).
         self.ipi_bus: Callable[[KvmVcpu, SendIpi], None] | None = None
-        self.wait_for_sipi = False  # after an INIT (§10.4.7.3), until a start-up IPI  # IA32_APIC_BASE (§10.4.4); EXTD via set_x2apic
         self.vapic: VirtualApic | None = VirtualApic(self.lapic) if apicv else None
         self.timer = LapicTimer(engine, self.lapic, tsc, self._timer_interrupt)
         self.eoi_broadcast = eoi_broadcast or (lambda vector: None)
-        self.if_flag = False
         self.in_guest = False
         self.req_event = False  # KVM_REQ_EVENT
-        self.idt: Callable[[int], None] = lambda vector: None
-        self.delivered = Signal()  # fires after every delivered interrupt (wakes HLT and waits)
-        self.deliveries = 0  # interrupts delivered so far (each ran guest code)
-        self._delivering = False
-        self.nmi_running = False  # an NMI handler is running (NMIs blocked until its IRET)
-        self.nmi_pending = False  # one NMI held while blocked (§6.7.1)
         self._parked_vapic: VirtualApic | None = None  # the VMCS state while APICv is inhibited
 
     @property
@@ -121,12 +106,6 @@ class KvmVcpu:
         else:
             regs["ppr"] = lapic.ppr()
         return regs
-
-    def record(self, kind: str, **data: Any) -> None:
-        """Record `kind` with `data` and the register snapshot, unless the trace is not recording
-        (the snapshot is most of a step's cost)."""
-        if self.trace.recording:
-            self.trace.record(self.engine.now, kind, **data, **self.registers())
 
     # --- host side: accepting interrupts (KVM __apic_accept_irq, APIC_DM_FIXED) -----------------
 
@@ -170,132 +149,12 @@ class KvmVcpu:
     def _timer_interrupt(self, vector: int) -> None:
         self.accept_irq(vector, source="lapic-timer")
 
-    # --- host side: VM entry (vcpu_enter_guest) -------------------------------------------------
-
-    def vm_entry(self) -> None:
-        """KVM_RUN → VM entry. With APICv: sync PIR into IRR, let the profile decide whether RVI
-        is rewritten, then the CPU's PPR virtualization and evaluation (SDM §29.2.1)."""
-        vapic = self.vapic
-        if vapic is not None:
-            max_irr = sync_pir_to_irr(vapic)
-            if self._entry_writes_rvi(max_irr):
-                vapic.rvi = max(max_irr, 0)  # vmx_set_rvi: -1 is written as 0
-            self.req_event = False
-            vapic.vm_entry()
-        else:
-            self.req_event = False
-        self.in_guest = True
-        self._try_deliver()
-
-    def _entry_writes_rvi(self, max_irr: int) -> bool:
-        """Whether this entry writes RVI = max(highest IRR, 0), era by era.
-
-        Every era writes only `if (kvm_lapic_enabled(vcpu))`: from c7c9c56ca26f inside the
-        KVM_REQ_EVENT block, from bf9f6ac8d749 before every entry, from b95234c84004 in
-        vmx_sync_pir_to_irr. So while the APIC is software-disabled (as after a reset) entry
-        leaves RVI alone. Up to 3.18 an empty IRR returned early (RVI kept); 4114c27d450b dropped
-        that return outside guest mode, so from 3.19 an empty IRR writes RVI = 0."""
-        p = self.profile
-        if not self.lapic.software_enabled:
-            return False
-        if not (self.req_event or p.on(Sw.ENTRY_RVI_EVERY_ENTRY)):
-            return False
-        if not p.on(Sw.ENTRY_RVI_ON_REQ_EVENT):
-            return False
-        return max_irr >= 0 or p.on(Sw.ENTRY_RVI_ZERO_WHEN_IRR_EMPTY)
+    # --- host side: VM exit (entry is `kvm_entry.vm_entry`) --------------------------------------
 
     def vm_exit(self) -> None:
         self.in_guest = False
 
-    def set_apicv(self, active: bool) -> None:
-        """Run-time APICv (de)activation, as `__kvm_vcpu_update_apicv` does when an inhibit is set
-        or cleared (processed before the next entry). The VMCS keeps RVI and SVI while APICv is
-        off; on activation KVM requests an event (RVI at the entry) and, from b2849bec936b, sets
-        SVI to the highest ISR bit. Without that, SVI keeps its old value and the guest's next EOI
-        clears the wrong VISR bit (SDM §29.1.2: EOI virtualization clears VISR[SVI])."""
-        if active == (self.vapic is not None):
-            return
-        if active:
-            vapic = self._parked_vapic or VirtualApic(self.lapic)
-            self.vapic, self._parked_vapic = vapic, None
-            if self.profile.on(Sw.ACTIVATION_UPDATES_SVI):
-                vapic.svi = max(highest(self.lapic.isr), 0)
-        else:
-            self._parked_vapic, self.vapic = self.vapic, None
-        self.req_event = True
-        self.record("apicv", active=active)
-        if self.in_guest:
-            self.vm_entry()  # KVM_REQ_APICV_UPDATE: the vCPU exits and re-enters
-
-    # --- host side: KVM_GET_LAPIC / KVM_SET_LAPIC -----------------------------------------------
-
-    def kvm_get_lapic(self) -> LapicState:
-        """KVM_GET_LAPIC (kvm_vcpu_ioctl_get_lapic): PIR is synced into IRR first, and the image
-        carries the current count (kvm_apic_get_state writes APIC_TMCCT)."""
-        if self.vapic is not None:
-            sync_pir_to_irr(self.vapic)
-        return self.lapic.to_page(self.engine.now)
-
-    def kvm_set_lapic(self, image: LapicState) -> None:
-        """KVM_SET_LAPIC (kvm_apic_set_state + kvm_apic_post_state_restore): the page becomes the
-        image; SVI follows the highest ISR bit; what happens to RVI and PIR is the profile's."""
-        before = self.registers() if self.trace.recording else {}
-        vapic = self.vapic
-        clears_pir = vapic is not None and self.profile.on(Sw.RESTORE_CLEARS_PIR)
-        if clears_pir and self.profile.on(Sw.RESTORE_CLEARS_PIR_FIRST) and vapic is not None:
-            vapic.pir, vapic.on = 0, False  # 9cfec6d097c6: vmx_apicv_pre_state_restore
-        lapic = self.lapic
-        # KVM restarts the timer from the image's current count (__start_apic_timer(apic,
-        # APIC_TMCCT)): the count already elapsed is kept.
-        remaining = lapic.load_page(image, self.engine.now)
-        # In TSC-deadline mode the deadline is not in the image: KVM keeps its own until QEMU
-        # writes IA32_TSC_DEADLINE with KVM_SET_MSRS after KVM_SET_LAPIC (kvm_put_tscdeadline_msr).
-        self._restart_timer_after_restore(expired_one_shot=bool(lapic.timer_initial and not remaining))
-        if clears_pir and not self.profile.on(Sw.RESTORE_CLEARS_PIR_FIRST) and vapic is not None:
-            vapic.pir, vapic.on = 0, False  # 967235d32032: vmx_apicv_post_state_restore
-        if vapic is not None:
-            if self.profile.on(Sw.RESTORE_SETS_RVI) and not self.profile.on(
-                Sw.RESTORE_RVI_WRITE_REMOVED
-            ):
-                vapic.rvi = max(highest(lapic.irr), 0)  # 4114c27d450b: hwapic_irr_update
-            vapic.svi = max(highest(lapic.isr), 0)  # hwapic_isr_update
-        self.req_event = True
-        self.record("set-lapic", before=before)
-
-    def _restart_timer_after_restore(self, *, expired_one_shot: bool) -> None:
-        """Restart the timer from the restored registers. A one-shot timer whose current count is
-        0 has run out: with 8e6ed96cdd50 it fires at once; before, KVM re-armed it for a whole
-        initial count (set_target_expiration took the period as the deadline), so it fired late.
-        """
-        lapic = self.lapic
-        if lapic.timer_mode == TIMER_ONE_SHOT and expired_one_shot:
-            if self.profile.on(Sw.RESTORE_FIRES_EXPIRED_ONESHOT):
-                self.timer.stop()
-                vector = lapic.timer_fire()
-                if vector >= 0:
-                    self.accept_irq(vector, source="lapic-timer")
-                return
-            lapic.timer_start_ns = self.engine.now
-        self.timer.rearm()
-
-    def reset_cpu(self) -> None:
-        """The CPU side of a system reset: RFLAGS.IF = 0, out of any handler."""
-        self.if_flag = False
-
-    # --- guest side: the CPU operations a guest performs ---------------------------------------
-
-    def sti(self) -> None:
-        # Recorded so a timeline can show when the guest opened the window for delivery.
-        self.trace.record(self.engine.now, "sti")
-        self.if_flag = True
-        self._try_deliver()
-
-    def cli(self) -> None:
-        self.trace.record(self.engine.now, "cli")
-        self.if_flag = False
-
-    def rdtsc(self) -> int:
-        return self.tsc.read(self.engine.now)
+    # --- guest side: APIC register and MSR access ----------------------------------------------
 
     def apic_read(self, offset: int) -> int:
         """A guest read. With APICv, APIC-register virtualization reads the page, and PPR is the
@@ -416,7 +275,11 @@ class KvmVcpu:
             elif isinstance(effect, LocalInterrupt):
                 self.accept_irq(effect.vector, source="lvt-error")
 
-    # --- delivery at instruction boundaries ----------------------------------------------------
+    # --- what the CPU core takes at an instruction boundary -------------------------------------
+
+    @property
+    def delivery_via(self) -> str:
+        return "virtual" if self.vapic else "inject"
 
     def _next_vector(self) -> tuple[int, bool]:
         """The vector the CPU takes now (-1 if none) and whether its IRR/VIRR bit was set.
@@ -436,29 +299,6 @@ class KvmVcpu:
         if self.lapic.highest_priority_int() < 0:
             return -1, False
         return self.lapic.acknowledge(), True
-
-    def nmi(self, source: str) -> None:
-        """An NMI (§10.6.1 delivery mode NMI; vol. 3A §6.7.1): taken whatever IF, TPR and PPR,
-        through vector 2 whatever the ICR's vector field, and not through IRR/ISR. While its
-        handler runs (until IRET) further NMIs are blocked, and one of them is held pending."""
-        if self.wait_for_sipi:
-            # a CPU waiting for SIPI runs nothing; the model drops the NMI (as KVM does)
-            self.record("accept", vector=2, source=source, path="wait-for-sipi")
-            return
-        self.record("accept", vector=2, source=source, path="nmi")
-        if self.nmi_running:
-            self.nmi_pending = True
-            return
-        while True:
-            self.nmi_running = True
-            saved_if, self.if_flag = self.if_flag, False  # an interrupt gate clears IF
-            self.idt(2)
-            self.if_flag, self.nmi_running = saved_if, False
-            self.delivered.fire()
-            if not self.nmi_pending:
-                break
-            self.nmi_pending = False
-        self._try_deliver()
 
     def init_signal(self) -> None:
         """INIT (§10.4.7.3): the core and the local APIC reset, the APIC to its power-up state but
@@ -481,27 +321,3 @@ class KvmVcpu:
         self.record("startup", vector=vector)
         self.wait_for_sipi = False
         self.vm_entry()
-
-    def _try_deliver(self) -> None:
-        if self._delivering:
-            return  # the handler runs with IF=0; its IRET re-checks below
-        self._delivering = True
-        try:
-            while True:
-                vector, irr_was_set = self._next_vector()
-                if vector < 0:
-                    return
-                self.record(
-                    "deliver",
-                    vector=vector,
-                    via="virtual" if self.vapic else "inject",
-                    irr_was_set=irr_was_set,
-                )
-                # An interrupt gate clears IF; the handler's IRET restores it.
-                self.deliveries += 1
-                self.if_flag = False
-                self.idt(vector)
-                self.if_flag = True
-                self.delivered.fire()
-        finally:
-            self._delivering = False
