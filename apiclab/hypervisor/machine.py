@@ -23,6 +23,7 @@ from apiclab.engine.core import Engine
 from apiclab.engine.idle import IdleTicks
 from apiclab.engine.trace import Trace
 from apiclab.guest.program import testdev_line
+from apiclab.hypervisor import savevm
 from apiclab.hypervisor.kvm import KvmVcpu
 from apiclab.hypervisor.profiles import Profile
 from apiclab.platform import pit
@@ -207,3 +208,14 @@ class ModelVm:
         vcpu.reset_cpu()
         vcpu.kvm_set_lapic(reset_image())
         vcpu.vm_entry()
+
+    # --- QEMU: savevm / loadvm (apiclab.hypervisor.savevm) --------------------------------------
+
+    def snapshot(self) -> savevm.VmSnapshot:
+        """savevm: stop the vCPU and keep its APIC state."""
+        return savevm.savevm(self)
+
+    def restore(self, snapshot: savevm.VmSnapshot) -> bool:
+        """loadvm: put the APIC state back (the vCPU stays stopped); whether the LAPIC timer is
+        armed afterwards."""
+        return savevm.loadvm(self, snapshot)

@@ -1,10 +1,10 @@
 """The `snapshot` family: QEMU's savevm/loadvm of a VM whose LAPIC timer is armed — the path of
 967235d32032, 8e6ed96cdd50 and 9cfec6d097c6 (docs/design.md §3).
 
-What QEMU carries across (hw/i386/kvm/apic.c `kvm_put_apic_state`, target/i386/kvm/kvm.c
-`kvm_put_tscdeadline_msr`): the register page without a current count — TMCCT goes back as 0, so
-KVM restarts a one-shot timer as if its count had run out (`set_target_expiration`) — and the
-TSC-deadline MSR, written with KVM_SET_MSRS after KVM_SET_LAPIC.
+The savevm and loadvm themselves are the model VM's (`ModelVm.snapshot` / `ModelVm.restore`,
+`apiclab.hypervisor.savevm` says what QEMU carries across): the register page without a current
+count — TMCCT goes back as 0, so KVM restarts a one-shot timer as if its count had run out — and
+the TSC-deadline MSR, written after KVM_SET_LAPIC.
 
 Draws, in order (zero is the simplest):
 1. the timer mode (one-shot, TSC-deadline; SDM §10.5.4 order);
@@ -90,11 +90,8 @@ def run(profile: Profile, apicv: bool, choices: Choices) -> Trace:
         if place == 0:
             vcpu.accept_irq(vector, source="device")
     # savevm: QEMU stops the vCPU and keeps the APIC state and the TSC-deadline MSR.
-    vcpu.vm_exit()
-    vcpu.timer.stop()
-    image = vcpu.kvm_get_lapic()
-    image.set(Reg.TIMER_CURRENT, 0)  # QEMU keeps no current count: it puts TMCCT back as 0
-    deadline = vcpu.lapic.tsc_deadline
+    saved = machine.snapshot()
+    deadline = saved.tsc_deadline
     trace.record(
         engine.now, "snapshot", timer_armed=True, timer_vector=TIMER_VECTOR, timer_mode=mode,
         timer_remaining_ns=due_ns, tsc_deadline=deadline, **vcpu.registers(),
@@ -104,7 +101,7 @@ def run(profile: Profile, apicv: bool, choices: Choices) -> Trace:
             vcpu.accept_irq(vector, source="device")  # vCPU out of the guest: posted, not synced
 
     checkpoint(choices, (
-        vcpu_state_key(vcpu), tuple(sorted(image.regs.items())),
+        vcpu_state_key(vcpu), tuple(sorted(saved.image.regs.items())),
         deadline - vcpu.rdtsc() if deadline else 0,
     ))
     downtime_ns = choices.below(4) * MS
@@ -121,15 +118,13 @@ def run(profile: Profile, apicv: bool, choices: Choices) -> Trace:
            f", then the TSC deadline {deadline} with KVM_SET_MSRS at TSC {tsc}"
            + (": it has passed, the timer fires at once" if passed else "")) + ".",
     )
-    vcpu.kvm_set_lapic(image)
-    if deadline:
-        vcpu.write_msr(IA32_TSC_DEADLINE, deadline)  # kvm_put_tscdeadline_msr, after the APIC
+    armed = machine.restore(saved)
     regs = vcpu.registers()
     waiting = TIMER_VECTOR in regs["irr"] or TIMER_VECTOR in regs.get("pir", [])
     trace.record(
-        engine.now, "timer-after-restore", armed=vcpu.timer.armed, pending=waiting,
+        engine.now, "timer-after-restore", armed=armed, pending=waiting,
         text="After the restore the timer "
-        + ("is armed." if vcpu.timer.armed else
+        + ("is armed." if armed else
            f"interrupt {TIMER_VECTOR:#04x} is pending." if waiting else
            f"is not armed and {TIMER_VECTOR:#04x} is not pending: the interrupt is lost."),
         **regs,
