@@ -1,4 +1,5 @@
-"""Building a bare-metal ROM (GNU as + ld + objcopy) from sources kept beside it in the package.
+"""Building a bare-metal ROM (GNU as + ld + objcopy) from sources kept beside it in the package,
+and reading where its symbols were linked (pyelftools).
 
 Both ROMs of apiclab — the guest agent and the Bochs VMX probe — ship their built binary as
 package data, so users need no binutils; a flat binary has no timestamps, so a rebuild equals the
@@ -66,14 +67,22 @@ class Rom:
             return out.read_bytes()
 
     def symbols(self, workdir: Path) -> dict[str, int]:
-        """Global symbols of the linked ROM (after `build(workdir)`), as linked addresses."""
-        proc = subprocess.run(["nm", str(workdir / f"{self.name}.elf")], capture_output=True,
-                              text=True, check=True)
+        """The defined symbols of the linked ROM (after `build(workdir)`), local and global, as
+        linked addresses: what binutils' `nm` lists, read from the ELF symbol table itself."""
+        from elftools.elf.elffile import ELFFile
+        from elftools.elf.sections import SymbolTableSection
+
         table: dict[str, int] = {}
-        for line in proc.stdout.splitlines():
-            parts = line.split()
-            if len(parts) == 3:
-                table[parts[2]] = int(parts[0], 16)
+        with open(workdir / f"{self.name}.elf", "rb") as f:
+            symtab = ELFFile(f).get_section_by_name(".symtab")
+            if not isinstance(symtab, SymbolTableSection):
+                raise BuildError(f"{self.name}.elf has no symbol table")
+            for symbol in symtab.iter_symbols():
+                # nm leaves out section and file symbols and lists undefined ones without an
+                # address
+                if (symbol.name and symbol["st_shndx"] != "SHN_UNDEF"
+                        and symbol["st_info"]["type"] not in ("STT_SECTION", "STT_FILE")):
+                    table[symbol.name] = symbol["st_value"]
         return table
 
     def main(self, argv: list[str] | None = None) -> int:
