@@ -40,6 +40,12 @@ def reserved_mask(maxphyaddr: int = MAXPHYADDR) -> int:
     return 0xFF | (1 << 9) | (((1 << 64) - 1) & ~((1 << maxphyaddr) - 1))
 
 
+def page_base(value: int, maxphyaddr: int = MAXPHYADDR) -> int:
+    """Where the xAPIC register page is decoded: bits MAXPHYADDR-1:12 of IA32_APIC_BASE (§10.4.4
+    Figure 10-5; relocation by writing them, §10.4.5)."""
+    return value & ((1 << maxphyaddr) - 1) & ~0xFFF
+
+
 def reset_value(bsp: bool = True) -> int:
     """After RESET the APIC is enabled in xAPIC mode at the default base (§10.4.4)."""
     return APIC_BASE_DEFAULT | EN | (BSP if bsp else 0)

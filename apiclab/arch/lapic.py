@@ -87,6 +87,12 @@ class GeneralProtection(Exception):
     """The access would raise #GP in the guest (e.g. an x2APIC MSR that does not exist)."""
 
 
+def self_ipi_vector(value: int) -> int:
+    """The vector a write of the SELF IPI register sends: bits 7:0 (§10.12.11; bits 31:8 are
+    reserved)."""
+    return value & 0xFF
+
+
 class Accept(Enum):
     """What became of an interrupt offered to the APIC (§10.8.2, §10.8.4, §10.5.3)."""
 
@@ -325,6 +331,8 @@ class LocalApic:
 
     def write(self, offset: int, value: int, now: int) -> tuple[Effect, ...]:
         """Write a register; returns the effects the write causes."""
+        if offset == Reg.ICR_LOW and self.x2apic:
+            return self.write_icr(value)  # §10.12.9: in x2APIC mode one 64-bit register
         value &= 0xFFFFFFFF
         match offset:
             case Reg.TPR:
@@ -358,7 +366,7 @@ class LocalApic:
                 self.timer_divide = value & 0b1011
                 return (TimerChanged(),)
             case Reg.SELF_IPI if self.x2apic:
-                icr = Icr(value & 0xFF, DELIVERY_FIXED, False, True, False, SHORTHAND_SELF, 0)
+                icr = Icr(self_ipi_vector(value), DELIVERY_FIXED, False, True, False, SHORTHAND_SELF, 0)
                 return self._send(icr)
             case _ if offset in self.lvt:
                 return self.write_lvt(offset, value)
@@ -486,9 +494,18 @@ class LocalApic:
 
     # --- x2APIC MSR access (§10.12.1.2) ---------------------------------------------------------
 
+    def _require_x2apic(self, msr: int) -> None:
+        """§10.12.1.2: MSRs 0x800-0x8FF are the APIC's registers only in x2APIC mode; RDMSR or
+        WRMSR of them in xAPIC mode, or with the APIC disabled, raises #GP."""
+        if not self.x2apic:
+            raise GeneralProtection(f"MSR {msr:#x}: the APIC is not in x2APIC mode")
+
     def read_msr(self, msr: int, now: int) -> int:
+        """RDMSR of IA32_TSC_DEADLINE or an x2APIC register; GeneralProtection where the SDM
+        raises #GP."""
         if msr == IA32_TSC_DEADLINE:
             return self.tsc_deadline
+        self._require_x2apic(msr)
         offset = offset_of_msr(msr)
         if offset not in _X2APIC_READABLE and not 0x100 <= offset < 0x280:
             # write-only (EOI, self IPI), gone in x2APIC (DFR, APR, ICR high) or reserved
@@ -500,6 +517,7 @@ class LocalApic:
     def check_msr_write(self, msr: int, value: int) -> None:
         """The #GP rules of an x2APIC WRMSR (§10.12.1.2): every register but ICR is 32 bits wide
         (bits 63:32 reserved), and the ESR and EOI take only 0 (Table 10-6)."""
+        self._require_x2apic(msr)
         offset = offset_of_msr(msr)
         if offset != Reg.ICR_LOW and value >> 32:
             raise GeneralProtection(f"x2APIC MSR {msr:#x}: bits 63:32 are reserved")
@@ -509,19 +527,13 @@ class LocalApic:
             raise GeneralProtection(f"x2APIC MSR {msr:#x} is not writable")
 
     def write_msr(self, msr: int, value: int, now: int) -> tuple[Effect, ...]:
+        """WRMSR of IA32_TSC_DEADLINE or an x2APIC register (after `check_msr_write`'s #GP
+        rules); returns the effects the write causes."""
         if msr == IA32_TSC_DEADLINE:
             # §10.5.4.1: writes are ignored unless the timer is in TSC-deadline mode.
             if self.timer_mode == TIMER_TSC_DEADLINE:
                 self.tsc_deadline = value
                 return (TimerChanged(),)
             return ()
-        offset = offset_of_msr(msr)
-        if offset == Reg.ICR_LOW:
-            return self.write_icr(value)
-        if offset in (Reg.ID, Reg.VERSION, Reg.PPR, Reg.LDR, Reg.TIMER_CURRENT) or (
-            0x100 <= offset < 0x280
-        ):
-            raise GeneralProtection(f"x2APIC MSR {msr:#x} is read-only")
-        if offset == Reg.EOI and value != 0:
-            raise GeneralProtection("x2APIC EOI takes only 0")  # §10.12.1.2
-        return self.write(offset, value, now)
+        self.check_msr_write(msr, value)
+        return self.write(offset_of_msr(msr), value, now)

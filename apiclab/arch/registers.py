@@ -71,9 +71,15 @@ def msr_of(offset: int) -> int:
     return X2APIC_MSR_BASE + (offset >> 4)
 
 
+def is_x2apic_msr(msr: int) -> bool:
+    """Whether `msr` is in the range the SDM reserves for the x2APIC registers, 0x800-0x8FF
+    (§10.12.1.2)."""
+    return X2APIC_MSR_BASE <= msr <= 0x8FF
+
+
 def offset_of_msr(msr: int) -> int:
     """xAPIC offset of an x2APIC MSR (inverse of `msr_of`)."""
-    if not X2APIC_MSR_BASE <= msr <= 0x8FF:
+    if not is_x2apic_msr(msr):
         raise ValueError(f"MSR {msr:#x} is not in the x2APIC range 0x800-0x8ff")
     return (msr - X2APIC_MSR_BASE) << 4
 

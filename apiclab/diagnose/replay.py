@@ -27,7 +27,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from apiclab.arch.lapic import LocalApic
-from apiclab.arch.registers import Reg
+from apiclab.arch.registers import Reg, is_x2apic_msr, offset_of_msr
 from apiclab.arch.vectors import highest, vectors_of
 from apiclab.diagnose.errors import EvidenceError
 from apiclab.diagnose.kvm_events import accept_fields, apic_fields, eoi_fields, inj_fields
@@ -266,9 +266,9 @@ class Replay:
         if not m:
             return
         msr = int(m[2], 16)
-        if 0x800 <= msr <= 0x8FF:
-            reg = (msr - 0x800) << 4
-            self.register(self.of_thread(line), m[1] == "write", reg, int(m[3], 16), line)
+        if is_x2apic_msr(msr):
+            self.register(self.of_thread(line), m[1] == "write", offset_of_msr(msr),
+                          int(m[3], 16), line)
 
     def register(self, v: VcpuReplay, write: bool, reg: int, value: int, line: TraceLine) -> None:
         apic = v.apic

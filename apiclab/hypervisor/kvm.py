@@ -26,13 +26,13 @@ from apiclab.arch.lapic import (
     Accept,
     Effect,
     EoiBroadcast,
-    GeneralProtection,
     LocalApic,
     LocalInterrupt,
     SendIpi,
     TimerChanged,
+    self_ipi_vector,
 )
-from apiclab.arch.registers import IA32_APIC_BASE, IA32_TSC_DEADLINE, Reg, offset_of_msr
+from apiclab.arch.registers import IA32_APIC_BASE, IA32_TSC_DEADLINE, Reg, msr_of, offset_of_msr
 from apiclab.arch.vectors import vectors_of
 from apiclab.arch.vmx import VirtualApic
 from apiclab.engine.core import Engine
@@ -42,6 +42,8 @@ from apiclab.hypervisor.profiles import Profile
 from apiclab.platform.cpu import Cpu
 from apiclab.platform.lapic_timer import LapicTimer
 from apiclab.platform.tsc import Tsc
+
+PPR_MSR = msr_of(Reg.PPR)
 
 
 class KvmVcpu(Cpu):
@@ -176,14 +178,10 @@ class KvmVcpu(Cpu):
                 self._virtual_eoi(vapic)
                 return
             if offset == Reg.SELF_IPI and self.lapic.x2apic:
-                vapic.self_ipi_virtualization(value & 0xFF)
+                vapic.self_ipi_virtualization(self_ipi_vector(value))
                 self._try_deliver()
                 return
-        if offset == Reg.ICR_LOW and self.lapic.x2apic:
-            effects = self.lapic.write_icr(value)  # x2APIC: one 64-bit ICR (SDM §10.12.9)
-        else:
-            effects = self.lapic.write(offset, value, self.engine.now)
-        self._apply(effects)
+        self._apply(self.lapic.write(offset, value, self.engine.now))
         if offset == Reg.EOI:
             self.record("eoi")
         if vapic is not None:
@@ -200,14 +198,10 @@ class KvmVcpu(Cpu):
         """A guest RDMSR of an APIC MSR; GeneralProtection where the SDM raises #GP."""
         if msr == IA32_APIC_BASE:
             return self.apic_base
-        if msr == IA32_TSC_DEADLINE:
-            return self.lapic.read_msr(msr, self.engine.now)
-        if not self.lapic.x2apic or not self.apic_base & apic_base.EN:
-            # §10.12.1.2: the x2APIC MSRs exist only in x2APIC mode
-            raise GeneralProtection(f"MSR {msr:#x}: the APIC is not in x2APIC mode")
-        if offset_of_msr(msr) == Reg.PPR and self.vapic is not None:
-            return self.vapic.vppr
-        return self.lapic.read_msr(msr, self.engine.now)
+        value = self.lapic.read_msr(msr, self.engine.now)  # the SDM's #GP rules first
+        if msr == PPR_MSR and self.vapic is not None:
+            return self.vapic.vppr  # APIC-register virtualization reads VPPR (SDM §29.5)
+        return value
 
     def guest_wrmsr(self, msr: int, value: int) -> None:
         """A guest WRMSR of an APIC MSR; GeneralProtection where the SDM raises #GP."""
@@ -217,9 +211,7 @@ class KvmVcpu(Cpu):
         if msr == IA32_TSC_DEADLINE:
             self.write_msr(msr, value)
             return
-        if not self.lapic.x2apic or not self.apic_base & apic_base.EN:
-            raise GeneralProtection(f"MSR {msr:#x}: the APIC is not in x2APIC mode")
-        self.lapic.check_msr_write(msr, value)
+        self.lapic.check_msr_write(msr, value)  # the SDM's #GP rules (§10.12.1.2)
         self.write_msr(msr, value)
 
     def _write_apic_base(self, value: int) -> None:

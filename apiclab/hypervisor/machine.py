@@ -155,7 +155,7 @@ class ModelVm:
     def xapic_base(self) -> int:
         """Where the xAPIC page is decoded: IA32_APIC_BASE[MAXPHYADDR-1:12] (§10.4.5, relocation
         by a WRMSR; XAPIC_BASE after reset)."""
-        return self.vcpu.apic_base & ((1 << apic_base.MAXPHYADDR) - 1) & ~0xFFF
+        return apic_base.page_base(self.vcpu.apic_base)
 
     def mmio_write(self, address: int, value: int) -> None:
         """A guest dword store: the IOAPIC's register window, the HPET's page, or the xAPIC page;

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from apiclab.arch.apic_base import EN, EXTD, ApicMode, check_write, reset_value
+from apiclab.arch.apic_base import EN, EXTD, ApicMode, check_write, page_base, reset_value
 from apiclab.arch.lapic import GeneralProtection
 
 BASE = 0xFEE00000
@@ -37,3 +37,10 @@ def test_reset_value_is_the_enabled_xapic_at_the_default_base() -> None:
     assert reset_value() == 0xFEE00900 and reset_value(bsp=False) == 0xFEE00800
     assert check_write(reset_value(), reset_value()).disables is False
     assert check_write(XAPIC, DISABLED).disables and check_write(DISABLED, XAPIC).enables
+
+
+def test_the_page_base_is_bits_maxphyaddr_to_12():
+    # §10.4.4 Figure 10-5: the flags (BSP, EXTD, EN) are not part of the address
+    assert page_base(reset_value()) == 0xFEE00000
+    assert page_base(0xFEC01000 | EN | EXTD) == 0xFEC01000
+    assert page_base((1 << 40) | 0xFEE00000, maxphyaddr=40) == 0xFEE00000

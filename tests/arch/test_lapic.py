@@ -182,6 +182,37 @@ def test_x2apic_read_only_and_write_only_msrs_fault():
         apic.write_msr(msr_of(Reg.EOI), 1, now=0)
 
 
+def test_x2apic_msrs_fault_outside_x2apic_mode():
+    # §10.12.1.2: MSRs 0x800-0x8FF are the APIC's only in x2APIC mode
+    apic = enabled()
+    with pytest.raises(GeneralProtection):
+        apic.read_msr(msr_of(Reg.TPR), now=0)
+    with pytest.raises(GeneralProtection):
+        apic.write_msr(msr_of(Reg.TPR), 0x20, now=0)
+    assert apic.tpr == 0
+    apic.x2apic = True
+    apic.write_msr(msr_of(Reg.TPR), 0x20, now=0)
+    assert apic.read_msr(msr_of(Reg.TPR), now=0) == 0x20
+
+
+def test_x2apic_wrmsr_with_reserved_bits_faults_and_changes_nothing():
+    apic = enabled()
+    apic.x2apic = True
+    with pytest.raises(GeneralProtection):
+        apic.write_msr(msr_of(Reg.TPR), 1 << 32 | 0x20, now=0)
+    with pytest.raises(GeneralProtection):
+        apic.write_msr(msr_of(Reg.ESR), 1, now=0)
+    assert apic.tpr == 0
+
+
+def test_x2apic_icr_write_by_offset_takes_all_64_bits():
+    # §10.12.9: in x2APIC mode the ICR is one register, the destination in bits 63:32
+    apic = enabled()
+    apic.x2apic = True
+    (effect,) = apic.write(Reg.ICR_LOW, (9 << 32) | 0x45, now=0)
+    assert isinstance(effect, SendIpi) and effect.icr.destination == 9 and apic.icr >> 32 == 9
+
+
 @pytest.mark.parametrize(
     ("config", "divisor"),
     [(0b0000, 2), (0b0001, 4), (0b0010, 8), (0b0011, 16), (0b1000, 32), (0b1001, 64),
