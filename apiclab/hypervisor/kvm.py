@@ -71,8 +71,7 @@ class KvmVcpu(Cpu):
         super().__init__(engine, trace, tsc)
         self.profile = profile
         self.lapic = LocalApic(apic_id)
-        # IA32_APIC_BASE (§10.4.4; EXTD via set_x2apic): the BSP flag is set in the bootstrap
-        # processor's only
+        # IA32_APIC_BASE (§10.4.4; EXTD via set_x2apic): only the bootstrap processor's has BSP
         self.apic_base = apic_base.reset_value(bsp=apic_id == 0)
         # With several vCPUs the machine routes every IPI over its bus (`ModelVm.send_ipi`).
         self.ipi_bus: Callable[[KvmVcpu, SendIpi], None] | None = None
