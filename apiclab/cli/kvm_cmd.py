@@ -25,6 +25,7 @@ from apiclab.backends.kvm.system import DEV_KVM
 from apiclab.backends.kvm.tracefs import TraceUnavailable
 from apiclab.cli import kvm_storm_cmd
 from apiclab.cli.numbers import int_in
+from apiclab.engine.events import Bugcheck, to_dict
 from apiclab.engine.trace import Trace
 from apiclab.errors import UserError
 from apiclab.guest.program import Mode
@@ -131,10 +132,10 @@ def _lapic_summary(lapic: LapicState | None) -> dict[str, Any]:
 
 
 def _bugcheck(result_trace: Any) -> dict[str, Any] | None:
-    events = result_trace.of_kind("bugcheck")
+    events = [e for e in result_trace.events if isinstance(e, Bugcheck)]
     if not events:
         return None
-    return {"code": events[0].data["code"], "params": list(events[0].data["params"])}
+    return {"code": events[0].code, "params": list(events[0].params)}
 
 
 def _run_case(backend: KvmBackend, case: KvmCase, tsc_hz: int, wait_ms: int,
@@ -164,8 +165,8 @@ def _run_case(backend: KvmBackend, case: KvmCase, tsc_hz: int, wait_ms: int,
         "model_outcome": outcome(model),
         "model_bugcheck": _bugcheck(model),
         "timed_out": result.timed_out,
-        "trace": [e.as_dict() for e in result.trace.events],
-        "model_trace": [e.as_dict() for e in model.guest_visible()],
+        "trace": [to_dict(e) for e in result.trace.events],
+        "model_trace": [to_dict(e) for e in model.guest_visible()],
         "deviation": deviation(result.trace, model, host_lapic=lapic, tracepoints=tracepoints,
                                program=case.program, trace_note=trace_note),
     }

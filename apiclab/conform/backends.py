@@ -14,6 +14,7 @@ from typing import Any
 
 from apiclab.arch.lapic_state import LapicState
 from apiclab.backends.base import Availability, Backend, BackendUnavailable, RunResult
+from apiclab.engine.events import ModelStopped
 from apiclab.errors import UserError
 from apiclab.guest.program import Program
 
@@ -60,8 +61,8 @@ class ModelBackend:
         # Bounded like a real backend: a step budget and the same wall-clock time-out.
         trace = run_program(program, lapic_image=lapic_image, tsc_hz=MODEL_TSC_HZ,
                             timeout_s=timeout_s)
-        stopped = trace.of_kind("model-stopped")
-        evidence = {"stopped": stopped[0].data.get("reason")} if stopped else {}
+        stopped = [e.reason for e in trace.events if isinstance(e, ModelStopped)]
+        evidence = {"stopped": stopped[0]} if stopped else {}
         return RunResult(trace=trace, timed_out=bool(stopped), evidence=evidence)
 
 

@@ -32,27 +32,17 @@ from pathlib import Path
 from typing import Any
 
 from apiclab.arch.registers import REG_BY_NAME
-from apiclab.engine.trace import GUEST_VISIBLE
+from apiclab.engine.events import FIELDS
+from apiclab.engine.events import GUEST_VISIBLE_KINDS as GUEST_VISIBLE
 from apiclab.errors import UserError
 from apiclab.files import InputFileError, read_text
 from apiclab.guest.program import Program, ProgramError, program_from_dict
 
 MAX_CASES = 10_000  # a directory with more is not a suite (the built-in one has 58)
 TERMINAL_KINDS = frozenset({"end", "bugcheck", "fault"})
-# The fields each guest-visible event carries (apiclab.guest.program docstring).
-EVENT_FIELDS: dict[str, frozenset[str]] = {
-    "interrupt": frozenset({"vector", "isr", "irr", "tmr", "ppr"}),
-    # reg: READ, port: IN, addr: MMIO_READ, msr: RDMSR
-    "read": frozenset({"reg", "port", "addr", "msr", "value"}),
-    "wait": frozenset({"vector", "count", "outcome"}),
-    "bugcheck": frozenset({"code", "params"}),
-    "fault": frozenset({"vector"}),
-    "end": frozenset(),
-}
-# In a program for several CPUs every event but "end" also names the CPU it happened on.
-for _kind in EVENT_FIELDS:
-    if _kind != "end":
-        EVENT_FIELDS[_kind] = EVENT_FIELDS[_kind] | {"cpu"}
+# The fields an expectation may name for each guest-visible event: its class's fields
+# (`apiclab.engine.events`, the one schema), `cpu` included (a program for several CPUs).
+EVENT_FIELDS: dict[str, frozenset[str]] = {kind: FIELDS[kind] for kind in sorted(GUEST_VISIBLE)}
 
 
 CASE_KEYS = frozenset({"name", "sdm", "description", "program", "expect", "absent"})

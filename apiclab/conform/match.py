@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apiclab.conform.case import Case, ExpectedEvent
+from apiclab.engine.events import fields_of
 from apiclab.engine.trace import Trace
 
 CONTEXT = 2  # observed events shown either side of a divergence
@@ -41,9 +42,7 @@ def visible(trace: Trace) -> list[dict[str, Any]]:
     """Guest-visible events without their times (times differ between executors by nature)."""
     out = []
     for event in trace.guest_visible():
-        row = event.as_dict()
-        row.pop("time", None)
-        out.append(row)
+        out.append({"kind": event.kind, **fields_of(event)})
     return out
 
 

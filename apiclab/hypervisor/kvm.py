@@ -34,6 +34,7 @@ from apiclab.arch.lapic_state import LapicState
 from apiclab.arch.registers import IA32_APIC_BASE, IA32_TSC_DEADLINE, Reg, offset_of_msr
 from apiclab.arch.vectors import highest, vectors_of
 from apiclab.arch.vmx import VirtualApic
+from apiclab.engine import events as ev
 from apiclab.engine.core import Engine, Signal
 from apiclab.engine.trace import Trace
 from apiclab.hypervisor.profiles import Profile, Sw
@@ -122,11 +123,11 @@ class KvmVcpu:
             regs["ppr"] = lapic.ppr()
         return regs
 
-    def record(self, kind: str, **data: Any) -> None:
-        """Record `kind` with `data` and the register snapshot, unless the trace is not recording
-        (the snapshot is most of a step's cost)."""
+    def record(self, kind: type[ev.Event], **fields: Any) -> None:
+        """Record a `kind` event with `fields` and the register snapshot, unless the trace is not
+        recording (then nothing is built: the snapshot is most of a step's cost)."""
         if self.trace.recording:
-            self.trace.record(self.engine.now, kind, **data, **self.registers())
+            self.trace.record(self.engine.now, kind, **fields, **self.registers())
 
     # --- host side: accepting interrupts (KVM __apic_accept_irq, APIC_DM_FIXED) -----------------
 
@@ -134,7 +135,7 @@ class KvmVcpu:
         lapic = self.lapic
         if not self.apic_base & apic_base.EN:
             # §10.4.3: a globally disabled APIC is as if the processor had none; nothing reaches it
-            self.record("accept", vector=vector, source=source, path="apic-disabled")
+            self.record(ev.Accept, vector=vector, source=source, path="apic-disabled")
             return
         vapic = self.vapic
         if vapic is not None and vector >= 16 and lapic.software_enabled:
@@ -153,11 +154,11 @@ class KvmVcpu:
                 vapic.posted_interrupt_processing()
             else:
                 self.req_event = True
-            self.record("accept", vector=vector, source=source, path="posted")
+            self.record(ev.Accept, vector=vector, source=source, path="posted")
             self._try_deliver()
             return
         result = lapic.accept(vector, level=level)
-        self.record("accept", vector=vector, source=source, path=result.value)
+        self.record(ev.Accept, vector=vector, source=source, path=result.value)
         if result is Accept.ILLEGAL:
             # §10.5.3: accept() recorded the ESR bit; the LVT error entry reports it.
             self._apply(lapic.error_interrupt())
@@ -223,7 +224,7 @@ class KvmVcpu:
         else:
             self._parked_vapic, self.vapic = self.vapic, None
         self.req_event = True
-        self.record("apicv", active=active)
+        self.record(ev.ApicvChange, active=active)
         if self.in_guest:
             self.vm_entry()  # KVM_REQ_APICV_UPDATE: the vCPU exits and re-enters
 
@@ -260,7 +261,7 @@ class KvmVcpu:
                 vapic.rvi = max(highest(lapic.irr), 0)  # 4114c27d450b: hwapic_irr_update
             vapic.svi = max(highest(lapic.isr), 0)  # hwapic_isr_update
         self.req_event = True
-        self.record("set-lapic", before=before)
+        self.record(ev.SetLapic, before=before)
 
     def _restart_timer_after_restore(self, *, expired_one_shot: bool) -> None:
         """Restart the timer from the restored registers. A one-shot timer whose current count is
@@ -286,12 +287,12 @@ class KvmVcpu:
 
     def sti(self) -> None:
         # Recorded so a timeline can show when the guest opened the window for delivery.
-        self.trace.record(self.engine.now, "sti")
+        self.trace.record(self.engine.now, ev.Sti)
         self.if_flag = True
         self._try_deliver()
 
     def cli(self) -> None:
-        self.trace.record(self.engine.now, "cli")
+        self.trace.record(self.engine.now, ev.Cli)
         self.if_flag = False
 
     def rdtsc(self) -> int:
@@ -326,7 +327,7 @@ class KvmVcpu:
             effects = self.lapic.write(offset, value, self.engine.now)
         self._apply(effects)
         if offset == Reg.EOI:
-            self.record("eoi")
+            self.record(ev.Eoi)
         if vapic is not None:
             self.vm_entry()  # the write exited; re-entry re-evaluates
         else:
@@ -387,7 +388,7 @@ class KvmVcpu:
 
     def _virtual_eoi(self, vapic: VirtualApic) -> None:
         result = vapic.eoi_virtualization()
-        self.record("eoi", vector=result.vector)
+        self.record(ev.Eoi, vector=result.vector)
         if result.eoi_exit:
             # EOI-induced exit: KVM's kvm_apic_set_eoi_accelerated forwards level EOIs.
             if self.lapic.tmr & (1 << result.vector):
@@ -412,7 +413,7 @@ class KvmVcpu:
                 elif mode == DELIVERY_NMI:
                     self.nmi("ipi")
                 else:  # SMI, INIT, SIPI, ExtINT to self: not modelled, recorded as such
-                    self.record("ipi-ignored", vector=effect.icr.vector, delivery_mode=mode)
+                    self.record(ev.IpiIgnored, vector=effect.icr.vector, delivery_mode=mode)
             elif isinstance(effect, LocalInterrupt):
                 self.accept_irq(effect.vector, source="lvt-error")
 
@@ -443,9 +444,9 @@ class KvmVcpu:
         handler runs (until IRET) further NMIs are blocked, and one of them is held pending."""
         if self.wait_for_sipi:
             # a CPU waiting for SIPI runs nothing; the model drops the NMI (as KVM does)
-            self.record("accept", vector=2, source=source, path="wait-for-sipi")
+            self.record(ev.Accept, vector=2, source=source, path="wait-for-sipi")
             return
-        self.record("accept", vector=2, source=source, path="nmi")
+        self.record(ev.Accept, vector=2, source=source, path="nmi")
         if self.nmi_running:
             self.nmi_pending = True
             return
@@ -464,7 +465,7 @@ class KvmVcpu:
         """INIT (§10.4.7.3): the core and the local APIC reset, the APIC to its power-up state but
         for the APIC ID (kept by `LocalApic.init`); the CPU then waits for a start-up IPI, taking
         no interrupts and running no code. IA32_APIC_BASE is not changed."""
-        self.record("init")
+        self.record(ev.Init)
         self.timer.stop()
         self.lapic.init()
         self.if_flag = False
@@ -476,9 +477,9 @@ class KvmVcpu:
         """A start-up IPI (§10.6.1 delivery mode 110): a CPU waiting for SIPI starts at
         vector << 12; one that is not waiting ignores it."""
         if not self.wait_for_sipi:
-            self.record("ipi-ignored", vector=vector, delivery_mode=6)
+            self.record(ev.IpiIgnored, vector=vector, delivery_mode=6)
             return
-        self.record("startup", vector=vector)
+        self.record(ev.Startup, vector=vector)
         self.wait_for_sipi = False
         self.vm_entry()
 
@@ -492,7 +493,7 @@ class KvmVcpu:
                 if vector < 0:
                     return
                 self.record(
-                    "deliver",
+                    ev.Deliver,
                     vector=vector,
                     via="virtual" if self.vapic else "inject",
                     irr_was_set=irr_was_set,

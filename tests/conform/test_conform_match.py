@@ -22,7 +22,7 @@ INT40 = {"kind": "interrupt", "vector": 0x40, "isr": [0x40], "irr": [], "ppr": 0
 def test_subset_of_fields_matches_and_times_and_non_guest_events_are_ignored() -> None:
     case = case_of(ExpectedEvent("interrupt", {"vector": Exact(0x40)}),
                    ExpectedEvent("read", {"value": Range(1, 10)}))
-    trace = trace_of(INT40, {"kind": "set-lapic"}, {"kind": "read", "reg": 0x390, "value": 7},
+    trace = trace_of(INT40, {"kind": "set-lapic", "before": {}}, {"kind": "read", "reg": 0x390, "value": 7},
                      {"kind": "end"})
     assert match_expectation(case, trace).agrees
 
@@ -48,8 +48,8 @@ def test_missing_end_and_extra_events_both_differ() -> None:
 
 def test_an_end_after_an_expected_bugcheck_is_tolerated() -> None:
     case = case_of(ExpectedEvent("bugcheck", {"code": Exact(0x5C)}))
-    assert match_expectation(case, trace_of({"kind": "bugcheck", "code": 0x5C})).agrees
-    assert match_expectation(case, trace_of({"kind": "bugcheck", "code": 0x5C},
+    assert match_expectation(case, trace_of({"kind": "bugcheck", "code": 0x5C, "params": [0, 0, 0, 0]})).agrees
+    assert match_expectation(case, trace_of({"kind": "bugcheck", "code": 0x5C, "params": [0, 0, 0, 0]},
                                             {"kind": "end"})).agrees
 
 

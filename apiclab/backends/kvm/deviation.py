@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from apiclab.engine.trace import Event, Trace
+from apiclab.engine.events import Event, WaitDone, fields_of
+from apiclab.engine.trace import Trace
 from apiclab.guest.program import Mode, Program
 
 RELEVANT_TRACEPOINTS = ("kvm_apic_accept_irq", "kvm_inj_virq", "kvm_eoi", "kvm_pv_eoi",
@@ -23,8 +24,8 @@ def outcome(trace: Trace) -> str:
     kinds = [e.kind for e in trace.events]
     if "bugcheck" in kinds:
         return "bugcheck"
-    waits = trace.of_kind("wait")
-    if waits and waits[-1].data.get("outcome") == "done":
+    waits = [e for e in trace.events if isinstance(e, WaitDone)]
+    if waits and waits[-1].outcome == "done":
         return "tick"
     if "timeout" in kinds or "end" not in kinds:
         return "hang"
@@ -32,7 +33,7 @@ def outcome(trace: Trace) -> str:
 
 
 def _plain(event: Event) -> dict[str, Any]:
-    return {"kind": event.kind, **event.data}
+    return {"kind": event.kind, **fields_of(event)}
 
 
 def first_difference(host: Trace, model: Trace) -> dict[str, Any] | None:
