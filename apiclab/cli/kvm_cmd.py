@@ -158,7 +158,7 @@ def _run_case(backend: KvmBackend, case: KvmCase, tsc_hz: int, wait_ms: int,
     tracepoints = result.evidence.get("tracepoints")
     row: dict[str, Any] = {
         "case": case.name,
-        "title": case.title,
+        "title": case.description,
         "outcome": outcome(result.trace),
         "bugcheck": _bugcheck(result.trace),
         "lapic": lapic,
@@ -223,7 +223,7 @@ def _export(args: argparse.Namespace, case_list: list[KvmCase], rows: list[dict[
             summary += (" " if summary else "") + (
                 f"KVM_GET_LAPIC at the end: IRR {_hexlist(lapic['irr'])} ISR "
                 f"{_hexlist(lapic['isr'])} PPR {lapic['ppr']:#04x}.")
-        stories += host_and_model_stories(case.name, case.title, host, model.events, summary)
+        stories += host_and_model_stories(case.name, case.description, host, model.events, summary)
     export.export(args, stories, title="apiclab kvm reproduce: host KVM and the model",
                   subtitle=f"guest {args.mode}, wait {args.wait_ms} ms")
 

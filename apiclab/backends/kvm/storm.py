@@ -29,7 +29,7 @@ from apiclab.arch.ioapic import Ioapic
 from apiclab.arch.lapic_state import LapicState
 from apiclab.arch.registers import IA32_TSC_DEADLINE, Reg
 from apiclab.arch.vectors import vectors_of
-from apiclab.backends.kvm.deviation import deviation, first_difference
+from apiclab.backends.kvm.deviation import deviation, trace_difference
 from apiclab.backends.kvm.deviation import outcome as trace_outcome
 from apiclab.backends.kvm.inplace import Cycle, InPlaceVm
 from apiclab.backends.kvm.system import Kvm
@@ -251,7 +251,7 @@ def deviations(host: HostStorm, model: ModelStorm, program: Program) -> dict[str
             pair = (slot, mid)
             same = same_cache.get(pair)
             if same is None:
-                same = same_cache[pair] = first_difference(decisive(host.traces[slot]),
+                same = same_cache[pair] = trace_difference(decisive(host.traces[slot]),
                                                            decisive(model_trace)) is None
             if same:
                 continue
