@@ -44,6 +44,8 @@ class ModelExecutor:
     name = "model"
 
     def availability(self) -> Availability:
+        import apiclab.hypervisor.program_run  # noqa: F401  (loaded here, not in the first run)
+
         return Availability(True, model_version())
 
     def can_run(self, case: Case) -> str | None:
