@@ -46,11 +46,6 @@ class Trace:
         self.events.append(event)
         return event
 
-    def add(self, event: Event) -> None:
-        """Append an event already built (a replayed or decoded one)."""
-        if self.recording:
-            self.events.append(event)
-
     def __iter__(self) -> Iterator[Event]:
         return iter(self.events)
 
