@@ -67,3 +67,26 @@ def test_a_backend_executor_says_why_a_case_cannot_run() -> None:
     assert reason is not None and "one CPU" in reason
     assert BackendExecutor(OneCpuOnly(Silent("qemu"), several_alone=True)).can_run(
         two_cpus) is None
+
+
+def test_the_suite_runner_starts_a_case_from_its_image() -> None:
+    from apiclab.conform.runner import judge, judge_batch
+    from apiclab.scenarios.kvm_cases import stale_isr_image
+
+    class Batching(ModelExecutor):
+        def __init__(self) -> None:
+            self.batches: list[int] = []
+
+        def run_batch(self, programs: list[Program], *, timeout_s: float) -> list[RunResult]:
+            self.batches.append(len(programs))
+            return [self.run(p, timeout_s=timeout_s) for p in programs]
+
+    stale = next(c for c in kvm_cases(wait_ms=5, tsc_hz=1_000_000_000) if c.name == "stale-isr")
+    assert judge(stale, ModelExecutor()).outcome == "agrees"  # the bugcheck needs the image
+    without = Case(stale.name, stale.sdm, stale.description, stale.program, stale.expect)
+    assert judge(without, ModelExecutor()).outcome == "differs"
+    backend = Batching()
+    runs = judge_batch([without, stale, without], backend)
+    assert [r.outcome for r in runs] == ["differs", "agrees", "differs"]
+    assert backend.batches == [2]  # the case with an image ran alone
+    assert stale.image is not None and stale_isr_image().isr == stale.image.isr
