@@ -54,12 +54,6 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True,
 REGISTER_KEYS = ("rvi", "svi", "vppr", "ppr", "tpr", "irr", "isr", "pir")
 
 
-def registers_of(data: Mapping[str, Any]) -> dict[str, Any]:
-    """The register snapshot held in a recorded event's data (what `Event.registers` gives
-    for the typed event): the one definition every explanation reads."""
-    return {k: data[k] for k in REGISTER_KEYS if k in data}
-
-
 # --- what the guest sees (the agent reports exactly these on real machines) ---------------------
 
 class Interrupt(Event, frozen=True, tag="interrupt"):
