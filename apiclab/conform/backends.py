@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from apiclab.backends.base import Backend
 from apiclab.errors import UserError
 from apiclab.executors.backends import (
-    _CHOICES,
     BACKEND_NAMES,
     OneCpuOnly,
     OneCpuOnlyBatch,
@@ -67,5 +66,5 @@ def parse_backend_list(text: str) -> list[str]:
         raise UserError("--backends: empty list; expected some of " + ", ".join(BACKEND_NAMES))
     for n in names:
         if n not in BACKEND_NAMES:
-            raise UserError(f"--backends: unknown backend {n!r}; expected {_CHOICES}")
+            raise UserError(f"--backends: unknown backend {n!r}; expected {', '.join(BACKEND_NAMES)}")
     return list(dict.fromkeys(names))
