@@ -71,3 +71,23 @@ def test_guests_see_the_machine_only_through_the_guest_platform() -> None:
     bad = [f"{f}:{line} imports {name}" for f, line, layer, name in _imports()
            if layer == "guest" and name.startswith(below)]
     assert bad == []
+
+
+def test_backends_reach_the_executors_only_for_the_one_comparison() -> None:
+    """The executors adapt the backends (they import them), so a backend imports of them only
+    `apiclab.executors.compare`, which imports nothing of apiclab."""
+    bad = [f"{f}:{line} imports {name}" for f, line, layer, name in _imports()
+           if layer == "backends" and name.startswith("apiclab.executors")
+           and name != "apiclab.executors.compare"]
+    assert bad == []
+    compare = [name for f, _, _, name in _imports()
+               if f.endswith("executors/compare.py") and name.startswith("apiclab")]
+    assert compare == []
+
+
+def test_executors_import_no_command_or_user_facing_layer() -> None:
+    upward = ("apiclab.cli", "apiclab.conform", "apiclab.explore", "apiclab.campaign",
+              "apiclab.diagnose", "apiclab.report", "apiclab.scenarios")
+    bad = [f"{f}:{line} imports {name}" for f, line, layer, name in _imports()
+           if layer == "executors" and name.startswith(upward)]
+    assert bad == []

@@ -9,6 +9,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from apiclab.cli.numbers import MAX_SEED, NumberError, parse_float_in, parse_int_in
+from apiclab.engine.events import Choice
 from apiclab.errors import UserError
 from apiclab.explore.families import FAMILIES, get_family
 from apiclab.explore.properties import BUILTIN, Property, get_property
@@ -245,8 +246,8 @@ def _print_result(result: SearchResult, prop: Property, doc: dict[str, Any]) -> 
         f"{ce.found.choices}, {shrunk}:"
     )
     for event in minimal.events:
-        if event.kind == "choice":
-            print(f"  - {event.data.get('text')}")
+        if isinstance(event, Choice):
+            print(f"  - {event.text}")
     print("\nWhy:")
     from apiclab.explore.explain import format_chain
 

@@ -25,6 +25,7 @@ from apiclab.backends.kvm.system import DEV_KVM
 from apiclab.backends.kvm.tracefs import TraceUnavailable
 from apiclab.cli import kvm_storm_cmd
 from apiclab.cli.numbers import int_in
+from apiclab.engine.events import Bugcheck, to_dict
 from apiclab.engine.trace import Trace
 from apiclab.errors import UserError
 from apiclab.guest.program import Mode
@@ -131,10 +132,10 @@ def _lapic_summary(lapic: LapicState | None) -> dict[str, Any]:
 
 
 def _bugcheck(result_trace: Any) -> dict[str, Any] | None:
-    events = result_trace.of_kind("bugcheck")
+    events = [e for e in result_trace.events if isinstance(e, Bugcheck)]
     if not events:
         return None
-    return {"code": events[0].data["code"], "params": list(events[0].data["params"])}
+    return {"code": events[0].code, "params": list(events[0].params)}
 
 
 def _run_case(backend: KvmBackend, case: KvmCase, tsc_hz: int, wait_ms: int,
@@ -157,15 +158,15 @@ def _run_case(backend: KvmBackend, case: KvmCase, tsc_hz: int, wait_ms: int,
     tracepoints = result.evidence.get("tracepoints")
     row: dict[str, Any] = {
         "case": case.name,
-        "title": case.title,
+        "title": case.description,
         "outcome": outcome(result.trace),
         "bugcheck": _bugcheck(result.trace),
         "lapic": lapic,
         "model_outcome": outcome(model),
         "model_bugcheck": _bugcheck(model),
         "timed_out": result.timed_out,
-        "trace": [e.as_dict() for e in result.trace.events],
-        "model_trace": [e.as_dict() for e in model.guest_visible()],
+        "trace": [to_dict(e) for e in result.trace.events],
+        "model_trace": [to_dict(e) for e in model.guest_visible()],
         "deviation": deviation(result.trace, model, host_lapic=lapic, tracepoints=tracepoints,
                                program=case.program, trace_note=trace_note),
     }
@@ -222,7 +223,7 @@ def _export(args: argparse.Namespace, case_list: list[KvmCase], rows: list[dict[
             summary += (" " if summary else "") + (
                 f"KVM_GET_LAPIC at the end: IRR {_hexlist(lapic['irr'])} ISR "
                 f"{_hexlist(lapic['isr'])} PPR {lapic['ppr']:#04x}.")
-        stories += host_and_model_stories(case.name, case.title, host, model.events, summary)
+        stories += host_and_model_stories(case.name, case.description, host, model.events, summary)
     export.export(args, stories, title="apiclab kvm reproduce: host KVM and the model",
                   subtitle=f"guest {args.mode}, wait {args.wait_ms} ms")
 

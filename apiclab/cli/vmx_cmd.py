@@ -15,17 +15,12 @@ from typing import Any
 
 from apiclab.backends.base import BackendUnavailable
 from apiclab.backends.bochs_vmx.cases import CASES, VmxCase
-from apiclab.backends.bochs_vmx.model import predict
-from apiclab.backends.bochs_vmx.result import (
-    EXIT_VMCALL,
-    ProbeError,
-    VmxOutcome,
-    differences,
-    vectors,
-)
-from apiclab.backends.bochs_vmx.runner import DEFAULT_TIMEOUT_S, BochsProbe, run_probe
+from apiclab.backends.bochs_vmx.result import EXIT_VMCALL, ProbeError, VmxOutcome, vectors
+from apiclab.backends.bochs_vmx.runner import DEFAULT_TIMEOUT_S, BochsProbe
 from apiclab.cli.numbers import float_in
 from apiclab.errors import UserError
+from apiclab.executors.bochs_vmx import BochsVmxExecutor, differing_fields
+from apiclab.executors.model import VmxModelExecutor
 
 MIN_TIMEOUT_S, MAX_TIMEOUT_S = 0.01, 3600.0  # an hour is far beyond the probe's few seconds
 
@@ -48,14 +43,16 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    bochs = BochsVmxExecutor(args.timeout)
     try:
-        probe = run_probe(timeout_s=args.timeout)
+        probe = bochs.probe()
     except BackendUnavailable as e:
         raise UserError(str(e)) from None
     except ProbeError as e:
         print(f"apiclab: {e}", file=sys.stderr)
         return 1
-    rows = [_row(case, probe) for case in CASES]
+    model = VmxModelExecutor()
+    rows = [_row(case, probe, bochs, model) for case in CASES]
     if args.json:
         print(json.dumps(_document(probe, rows), indent=2))
     else:
@@ -63,10 +60,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _row(case: VmxCase, probe: BochsProbe) -> dict[str, Any]:
-    observed = probe.run.outcomes.get(case.id)
-    predicted = predict(case)
-    diff = ["missing"] if observed is None else differences(observed, predicted)
+def _row(case: VmxCase, probe: BochsProbe, bochs: BochsVmxExecutor,
+         model: VmxModelExecutor) -> dict[str, Any]:
+    predicted = model.run(case)
+    observed = bochs.run(case) if bochs.can_run(case) is None else None
+    diff = ["missing"] if observed is None else differing_fields(predicted, observed)
     return {"case": case, "bochs": observed, "model": predicted, "differences": diff,
             "evidence": probe.run.lines.get(case.id, "")}
 

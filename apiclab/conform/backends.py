@@ -1,146 +1,28 @@
-"""The four executors of the suite, by name, each reporting whether it can run here and why not.
+"""The four executors of the suite, by name (`apiclab.executors.backends`), the variants that
+record more evidence for a case that differs, and the `--backends` list.
 
-The model is wrapped as a backend here so the runner treats all four alike; the real backends live
-in `apiclab.backends.{kvm,qemu,bochs}`. A backend whose code or program is missing is reported as
-unavailable with the reason, never as a failure of the suite.
+The model and the real backends are executors of `apiclab.executors`; the suite's runner drives
+them through the `Backend` protocol (`make_backend`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib import metadata
-from typing import Any
 
-from apiclab.arch.lapic_state import LapicState
-from apiclab.backends.base import Availability, Backend, BackendUnavailable, RunResult
+from apiclab.backends.base import Backend
 from apiclab.errors import UserError
-from apiclab.guest.program import Program
+from apiclab.executors.backends import (
+    BACKEND_NAMES,
+    OneCpuOnly,
+    OneCpuOnlyBatch,
+    make_backend,
+)
+from apiclab.executors.model import MODEL_TSC_HZ
+from apiclab.executors.model import ModelExecutor as ModelBackend
 
-BACKEND_NAMES = ("model", "kvm", "qemu", "bochs")
-_CHOICES = ", ".join(BACKEND_NAMES)
-
-# The model's TSC rate for guest programs: the TSC budgets of the cases assume a few GHz, as on
-# the machines the real backends run on.
-MODEL_TSC_HZ = 3_000_000_000
-
-
-class ModelBackend:
-    """The executable SDM (`apiclab.hypervisor.program_run.run_program`) behind the Backend protocol."""
-
-    name = "model"
-
-    def _run_program(self) -> Callable[..., Any]:
-        from apiclab.hypervisor.program_run import (
-            run_program,  # imported when first run: start-up stays fast
-        )
-
-        run: Callable[..., Any] = run_program
-        return run
-
-    def availability(self) -> Availability:
-        try:
-            self._run_program()
-        except BackendUnavailable as e:
-            return Availability(False, str(e))
-        try:
-            version = metadata.version("apiclab")
-        except metadata.PackageNotFoundError:
-            version = "unknown"
-        return Availability(True, f"apiclab model {version} (SDM 325384-059US)")
-
-    def run(
-        self,
-        program: Program,
-        *,
-        lapic_image: LapicState | None = None,
-        timeout_s: float = 5.0,
-    ) -> RunResult:
-        run_program = self._run_program()
-        # Bounded like a real backend: a step budget and the same wall-clock time-out.
-        trace = run_program(program, lapic_image=lapic_image, tsc_hz=MODEL_TSC_HZ,
-                            timeout_s=timeout_s)
-        stopped = trace.of_kind("model-stopped")
-        evidence = {"stopped": stopped[0].data.get("reason")} if stopped else {}
-        return RunResult(trace=trace, timed_out=bool(stopped), evidence=evidence)
-
-
-class OneCpuOnly:
-    """A real backend for one-CPU programs: QEMU's and Bochs' machines have one CPU here, so the
-    agent runs on one CPU only and a program for several CPUs is not run there, with that reason
-    (KVM's VM has one vCPU per CPU of the program)."""
-
-    def __init__(self, inner: Backend, *, several_alone: bool = False) -> None:
-        """`several_alone`: the backend runs programs for several CPUs, but one at a time, never
-        in a batch (QEMU with -smp)."""
-        self.inner = inner
-        self.name = inner.name
-        self.several_alone = several_alone
-
-    def availability(self) -> Availability:
-        return self.inner.availability()
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self.inner, attr)  # anything else the backend offers, unchanged
-
-    def run(
-        self,
-        program: Program,
-        *,
-        lapic_image: LapicState | None = None,
-        timeout_s: float = 5.0,
-    ) -> RunResult:
-        if program.cpus > 1 and not self.several_alone:
-            raise BackendUnavailable(
-                f"{program.cpus} CPUs: the agent ROM runs on one CPU only here (this "
-                f"backend's machine has one CPU; the model, KVM and QEMU run several)")
-        return self.inner.run(program, lapic_image=lapic_image, timeout_s=timeout_s)
-
-
-class OneCpuOnlyBatch(OneCpuOnly):
-    """`OneCpuOnly` for a backend that runs many programs in one boot (QEMU, Bochs)."""
-
-    def run_batch(self, programs: Sequence[Program], *, timeout_s: float
-                  ) -> list[RunResult | None]:
-        """The one-CPU programs in one boot of the inner backend (if it batches); None for the
-        others, which the runner then runs alone, and `run` refuses with the reason."""
-        inner = self.inner.run_batch  # type: ignore[attr-defined]
-        picked = [i for i, p in enumerate(programs) if p.cpus == 1]
-        results: list[RunResult | None] = [None] * len(programs)
-        if picked:
-            done = inner([programs[i] for i in picked], timeout_s=timeout_s)
-            for i, result in zip(picked, done, strict=True):
-                results[i] = result
-        return results
-
-
-def make_backend(name: str) -> Backend:
-    """The named backend. The real ones are imported only when asked for (start-up stays fast),
-    by plain imports, so the import graph shows every dependency (no importlib)."""
-    backend: Backend
-    if name == "model":
-        backend = ModelBackend()
-    elif name == "kvm":
-        from apiclab.backends.kvm import KvmBackend
-
-        backend = KvmBackend()
-    elif name == "qemu":
-        from apiclab.backends.qemu import QemuBackend
-
-        backend = QemuBackend()
-    elif name == "bochs":
-        from apiclab.backends.bochs import BochsBackend
-
-        backend = BochsBackend()
-    else:
-        raise UserError(f"--backends: unknown backend {name!r}; expected {_CHOICES}")
-    if name not in ("model", "kvm"):  # KVM runs one vCPU per CPU of the program
-        several = name == "qemu"  # -smp N, each program alone (its batches are one-CPU)
-        one_cpu: Backend = (OneCpuOnlyBatch(backend, several_alone=several)
-                            if hasattr(backend, "run_batch")
-                            else OneCpuOnly(backend, several_alone=several))
-        return one_cpu
-    return backend
+__all__ = ["BACKEND_NAMES", "MODEL_TSC_HZ", "ModelBackend", "OneCpuOnly", "OneCpuOnlyBatch",
+           "evidence_backend", "evidence_session", "make_backend", "parse_backend_list"]
 
 
 def evidence_backend(name: str) -> Backend | None:
@@ -184,5 +66,5 @@ def parse_backend_list(text: str) -> list[str]:
         raise UserError("--backends: empty list; expected some of " + ", ".join(BACKEND_NAMES))
     for n in names:
         if n not in BACKEND_NAMES:
-            raise UserError(f"--backends: unknown backend {n!r}; expected {_CHOICES}")
+            raise UserError(f"--backends: unknown backend {n!r}; expected {', '.join(BACKEND_NAMES)}")
     return list(dict.fromkeys(names))

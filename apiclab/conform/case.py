@@ -26,33 +26,35 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from apiclab.arch.registers import REG_BY_NAME
-from apiclab.engine.trace import GUEST_VISIBLE
+from apiclab.engine.events import FIELDS
+from apiclab.engine.events import GUEST_VISIBLE_KINDS as GUEST_VISIBLE
 from apiclab.errors import UserError
+from apiclab.executors.case import Case
+from apiclab.executors.expect import (
+    AnyOf,
+    Exact,
+    ExpectedEvent,
+    FieldMatcher,
+    Masked,
+    Range,
+)
 from apiclab.files import InputFileError, read_text
-from apiclab.guest.program import Program, ProgramError, program_from_dict
+from apiclab.guest.program import ProgramError, program_from_dict
+
+# The case and its matchers are the executors' (`apiclab.executors.case`, `.expect`): one notion
+# of a case for every executor; this module reads them from TOML.
+__all__ = ["EVENT_FIELDS", "AnyOf", "Case", "CaseError", "Exact", "ExpectedEvent", "Masked",
+           "Range", "builtin_dir", "case_from_dict", "load_builtin", "load_case", "load_dir"]
 
 MAX_CASES = 10_000  # a directory with more is not a suite (the built-in one has 58)
-TERMINAL_KINDS = frozenset({"end", "bugcheck", "fault"})
-# The fields each guest-visible event carries (apiclab.guest.program docstring).
-EVENT_FIELDS: dict[str, frozenset[str]] = {
-    "interrupt": frozenset({"vector", "isr", "irr", "tmr", "ppr"}),
-    # reg: READ, port: IN, addr: MMIO_READ, msr: RDMSR
-    "read": frozenset({"reg", "port", "addr", "msr", "value"}),
-    "wait": frozenset({"vector", "count", "outcome"}),
-    "bugcheck": frozenset({"code", "params"}),
-    "fault": frozenset({"vector"}),
-    "end": frozenset(),
-}
-# In a program for several CPUs every event but "end" also names the CPU it happened on.
-for _kind in EVENT_FIELDS:
-    if _kind != "end":
-        EVENT_FIELDS[_kind] = EVENT_FIELDS[_kind] | {"cpu"}
+# The fields an expectation may name for each guest-visible event: its class's fields
+# (`apiclab.engine.events`, the one schema), `cpu` included (a program for several CPUs).
+EVENT_FIELDS: dict[str, frozenset[str]] = {kind: FIELDS[kind] for kind in sorted(GUEST_VISIBLE)}
 
 
 CASE_KEYS = frozenset({"name", "sdm", "description", "program", "expect", "absent"})
@@ -60,118 +62,6 @@ CASE_KEYS = frozenset({"name", "sdm", "description", "program", "expect", "absen
 
 class CaseError(UserError):
     """A case file that cannot be used; the message is `file:field: what is wrong`."""
-
-
-@dataclass(frozen=True, slots=True)
-class Exact:
-    value: Any
-
-    def matches(self, observed: Any) -> bool:
-        if isinstance(self.value, list):
-            return isinstance(observed, list | tuple) and sorted(observed) == sorted(self.value)
-        return bool(observed == self.value)
-
-    def describe(self) -> str:
-        return _show(self.value)
-
-
-@dataclass(frozen=True, slots=True)
-class Range:
-    low: int
-    high: int
-
-    def matches(self, observed: Any) -> bool:
-        return isinstance(observed, int) and self.low <= observed <= self.high
-
-    def describe(self) -> str:
-        return f"{self.low:#x}..{self.high:#x}"
-
-
-@dataclass(frozen=True, slots=True)
-class Masked:
-    mask: int
-    value: int
-
-    def matches(self, observed: Any) -> bool:
-        return isinstance(observed, int) and observed & self.mask == self.value
-
-    def describe(self) -> str:
-        return f"& {self.mask:#x} == {self.value:#x}"
-
-
-@dataclass(frozen=True, slots=True)
-class AnyOf:
-    """Any of several matchers: where the SDM leaves a choice (a version, an ID) open."""
-
-    options: tuple[Exact | Range | Masked, ...]
-
-    def matches(self, observed: Any) -> bool:
-        return any(o.matches(observed) for o in self.options)
-
-    def describe(self) -> str:
-        return "any of " + " | ".join(o.describe() for o in self.options)
-
-
-FieldMatcher = Exact | Range | Masked | AnyOf
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | list):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_show(v) for v in value) + "]"
-    return f"{value:#x}"
-
-
-@dataclass(frozen=True)
-class ExpectedEvent:
-    kind: str
-    fields: Mapping[str, FieldMatcher] = field(default_factory=dict)
-
-    def matches(self, observed: Mapping[str, Any]) -> bool:
-        if observed.get("kind") != self.kind:
-            return False
-        return all(k in observed and m.matches(observed[k]) for k, m in self.fields.items())
-
-    def describe(self) -> str:
-        parts = [f"{k}={m.describe()}" for k, m in self.fields.items()]
-        return self.kind + (" " + " ".join(parts) if parts else "")
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind}
-        for k, m in self.fields.items():
-            out[k] = _plain(m)
-        return out
-
-
-def _plain(m: FieldMatcher) -> Any:
-    """A matcher as the TOML value that states it."""
-    match m:
-        case Exact(value=v):
-            return v
-        case Range(low=lo, high=hi):
-            return {"min": lo, "max": hi}
-        case Masked(mask=mask, value=v):
-            return {"mask": mask, "value": v}
-        case AnyOf(options=options):
-            return {"any": [_plain(o) for o in options]}
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    sdm: str
-    description: str
-    program: Program
-    expect: tuple[ExpectedEvent, ...]
-    path: str = "<memory>"
-    absent: frozenset[int] = frozenset()  # vectors never delivered in the whole run
-
-    def expected_events(self) -> tuple[ExpectedEvent, ...]:
-        """The expectation with the implied final ``end`` event."""
-        if self.expect and self.expect[-1].kind in TERMINAL_KINDS:
-            return self.expect
-        return (*self.expect, ExpectedEvent("end"))
 
 
 # What each expected field holds, so a value of the wrong type is refused at load time rather

@@ -31,7 +31,6 @@ from apiclab.conform.runner import (
     workers,
 )
 from apiclab.conform.shrink import ddmin
-from apiclab.engine.trace import Trace
 from apiclab.errors import UserError
 from apiclab.files import write_atomic
 from apiclab.guest.program import Handler, Op, Program
@@ -144,8 +143,7 @@ def campaign(
                 _count(stats[name], secs, error)
                 if events is None:
                     continue
-                at = first_divergence(Trace.from_dicts(_timeless(model_events)),
-                                      Trace.from_dicts(_timeless(events)))
+                at = first_divergence(model_events, events)
                 if at < 0:
                     stats[name].agree += 1
                     continue
@@ -153,10 +151,6 @@ def campaign(
                 found.append(Disagreement(i, name, signature(name, model_events, events, at),
                                           moves, handlers, model_events, events, at))
     return stats, found, time.monotonic() - start
-
-
-def _timeless(events: Events) -> list[dict[str, Any]]:
-    return [{"time": 0, **e} for e in events]
 
 
 def _count(stats: BackendStats, seconds: float, error: str) -> None:
@@ -188,7 +182,7 @@ def still_disagrees_with(moves: list[Move], handlers: dict[int, Handler], model:
         left, right = events_of(model, program), events_of(real, program)
     except Exception:
         return False
-    at = first_divergence(Trace.from_dicts(_timeless(left)), Trace.from_dicts(_timeless(right)))
+    at = first_divergence(left, right)
     return at >= 0 and signature(d.backend, left, right, at) == d.signature
 
 

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apiclab.conform.case import Case, ExpectedEvent
+from apiclab.engine.events import fields_of
 from apiclab.engine.trace import Trace
+from apiclab.executors.compare import first_difference
 
 CONTEXT = 2  # observed events shown either side of a divergence
 
@@ -41,9 +43,7 @@ def visible(trace: Trace) -> list[dict[str, Any]]:
     """Guest-visible events without their times (times differ between executors by nature)."""
     out = []
     for event in trace.guest_visible():
-        row = event.as_dict()
-        row.pop("time", None)
-        out.append(row)
+        out.append({"kind": event.kind, **fields_of(event)})
     return out
 
 
@@ -61,26 +61,24 @@ def match_expectation(case: Case, trace: Trace, *, note: str = "") -> Verdict:
                            _context(observed, i), note or "a vector the case says is never "
                            "delivered was delivered")
     expected: tuple[ExpectedEvent, ...] = case.expected_events()
-    for i, want in enumerate(expected):
-        if i >= len(observed):
-            return Verdict(False, i, want.as_dict(), None, _context(observed, i),
-                           note or "the run ended before this event")
-        if not want.matches(observed[i]):
-            return Verdict(False, i, want.as_dict(), observed[i], _context(observed, i), note)
-    if expected[-1].kind != "end" and len(observed) == len(expected) + 1 \
-            and observed[-1].get("kind") == "end":
-        return Verdict(True, note=note)  # a backend may still report the end after a bugcheck
-    if len(observed) > len(expected):
-        i = len(expected)
-        return Verdict(False, i, None, observed[i], _context(observed, i),
+    diff = first_difference(expected, observed, ExpectedEvent.matches)
+    if diff is None:
+        return Verdict(True, note=note)
+    i = diff.index
+    if diff.expected is None:
+        if expected[-1].kind != "end" and len(observed) == len(expected) + 1 \
+                and observed[-1].get("kind") == "end":
+            return Verdict(True, note=note)  # a backend may still report the end after a bugcheck
+        return Verdict(False, i, None, diff.observed, _context(observed, i),
                        note or "more events than expected")
-    return Verdict(True, note=note)
+    if diff.observed is None:
+        return Verdict(False, i, diff.expected.as_dict(), None, _context(observed, i),
+                       note or "the run ended before this event")
+    return Verdict(False, i, diff.expected.as_dict(), diff.observed, _context(observed, i), note)
 
 
-def first_divergence(left: Trace, right: Trace) -> int:
-    """Index of the first guest-visible event on which two runs differ, or -1 if they agree."""
-    a, b = visible(left), visible(right)
-    for i, (x, y) in enumerate(zip(a, b, strict=False)):
-        if x != y:
-            return i
-    return -1 if len(a) == len(b) else min(len(a), len(b))
+def first_divergence(left: Sequence[dict[str, Any]], right: Sequence[dict[str, Any]]) -> int:
+    """Index of the first event on which two runs' guest-visible rows (`visible`) differ, or -1
+    if they agree."""
+    diff = first_difference(left, right)
+    return -1 if diff is None else diff.index

@@ -82,7 +82,7 @@ def judge(case: Case, backend: Backend, timeout_s: float = RUN_TIMEOUT_S, *,
     With `evidence`, a case that differs is run again on the backend's evidence variant."""
     start = time.monotonic()
     try:
-        result = backend.run(case.program, timeout_s=timeout_s)
+        result = backend.run(case.program, lapic_image=case.image, timeout_s=timeout_s)
     except BackendUnavailable as e:
         return BackendRun("not-run", reason=str(e), seconds=time.monotonic() - start)
     except ChildrenStopped:
@@ -111,8 +111,13 @@ def add_evidence(run: BackendRun, case: Case, name: str) -> None:
 
 
 def judge_batch(cases: Sequence[Case], backend: BatchBackend) -> list[BackendRun]:
-    """`cases` in one boot of `backend`; each case that did not finish there is run alone. A
+    """`cases` in one boot of `backend`; each case that did not finish there is run alone, as
+    is a case with an APIC image of its own (a batch starts every program from power-up). A
     case's `seconds` is its share of the boot's wall time."""
+    if any(c.image is not None for c in cases):
+        plain = [c for c in cases if c.image is None]
+        done = iter(judge_batch(plain, backend) if plain else [])
+        return [judge(c, backend) if c.image is not None else next(done) for c in cases]
     start = time.monotonic()
     timeout_s = RUN_TIMEOUT_S + BATCH_TIMEOUT_PER_CASE_S * len(cases)
     try:
@@ -158,7 +163,7 @@ def _more_evidence(case: Case, name: str, backend: Backend | None = None) -> dic
     if backend is None:
         return {}
     try:
-        result = backend.run(case.program, timeout_s=RUN_TIMEOUT_S)
+        result = backend.run(case.program, lapic_image=case.image, timeout_s=RUN_TIMEOUT_S)
     except Exception as e:  # evidence is a bonus; its absence is reported, not fatal
         return {"evidence_run": f"failed: {type(e).__name__}: {e}"}
     out = _short_evidence(result.evidence)

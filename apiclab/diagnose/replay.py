@@ -32,6 +32,7 @@ from apiclab.arch.vectors import highest, vectors_of
 from apiclab.diagnose.errors import EvidenceError
 from apiclab.diagnose.kvm_events import accept_fields, apic_fields, eoi_fields, inj_fields
 from apiclab.diagnose.trace_text import TraceLine, events, line_of
+from apiclab.engine import events as ev
 from apiclab.engine.trace import Trace
 
 _VCPU = re.compile(r"^vcpu (\d+)")
@@ -79,7 +80,9 @@ class Replay:
     # timelines; off unless asked for, as it costs time on a million events.
     observations: dict[int, Trace] | None = None
 
-    def note(self, v: VcpuReplay, line: TraceLine, kind: str, vector: int) -> None:
+    def note(self, v: VcpuReplay, line: TraceLine, kind: type[ev.Reset | ev.Accept | ev.Deliver
+                                                          | ev.Eoi | ev.TprWrite],
+             vector: int) -> None:
         if self.observations is None:
             return
         apic = v.apic
@@ -182,7 +185,7 @@ class Replay:
             v.irr_since.clear()
             v.isr_since.clear()
             v.inferred.clear()
-            self.note(v, line, "reset", 0)
+            self.note(v, line, ev.Reset, 0)
         v.last_rip = RESET_RIP if rip == RESET_RIP else _RAN
 
     def accept(self, line: TraceLine) -> None:
@@ -202,7 +205,7 @@ class Replay:
         v.apic.accept(vector, level=level)
         if not was and v.apic.irr & (1 << vector):
             v.irr_since[vector] = line.time
-        self.note(v, line, "accept", vector)
+        self.note(v, line, ev.Accept, vector)
 
     def inject(self, line: TraceLine) -> None:
         vector = inj_fields(line.msg)
@@ -212,14 +215,14 @@ class Replay:
             return  # a software INTn, or a vector already acknowledged and now re-injected
         v = self.of_thread(line)
         self._acknowledged(v, vector, line.time)
-        self.note(v, line, "deliver", vector)
+        self.note(v, line, ev.Deliver, vector)
 
     def _injected(self, v: VcpuReplay, intr_info: int, line: TraceLine) -> None:
         """VM-entry interruption information (SDM vol. 3C §24.8.3): valid bit 31, type 10:8 = 0
         for an external interrupt, vector 7:0."""
         if intr_info >> 31 & 1 and (intr_info >> 8) & 7 == 0:
             self._acknowledged(v, intr_info & 0xFF, line.time)
-            self.note(v, line, "deliver", intr_info & 0xFF)
+            self.note(v, line, ev.Deliver, intr_info & 0xFF)
 
     def _acknowledged(self, v: VcpuReplay, vector: int, now: float) -> None:
         if v.apic.irr & (1 << vector):
@@ -249,7 +252,7 @@ class Replay:
         v.apic.isr &= ~bit
         v.isr_since.pop(vector, None)
         v.inferred.discard(vector)
-        self.note(v, line, "eoi", vector)
+        self.note(v, line, ev.Eoi, vector)
 
     def apic_access(self, line: TraceLine) -> None:
         fields = apic_fields(line.msg)
@@ -275,7 +278,7 @@ class Replay:
         if write:
             if reg == Reg.TPR:
                 apic.tpr = value & 0xFF
-                self.note(v, line, "tpr", value & 0xFF)
+                self.note(v, line, ev.TprWrite, value & 0xFF)
             elif reg == Reg.SVR:
                 apic.write_svr(value)
                 v.svr_known = True

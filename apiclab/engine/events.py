@@ -1,13 +1,12 @@
 """Typed observation events: one frozen class per kind, a tagged union over them, and the codec.
 
-An `Event(time, kind, data)` of `apiclab.engine.trace` is the form the executors record (cheap to
-build on the hot path); this module is its schema. Each kind is a `msgspec.Struct` whose tag is the
-kind's name, so a JSON object `{"kind": "deliver", ...}` decodes to `Deliver` with every field
-type-checked and unknown fields refused: external traces (a file, another tool) come in through
-`decode_jsonl`, which says in one line what was wrong. Every class carries the optional register
-snapshot (`Snapshot`'s fields, flat as the executors record them), and whether the guest itself
-can see the event is a property of the class (`guest_visible`), from which
-`apiclab.engine.trace.GUEST_VISIBLE` is derived.
+These are the event objects every executor records (`apiclab.engine.trace.Trace.record`) and every
+reader consumes. Each kind is a `msgspec.Struct` whose tag is the kind's name, so a JSON object
+`{"kind": "deliver", ...}` decodes to `Deliver` with every field type-checked and unknown fields
+refused: external traces (a file, another tool) come in through `decode_jsonl`, which says in one
+line what was wrong. Every class carries the optional register snapshot (`Event`'s fields, flat),
+and whether the guest itself can see the event is a property of the class (`guest_visible`), from
+which `GUEST_VISIBLE_KINDS` is derived.
 
 msgspec was chosen for this: Structs are frozen and slotted, tagged unions and validation are
 built in, and its JSON encoder writes sorted keys without spaces (the canonical form) far faster
@@ -16,18 +15,21 @@ than the standard library.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_type_hints
 
 import msgspec
 
 from apiclab.errors import DecodeError
 
 
-class Snapshot(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True,
-               forbid_unknown_fields=True, tag_field="kind"):
-    """The interrupt state recorded with a step: IRR/ISR/TMR/PIR as vector lists, TPR/PPR, and
-    with APICv RVI/SVI/VPPR (SDM §29.1.1). Absent fields were not observed."""
+class Event(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True,
+            forbid_unknown_fields=True, tag_field="kind"):
+    """One thing that happened at `time` (virtual ns in the model, TSC-derived ns on real
+    machines), with the interrupt state recorded with it: IRR/ISR/TMR/PIR as vector lists,
+    TPR/PPR, and with APICv RVI/SVI/VPPR (SDM §29.1.1). Absent fields were not observed.
+    `kind` is the class's tag (what happened: "deliver", "set-lapic", ...)."""
 
     time: int
     cpu: int | None = None  # the CPU it happened on, in a program for several CPUs
@@ -41,6 +43,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True,
     vppr: int | None = None
 
     guest_visible: ClassVar[bool] = False
+    kind: ClassVar[str] = ""  # the tag, set for each class below
 
     def registers(self) -> dict[str, Any]:
         """The snapshot's observed fields, by name."""
@@ -51,15 +54,9 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True,
 REGISTER_KEYS = ("rvi", "svi", "vppr", "ppr", "tpr", "irr", "isr", "pir")
 
 
-def registers_of(data: Mapping[str, Any]) -> dict[str, Any]:
-    """The register snapshot held in a recorded event's data (what `Snapshot.registers` gives
-    for the typed event): the one definition every explanation reads."""
-    return {k: data[k] for k in REGISTER_KEYS if k in data}
-
-
 # --- what the guest sees (the agent reports exactly these on real machines) ---------------------
 
-class Interrupt(Snapshot, frozen=True, tag="interrupt"):
+class Interrupt(Event, frozen=True, tag="interrupt"):
     """The guest's handler ran for `vector` (with its ISR/IRR/TMR/PPR reads)."""
 
     vector: int
@@ -68,7 +65,7 @@ class Interrupt(Snapshot, frozen=True, tag="interrupt"):
     guest_visible: ClassVar[bool] = True
 
 
-class Read(Snapshot, frozen=True, tag="read"):
+class Read(Event, frozen=True, tag="read"):
     """A guest read: an APIC register (`reg`), a port (`port`), MMIO (`addr`) or an MSR (`msr`)."""
 
     value: int
@@ -79,32 +76,34 @@ class Read(Snapshot, frozen=True, tag="read"):
     guest_visible: ClassVar[bool] = True
 
 
-class WaitDone(Snapshot, frozen=True, tag="wait"):
+class WaitDone(Event, frozen=True, tag="wait"):
+    """The guest's wait for `count` deliveries of `vector` ended (`outcome`)."""
+
     vector: int
-    count: int
-    outcome: str  # or "timeout"
+    outcome: str  # "done" or "timeout"
+    count: int | None = None  # left out where a comparison ignores it (kvm storm's `decisive`)
     guest_visible: ClassVar[bool] = True
 
 
-class Bugcheck(Snapshot, frozen=True, tag="bugcheck"):
+class Bugcheck(Event, frozen=True, tag="bugcheck"):
     code: int
     params: list[int]
     tsc: int | None = None
     guest_visible: ClassVar[bool] = True
 
 
-class Fault(Snapshot, frozen=True, tag="fault"):
+class Fault(Event, frozen=True, tag="fault"):
     vector: int
     guest_visible: ClassVar[bool] = True
 
 
-class End(Snapshot, frozen=True, tag="end"):
+class End(Event, frozen=True, tag="end"):
     guest_visible: ClassVar[bool] = True
 
 
 # --- what the hypervisor and the model record (not visible to the guest) ------------------------
 
-class Accept(Snapshot, frozen=True, tag="accept"):
+class Accept(Event, frozen=True, tag="accept"):
     """KVM accepted an interrupt (`__apic_accept_irq`), by `path` (IRR, posted, NMI, dropped...)."""
 
     vector: int
@@ -112,7 +111,7 @@ class Accept(Snapshot, frozen=True, tag="accept"):
     path: str | None = None  # None in a replayed host trace
 
 
-class Deliver(Snapshot, frozen=True, tag="deliver"):
+class Deliver(Event, frozen=True, tag="deliver"):
     """The CPU delivered `vector` `via` injection or virtual-interrupt delivery; `irr_was_set`
     says whether its IRR bit was set (a stale RVI delivers a vector whose IRR bit is clear)."""
 
@@ -122,32 +121,32 @@ class Deliver(Snapshot, frozen=True, tag="deliver"):
     source: str | None = None  # a replayed host trace: the line it comes from
 
 
-class Eoi(Snapshot, frozen=True, tag="eoi"):
+class Eoi(Event, frozen=True, tag="eoi"):
     vector: int | None = None
     source: str | None = None
 
 
-class TprWrite(Snapshot, frozen=True, tag="tpr"):
+class TprWrite(Event, frozen=True, tag="tpr"):
     """A TPR write seen in a replayed host trace (`vector` holds the new TPR)."""
 
     vector: int
     source: str | None = None
 
 
-class SetLapic(Snapshot, frozen=True, tag="set-lapic"):
+class SetLapic(Event, frozen=True, tag="set-lapic"):
     """KVM_SET_LAPIC: `before` is the snapshot before the push, the flat fields the one after."""
 
     before: dict[str, Any]
 
 
-class Reset(Snapshot, frozen=True, tag="reset"):
+class Reset(Event, frozen=True, tag="reset"):
     """QEMU's system reset began (the vCPU has left the guest)."""
 
     vector: int | None = None  # a replayed host trace records 0 here
     source: str | None = None
 
 
-class SnapshotTaken(Snapshot, frozen=True, tag="snapshot"):
+class SnapshotTaken(Event, frozen=True, tag="snapshot"):
     """savevm: the APIC timer's state when QEMU saved the VM."""
 
     timer_armed: bool
@@ -157,7 +156,7 @@ class SnapshotTaken(Snapshot, frozen=True, tag="snapshot"):
     tsc_deadline: int
 
 
-class Restore(Snapshot, frozen=True, tag="restore"):
+class Restore(Event, frozen=True, tag="restore"):
     """loadvm: QEMU puts the APIC back (then the TSC deadline, if any)."""
 
     tsc: int
@@ -166,46 +165,46 @@ class Restore(Snapshot, frozen=True, tag="restore"):
     text: str
 
 
-class TimerAfterRestore(Snapshot, frozen=True, tag="timer-after-restore"):
+class TimerAfterRestore(Event, frozen=True, tag="timer-after-restore"):
     armed: bool
     pending: bool
     text: str
 
 
-class ApicvChange(Snapshot, frozen=True, tag="apicv"):
+class ApicvChange(Event, frozen=True, tag="apicv"):
     active: bool
 
 
-class IpiIgnored(Snapshot, frozen=True, tag="ipi-ignored"):
+class IpiIgnored(Event, frozen=True, tag="ipi-ignored"):
     vector: int
     delivery_mode: int
 
 
-class Init(Snapshot, frozen=True, tag="init"):
+class Init(Event, frozen=True, tag="init"):
     """An INIT IPI reset this CPU's APIC (§10.4.7.3); it now waits for a start-up IPI."""
 
 
-class Startup(Snapshot, frozen=True, tag="startup"):
+class Startup(Event, frozen=True, tag="startup"):
     """A start-up IPI with `vector` (the start page) started this CPU (§10.4.7.3)."""
 
     vector: int
 
 
-class Sti(Snapshot, frozen=True, tag="sti"):
+class Sti(Event, frozen=True, tag="sti"):
     pass
 
 
-class Cli(Snapshot, frozen=True, tag="cli"):
+class Cli(Event, frozen=True, tag="cli"):
     pass
 
 
-class GuestNote(Snapshot, frozen=True, tag="guest"):
+class GuestNote(Event, frozen=True, tag="guest"):
     """A guest model's note (what its code does at this point), for the reader."""
 
     text: str
 
 
-class Handler(Snapshot, frozen=True, tag="handler"):
+class Handler(Event, frozen=True, tag="handler"):
     """A guest interrupt handler ran for `vector` and did (`eoi`) or did not write the local
     APIC's EOI; `text` says whose handler it is. Explanations read the fields."""
 
@@ -214,46 +213,46 @@ class Handler(Snapshot, frozen=True, tag="handler"):
     text: str
 
 
-class Reboot(Snapshot, frozen=True, tag="reboot"):
+class Reboot(Event, frozen=True, tag="reboot"):
     text: str
 
 
-class Panic(Snapshot, frozen=True, tag="panic"):
+class Panic(Event, frozen=True, tag="panic"):
     text: str
 
 
-class WaitStart(Snapshot, frozen=True, tag="wait-start"):
+class WaitStart(Event, frozen=True, tag="wait-start"):
     text: str
     tsc: int | None = None
     deadline: int | None = None
     ticks: int | None = None
 
 
-class ClockOk(Snapshot, frozen=True, tag="clock-ok"):
+class ClockOk(Event, frozen=True, tag="clock-ok"):
     ticks: int
     tsc: int | None = None
 
 
-class Choice(Snapshot, frozen=True, tag="choice"):
+class Choice(Event, frozen=True, tag="choice"):
     """An explorer's choice (which interleaving this run takes)."""
 
     text: str
 
 
-class Timeout(Snapshot, frozen=True, tag="timeout"):
+class Timeout(Event, frozen=True, tag="timeout"):
     after_s: float | None = None
     reason: str | None = None
 
 
-class VmStop(Snapshot, frozen=True, tag="vm-stop"):
+class VmStop(Event, frozen=True, tag="vm-stop"):
     reason: str
 
 
-class AgentError(Snapshot, frozen=True, tag="agent-error"):
+class AgentError(Event, frozen=True, tag="agent-error"):
     reason: str
 
 
-class ModelStopped(Snapshot, frozen=True, tag="model-stopped"):
+class ModelStopped(Event, frozen=True, tag="model-stopped"):
     reason: str
 
 
@@ -264,44 +263,75 @@ Observation = (
     | Handler | Init | Startup
     | Restore | TimerAfterRestore
 )
-KINDS: dict[str, type[Snapshot]] = {
+KINDS: dict[str, type[Event]] = {
     str(cls.__struct_config__.tag): cls for cls in Observation.__args__
 }
+for _kind, _cls in KINDS.items():
+    _cls.kind = _kind
 GUEST_VISIBLE_KINDS = frozenset(kind for kind, cls in KINDS.items() if cls.guest_visible)
+# The field names of each kind (the snapshot's included): the one schema, which case files'
+# expectations are checked against (`apiclab.conform.case.EVENT_FIELDS`).
+FIELDS: dict[str, frozenset[str]] = {
+    kind: frozenset(cls.__struct_fields__) - {"time"} for kind, cls in KINDS.items()
+}
 
 _ENCODER = msgspec.json.Encoder(order="sorted")
-_DECODER: msgspec.json.Decoder[Snapshot] = msgspec.json.Decoder(Observation)
+_DECODER: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Observation)
+# The canonical line is the standard library's canonical JSON (`json.dumps(..., sort_keys=True,
+# separators=(",", ":"))`, non-ASCII escaped), which `trace_sha256` was defined on. msgspec writes
+# the same bytes for ints, strings of ASCII, bools, lists and dicts; it writes some floats
+# differently (1e-05 as 0.00001) and non-ASCII as UTF-8, so the kinds with a float field, and any
+# line that came out non-ASCII, are written by the standard library instead.
+_STDLIB = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+_FLOAT_KINDS = frozenset(
+    cls for cls in KINDS.values()
+    if any("float" in str(hint) for hint in get_type_hints(cls).values())
+)
 
 
-def from_dict(row: Mapping[str, Any]) -> Snapshot:
+def from_dict(row: Mapping[str, Any]) -> Event:
     """The typed event of a `{"time", "kind", ...}` mapping, validated."""
     try:
-        event: Snapshot = msgspec.convert(dict(row), Observation)
+        event: Event = msgspec.convert(dict(row), Observation)
     except msgspec.ValidationError as e:
         raise DecodeError(f"event {row.get('kind', '?')!s} at {row.get('time', '?')!s}: {e}") from None
     return event
 
 
-def to_dict(event: Snapshot) -> dict[str, Any]:
+def to_dict(event: Event) -> dict[str, Any]:
     """The event as a plain mapping with `kind`, the fields it has (unobserved ones left out)."""
     out: dict[str, Any] = msgspec.to_builtins(event)
     return out
 
 
-def encode(event: Snapshot) -> bytes:
-    """Canonical JSON of one event: keys sorted, no spaces, absent fields left out."""
-    return _ENCODER.encode(event)
+def fields_of(event: Event) -> dict[str, Any]:
+    """The event's observed fields but `time` and `kind`, by name (JSON-ready values)."""
+    out = to_dict(event)
+    del out["time"], out["kind"]
+    return out
 
 
-def encode_jsonl(events: Iterable[Snapshot]) -> bytes:
-    return b"".join(encode(e) + b"\n" for e in events)
+def encode(event: Event) -> bytes:
+    """Canonical JSON of one event: keys sorted, no spaces, absent fields left out, non-ASCII
+    escaped as \\uXXXX (the standard library's canonical form, byte for byte)."""
+    if type(event) in _FLOAT_KINDS:
+        return _STDLIB.encode(to_dict(event)).encode()
+    line = _ENCODER.encode(event)
+    if not line.isascii():
+        return _STDLIB.encode(to_dict(event)).encode()
+    return line
 
 
-def decode_jsonl(text: str | bytes, *, source: str = "trace") -> list[Snapshot]:
+def encode_jsonl(events: Iterable[Event]) -> bytes:
+    """JSON Lines of `events`, each line canonical (`encode`) and ending in \\n."""
+    return b"".join([encode(e) + b"\n" for e in events])
+
+
+def decode_jsonl(text: str | bytes, *, source: str = "trace") -> list[Event]:
     """Events from JSON Lines, each validated against its kind; a bad line raises DecodeError
     naming `source`, the line and what was wrong."""
     raw = text.encode() if isinstance(text, str) else text
-    events: list[Snapshot] = []
+    events: list[Event] = []
     for number, line in enumerate(raw.splitlines(), 1):
         if not line.strip():
             continue

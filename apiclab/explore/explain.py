@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from apiclab.engine.events import registers_of
-from apiclab.engine.trace import Event
+from apiclab.engine import events as ev
+from apiclab.engine.events import Event
 from apiclab.explore.properties import Property, Violation
 from apiclab.hypervisor.profiles import Profile
 from apiclab.report.explain import explain_failure
@@ -46,7 +46,7 @@ def explain(
 
 
 def _registers(event: Event) -> dict[str, Any]:
-    return registers_of(event.data)
+    return event.registers()
 
 
 def _generic_chain(events: Sequence[Event]) -> list[dict[str, Any]]:
@@ -55,8 +55,8 @@ def _generic_chain(events: Sequence[Event]) -> list[dict[str, Any]]:
     for i, event in enumerate(events):
         if event.kind not in _GENERIC_KINDS:
             continue
-        if event.kind == "accept":
-            key = (int(event.data.get("vector", 0)), str(event.data.get("path", "")))
+        if isinstance(event, ev.Accept):
+            key = (event.vector, str(event.path or ""))
             if key in accepted:
                 continue  # a periodic source repeats itself; its first arrival says it all
             accepted.add(key)
@@ -64,30 +64,29 @@ def _generic_chain(events: Sequence[Event]) -> list[dict[str, Any]]:
             "step": event.kind,
             "time_ns": event.time,
             "registers": _registers(event),
-            "text": _restore_text(events, i) if event.kind == "set-lapic" else _text(event),
+            "text": (_restore_text(event, events, i) if isinstance(event, ev.SetLapic)
+                     else _text(event)),
         })
     return chain
 
 
-def _restore_text(events: Sequence[Event], index: int) -> str:
+def _restore_text(event: ev.SetLapic, events: Sequence[Event], index: int) -> str:
     """KVM_SET_LAPIC, with the fate of what was accepted while it ran (the `before` registers are
     taken as it starts, so an interrupt its timer restart fired shows up as an `accept` just
     before it at the same time)."""
-    event = events[index]
-    d = event.data
     text = _text(event)
     during = []
     j = index - 1
-    while j >= 0 and events[j].kind == "accept" and events[j].time == event.time:
-        during.append(int(events[j].data.get("vector", 0)))
+    while j >= 0 and isinstance(prior := events[j], ev.Accept) and prior.time == event.time:
+        during.append(prior.vector)
         j -= 1
-    leftover = sorted(set(d.get("pir", [])) & set(d.get("before", {}).get("pir", [])))
+    leftover = sorted(set(event.pir or []) & set(event.before.get("pir", [])))
     if leftover:
         text += (
             f" PIR still holds {_fmt(leftover)} from before: this KVM does not clear the posted-interrupt "
             "descriptor on KVM_SET_LAPIC (967235d32032 does), so the next entry moves it into IRR."
         )
-    pending = set(d.get("pir", [])) | set(d.get("irr", []))
+    pending = set(event.pir or []) | set(event.irr or [])
     for vector in reversed(during):
         if vector in pending:
             text += f" The {vector:#04x} accepted during the restore is still pending."
@@ -95,70 +94,71 @@ def _restore_text(events: Sequence[Event], index: int) -> str:
             text += (
                 f" The {vector:#04x} accepted during the restore is gone: the PIR was cleared "
                 "after the timer restarted (967235d32032's order)."
-                if "pir" in d
+                if event.pir is not None
                 else f" The {vector:#04x} accepted during the restore is gone."
             )
     return text
 
 
 def _text(event: Event) -> str:
-    d = event.data
-    vector = int(d.get("vector", 0) or 0)
-    match event.kind:
-        case "snapshot":
+    match event:
+        case ev.SnapshotTaken():
             return (
-                f"QEMU stopped the vCPU and saved KVM_GET_LAPIC: {d.get('timer_mode')} timer "
-                f"{int(d.get('timer_vector', 0)):#04x} armed"
-                + (f", TSC deadline {d['tsc_deadline']}" if d.get("tsc_deadline") else "")
+                f"QEMU stopped the vCPU and saved KVM_GET_LAPIC: {event.timer_mode} timer "
+                f"{event.timer_vector:#04x} armed"
+                + (f", TSC deadline {event.tsc_deadline}" if event.tsc_deadline else "")
                 + "."
             )
-        case "accept":
+        case ev.Accept():
             fate = {
                 "posted": "posted in PIR", "accepted": "set in IRR",
                 "merged": "merged with the pending one in IRR",
                 "disabled": "dropped: the APIC is software-disabled",
                 "illegal": "refused as an illegal vector",
-            }.get(str(d.get("path")), str(d.get("path")))
-            return f"Vector {vector:#04x} from {d.get('source') or 'the host'}: {fate}."
-        case "set-lapic":
-            before = d.get("before", {})
+            }.get(str(event.path), str(event.path))
+            return f"Vector {event.vector:#04x} from {event.source or 'the host'}: {fate}."
+        case ev.SetLapic():
+            before = event.before
             text = "KVM_SET_LAPIC restored the image"
             for key in ("pir", "rvi", "irr"):
-                if key in d and before.get(key) != d[key]:
-                    text += f"; {key.upper()} {_fmt(before.get(key))} → {_fmt(d[key])}"
+                after = getattr(event, key)
+                if after is not None and before.get(key) != after:
+                    text += f"; {key.upper()} {_fmt(before.get(key))} → {_fmt(after)}"
             return text + "."
-        case "deliver":
-            was = "set" if d.get("irr_was_set", True) else "clear"
-            return f"Vector {vector:#04x} delivered ({d.get('via')}); its IRR bit was {was}."
-        case "reboot":
+        case ev.Deliver():
+            was = "clear" if event.irr_was_set is False else "set"
+            return f"Vector {event.vector:#04x} delivered ({event.via}); its IRR bit was {was}."
+        case ev.Reboot():
             return (
                 "The guest wrote the reset port with interrupts disabled; pending in IRR: "
-                f"{_fmt(d.get('irr', []))}."
+                f"{_fmt(event.irr or [])}."
             )
-        case "reset":
+        case ev.Reset():
             return "QEMU's system reset: the vCPU is out of the guest; devices are reset."
-        case "wait-start":
-            return f"{d.get('text', 'The guest waits')}, with interrupts enabled."
-        case "eoi":
-            if not vector and "svi" in d and d.get("isr"):
+        case ev.WaitStart():
+            return f"{event.text}, with interrupts enabled."
+        case ev.Eoi():
+            vector = event.vector or 0
+            if not vector and event.svi is not None and event.isr:
                 return (
                     "The guest wrote EOI; EOI virtualization cleared VISR[SVI] with SVI = 0x00 "
-                    f"(SDM §29.1.2), so nothing was retired and {_fmt(d['isr'])} stays in service."
+                    f"(SDM §29.1.2), so nothing was retired and {_fmt(event.isr)} stays in service."
                 )
             return "The guest wrote EOI" + (f", retiring {vector:#04x}." if vector else ".")
-        case "apicv":
-            if not d.get("active"):
+        case ev.ApicvChange():
+            if not event.active:
                 return "KVM deactivated APICv (an inhibit was set): interrupts go by event injection."
+            svi = event.svi or 0
             return (
-                f"KVM activated APICv (the inhibit was cleared) with ISR = {_fmt(d.get('isr', []))}: "
-                f"SVI = {_fmt(d.get('svi', 0))}"
-                + (" — stale, it does not follow the ISR" if d.get("isr") and d.get("svi", 0) != max(d["isr"]) else "")
+                f"KVM activated APICv (the inhibit was cleared) with ISR = {_fmt(event.isr or [])}: "
+                f"SVI = {_fmt(svi)}"
+                + (" — stale, it does not follow the ISR" if event.isr and svi != max(event.isr) else "")
                 + "."
             )
-        case "end":
+        case ev.End():
             return "End of the run."
         case _:
-            return str(d.get("text", event.kind))
+            return str(getattr(event, "text", event.kind))
 
 
 def _fmt(value: Any) -> str:

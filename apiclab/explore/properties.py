@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from apiclab.engine.trace import Event
+from apiclab.engine import events as ev
+from apiclab.engine.events import Event
 from apiclab.errors import UserError
 from apiclab.files import InputFileError, read_text
 
@@ -65,7 +66,7 @@ def clock_tick(
         closes = event.time + within_ns
         for j in range(i + 1, len(events)):
             later = events[j]
-            if later.kind == "deliver" and later.data.get("vector") == vector:
+            if isinstance(later, ev.Deliver) and later.vector == vector:
                 break
             if later.time > closes:
                 return _at(
@@ -83,8 +84,8 @@ def no_stale_delivery(events: Sequence[Event]) -> Violation | None:
     with virtual-interrupt delivery a stale RVI is taken anyway (SDM §29.2.2).
     """
     for i, event in enumerate(events):
-        if event.kind == "deliver" and event.data.get("irr_was_set") is False:
-            vector = int(event.data.get("vector", 0))
+        if isinstance(event, ev.Deliver) and event.irr_was_set is False:
+            vector = event.vector
             return _at(
                 events, i,
                 f"vector {vector:#04x} was delivered although its IRR bit was clear "
@@ -103,8 +104,8 @@ def no_stuck_in_service(
     """
     since: dict[int, int] = {}
     for i, event in enumerate(events):
-        isr = event.data.get("isr")
-        if not isinstance(isr, list):
+        isr = event.isr
+        if isr is None:
             continue
         since = {v: since.get(v, event.time) for v in isr}
         for vector, start in sorted(since.items()):
@@ -131,10 +132,10 @@ def no_delivery_across_reset(events: Sequence[Event]) -> Violation | None:
             reset_at, accepted = i, set()
         elif reset_at is None:
             continue
-        elif event.kind == "accept":
-            accepted.add(int(event.data.get("vector", -1)))
-        elif event.kind == "deliver":
-            vector = int(event.data.get("vector", -1))
+        elif isinstance(event, ev.Accept):
+            accepted.add(event.vector)
+        elif isinstance(event, ev.Deliver):
+            vector = event.vector
             if vector not in accepted:
                 return _at(
                     events, i,
@@ -154,16 +155,16 @@ def restored_timer_fires(
     (`timer_remaining_ns`, when recorded) plus `slack_ns` after the restore.
     """
     for i, event in enumerate(events):
-        if event.kind != "snapshot" or not event.data.get("timer_armed"):
+        if not isinstance(event, ev.SnapshotTaken) or not event.timer_armed:
             continue
-        vector = int(event.data.get("timer_vector", -1))
-        mode = event.data.get("timer_mode", "timer")
+        vector = event.timer_vector
+        mode = event.timer_mode
         restore = next((j for j in range(i + 1, len(events)) if events[j].kind == "set-lapic"), None)
         if restore is None:
             continue
         delivered = next(
             (j for j in range(restore + 1, len(events))
-             if events[j].kind == "deliver" and events[j].data.get("vector") == vector),
+             if isinstance(d := events[j], ev.Deliver) and d.vector == vector),
             None,
         )
         if delivered is None:
@@ -172,7 +173,7 @@ def restored_timer_fires(
                 f"the {mode} timer armed at the snapshot (vector {vector:#04x}) was never "
                 "delivered after KVM_SET_LAPIC restored it",
             )
-        remaining = event.data.get("timer_remaining_ns")
+        remaining: int | None = event.timer_remaining_ns
         late = events[delivered].time - events[restore].time - (remaining or 0)
         if remaining is not None and late > slack_ns:
             return _at(

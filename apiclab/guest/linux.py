@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from apiclab.arch.registers import Reg
+from apiclab.engine import events as ev
 from apiclab.engine.choices import Choices
 from apiclab.engine.core import Process, Wait
 from apiclab.guest.hal import set_ioapic_entry, start_hpet_periodic
@@ -65,16 +66,16 @@ class Linux(Windows7):
         vcpu.sti()
         deadline = m.engine.now + 10 * self.lcfg.tick_ns  # mdelay(10 * 1000 / HZ)
         vcpu.record(
-            "wait-start", text="timer_irq_works(): ~10 ticks for jiffies to move",
+            ev.WaitStart, text="timer_irq_works(): ~10 ticks for jiffies to move",
             ticks=m.tsc.read(deadline) - vcpu.rdtsc(),
         )
         while m.engine.now < deadline:
             yield Wait(vcpu.delivered, deadline)
         outcome.ticks = self.phase0_ticks
         if self.phase0_ticks > 4:
-            m.trace.record(m.engine.now, "clock-ok", ticks=self.phase0_ticks)
+            m.trace.record(m.engine.now, ev.ClockOk, ticks=self.phase0_ticks)
             outcome.ok = True
             return
         outcome.ok = False
-        vcpu.record("panic", text=PANIC_TEXT)
+        vcpu.record(ev.Panic, text=PANIC_TEXT)
         vcpu.cli()  # after the record, as Windows' bugcheck: the failure is the panic itself

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from apiclab.engine.core import Engine, Signal
+from apiclab.engine.events import Event
 from apiclab.engine.trace import Trace
 
 
@@ -56,7 +57,7 @@ class GuestCpu(Protocol):
 
     def guest_wrmsr(self, msr: int, value: int) -> None: ...
 
-    def record(self, kind: str, **data: Any) -> None: ...
+    def record(self, kind: type[Event], **fields: Any) -> None: ...
 
 
 class GuestPlatform(Protocol):

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from apiclab.arch.lapic import GeneralProtection
 from apiclab.arch.registers import IA32_TSC_DEADLINE, Reg
 from apiclab.arch.vectors import vectors_of
+from apiclab.engine import events as ev
 from apiclab.engine.core import Process, Sleep, Wait
 from apiclab.guest.platform import GuestCpu, GuestPlatform
 from apiclab.guest.program import Op, Program
@@ -23,7 +24,7 @@ DEFAULT_LIMIT_NS = 10 * 1_000_000_000
 # few ns would take billions, so this budget (a few seconds of wall time) and `timeout_s` stop
 # it, as a real backend's time-out stops a guest that never ends.
 DEFAULT_MAX_STEPS = 20_000
-STOPPED = "model-stopped"  # trace event of a run stopped by its budget or time-out (not visible)
+STOPPED = ev.ModelStopped.kind  # trace event of a run stopped by its budget or time-out (not visible)
 
 
 class ProgramRun:
@@ -62,7 +63,7 @@ class ProgramRun:
         vcpu = self.m.vcpus[cpu]
         if policy.log:
             self.m.trace.record(
-                self.m.engine.now, "interrupt", vector=vector,
+                self.m.engine.now, ev.Interrupt, vector=vector,
                 isr=self._read_bank(vcpu, Reg.ISR0), irr=self._read_bank(vcpu, Reg.IRR0),
                 tmr=self._read_bank(vcpu, Reg.TMR0), ppr=vcpu.apic_read(Reg.PPR),
                 **self._tag(cpu),
@@ -91,7 +92,7 @@ class ProgramRun:
                 case Op.WRITE:
                     self._write(vcpu, step.a, step.b)
                 case Op.READ:
-                    trace.record(m.engine.now, "read", reg=step.a, value=vcpu.apic_read(step.a),
+                    trace.record(m.engine.now, ev.Read, reg=step.a, value=vcpu.apic_read(step.a),
                                  **tag)
                 case Op.STI:
                     vcpu.sti()
@@ -112,7 +113,7 @@ class ProgramRun:
                             return
                     self.last_wait_timed_out = self.counts[cpu, vector] < target
                     trace.record(
-                        m.engine.now, "wait", vector=vector, count=self.counts[cpu, vector],
+                        m.engine.now, ev.WaitDone, vector=vector, count=self.counts[cpu, vector],
                         outcome="timeout" if self.last_wait_timed_out else "done", **tag,
                     )
                 case Op.TSC_DEADLINE:
@@ -120,7 +121,7 @@ class ProgramRun:
                 case Op.BUGCHECK_IF_TIMEOUT:
                     if self.last_wait_timed_out:
                         params = [step.b & 0xFFFFFFFF, step.b >> 32, 0, 0]
-                        trace.record(m.engine.now, "bugcheck", code=step.a, params=params, **tag)
+                        trace.record(m.engine.now, ev.Bugcheck, code=step.a, params=params, **tag)
                         break
                 case Op.PAUSE:
                     yield Sleep(min(m.tsc.ns_at(step.b), max(limit_ns - m.engine.now, 0)))
@@ -129,25 +130,25 @@ class ProgramRun:
                 case Op.OUT:
                     m.io_out(step.a, step.b)
                 case Op.IN:
-                    trace.record(m.engine.now, "read", port=step.a, value=m.io_in(step.a),
+                    trace.record(m.engine.now, ev.Read, port=step.a, value=m.io_in(step.a),
                                  **tag)
                 case Op.MMIO_WRITE:
                     m.mmio_write(step.a, step.b)
                 case Op.MMIO_READ:
-                    trace.record(m.engine.now, "read", addr=step.a, value=m.mmio_read(step.a),
+                    trace.record(m.engine.now, ev.Read, addr=step.a, value=m.mmio_read(step.a),
                                  **tag)
                 case Op.RDMSR:
                     try:
                         value = vcpu.guest_rdmsr(step.a)
                     except GeneralProtection:
-                        trace.record(m.engine.now, "fault", vector=13, **tag)
+                        trace.record(m.engine.now, ev.Fault, vector=13, **tag)
                     else:
-                        trace.record(m.engine.now, "read", msr=step.a, value=value, **tag)
+                        trace.record(m.engine.now, ev.Read, msr=step.a, value=value, **tag)
                 case Op.WRMSR:
                     try:
                         vcpu.guest_wrmsr(step.a, step.b)
                     except GeneralProtection:
-                        trace.record(m.engine.now, "fault", vector=13, **tag)
+                        trace.record(m.engine.now, ev.Fault, vector=13, **tag)
                 case Op.STI_HLT:
                     # STI's shadow holds an interrupt pending at STI until HLT has begun, and
                     # that interrupt wakes it (SDM vol. 2B STI): HLT waits only if none came.
@@ -157,6 +158,6 @@ class ProgramRun:
                         woke = yield Wait(vcpu.delivered, limit_ns)
                         if not woke:
                             return
-        trace.record(m.engine.now, "end")
+        trace.record(m.engine.now, ev.End)
         self.finished = True
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from apiclab.arch.registers import Reg
+from apiclab.engine import events as ev
 from apiclab.engine.choices import Choices
 from apiclab.engine.core import Process, Sleep, Wait
 from apiclab.guest.hal import set_ioapic_entry, start_hpet_periodic
@@ -85,7 +86,7 @@ class Windows7:
     def _firmware_ivt(self, vector: int) -> None:
         """SeaBIOS: an unknown vector reaches a default handler that IRETs; its hardware-IRQ
         handlers EOI the 8259 PIC, never the local APIC."""
-        self.m.trace.record(self.m.engine.now, "handler", vector=vector, eoi=False,
+        self.m.trace.record(self.m.engine.now, ev.Handler, vector=vector, eoi=False,
                             text=f"firmware default handler for {vector:#x}: iret, no APIC EOI")
 
     def _phase0_idt(self, vector: int) -> None:
@@ -111,9 +112,9 @@ class Windows7:
         """The reboot path: CLI, a short tail of work (assumed 0-2 ms), then the reset-port write."""
         vcpu = self.m.vcpu
         vcpu.cli()
-        self.m.trace.record(self.m.engine.now, "guest", text="shutdown: interrupts disabled")
+        self.m.trace.record(self.m.engine.now, ev.GuestNote, text="shutdown: interrupts disabled")
         yield Sleep(choices.between(0, 2_000) * 1_000)
-        vcpu.record("reboot", text="reset port written")
+        vcpu.record(ev.Reboot, text="reset port written")
         self.m.io_out(RESET_PORT, 0x06)
 
     def firmware_and_loader(self, choices: Choices) -> Process:
@@ -144,21 +145,21 @@ class Windows7:
         start = vcpu.rdtsc()
         deadline = phase0_deadline(start, m.tsc.hz, cfg.wait_ms)
         vcpu.record(
-            "wait-start", text="HalpWaitForPhase0ClockTick(3000)",
+            ev.WaitStart, text="HalpWaitForPhase0ClockTick(3000)",
             tsc=start, deadline=deadline, ticks=deadline - start,
         )
         while self.phase0_ticks == 0 and vcpu.rdtsc() <= deadline:
             yield Wait(vcpu.delivered, m.tsc.ns_at(deadline + 1))
         outcome.ticks = self.phase0_ticks
         if self.phase0_ticks:
-            m.trace.record(m.engine.now, "clock-ok", ticks=self.phase0_ticks, tsc=vcpu.rdtsc())
+            m.trace.record(m.engine.now, ev.ClockOk, ticks=self.phase0_ticks, tsc=vcpu.rdtsc())
             outcome.ok = True
             return
         params = (HAL_CLOCK_INTERRUPT_NOT_RECEIVED, cfg.clock_source_index, 0, 0)
         outcome.ok = False
         outcome.bugcheck = (HAL_INITIALIZATION_FAILED, params)
         vcpu.record(
-            "bugcheck", code=HAL_INITIALIZATION_FAILED, params=list(params), tsc=vcpu.rdtsc()
+            ev.Bugcheck, code=HAL_INITIALIZATION_FAILED, params=list(params), tsc=vcpu.rdtsc()
         )
         # KeBugCheckEx runs with interrupts disabled: its CLI is recorded after the call it
         # belongs to, so a property broken by the bugcheck points at the bugcheck.

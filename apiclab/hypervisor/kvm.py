@@ -35,6 +35,7 @@ from apiclab.arch.lapic import (
 from apiclab.arch.registers import IA32_APIC_BASE, IA32_TSC_DEADLINE, Reg, msr_of, offset_of_msr
 from apiclab.arch.vectors import vectors_of
 from apiclab.arch.vmx import VirtualApic
+from apiclab.engine import events as ev
 from apiclab.engine.core import Engine
 from apiclab.engine.trace import Trace
 from apiclab.hypervisor import kvm_entry, kvm_restore
@@ -114,7 +115,7 @@ class KvmVcpu(Cpu):
         lapic = self.lapic
         if not self.apic_base & apic_base.EN:
             # §10.4.3: a globally disabled APIC is as if the processor had none; nothing reaches it
-            self.record("accept", vector=vector, source=source, path="apic-disabled")
+            self.record(ev.Accept, vector=vector, source=source, path="apic-disabled")
             return
         vapic = self.vapic
         if vapic is not None and vector >= 16 and lapic.software_enabled:
@@ -133,11 +134,11 @@ class KvmVcpu(Cpu):
                 vapic.posted_interrupt_processing()
             else:
                 self.req_event = True
-            self.record("accept", vector=vector, source=source, path="posted")
+            self.record(ev.Accept, vector=vector, source=source, path="posted")
             self._try_deliver()
             return
         result = lapic.accept(vector, level=level)
-        self.record("accept", vector=vector, source=source, path=result.value)
+        self.record(ev.Accept, vector=vector, source=source, path=result.value)
         if result is Accept.ILLEGAL:
             # §10.5.3: accept() recorded the ESR bit; the LVT error entry reports it.
             self._apply(lapic.error_interrupt())
@@ -182,7 +183,7 @@ class KvmVcpu(Cpu):
                 return
         self._apply(self.lapic.write(offset, value, self.engine.now))
         if offset == Reg.EOI:
-            self.record("eoi")
+            self.record(ev.Eoi)
         if vapic is not None:
             self.vm_entry()  # the write exited; re-entry re-evaluates
         else:
@@ -237,7 +238,7 @@ class KvmVcpu(Cpu):
 
     def _virtual_eoi(self, vapic: VirtualApic) -> None:
         result = vapic.eoi_virtualization()
-        self.record("eoi", vector=result.vector)
+        self.record(ev.Eoi, vector=result.vector)
         if result.eoi_exit:
             # EOI-induced exit: KVM's kvm_apic_set_eoi_accelerated forwards level EOIs.
             if self.lapic.tmr & (1 << result.vector):
@@ -262,7 +263,7 @@ class KvmVcpu(Cpu):
                 elif mode == DELIVERY_NMI:
                     self.nmi("ipi")
                 else:  # SMI, INIT, SIPI, ExtINT to self: not modelled, recorded as such
-                    self.record("ipi-ignored", vector=effect.icr.vector, delivery_mode=mode)
+                    self.record(ev.IpiIgnored, vector=effect.icr.vector, delivery_mode=mode)
             elif isinstance(effect, LocalInterrupt):
                 self.accept_irq(effect.vector, source="lvt-error")
 
@@ -295,7 +296,7 @@ class KvmVcpu(Cpu):
         """INIT (§10.4.7.3): the core and the local APIC reset, the APIC to its power-up state but
         for the APIC ID (kept by `LocalApic.init`); the CPU then waits for a start-up IPI, taking
         no interrupts and running no code. IA32_APIC_BASE is not changed."""
-        self.record("init")
+        self.record(ev.Init)
         self.timer.stop()
         self.lapic.init()
         self.if_flag = False
@@ -307,8 +308,8 @@ class KvmVcpu(Cpu):
         """A start-up IPI (§10.6.1 delivery mode 110): a CPU waiting for SIPI starts at
         vector << 12; one that is not waiting ignores it."""
         if not self.wait_for_sipi:
-            self.record("ipi-ignored", vector=vector, delivery_mode=6)
+            self.record(ev.IpiIgnored, vector=vector, delivery_mode=6)
             return
-        self.record("startup", vector=vector)
+        self.record(ev.Startup, vector=vector)
         self.wait_for_sipi = False
         self.vm_entry()

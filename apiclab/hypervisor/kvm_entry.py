@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from apiclab.arch.vectors import highest
 from apiclab.arch.vmx import VirtualApic
+from apiclab.engine import events as ev
 from apiclab.hypervisor.profiles import Sw
 
 if TYPE_CHECKING:
@@ -80,6 +81,6 @@ def set_apicv(vcpu: KvmVcpu, active: bool) -> None:
     else:
         vcpu._parked_vapic, vcpu.vapic = vcpu.vapic, None
     vcpu.req_event = True
-    vcpu.record("apicv", active=active)
+    vcpu.record(ev.ApicvChange, active=active)
     if vcpu.in_guest:
         vcpu.vm_entry()  # KVM_REQ_APICV_UPDATE: the vCPU exits and re-enters

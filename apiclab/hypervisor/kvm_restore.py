@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from apiclab.arch.lapic import TIMER_ONE_SHOT
 from apiclab.arch.lapic_state import LapicState
 from apiclab.arch.vectors import highest
+from apiclab.engine import events as ev
 from apiclab.hypervisor.kvm_entry import sync_pir_to_irr
 from apiclab.hypervisor.profiles import Sw
 
@@ -52,7 +53,7 @@ def kvm_set_lapic(vcpu: KvmVcpu, image: LapicState) -> None:
             vapic.rvi = max(highest(lapic.irr), 0)  # 4114c27d450b: hwapic_irr_update
         vapic.svi = max(highest(lapic.isr), 0)  # hwapic_isr_update
     vcpu.req_event = True
-    vcpu.record("set-lapic", before=before)
+    vcpu.record(ev.SetLapic, before=before)
 
 
 def restart_timer_after_restore(vcpu: KvmVcpu, *, expired_one_shot: bool) -> None:

@@ -19,6 +19,7 @@ from apiclab.arch.lapic import (
 )
 from apiclab.arch.lapic_state import LapicState
 from apiclab.arch.registers import LVT_REGS, Reg
+from apiclab.engine import events as ev
 from apiclab.engine.core import Engine
 from apiclab.engine.idle import IdleTicks
 from apiclab.engine.trace import Trace
@@ -132,11 +133,11 @@ class ModelVm:
             elif mode == DELIVERY_INIT:
                 # §10.6.1 INIT level de-assert: not supported by Pentium 4 and Xeon; on P6 it only
                 # reloads the arbitration IDs (§10.4.7.4). No APIC register changes.
-                vcpu.record("ipi-ignored", vector=icr.vector, delivery_mode=mode)
+                vcpu.record(ev.IpiIgnored, vector=icr.vector, delivery_mode=mode)
             elif mode == DELIVERY_STARTUP:
                 vcpu.startup(icr.vector)
             else:  # SMI, ExtINT: not modelled, recorded as such
-                vcpu.record("ipi-ignored", vector=icr.vector, delivery_mode=mode)
+                vcpu.record(ev.IpiIgnored, vector=icr.vector, delivery_mode=mode)
 
     def _hpet_edge(self, pin: int) -> None:
         self.irq_line(pin, True)
@@ -200,7 +201,7 @@ class ModelVm:
         vcpu = self.vcpu
         vcpu.vm_exit()
         if self.trace.recording:
-            self.trace.record(self.engine.now, "reset", **vcpu.registers())
+            self.trace.record(self.engine.now, ev.Reset, **vcpu.registers())
         self.hpet.reset()
         self.pit.reset()  # QEMU resets the PIT with the other devices (hw/timer/i8254.c pit_reset)
         self.ioapic = Ioapic()

@@ -6,13 +6,13 @@ from __future__ import annotations
 import time
 
 from apiclab.arch.lapic_state import LapicState
+from apiclab.engine.events import ModelStopped
 from apiclab.engine.trace import Trace
 from apiclab.guest.program import Mode, Program
 from apiclab.guest.stepper import (
     DEFAULT_LIMIT_NS,
     DEFAULT_MAX_STEPS,
     DEFAULT_TSC_HZ,
-    STOPPED,
     ProgramRun,
 )
 from apiclab.hypervisor.machine import ModelVm
@@ -58,5 +58,5 @@ def run_program(
     if not finished:
         why = (f"wall-clock time-out of {timeout_s:g} s" if deadline and time.monotonic() >= deadline
                else f"budget of {max_steps} engine steps")
-        trace.record(machine.engine.now, STOPPED, reason=why)
+        trace.record(machine.engine.now, ModelStopped, reason=why)
     return trace

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from apiclab.engine import events as ev
 from apiclab.engine.core import Engine, Signal
 from apiclab.engine.trace import Trace
 from apiclab.platform.tsc import Tsc
@@ -53,7 +54,7 @@ class Cpu:
         """How a delivered interrupt reached the CPU, as the `deliver` event says it."""
         return "inject"
 
-    def record(self, kind: str, **data: Any) -> None:
+    def record(self, kind: type[ev.Event], **data: Any) -> None:
         """Record `kind` with `data` and the register snapshot, unless the trace is not recording
         (the snapshot is most of a step's cost)."""
         if self.trace.recording:
@@ -63,12 +64,12 @@ class Cpu:
 
     def sti(self) -> None:
         # Recorded so a timeline can show when the guest opened the window for delivery.
-        self.trace.record(self.engine.now, "sti")
+        self.trace.record(self.engine.now, ev.Sti)
         self.if_flag = True
         self._try_deliver()
 
     def cli(self) -> None:
-        self.trace.record(self.engine.now, "cli")
+        self.trace.record(self.engine.now, ev.Cli)
         self.if_flag = False
 
     def rdtsc(self) -> int:
@@ -86,9 +87,9 @@ class Cpu:
         handler runs (until IRET) further NMIs are blocked, and one of them is held pending."""
         if self.wait_for_sipi:
             # a CPU waiting for SIPI runs nothing; the model drops the NMI (as KVM does)
-            self.record("accept", vector=2, source=source, path="wait-for-sipi")
+            self.record(ev.Accept, vector=2, source=source, path="wait-for-sipi")
             return
-        self.record("accept", vector=2, source=source, path="nmi")
+        self.record(ev.Accept, vector=2, source=source, path="nmi")
         if self.nmi_running:
             self.nmi_pending = True
             return
@@ -113,7 +114,7 @@ class Cpu:
                 if vector < 0:
                     return
                 self.record(
-                    "deliver",
+                    ev.Deliver,
                     vector=vector,
                     via=self.delivery_via,
                     irr_was_set=irr_was_set,

@@ -8,15 +8,17 @@ that moment. Each link says what happened and why it matters, in the SDM's and K
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from apiclab.engine.events import registers_of
-from apiclab.engine.trace import Event
+from apiclab.engine import events as ev
+from apiclab.engine.events import Event
 from apiclab.hypervisor.profiles import SWITCHES, Profile, Sw
+
+E = TypeVar("E", bound=Event)
 
 
 def _registers(event: Event) -> dict[str, Any]:
-    return registers_of(event.data)
+    return event.registers()
 
 
 def _hex(vectors: Sequence[int]) -> str:
@@ -42,7 +44,7 @@ def explain_failure(
     chain.extend(_pending_at_reboot(events))
     chain.extend(_restore(events, profile))
     chain.extend(_stale_delivery(events))
-    wait = _first(events, "wait-start")
+    wait = _first(events, ev.WaitStart)
     if wait is not None:
         chain.extend(_phase0_wait(events, wait, clock_vector))
     chain.extend(_failure(events))
@@ -50,16 +52,16 @@ def explain_failure(
 
 
 def _pending_at_reboot(events: Sequence[Event]) -> list[Link]:
-    reboot = _first(events, "reboot")
+    reboot = _first(events, ev.Reboot)
     if reboot is None:
         return []
-    rvi = reboot.data.get("rvi")
+    rvi = reboot.rvi
     text = (
         "The guest wrote the reset port with interrupts disabled; pending in VIRR: "
-        f"{_hex(reboot.data.get('irr', []))}"
+        f"{_hex(reboot.irr or [])}"
     )
-    if reboot.data.get("pir"):
-        text += f", posted in PIR: {_hex(reboot.data['pir'])}"
+    if reboot.pir:
+        text += f", posted in PIR: {_hex(reboot.pir)}"
     if rvi is not None:
         text += f", so RVI = {rvi:#04x}"
     return [_link("pending-at-reboot", reboot, text + ".")]
@@ -83,17 +85,17 @@ def _why_rvi_kept(profile: Profile | None) -> str:
 
 
 def _restore(events: Sequence[Event], profile: Profile | None) -> list[Link]:
-    restore = _first(events, "set-lapic")
+    restore = _first(events, ev.SetLapic)
     if restore is None:
         return []
-    rvi = restore.data.get("rvi")
+    rvi = restore.rvi
     if rvi is None:
         text = "QEMU's system reset pushed the reset image with KVM_SET_LAPIC: IRR and ISR are empty."
         return [_link("restore", restore, text)]
-    kept = rvi and rvi == restore.data.get("before", {}).get("rvi")
+    kept = rvi and rvi == restore.before.get("rvi")
     text = (
         "QEMU's system reset pushed the reset image with KVM_SET_LAPIC: VIRR and VISR are "
-        f"now empty and SVI = {restore.data.get('svi', 0):#04x}, "
+        f"now empty and SVI = {restore.svi or 0:#04x}, "
     )
     text += (
         f"but RVI still holds {rvi:#04x}: {_why_rvi_kept(profile)}."
@@ -105,55 +107,56 @@ def _restore(events: Sequence[Event], profile: Profile | None) -> list[Link]:
 
 def _stale_delivery(events: Sequence[Event]) -> list[Link]:
     stale = next(
-        (e for e in events if e.kind == "deliver" and not e.data.get("irr_was_set", True)), None
+        (e for e in events if isinstance(e, ev.Deliver) and e.irr_was_set is False), None
     )
     if stale is None:
         return []
-    v = stale.data["vector"]
+    v = stale.vector
     links = [
         _link(
             "stale-delivery",
             stale,
             f"At the first instruction boundary with IF=1 the CPU delivered RVI = {v:#04x} although "
             f"VIRR[{v:#04x}] was clear (SDM §29.2.2 takes the vector from RVI): VISR[{v:#04x}] = 1, "
-            f"SVI = {stale.data.get('svi', v):#04x}, VPPR = {stale.data.get('vppr', v & 0xF0):#04x}.",
+            f"SVI = {_or(stale.svi, v):#04x}, VPPR = {_or(stale.vppr, v & 0xF0):#04x}.",
         )
     ]
     handler = next(
         (
             e for e in events
-            if e.kind == "handler" and e.time == stale.time and e.data["vector"] == v
-            and not e.data["eoi"]
+            if isinstance(e, ev.Handler) and e.time == stale.time and e.vector == v
+            and not e.eoi
         ),
         None,
     )
     if handler is not None:
-        text = f"Its handler ({handler.data['text']}), so {v:#04x} stays in service."
+        text = f"Its handler ({handler.text}), so {v:#04x} stays in service."
         links.append(_link("no-eoi", handler, text))
     return links
 
 
-def _phase0_wait(events: Sequence[Event], wait: Event, clock_vector: int) -> list[Link]:
+def _phase0_wait(events: Sequence[Event], wait: ev.WaitStart, clock_vector: int) -> list[Link]:
     links = [
         _link(
             "phase0-wait",
             wait,
-            f"{wait.data.get('text', 'The guest waits for a clock tick')}: deadline = RDTSC + "
-            f"{wait.data.get('ticks', 0)} TSC ticks; in service: {_hex(wait.data.get('isr', []))}, "
-            f"priority {wait.data.get('vppr', wait.data.get('ppr', 0)):#04x}.",
+            f"{wait.text}: deadline = RDTSC + "
+            f"{wait.ticks or 0} TSC ticks; in service: {_hex(wait.isr or [])}, "
+            f"priority {_or(wait.vppr, _or(wait.ppr, 0)):#04x}.",
         )
     ]
-    later = [e for e in events if e.time >= wait.time and e.data.get("vector") == clock_vector]
-    blocked = next((e for e in later if e.kind == "accept"), None)
-    if blocked is None or any(e.kind == "deliver" for e in later):
+    later = [e for e in events
+             if e.time >= wait.time and getattr(e, "vector", None) == clock_vector]
+    blocked = next((e for e in later if isinstance(e, ev.Accept)), None)
+    if blocked is None or any(isinstance(e, ev.Deliver) for e in later):
         return links
-    prio = blocked.data.get("vppr", blocked.data.get("ppr", 0))
+    prio = _or(blocked.vppr, _or(blocked.ppr, 0))
     links.append(
         _link(
             "clock-blocked",
             blocked,
             f"The clock interrupt {clock_vector:#04x} arrived (RVI = "
-            f"{blocked.data.get('rvi', clock_vector):#04x}) but its class {clock_vector >> 4:#x} "
+            f"{_or(blocked.rvi, clock_vector):#04x}) but its class {clock_vector >> 4:#x} "
             f"is not above the processor-priority class {prio >> 4:#x} (SDM §29.2.1), and nothing "
             "EOIs the stale vector: it is never delivered.",
         )
@@ -162,21 +165,25 @@ def _phase0_wait(events: Sequence[Event], wait: Event, clock_vector: int) -> lis
 
 
 def _failure(events: Sequence[Event]) -> list[Link]:
-    failure = _first(events, "bugcheck") or _first(events, "panic")
-    if failure is None:
-        return []
-    if failure.kind == "panic":
-        return [_link("panic", failure, f"No tick: {failure.data.get('text', 'panic')}")]
-    params = ", ".join(f"{p:#x}" for p in failure.data.get("params", []))
+    bugcheck = _first(events, ev.Bugcheck)
+    if bugcheck is None:
+        panic = _first(events, ev.Panic)
+        return [] if panic is None else [_link("panic", panic, f"No tick: {panic.text}")]
+    params = ", ".join(f"{p:#x}" for p in bugcheck.params)
     text = (
-        f"No tick before the deadline: KeBugCheckEx({failure.data.get('code', 0):#x}, "
+        f"No tick before the deadline: KeBugCheckEx({bugcheck.code:#x}, "
         f"{params}) — HAL_INITIALIZATION_FAILED, HAL clock interrupt not received."
     )
-    return [_link("bugcheck", failure, text)]
+    return [_link("bugcheck", bugcheck, text)]
 
 
-def _first(events: Sequence[Event], kind: str) -> Event | None:
-    return next((e for e in events if e.kind == kind), None)
+def _first(events: Sequence[Event], kind: type[E]) -> E | None:
+    return next((e for e in events if isinstance(e, kind)), None)
+
+
+def _or(value: int | None, default: int) -> int:
+    """An observed register, or `default` where the event did not record it."""
+    return default if value is None else value
 
 
 def format_chain(chain: Sequence[dict[str, Any]]) -> str:

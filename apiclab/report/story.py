@@ -4,7 +4,7 @@ Every picture apiclab draws (the HTML timeline, the Perfetto JSON) reads a `Stor
 this module is the only place that knows which event kinds carry which registers, so a change of
 the trace's event shape changes this file alone.
 
-What is read from the trace (`apiclab.engine.trace.Event`): events that carry register snapshots
+What is read from the trace (the typed events of `apiclab.engine.events`): events that carry register snapshots
 (`irr`, `isr`, `pir`, `tpr`, `ppr` or `rvi`/`svi`/`vppr`) give the state *after* the event; the
 pending set of a vector is IRR ∪ PIR, its in-service set is ISR (VISR with APICv, SDM §29.1.1).
 """
@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apiclab.arch.registers import reg_name
-from apiclab.engine.trace import Event
+from apiclab.engine import events as ev
+from apiclab.engine.events import Event
 
 # Step lines drawn as counters; PPR without APICv, VPPR with it (SDM §29.1.3).
 REGISTERS = ("tpr", "ppr", "vppr", "rvi", "svi")
@@ -174,7 +175,7 @@ def _origin(events: Sequence[Event]) -> int:
 
 
 def _registers(event: Event) -> dict[str, Any]:
-    data = event.data
+    data = event.registers()
     if not any(k in data for k in _SET_KEYS):
         return {}
     regs: dict[str, Any] = {k: sorted(int(v) for v in data.get(k, ())) for k in _SET_KEYS}
@@ -211,20 +212,19 @@ def _read_mark(
     regs: Mapping[str, Any],
     clock_vector: int | None,
 ) -> None:
-    data = event.data
-    if event.kind == "accept" and "vector" in data:
-        vector = int(data["vector"])
+    if isinstance(event, ev.Accept):
+        vector = event.vector
         kind = "tick" if vector == clock_vector else "arrive"
-        story.marks.append(Mark(t, kind, vector, str(data.get("source", ""))))
-    elif event.kind == "deliver" and "vector" in data:
-        note = "" if data.get("irr_was_set", True) else "delivered with its IRR bit clear"
-        story.marks.append(Mark(t, "deliver", int(data["vector"]), note))
-    elif event.kind == "interrupt" and "vector" in data:
+        story.marks.append(Mark(t, kind, vector, event.source))
+    elif isinstance(event, ev.Deliver):
+        note = "delivered with its IRR bit clear" if event.irr_was_set is False else ""
+        story.marks.append(Mark(t, "deliver", event.vector, note))
+    elif isinstance(event, ev.Interrupt):
         # A guest program's handler entry, with what it read there: the delivery as the guest
         # saw it (the only one a real backend shows).
-        story.marks.append(Mark(t, "deliver", int(data["vector"]), "handler entry"))
-    elif event.kind == "eoi":
-        eoi_vector = data.get("vector")
+        story.marks.append(Mark(t, "deliver", event.vector, "handler entry"))
+    elif isinstance(event, ev.Eoi):
+        eoi_vector = event.vector
         if eoi_vector is None:  # without APICv the EOI clears the highest ISR bit (SDM §10.8.5)
             gone = set(previous.get("isr", ())) - set(regs.get("isr", ()))
             eoi_vector = max(gone) if gone else None
@@ -233,40 +233,41 @@ def _read_mark(
 
 
 def _read_marker(story: Story, event: Event, t: int, tsc_hz: int | None) -> None:
-    kind, data = event.kind, event.data
-    if kind == "choice":  # an explored run says what it chose; the page lists it
-        story.notes.append(str(event.data.get("text", "")))
+    kind = event.kind
+    if isinstance(event, ev.Choice):  # an explored run says what it chose; the page lists it
+        story.notes.append(event.text)
         return
-    if kind == "read" and "value" in data:
-        where = data.get("reg", data.get("port", data.get("addr")))
-        name = reg_name(int(where)) if "reg" in data else f"{int(where or 0):#x}"
-        story.markers.append(Marker(t, "read", f"read {name} = {int(data['value']):#x}"))
+    if isinstance(event, ev.Read):
+        where = event.reg if event.reg is not None else (
+            event.port if event.port is not None else event.addr)
+        name = reg_name(event.reg) if event.reg is not None else f"{int(where or 0):#x}"
+        story.markers.append(Marker(t, "read", f"read {name} = {event.value:#x}"))
         return
-    if kind == "wait" and "outcome" in data:
-        vector = int(data.get("vector", 0))
-        story.markers.append(Marker(t, "wait-end", f"wait for {vector:#04x}: {data['outcome']}"))
+    if isinstance(event, ev.WaitDone):
+        story.markers.append(
+            Marker(t, "wait-end", f"wait for {event.vector:#04x}: {event.outcome}"))
         return
     if kind not in _MARKERS:
         return
     marker, label = _MARKERS[kind]
     if label is None:
-        label = str(data.get("text") or data.get("reason") or kind)
-    if kind == "bugcheck":
-        params = ", ".join(f"{int(p):#x}" for p in data.get("params", ()))
-        label = f"bugcheck {int(data.get('code', 0)):#x} ({params})"
+        label = str(getattr(event, "text", None) or getattr(event, "reason", None) or kind)
+    if isinstance(event, ev.Bugcheck):
+        params = ", ".join(f"{int(p):#x}" for p in event.params)
+        label = f"bugcheck {event.code:#x} ({params})"
     story.markers.append(Marker(t, marker, label))
-    if kind == "wait-start" and tsc_hz and "ticks" in data:
-        deadline = t + round(int(data["ticks"]) * 1_000_000_000 / tsc_hz)
+    if isinstance(event, ev.WaitStart) and tsc_hz and event.ticks is not None:
+        deadline = t + round(event.ticks * 1_000_000_000 / tsc_hz)
         story.markers.append(Marker(deadline, "deadline", "the HAL's deadline"))
 
 
 def _tsc_hz(events: Sequence[Event]) -> int | None:
     """The TSC rate the trace itself shows: two events that carry a TSC reading."""
-    stamped = [e for e in events if "tsc" in e.data]
-    if len(stamped) < 2 or stamped[-1].time == stamped[0].time:
+    stamped = [(e.time, tsc) for e in events if (tsc := getattr(e, "tsc", None)) is not None]
+    if len(stamped) < 2 or stamped[-1][0] == stamped[0][0]:
         return None
-    ticks = int(stamped[-1].data["tsc"]) - int(stamped[0].data["tsc"])
-    return round(ticks * 1_000_000_000 / (stamped[-1].time - stamped[0].time))
+    ticks = int(stamped[-1][1]) - int(stamped[0][1])
+    return round(ticks * 1_000_000_000 / (stamped[-1][0] - stamped[0][0]))
 
 
 def _lanes(story: Story, clock_vector: int | None) -> list[int]:

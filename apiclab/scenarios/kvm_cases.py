@@ -17,10 +17,10 @@ docs/design.md §3):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from apiclab.arch.lapic_state import LapicState
 from apiclab.arch.registers import Reg
+from apiclab.executors.case import Case
+from apiclab.executors.expect import Exact, ExpectedEvent
 from apiclab.guest.program import Handler, Mode, Op, Program, Step
 from apiclab.hypervisor.machine import reset_image
 
@@ -35,13 +35,14 @@ DIVIDE_BY_1 = 0xB  # SDM §10.5.4, Figure 10-10
 DEFAULT_WAIT_MS = 50
 
 
-@dataclass(frozen=True)
-class KvmCase:
-    name: str
-    title: str
-    program: Program
-    image: LapicState
-    sdm_outcome: str  # what the SDM (and so the model) says: "tick" or "bugcheck"
+# The cases are the executors' `Case` (program + image + expectation); the expectation is what
+# the SDM (and so the model) says of the outcome: the tick arrives, or the wait times out and
+# the guest bug-checks 0x5C.
+KvmCase = Case
+TICK = (ExpectedEvent("interrupt", {"vector": Exact(CLOCK_VECTOR)}),
+        ExpectedEvent("wait", {"vector": Exact(CLOCK_VECTOR), "outcome": Exact("done")}))
+BUGCHECK = (ExpectedEvent("wait", {"vector": Exact(CLOCK_VECTOR), "outcome": Exact("timeout")}),
+            ExpectedEvent("bugcheck", {"code": Exact(BUGCHECK_CLOCK_INTERRUPT_NOT_RECEIVED)}))
 
 
 def clock_wait_program(wait_ms: int, tsc_hz: int, *, mode: Mode = Mode.X2APIC_REAL,
@@ -78,16 +79,17 @@ def pending_irr_image(vector: int = STALE_VECTOR) -> LapicState:
     return image
 
 
-def cases(wait_ms: int, tsc_hz: int, mode: Mode = Mode.X2APIC_REAL) -> list[KvmCase]:
+def cases(wait_ms: int, tsc_hz: int, mode: Mode = Mode.X2APIC_REAL) -> list[Case]:
     plain = clock_wait_program(wait_ms, tsc_hz, mode=mode)
     no_eoi = clock_wait_program(wait_ms, tsc_hz, mode=mode,
                                 extra_handlers={STALE_VECTOR: Handler(eoi=False, log=True)})
+    stale = ExpectedEvent("interrupt", {"vector": Exact(STALE_VECTOR)})
     return [
-        KvmCase("clean-reset", "reset image: the clock tick arrives", plain, reset_image(),
-                "tick"),
-        KvmCase("stale-isr", f"ISR holds {STALE_VECTOR:#x} (a delivered stale RVI)", plain,
-                stale_isr_image(), "bugcheck"),
-        KvmCase("pending-irr",
-                f"{STALE_VECTOR:#x} pending in IRR, its handler does not EOI", no_eoi,
-                pending_irr_image(), "bugcheck"),
+        Case("clean-reset", "10.8.4", "reset image: the clock tick arrives", plain, TICK,
+             image=reset_image()),
+        Case("stale-isr", "10.8.3.1", f"ISR holds {STALE_VECTOR:#x} (a delivered stale RVI)",
+             plain, BUGCHECK, image=stale_isr_image()),
+        Case("pending-irr", "10.8.3.1",
+             f"{STALE_VECTOR:#x} pending in IRR, its handler does not EOI", no_eoi,
+             (stale, *BUGCHECK), image=pending_irr_image()),
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from apiclab.backends.base import Availability, RunResult
+from apiclab.engine import events as evt
 from apiclab.engine.trace import Trace
 from apiclab.guest.program import Program
 
@@ -20,5 +21,5 @@ class Silent:
     def run(self, program: Program, *, lapic_image: object = None,
             timeout_s: float = 5.0) -> RunResult:
         trace = Trace()
-        trace.record(0, "end")
+        trace.record(0, evt.End)
         return RunResult(trace)

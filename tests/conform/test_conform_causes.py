@@ -9,6 +9,7 @@ from apiclab.conform.causes import EOI_AT_INJECTION, NOT_TAKEN, group_difference
 from apiclab.conform.match import match_expectation, visible
 from apiclab.conform.report import differences_text, to_html
 from apiclab.conform.runner import BackendRun, CaseResult, SuiteResult, judge
+from apiclab.engine.events import KINDS
 from apiclab.engine.trace import Trace
 
 EVIL = "<script>alert(1)</script>"
@@ -21,7 +22,7 @@ def _case(name):
 def _run(case, rows):
     trace = Trace()
     for i, (kind, data) in enumerate(rows):
-        trace.record(i * 1000, kind, **data)
+        trace.record(i * 1000, KINDS[kind], **data)
     verdict = match_expectation(case, trace)
     outcome = "agrees" if verdict.agrees else "differs"
     return BackendRun(outcome, verdict, events=visible(trace), trace=trace.events)

@@ -10,6 +10,7 @@ from apiclab.conform.case import load_case
 from apiclab.conform.differential import Disagreement, campaign, shrink
 from apiclab.conform.generate import random_program
 from apiclab.conform.shrink import ddmin
+from apiclab.engine import events as evt
 from apiclab.engine.trace import Trace
 from apiclab.guest.program import Op, Program, Step
 
@@ -58,8 +59,8 @@ class FakeApic:
                 armed = True
             if step.op == Op.READ:
                 value = 0xFF if (self.buggy and armed) else 0
-                trace.record(0, "read", reg=step.a, value=value)
-        trace.record(0, "end")
+                trace.record(0, evt.Read, reg=step.a, value=value)
+        trace.record(0, evt.End)
         return RunResult(trace)
 
 

@@ -155,7 +155,7 @@ def test_unknown_text_is_refused_by_detection() -> None:
 def test_the_replay_can_hand_its_history_to_timelines_as_observations() -> None:
     r = replay.replay(TRACE, "t", observations=True)
     assert r.observations is not None
-    kinds = [(e.kind, e.data["vector"], e.data["isr"], e.data["ppr"]) for e in r.observations[0]]
+    kinds = [(e.kind, e.vector, e.isr, e.ppr) for e in r.observations[0]]
     assert kinds[:3] == [("accept", 0xE1, [], 0), ("deliver", 0xE1, [0xE1], 0xE0),
                          ("accept", 0xD1, [0xE1], 0xE0)]
     assert r.observations[0].events[1].time == 100_000_003_000

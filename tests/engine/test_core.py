@@ -1,3 +1,4 @@
+from apiclab.engine import events as evt
 from apiclab.engine.choices import Choices
 from apiclab.engine.core import Engine, Signal, Sleep, Wait
 from apiclab.engine.trace import Trace
@@ -63,7 +64,7 @@ def test_exhausted_replay_draws_zero():
 
 def test_trace_digest_changes_with_content():
     a, b = Trace(), Trace()
-    a.record(1, "x", v=1)
-    b.record(1, "x", v=2)
+    a.record(1, evt.Fault, vector=1)
+    b.record(1, evt.Fault, vector=2)
     assert a.digest() != b.digest()
-    assert Trace.from_dicts([e.as_dict() for e in a]).digest() == a.digest()
+    assert Trace.from_dicts([evt.to_dict(e) for e in a]).digest() == a.digest()

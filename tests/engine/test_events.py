@@ -11,7 +11,7 @@ import pytest
 from apiclab.conform.case import EVENT_FIELDS, load_builtin
 from apiclab.engine import events as ev
 from apiclab.engine.choices import Choices
-from apiclab.engine.trace import GUEST_VISIBLE, Event, Trace
+from apiclab.engine.trace import GUEST_VISIBLE, Trace
 from apiclab.errors import DecodeError
 from apiclab.explore.scenarios import activation, reboot, snapshot
 from apiclab.hypervisor.machine import reset_image
@@ -20,8 +20,8 @@ from apiclab.hypervisor.program_run import run_program
 from apiclab.scenarios.win7_reboot import run_storm
 
 
-def _model_events() -> list[Event]:
-    events: list[Event] = []
+def _model_events() -> list[ev.Event]:
+    events: list[ev.Event] = []
     for case in load_builtin():
         for apicv in (False, True):
             events += run_program(case.program, lapic_image=reset_image(), apicv=apicv).events
@@ -34,26 +34,44 @@ def _model_events() -> list[Event]:
     return events
 
 
-def test_every_recorded_event_has_a_class_and_round_trips() -> None:
+def _stdlib_line(event: ev.Event) -> bytes:
+    """The canonical line as `trace_sha256` was defined before the typed events: the standard
+    library's JSON of {"time", "kind", **fields}, keys sorted, compact, non-ASCII escaped."""
+    return json.dumps(ev.to_dict(event), sort_keys=True, separators=(",", ":")).encode() + b"\n"
+
+
+def test_every_recorded_event_is_typed_and_round_trips() -> None:
     events = _model_events()
     kinds = {e.kind for e in events}
     assert {"deliver", "set-lapic", "interrupt", "read", "reset", "end", "snapshot", "restore",
             "choice", "bugcheck", "handler"} <= kinds
-    assert any("cpu" in e.data for e in events)  # programs for several CPUs are in the suite
+    assert any(e.cpu is not None for e in events)  # programs for several CPUs are in the suite
     for event in events:
-        typed = ev.from_dict(event.as_dict())
-        assert typed.__struct_config__.tag == event.kind
-        # Same content as the recorded form (JSON-normalised: tuples become lists).
-        assert ev.to_dict(typed) == json.loads(json.dumps(event.as_dict()))
+        assert isinstance(event, ev.KINDS[event.kind])
+        # Every recorded field has its class's type: decoding its JSON validates it.
+        assert ev.decode_jsonl(ev.encode(event)) == [event]
+
+
+def test_the_canonical_bytes_are_the_standard_library_s() -> None:
+    events = _model_events()
+    events += [ev.Timeout(time=7, after_s=1e-05), ev.Timeout(time=8, after_s=2.5),
+               ev.GuestNote(time=9, text="non-ASCII: é → ü"), ev.VmStop(time=10, reason="ü")]
+    assert ev.encode_jsonl(events) == b"".join(_stdlib_line(e) for e in events)
+    assert Trace(events).to_jsonl().isascii()
 
 
 def test_jsonl_round_trip_is_canonical() -> None:
     trace = Trace(_model_events()[:200])
-    typed = [ev.from_dict(e.as_dict()) for e in trace]
-    text = ev.encode_jsonl(typed)
-    assert ev.decode_jsonl(text) == typed
+    text = ev.encode_jsonl(trace.events)
+    assert ev.decode_jsonl(text) == trace.events
+    assert Trace.from_jsonl(text).digest() == trace.digest()
     first = text.splitlines()[0]
     assert list(json.loads(first)) == sorted(json.loads(first)) and b" " not in first
+
+
+def test_a_trace_not_recording_builds_nothing() -> None:
+    trace = Trace(recording=False)
+    assert trace.record(5, ev.Deliver, vector=0xD1) is None and trace.events == []
 
 
 def test_deliver_keeps_via_and_irr_and_registers() -> None:
@@ -80,6 +98,7 @@ def test_bad_lines_are_refused_in_one_line(line: bytes, what: str) -> None:
 def test_case_files_expect_only_fields_the_event_classes_have() -> None:
     for kind, fields in EVENT_FIELDS.items():
         assert fields <= set(ev.KINDS[kind].__struct_fields__), kind
+
 
 
 def test_guest_visibility_is_a_class_property() -> None:

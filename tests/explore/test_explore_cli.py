@@ -66,7 +66,7 @@ def test_text_output_shows_the_chain_and_the_choices(capsys: Capture) -> None:
 def test_a_user_property_file_with_another_scenario(capsys: Capture, tmp_path: Path) -> None:
     path = tmp_path / "prop.py"
     path.write_text("def no_ipi(events):\n"
-                    "    return 'IPI' if any(e.data.get('vector') == 0xE1 for e in events)"
+                    "    return 'IPI' if any(getattr(e, 'vector', None) == 0xE1 for e in events)"
                     " else None\n")
     code, doc = explore_json(capsys, "--property", f"{path}:no_ipi", "--profile",
                              "kvm-6.7", "--scenario", "snapshot", "--bound", "2")

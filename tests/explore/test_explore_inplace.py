@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from apiclab.engine.trace import Event
+from apiclab.engine.events import Event, fields_of
 from apiclab.explore import graph
 from apiclab.explore.catalogue import CATALOGUE
 from apiclab.explore.graph import World, explore_graph, replay
@@ -36,7 +36,7 @@ def fingerprint(root: object) -> Any:
         if x is None or isinstance(x, (bool, int, float, str, bytes, Enum, Profile)):
             return x
         if isinstance(x, Event):
-            return ("event", x.time, x.kind, walk(x.data))
+            return ("event", x.time, x.kind, walk(fields_of(x)))
         if id(x) in seen:
             return ("ref", seen[id(x)])
         seen[id(x)] = len(seen)

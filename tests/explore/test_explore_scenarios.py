@@ -25,7 +25,7 @@ def run(
 
 
 def stale(trace: Trace) -> list[Event]:
-    return [e for e in trace if e.kind == "deliver" and not e.data["irr_was_set"]]
+    return [e for e in trace if e.kind == "deliver" and not e.irr_was_set]
 
 
 def test_same_choices_give_the_same_trace() -> None:
@@ -37,7 +37,7 @@ def test_same_choices_give_the_same_trace() -> None:
 def test_a_vector_pending_at_reset_is_delivered_stale_only_before_4114c27d() -> None:
     _, before = run(reboot, "kvm-3.17", True, ONE_STALE_CLOCK)
     _, after = run(reboot, "kvm-3.19", True, ONE_STALE_CLOCK)
-    assert [e.data["vector"] for e in stale(before)] == [0xD1]
+    assert [e.vector for e in stale(before)] == [0xD1]
     assert any(e.kind == "bugcheck" for e in before)
     assert stale(after) == [] and any(e.kind == "clock-ok" for e in after)
 
@@ -71,12 +71,12 @@ def test_a_vector_posted_during_the_reset_reaches_the_new_guest_until_967235d320
     for profile, leaks in (("kvm-3.19", True), ("kvm-4.11", False)):
         _, trace = run(reboot, profile, True, [1, reboot.VECTORS.index(0xE1), 2])
         reset = next(i for i, e in enumerate(trace) if e.kind == "reset")
-        late = [e.data["vector"] for e in trace.events[reset:] if e.kind == "deliver"]
+        late = [e.vector for e in trace.events[reset:] if e.kind == "deliver"]
         assert (0xE1 in late) is leaks
 
 
 def timer_deliveries(trace: Trace) -> list[Event]:
-    return [e for e in trace if e.kind == "deliver" and e.data["vector"] == snapshot.TIMER_VECTOR]
+    return [e for e in trace if e.kind == "deliver" and e.vector == snapshot.TIMER_VECTOR]
 
 
 @pytest.mark.parametrize(
@@ -119,8 +119,8 @@ def test_a_vector_in_service_at_the_reset_is_retired_by_the_reset_image() -> Non
         _, trace = run(reboot, profile, True, [0, len(reboot.VECTORS)])
         reboot_event = next(e for e in trace if e.kind == "reboot")
         restore = next(e for e in trace if e.kind == "set-lapic")
-        assert reboot_event.data["isr"] == [0xE1] and reboot_event.data["svi"] == 0xE1
-        assert restore.data["isr"] == [] and restore.data["svi"] == 0
+        assert reboot_event.isr == [0xE1] and reboot_event.svi == 0xE1
+        assert restore.isr == [] and restore.svi == 0
         assert any(e.kind == "clock-ok" for e in trace)
 
 
@@ -129,8 +129,8 @@ def test_a_handler_interrupted_by_the_snapshot_finishes_after_the_restore() -> N
     _, trace = run(snapshot, "kvm-6.7", True, [0, 0, 0, 1, 3, 2])
     snap = next(e for e in trace if e.kind == "snapshot")
     restore = next(e for e in trace if e.kind == "set-lapic")
-    assert snap.data["isr"] == [0xE1] and restore.data["svi"] == 0xE1
-    assert trace.events[-1].data["isr"] == [] and timer_deliveries(trace)
+    assert snap.isr == [0xE1] and restore.svi == 0xE1
+    assert trace.events[-1].isr == [] and timer_deliveries(trace)
 
 
 def test_choice_helpers() -> None:

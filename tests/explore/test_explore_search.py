@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from apiclab.engine import events as evt
 from apiclab.engine.choices import Choices
 from apiclab.engine.trace import Event, Trace
 from apiclab.explore.choices import checkpoint, deviations
@@ -24,7 +25,7 @@ def toy_family(seen: list[tuple[int, ...]]) -> Family:
         n = choices.below(3)
         digits = [choices.below(4) for _ in range(n)]
         seen.append(tuple(choices.drawn))
-        trace.record(0, "digits", digits=digits)
+        trace.record(0, evt.Choice, text=" ".join(map(str, digits)))
         return trace
 
     return Family("toy", "toy", run)
@@ -35,7 +36,7 @@ def never(events: Sequence[Event]) -> Violation | None:
 
 
 def digit_three(events: Sequence[Event]) -> Violation | None:
-    return Violation(0, 0, "a 3") if 3 in events[0].data["digits"] else None
+    return Violation(0, 0, "a 3") if "3" in events[0].text.split() else None
 
 
 def all_toy_sequences() -> list[tuple[int, ...]]:
@@ -96,7 +97,7 @@ def test_clock_tick_under_kvm_3_17_finds_one_stale_vector() -> None:
     assert ce is not None
     assert ce.minimal.choices == [1, reboot.VECTORS.index(0xD1), 1]
     assert ce.minimal.violation is not None and "no clock tick" in ce.minimal.violation.text
-    stale = [e for e in ce.minimal.events if e.kind == "deliver" and not e.data["irr_was_set"]]
+    stale = [e for e in ce.minimal.events if e.kind == "deliver" and not e.irr_was_set]
     assert len(stale) == 1
 
 

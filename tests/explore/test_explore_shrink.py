@@ -67,7 +67,7 @@ def test_a_noisy_reboot_failure_shrinks_to_one_stale_vector() -> None:
     result = shrink(noisy, still_fails)
     assert result.choices == [1, reboot.VECTORS.index(0xD1), 1]
     run = executor.replay(result.choices)[1]
-    stale = [e for e in run.events if e.kind == "deliver" and not e.data["irr_was_set"]]
+    stale = [e for e in run.events if e.kind == "deliver" and not e.irr_was_set]
     assert len(stale) == 1
     assert len([e for e in run.events if e.kind == "accept" and e.time < stale[0].time]) == 1
 

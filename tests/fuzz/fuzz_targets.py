@@ -35,6 +35,7 @@ from apiclab.backends.bochs_vmx import result as probe
 from apiclab.cli.main import build_parser
 from apiclab.cli.numbers import parse_float_in, parse_int_in
 from apiclab.conform.case import case_from_dict, load_case
+from apiclab.engine import events as evt
 from apiclab.engine.trace import Trace
 from apiclab.errors import ApiclabError
 from apiclab.explore.properties import Violation, get_property
@@ -374,8 +375,8 @@ def run_probe(text: str) -> None:
 # --- property specs -----------------------------------------------------------------------------------------
 
 EVENTS = Trace()
-EVENTS.record(0, "wait-start", isr=[])
-EVENTS.record(5, "deliver", vector=0xD1, irr_was_set=True, isr=[0xD1])
+EVENTS.record(0, evt.WaitStart, text="wait", isr=[])
+EVENTS.record(5, evt.Deliver, vector=0xD1, irr_was_set=True, isr=[0xD1])
 RETURNS = ["None", "True", "False", "'broken'", "''", "'two\\nlines'", "3", "[1]", "1/0",
            "sys.exit(3)", "sys.exit()", "events[10**6]", "object()"]
 module_prefix = st.sampled_from(["", "import sys\n", "import sys; sys.exit(1)\n",

@@ -3,6 +3,7 @@
 import pytest
 
 from apiclab.conform.backends import ModelBackend
+from apiclab.engine.events import fields_of
 from apiclab.guest.program import Handler, Mode, Op, Program, Step
 from apiclab.guest.stepper import STOPPED
 from apiclab.hypervisor.machine import reset_image
@@ -31,9 +32,9 @@ def outcome(apicv, image=None):
 @pytest.mark.parametrize("apicv", [False, True])
 def test_clean_reset_image_gets_its_tick(apicv):
     events = outcome(apicv, reset_image())
-    assert events[0].kind == "interrupt" and events[0].data["vector"] == CLOCK
-    assert events[0].data["isr"] == [CLOCK] and events[0].data["ppr"] == 0xD0
-    assert events[1].data["outcome"] == "done"
+    assert events[0].kind == "interrupt" and events[0].vector == CLOCK
+    assert events[0].isr == [CLOCK] and events[0].ppr == 0xD0
+    assert events[1].outcome == "done"
 
 
 @pytest.mark.parametrize("apicv", [False, True])
@@ -42,7 +43,7 @@ def test_restored_in_service_vector_of_higher_class_blocks_the_clock(apicv):
     image.isr = 1 << 0xE1
     events = outcome(apicv, image)
     assert [e.kind for e in events] == ["wait", "bugcheck"]
-    assert events[1].data == {"code": 0x5C, "params": [0x10B, 3, 0, 0]}
+    assert (events[1].code, events[1].params) == (0x5C, [0x10B, 3, 0, 0])
 
 
 @pytest.mark.parametrize("apicv", [False, True])
@@ -50,7 +51,7 @@ def test_restored_pending_vector_without_eoi_blocks_the_clock(apicv):
     image = reset_image()
     image.irr = 1 << 0xE1
     events = outcome(apicv, image)
-    assert events[0].kind == "interrupt" and events[0].data["vector"] == 0xE1
+    assert events[0].kind == "interrupt" and events[0].vector == 0xE1
     assert events[-1].kind == "bugcheck"
 
 
@@ -67,7 +68,7 @@ def test_an_illegal_lvt_error_vector_ends_without_recursion():
          Step(Op.READ, 0x280)),
         default_handler=Handler(eoi=True, log=True), mode=Mode.XAPIC_PM32,
     )
-    events = [(e.kind, dict(e.data)) for e in run_program(program).guest_visible()]
+    events = [(e.kind, fields_of(e)) for e in run_program(program).guest_visible()]
     assert events == [("read", {"reg": 0x280, "value": 0x60}), ("end", {})]
 
 
@@ -82,7 +83,7 @@ def test_a_timer_of_one_count_stops_at_the_step_budget_not_never():
     trace = run_program(TIMER_STORM, max_steps=500)
     assert not trace.of_kind("end")
     (stopped,) = trace.of_kind(STOPPED)
-    assert stopped.data["reason"] == "budget of 500 engine steps"
+    assert stopped.reason == "budget of 500 engine steps"
 
 
 def test_the_model_backend_reports_a_stopped_run_as_timed_out():
@@ -111,7 +112,7 @@ def test_several_cpus_init_resets_the_target_but_keeps_its_id() -> None:
         Step(Op.READ, 0x20, cpu=1),
         Step(Op.READ, 0x20, cpu=0),
     ), mode=Mode.XAPIC_PM32, cpus=2)
-    reads = [(e.data["cpu"], e.data["reg"], e.data["value"])
+    reads = [(e.cpu, e.reg, e.value)
              for e in run_program(program).of_kind("read")]
     assert reads == [(1, 0x80, 0), (1, 0x20, 1 << 24), (0, 0x20, 0)]
 
@@ -130,4 +131,4 @@ def test_a_cpu_waiting_for_sipi_takes_no_nmi_and_sipi_to_a_running_cpu_is_ignore
         Step(Op.READ, 0x80, cpu=1),
     ), mode=Mode.XAPIC_PM32, cpus=2)
     events = run_program(program).guest_visible()
-    assert [(e.kind, e.data.get("value")) for e in events] == [("read", 0x30), ("end", None)]
+    assert [(e.kind, getattr(e, "value", None)) for e in events] == [("read", 0x30), ("end", None)]

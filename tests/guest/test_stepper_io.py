@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from apiclab.engine import events as evt
 from apiclab.guest.program import Handler, Mode, Op, Program, Step
 from apiclab.hypervisor.program_run import run_program
 
@@ -23,7 +24,7 @@ def test_level_pit_interrupt_redelivers_after_eoi_while_out_is_high() -> None:
         Step(Op.WRITE, 0xB0, 0),
         Step(Op.WAIT, 0x50 | 2 << 8, 10**6),
     ), default_handler=Handler(eoi=False, log=True), mode=Mode.XAPIC_PM32)
-    events = [e.as_dict() for e in run_program(program).of_kind("interrupt", "read", "wait")]
+    events = [evt.to_dict(e) for e in run_program(program).of_kind("interrupt", "read", "wait")]
     for e in events:
         e.pop("time")
     assert events == [

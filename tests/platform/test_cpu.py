@@ -1,5 +1,6 @@
 """The CPU core: delivery at instruction boundaries with IF, one handler at a time, NMI blocking."""
 
+from apiclab.engine import events as ev
 from apiclab.engine.core import Engine
 from apiclab.engine.trace import Trace
 from apiclab.platform.cpu import Cpu
@@ -71,4 +72,5 @@ def test_a_cpu_waiting_for_sipi_takes_no_nmi() -> None:
     cpu.idt = ran.append
     cpu.wait_for_sipi = True
     cpu.nmi("ipi")
-    assert ran == [] and cpu.trace.events[-1].data["path"] == "wait-for-sipi"
+    last = cpu.trace.events[-1]
+    assert ran == [] and isinstance(last, ev.Accept) and last.path == "wait-for-sipi"

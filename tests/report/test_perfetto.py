@@ -3,6 +3,7 @@
 import json
 from collections import defaultdict
 
+from apiclab.engine import events as evt
 from apiclab.engine.trace import Trace
 from apiclab.guest.windows7 import Windows7Config
 from apiclab.hypervisor.profiles import FIXED, PRE_FIX, get_profile
@@ -121,11 +122,11 @@ def test_spans_round_trip_to_the_story_read_from_the_trace():
 
 def test_slices_of_one_thread_nest_even_when_a_vector_is_pending_while_in_service():
     trace = Trace()
-    trace.record(0, "accept", vector=0x61, irr=[0x61], isr=[], tpr=0, ppr=0)
-    trace.record(10, "deliver", vector=0x61, irr=[], isr=[0x61], tpr=0, ppr=0x60)
-    trace.record(20, "accept", vector=0x61, irr=[0x61], isr=[0x61], tpr=0, ppr=0x60)
-    trace.record(30, "eoi", irr=[0x61], isr=[], tpr=0, ppr=0)
-    trace.record(40, "deliver", vector=0x61, irr=[], isr=[0x61], tpr=0, ppr=0x60)
+    trace.record(0, evt.Accept, vector=0x61, source="device", irr=[0x61], isr=[], tpr=0, ppr=0)
+    trace.record(10, evt.Deliver, vector=0x61, irr=[], isr=[0x61], tpr=0, ppr=0x60)
+    trace.record(20, evt.Accept, vector=0x61, source="device", irr=[0x61], isr=[0x61], tpr=0, ppr=0x60)
+    trace.record(30, evt.Eoi, irr=[0x61], isr=[], tpr=0, ppr=0)
+    trace.record(40, evt.Deliver, vector=0x61, irr=[], isr=[0x61], tpr=0, ppr=0x60)
     story = story_from_events(trace.events, title="t", process="p")
     doc = trace_events([story])
     assert validate(doc) == []
@@ -143,8 +144,8 @@ def test_spans_read_back_agree_with_the_trace_they_came_from():
     origin = next(e.time for e in events if e.kind == "reboot")
     last_at = {}
     for e in events:
-        if "isr" in e.data:
-            last_at[e.time] = e.data  # the state after the last event at an instant counts
+        if e.isr is not None:
+            last_at[e.time] = evt.fields_of(e)  # the state after the last event at an instant counts
     checked = 0
     for time, data in last_at.items():
         t = time - origin

@@ -1,5 +1,6 @@
 """The adapter from a trace to a story: spans, marks and markers read from the events."""
 
+from apiclab.engine import events as evt
 from apiclab.engine.trace import Trace
 from apiclab.hypervisor.profiles import PRE_FIX, get_profile
 from apiclab.report.explain import explain_failure
@@ -28,7 +29,7 @@ def test_the_stale_vector_goes_from_irr_to_rvi_alone_to_in_service_until_the_end
     states = [(s.state, s.open_at_end) for s in story.spans if s.vector == 0xE1 and s.start >= -2_000_000]
     assert states == [("pending", False), ("rvi", False), ("service", True)]
     service = next(s for s in story.spans if s.vector == 0xE1 and s.state == "service")
-    stale = next(e for e in events if e.kind == "deliver" and not e.data["irr_was_set"])
+    stale = next(e for e in events if e.kind == "deliver" and not e.irr_was_set)
     assert service.start == stale.time - origin and service.end == story.end
 
 
@@ -56,9 +57,9 @@ def test_explanation_steps_are_numbered_at_their_instants():
 
 def test_an_interrupt_taken_at_once_leaves_marks_but_no_span():
     trace = Trace()
-    trace.record(0, "accept", vector=0x51, irr=[0x51], isr=[], tpr=0, ppr=0)
-    trace.record(0, "deliver", vector=0x51, irr=[], isr=[0x51], tpr=0, ppr=0x50)
-    trace.record(10, "eoi", irr=[], isr=[], tpr=0, ppr=0)
+    trace.record(0, evt.Accept, vector=0x51, source="device", irr=[0x51], isr=[], tpr=0, ppr=0)
+    trace.record(0, evt.Deliver, vector=0x51, irr=[], isr=[0x51], tpr=0, ppr=0x50)
+    trace.record(10, evt.Eoi, irr=[], isr=[], tpr=0, ppr=0)
     story = story_from_events(trace.events, title="t", process="p")
     assert story.spans == [Span(0x51, "service", 0, 10)]
     assert [(m.kind, m.vector) for m in story.marks] == [("arrive", 0x51), ("deliver", 0x51), ("eoi", 0x51)]
@@ -66,8 +67,8 @@ def test_an_interrupt_taken_at_once_leaves_marks_but_no_span():
 
 def test_registers_at_an_instant_are_the_last_recorded():
     trace = Trace()
-    trace.record(0, "accept", vector=0x61, irr=[0x61], isr=[], tpr=0, ppr=0)
-    trace.record(50, "deliver", vector=0x61, irr=[], isr=[0x61], tpr=0, ppr=0x60)
+    trace.record(0, evt.Accept, vector=0x61, source="device", irr=[0x61], isr=[], tpr=0, ppr=0)
+    trace.record(50, evt.Deliver, vector=0x61, irr=[], isr=[0x61], tpr=0, ppr=0x60)
     story = story_from_events(trace.events, title="t", process="p")
     assert story.registers_at(49)["irr"] == [0x61]
     assert story.registers_at(50)["ppr"] == 0x60

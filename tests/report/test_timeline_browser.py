@@ -39,11 +39,11 @@ def demo(tmp_path_factory):
     wait = next(e for e in events if e.kind == "wait-start")
     facts = {
         "stale_delivery": next(
-            e.time for e in events if e.kind == "deliver" and not e.data["irr_was_set"]
+            e.time for e in events if e.kind == "deliver" and not e.irr_was_set
         ) - origin,
         "first_tick": next(
             e.time for e in events
-            if e.kind == "accept" and e.data["vector"] == 0xD1 and e.time > wait.time
+            if e.kind == "accept" and e.vector == 0xD1 and e.time > wait.time
         ) - origin,
         "end": events[-1].time - origin,
     }

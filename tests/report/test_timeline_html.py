@@ -3,6 +3,7 @@
 import json
 import re
 
+from apiclab.engine import events as evt
 from apiclab.engine.trace import Trace
 from apiclab.report.story import story_from_events
 from apiclab.report.timeline import render_html
@@ -10,9 +11,9 @@ from apiclab.report.timeline import render_html
 
 def _story(title="t", text="x"):
     trace = Trace()
-    trace.record(0, "accept", vector=0xD1, source=text, irr=[0xD1], isr=[], tpr=0, ppr=0)
-    trace.record(5, "deliver", vector=0xD1, irr=[], isr=[0xD1], tpr=0, ppr=0xD0)
-    trace.record(9, "choice", text=text)
+    trace.record(0, evt.Accept, vector=0xD1, source=text, irr=[0xD1], isr=[], tpr=0, ppr=0)
+    trace.record(5, evt.Deliver, vector=0xD1, irr=[], isr=[0xD1], tpr=0, ppr=0xD0)
+    trace.record(9, evt.Choice, text=text)
     chain = [{"step": "s", "time_ns": 5, "text": text}]
     return story_from_events(trace.events, title=title, process=title, explanation=chain)
 

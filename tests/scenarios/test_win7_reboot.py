@@ -1,5 +1,6 @@
 """The seed's BSOD end to end on the model, and the determinism invariant."""
 
+from apiclab.engine import events as evt
 from apiclab.guest.windows7 import Windows7Config
 from apiclab.hypervisor.profiles import get_profile
 from apiclab.report.explain import explain_failure
@@ -90,11 +91,11 @@ def test_restart_after_bsod_keeps_failing_and_power_cycle_does_not():
 
 
 def test_explanation_claims_a_blocked_clock_only_when_it_was_never_delivered():
-    from apiclab.engine.trace import Event
+    from apiclab.engine import events as ev
 
-    wait = Event(10, "wait-start", {"ticks": 5})
-    accept = Event(20, "accept", {"vector": 0xD1})
-    delivered = Event(20, "deliver", {"vector": 0xD1})
+    wait = ev.WaitStart(time=10, text="HalpWaitForPhase0ClockTick(3000)", ticks=5)
+    accept = ev.Accept(time=20, vector=0xD1, source="hpet")
+    delivered = ev.Deliver(time=20, vector=0xD1)
     blocked = [link["step"] for link in explain_failure([wait, accept])]
     assert "clock-blocked" in blocked
     assert "clock-blocked" not in [link["step"] for link in explain_failure([wait, accept, delivered])]
@@ -148,8 +149,8 @@ def test_the_counting_run_gives_the_traced_run_s_counts_and_first_failure():
             traced, counted = (
                 (r.bsods, r.bsods_after_clean_boot, r.clean_boot_reboots, r.outcomes,
                  r.first_failure_index, r.bugcheck,
-                 [e.as_dict() for e in r.first_failure or []],
-                 [e.as_dict() for e in r.first_success or []])
+                 [evt.to_dict(e) for e in r.first_failure or []],
+                 [evt.to_dict(e) for e in r.first_success or []])
                 for r in runs
             )
             assert counted == traced, (name, apicv, options, seed)
@@ -161,9 +162,9 @@ def test_the_explanation_finds_the_handler_that_does_not_eoi_by_its_fields():
     result = run_storm(get_profile("kvm-3.17"), apicv=True, reboots=40, seed=5)
     assert result.first_failure is not None
     handlers = [e for e in result.first_failure if e.kind == "handler"]
-    assert handlers and all(not e.data["eoi"] for e in handlers)
+    assert handlers and all(not e.eoi for e in handlers)
     chain = explain_failure(result.first_failure, profile=get_profile("kvm-3.17"))
     [link] = [link for link in chain if link["step"] == "no-eoi"]
     stale = next(link for link in chain if link["step"] == "stale-delivery")
-    assert f"{handlers[0].data['vector']:#04x} stays in service" in link["text"]
+    assert f"{handlers[0].vector:#04x} stays in service" in link["text"]
     assert link["time_ns"] == stale["time_ns"]

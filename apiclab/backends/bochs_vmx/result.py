@@ -144,12 +144,6 @@ def parse(text: str) -> ProbeRun:
     return run
 
 
-def differences(observed: VmxOutcome, predicted: VmxOutcome) -> list[str]:
-    """Names of the compared values that differ (empty when the two agree)."""
-    mine, theirs = observed.fields(), predicted.fields()
-    return [name for name in mine if mine[name] != theirs[name]]
-
-
 def vectors(bits: int) -> list[int]:
     """The vectors set in a 256-bit register, lowest first."""
     return [v for v in range(256) if bits >> v & 1]

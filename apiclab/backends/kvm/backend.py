@@ -36,6 +36,7 @@ from apiclab.backends.kvm.machine import KvmPc
 from apiclab.backends.kvm.system import DEV_KVM, KVM_API_VERSION, Kvm
 from apiclab.backends.kvm.tracefs import TraceCapture
 from apiclab.backends.kvm.vcpu import Vcpu
+from apiclab.engine import events as ev
 from apiclab.guest.agent import log
 from apiclab.guest.agent.image import build_image
 from apiclab.guest.program import LOG_PORT_AP, MAX_CPUS, TESTDEV_IRQ, Program, testdev_line
@@ -150,9 +151,9 @@ class KvmBackend:
         timed_out = deadline.fired and run_log.stop == "interrupted"
         last = trace.events[-1].time if trace.events else 0
         if timed_out:
-            trace.record(last, "timeout", after_s=timeout_s)
+            trace.record(last, ev.Timeout, after_s=timeout_s)
         elif not run_log.stop.startswith("exit port"):
-            trace.record(last, "vm-stop", reason=run_log.stop)
+            trace.record(last, ev.VmStop, reason=run_log.stop)
         evidence: dict[str, object] = {
             "tsc_khz": tsc_khz,
             "exits": run_log.exits,

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from apiclab.engine.trace import Event, Trace
+from apiclab.engine.events import Event, WaitDone, fields_of
+from apiclab.engine.trace import Trace
+from apiclab.executors.compare import first_difference
 from apiclab.guest.program import Mode, Program
 
 RELEVANT_TRACEPOINTS = ("kvm_apic_accept_irq", "kvm_inj_virq", "kvm_eoi", "kvm_pv_eoi",
@@ -23,8 +25,8 @@ def outcome(trace: Trace) -> str:
     kinds = [e.kind for e in trace.events]
     if "bugcheck" in kinds:
         return "bugcheck"
-    waits = trace.of_kind("wait")
-    if waits and waits[-1].data.get("outcome") == "done":
+    waits = [e for e in trace.events if isinstance(e, WaitDone)]
+    if waits and waits[-1].outcome == "done":
         return "tick"
     if "timeout" in kinds or "end" not in kinds:
         return "hang"
@@ -32,18 +34,17 @@ def outcome(trace: Trace) -> str:
 
 
 def _plain(event: Event) -> dict[str, Any]:
-    return {"kind": event.kind, **event.data}
+    return {"kind": event.kind, **fields_of(event)}
 
 
-def first_difference(host: Trace, model: Trace) -> dict[str, Any] | None:
-    """The first guest-visible event (times ignored) where the two runs part."""
-    h, m = host.guest_visible(), model.guest_visible()
-    for i in range(max(len(h), len(m))):
-        he = _plain(h[i]) if i < len(h) else None
-        me = _plain(m[i]) if i < len(m) else None
-        if he != me:
-            return {"index": i, "host": he, "model": me}
-    return None
+def trace_difference(host: Trace, model: Trace) -> dict[str, Any] | None:
+    """The first guest-visible event (times ignored) where the host's run leaves the model's
+    (`apiclab.executors.compare.first_difference`, the model as the expectation)."""
+    diff = first_difference([_plain(e) for e in model.guest_visible()],
+                            [_plain(e) for e in host.guest_visible()])
+    if diff is None:
+        return None
+    return {"index": diff.index, "host": diff.observed, "model": diff.expected}
 
 
 def _vectors_in(diff: Mapping[str, Any]) -> set[int]:
@@ -112,7 +113,7 @@ def deviation(host: Trace, model: Trace, *, host_lapic: Mapping[str, Any],
               tracepoints: Sequence[Mapping[str, Any]] | None, program: Program,
               trace_note: str | None = None) -> dict[str, Any] | None:
     """None when the guest saw the same events on both; else the evidence of the difference."""
-    diff = first_difference(host, model)
+    diff = trace_difference(host, model)
     if diff is None:
         return None
     host_outcome, model_outcome = outcome(host), outcome(model)

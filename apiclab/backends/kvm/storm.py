@@ -23,15 +23,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from apiclab.arch.ioapic import Ioapic
 from apiclab.arch.lapic_state import LapicState
 from apiclab.arch.registers import IA32_TSC_DEADLINE, Reg
 from apiclab.arch.vectors import vectors_of
-from apiclab.backends.kvm.deviation import deviation, first_difference
+from apiclab.backends.kvm.deviation import deviation, trace_difference
 from apiclab.backends.kvm.deviation import outcome as trace_outcome
 from apiclab.backends.kvm.inplace import Cycle, InPlaceVm
 from apiclab.backends.kvm.system import Kvm
-from apiclab.engine.trace import Event, Trace
+from apiclab.engine import events as ev
+from apiclab.engine.trace import Trace
 from apiclab.guest.agent import log
 from apiclab.guest.agent.image import build_image
 from apiclab.guest.program import Mode, Program
@@ -49,12 +52,13 @@ def cycle_outcome(trace: Trace) -> str:
     """"tick", the bug-check code as "0x5C", "hang" or "no-wait"."""
     kind = trace_outcome(trace)
     if kind == "bugcheck":
-        return f"0x{int(trace.of_kind('bugcheck')[0].data['code']):X}"
+        code = next(e.code for e in trace.events if isinstance(e, ev.Bugcheck))
+        return f"0x{code:X}"
     return kind
 
 
 def _plain(trace: Trace) -> list[dict[str, Any]]:
-    return [{"kind": e.kind, **e.data} for e in trace.guest_visible()]
+    return [{"kind": e.kind, **ev.fields_of(e)} for e in trace.guest_visible()]
 
 
 # --- the host side ----------------------------------------------------------------------------
@@ -136,7 +140,7 @@ def _decode(cycle: Cycle, tsc_khz: int) -> Trace:
     trace = log.decode(_complete_lines(cycle.output), tsc_khz)
     if cycle.stop != "exit":
         last = trace.events[-1].time if trace.events else 0
-        trace.record(last, "timeout" if cycle.stop.startswith("hang") else "vm-stop",
+        trace.record(last, ev.Timeout if cycle.stop.startswith("hang") else ev.VmStop,
                      reason=cycle.stop)
     return trace
 
@@ -227,8 +231,8 @@ def decisive(trace: Trace) -> Trace:
     """The trace without the clock wait's tick count: how many ticks land before the agent's loop
     sees the first depends on each side's exit cost and delivery latency, not on the APIC's rules
     (bench/kvm_run.py compares QEMU and KVM the same way). The outcome of the wait stays."""
-    return Trace(Event(e.time, e.kind, {k: v for k, v in e.data.items() if k != "count"})
-                 if e.kind == "wait" else e for e in trace.events)
+    return Trace(msgspec.structs.replace(e, count=None) if isinstance(e, ev.WaitDone) else e
+                 for e in trace.events)
 
 
 def deviations(host: HostStorm, model: ModelStorm, program: Program) -> dict[str, Any]:
@@ -247,7 +251,7 @@ def deviations(host: HostStorm, model: ModelStorm, program: Program) -> dict[str
             pair = (slot, mid)
             same = same_cache.get(pair)
             if same is None:
-                same = same_cache[pair] = first_difference(decisive(host.traces[slot]),
+                same = same_cache[pair] = trace_difference(decisive(host.traces[slot]),
                                                            decisive(model_trace)) is None
             if same:
                 continue

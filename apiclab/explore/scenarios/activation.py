@@ -18,6 +18,7 @@ service (`no-stuck-in-service` judges it).
 from __future__ import annotations
 
 from apiclab.arch.registers import Reg
+from apiclab.engine import events as ev
 from apiclab.engine.choices import Choices
 from apiclab.engine.trace import Trace
 from apiclab.hypervisor.machine import ModelVm
@@ -39,9 +40,9 @@ def run(profile: Profile, apicv: bool, choices: Choices) -> Trace:
     inside = choices.below(len(WHEN)) == 1
     vector = VECTORS[pick - 1] if pick else 0
     if vector:
-        trace.record(0, "choice", text=f"vector {vector:#04x} is handled; APICv activated {WHEN[inside]}")
+        trace.record(0, ev.Choice, text=f"vector {vector:#04x} is handled; APICv activated {WHEN[inside]}")
     else:
-        trace.record(0, "choice", text="APICv activated with nothing in service")
+        trace.record(0, ev.Choice, text="APICv activated with nothing in service")
 
     vcpu.vm_entry()
     vcpu.apic_write(Reg.SVR, 0x1FF)
@@ -50,7 +51,7 @@ def run(profile: Profile, apicv: bool, choices: Choices) -> Trace:
         vcpu.set_apicv(False)  # an inhibit is set: interrupts go by event injection
 
     def handler(v: int) -> None:
-        trace.record(engine.now, "guest", text=f"handler for {v:#04x}")
+        trace.record(engine.now, ev.GuestNote, text=f"handler for {v:#04x}")
         if inside and apicv:
             vcpu.set_apicv(True)
         vcpu.apic_write(Reg.EOI, 0)
@@ -61,5 +62,5 @@ def run(profile: Profile, apicv: bool, choices: Choices) -> Trace:
         vcpu.accept_irq(vector, source="device")
     if apicv:
         vcpu.set_apicv(True)  # no-op if the handler already activated it
-    trace.record(RUN_NS, "end", **vcpu.registers())
+    trace.record(RUN_NS, ev.End, **vcpu.registers())
     return trace

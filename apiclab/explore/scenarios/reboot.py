@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+from apiclab.engine import events as ev
 from apiclab.engine.choices import Choices
 from apiclab.engine.core import Process, Sleep
 from apiclab.engine.trace import Trace
@@ -79,10 +80,10 @@ def _run(profile: Profile, apicv: bool, choices: Choices, config: Windows7Config
     arrivals = [(choices.pick(VECTORS), choices.below(len(SLOTS))) for _ in range(count)]
     busy = choices.below(len(VECTORS) + 1)  # 0: no handler running when Windows reboots
     for vector, slot in arrivals:
-        trace.record(0, "choice", text=f"vector {vector:#04x} arrives {SLOTS[slot]}")
+        trace.record(0, ev.Choice, text=f"vector {vector:#04x} arrives {SLOTS[slot]}")
     if busy:
         trace.record(
-            0, "choice",
+            0, ev.Choice,
             text=f"Windows reboots from inside the handler of {VECTORS[busy - 1]:#04x} (in service)",
         )
 
@@ -104,12 +105,12 @@ def _run(profile: Profile, apicv: bool, choices: Choices, config: Windows7Config
     clock = choices.pick(CLOCK_SOURCES)
     eoi = choices.below(2) == 1
     trace.record(
-        engine.now, "choice",
+        engine.now, ev.Choice,
         text=f"clock source {clock}; early boot {'EOIs' if eoi else 'does not EOI'} unexpected vectors",
     )
     guest.cfg = replace(guest.cfg, clock_source=clock, early_boot_eoi_unexpected=eoi)
     engine.run_process(guest.boot(Choices(replay=[]), BootOutcome(ok=False)))
-    trace.record(engine.now, "end", **vcpu.registers())
+    trace.record(engine.now, ev.End, **vcpu.registers())
     return trace
 
 

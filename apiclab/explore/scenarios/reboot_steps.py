@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import replace
 
+from apiclab.engine import events as ev
 from apiclab.engine.choices import Choices
 from apiclab.engine.trace import Trace
 from apiclab.explore import inplace
@@ -179,7 +180,7 @@ class RebootWorld:
         slot = _SLOT_OF_STAGE[self.stage]
         self.left -= 1
         self.arrivals.append((vector, slot))
-        self.trace.record(0, "choice", text=f"vector {vector:#04x} arrives {reboot.SLOTS[slot]}")
+        self.trace.record(0, ev.Choice, text=f"vector {vector:#04x} arrives {reboot.SLOTS[slot]}")
         vcpu = self.machine.vcpu
         if slot == 1:
             self.cli_arrivals += 1
@@ -196,20 +197,20 @@ class RebootWorld:
         vcpu = self.machine.vcpu
         if action:
             vector = reboot.VECTORS[action - 1]
-            self.trace.record(0, "choice", text=f"Windows reboots from inside the handler of "
+            self.trace.record(0, ev.Choice, text=f"Windows reboots from inside the handler of "
                               f"{vector:#04x} (in service)")
             vcpu.idt = lambda vector: None
             vcpu.accept_irq(vector, source=reboot._source(vector))
         # Windows7.shutdown up to its tail: CLI, then the interrupts of the `cli` stage
         vcpu.cli()
-        self.trace.record(self.machine.engine.now, "guest", text="shutdown: interrupts disabled")
+        self.trace.record(self.machine.engine.now, ev.GuestNote, text="shutdown: interrupts disabled")
         self.stage = "cli"
 
     def _reset_port(self) -> None:
         """The rest of the 1 ms tail, then the reset-port write: an I/O exit (`exit` stage)."""
         self._sleep(reboot.SHUTDOWN_TAIL_US * US - self.cli_arrivals * _GAP_NS["cli"])
         vcpu = self.machine.vcpu
-        self.trace.record(self.machine.engine.now, "reboot", text="reset port written",
+        self.trace.record(self.machine.engine.now, ev.Reboot, text="reset port written",
                           **vcpu.registers())
         vcpu.vm_exit()
         self.stage = "exit"
@@ -218,9 +219,9 @@ class RebootWorld:
         self.boot_choice = action
         clock, eoi = reboot.CLOCK_SOURCES[action // 2], action % 2 == 1
         engine = self.machine.engine
-        self.trace.record(engine.now, "choice", text=self.describe(action))
+        self.trace.record(engine.now, ev.Choice, text=self.describe(action))
         self.guest.cfg = replace(self.guest.cfg, clock_source=clock,
                                  early_boot_eoi_unexpected=eoi)
         engine.run_process(self.guest.boot(Choices(replay=[]), BootOutcome(ok=False)))
-        self.trace.record(engine.now, "end", **self.machine.vcpu.registers())
+        self.trace.record(engine.now, ev.End, **self.machine.vcpu.registers())
         self.stage = "end"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from apiclab.arch.lapic import TIMER_MODE_SHIFT, TIMER_ONE_SHOT, TIMER_TSC_DEADLINE
 from apiclab.arch.registers import IA32_TSC_DEADLINE, Reg
+from apiclab.engine import events as ev
 from apiclab.engine.choices import Choices
 from apiclab.engine.trace import Trace
 from apiclab.explore.choices import checkpoint
@@ -73,12 +74,12 @@ def run(profile: Profile, apicv: bool, choices: Choices) -> Trace:
         for _ in range(choices.below(MAX_PENDING + 1))
     ]
     trace.record(
-        engine.now, "choice",
+        engine.now, ev.Choice,
         text=f"{mode} timer {TIMER_VECTOR:#04x} armed {elapsed_ns // MS} ms before the snapshot, "
         f"due {due_ns // MS} ms after it",
     )
     for vector, place in pending:
-        trace.record(engine.now, "choice", text=f"vector {vector:#04x} pending {PLACES[place]}")
+        trace.record(engine.now, ev.Choice, text=f"vector {vector:#04x} pending {PLACES[place]}")
 
     in_service = [vector for vector, place in pending if place == 2]
     vcpu.idt = lambda vector: None  # handlers interrupted by the snapshot: no EOI yet
@@ -93,7 +94,7 @@ def run(profile: Profile, apicv: bool, choices: Choices) -> Trace:
     saved = machine.snapshot()
     deadline = saved.tsc_deadline
     trace.record(
-        engine.now, "snapshot", timer_armed=True, timer_vector=TIMER_VECTOR, timer_mode=mode,
+        engine.now, ev.SnapshotTaken, timer_armed=True, timer_vector=TIMER_VECTOR, timer_mode=mode,
         timer_remaining_ns=due_ns, tsc_deadline=deadline, **vcpu.registers(),
     )
     for vector, place in pending:
@@ -105,13 +106,13 @@ def run(profile: Profile, apicv: bool, choices: Choices) -> Trace:
         deadline - vcpu.rdtsc() if deadline else 0,
     ))
     downtime_ns = choices.below(4) * MS
-    trace.record(engine.now, "choice", text=f"restored {downtime_ns // MS} ms after the snapshot")
+    trace.record(engine.now, ev.Choice, text=f"restored {downtime_ns // MS} ms after the snapshot")
     engine.run(until=engine.now + downtime_ns)
     tsc = vcpu.rdtsc()
     one_shot = mode == "one-shot"
     passed = mode == "tsc-deadline" and deadline <= tsc
     trace.record(
-        engine.now, "restore", tsc=tsc, tsc_deadline=deadline, one_shot_tmcct_zero=one_shot,
+        engine.now, ev.Restore, tsc=tsc, tsc_deadline=deadline, one_shot_tmcct_zero=one_shot,
         text="loadvm: QEMU puts the APIC back with KVM_SET_LAPIC"
         + (", TMCCT = 0 (it keeps no current count), so KVM takes the one-shot timer as run out"
            if one_shot else
@@ -122,7 +123,7 @@ def run(profile: Profile, apicv: bool, choices: Choices) -> Trace:
     regs = vcpu.registers()
     waiting = TIMER_VECTOR in regs["irr"] or TIMER_VECTOR in regs.get("pir", [])
     trace.record(
-        engine.now, "timer-after-restore", armed=armed, pending=waiting,
+        engine.now, ev.TimerAfterRestore, armed=armed, pending=waiting,
         text="After the restore the timer "
         + ("is armed." if armed else
            f"interrupt {TIMER_VECTOR:#04x} is pending." if waiting else
@@ -131,9 +132,9 @@ def run(profile: Profile, apicv: bool, choices: Choices) -> Trace:
     )
     vcpu.vm_entry()
     for vector in sorted(in_service, reverse=True):  # the interrupted handlers finish
-        trace.record(engine.now, "guest", text=f"the handler of {vector:#04x} finishes: EOI")
+        trace.record(engine.now, ev.GuestNote, text=f"the handler of {vector:#04x} finishes: EOI")
         vcpu.apic_write(Reg.EOI, 0)
     vcpu.sti()
     engine.run(until=engine.now + RUN_AFTER_RESTORE_NS)
-    trace.record(engine.now, "end", **vcpu.registers())
+    trace.record(engine.now, ev.End, **vcpu.registers())
     return trace

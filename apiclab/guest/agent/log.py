@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from apiclab.engine import events as ev
 from apiclab.engine.trace import Trace
 from apiclab.errors import DecodeError
 
@@ -139,10 +140,10 @@ class Tagged:
     def __init__(self, trace: Trace, cpu: int | None) -> None:
         self.trace, self.cpu = trace, cpu
 
-    def record(self, time: int, kind: str, **data: Any) -> None:
+    def record(self, time: int, kind: type[ev.Event], **fields: Any) -> None:
         if self.cpu is not None:
-            data["cpu"] = self.cpu
-        self.trace.record(time, kind, **data)
+            fields["cpu"] = self.cpu
+        self.trace.record(time, kind, **fields)
 
 
 def _decode_one(trace: Tagged, time: int, tag: str, body: str, line: str) -> None:
@@ -160,31 +161,31 @@ def _decode_one(trace: Tagged, time: int, tag: str, body: str, line: str) -> Non
         case "I":
             _, isr, irr, *tmr = body.split("/")
             extra = {"tmr": _vectors(tmr[0], line)} if tmr else {}
-            trace.record(time, "interrupt", vector=_hex(body[0:2], line),
+            trace.record(time, ev.Interrupt, vector=_hex(body[0:2], line),
                          isr=_vectors(isr, line), irr=_vectors(irr, line),
                          ppr=_hex(body[2:10], line), **extra)
         case "R":
-            trace.record(time, "read", reg=_hex(body[0:8], line), value=_hex(body[8:24], line))
+            trace.record(time, ev.Read, reg=_hex(body[0:8], line), value=_hex(body[8:24], line))
         case "P":
-            trace.record(time, "read", port=_hex(body[0:4], line), value=_hex(body[4:6], line))
+            trace.record(time, ev.Read, port=_hex(body[0:4], line), value=_hex(body[4:6], line))
         case "M":
-            trace.record(time, "read", addr=_hex(body[0:8], line), value=_hex(body[8:16], line))
+            trace.record(time, ev.Read, addr=_hex(body[0:8], line), value=_hex(body[8:16], line))
         case "Q":
-            trace.record(time, "read", msr=_hex(body[0:8], line), value=_hex(body[8:24], line))
+            trace.record(time, ev.Read, msr=_hex(body[0:8], line), value=_hex(body[8:24], line))
         case "W":
             outcome = {"D": "done", "T": "timeout"}.get(body[10])
             if outcome is None:
                 raise AgentLogError(f"wait record {_show(line)}: outcome must be D or T")
-            trace.record(time, "wait", vector=_hex(body[0:2], line),
+            trace.record(time, ev.WaitDone, vector=_hex(body[0:2], line),
                          count=_hex(body[2:10], line), outcome=outcome)
         case "B":
-            trace.record(time, "bugcheck", code=_hex(body[0:8], line),
+            trace.record(time, ev.Bugcheck, code=_hex(body[0:8], line),
                          params=[_hex(body[8:16], line), _hex(body[16:24], line), 0, 0])
         case "F" | "G":
-            trace.record(time, "fault", vector=_hex(body[0:2], line))
+            trace.record(time, ev.Fault, vector=_hex(body[0:2], line))
         case "S":
             _hex(body, line)
         case "E":
-            trace.record(time, "end")
+            trace.record(time, ev.End)
         case _:  # "X"
-            trace.record(time, "agent-error", reason="no valid program in the ROM's program slot")
+            trace.record(time, ev.AgentError, reason="no valid program in the ROM's program slot")

@@ -40,7 +40,7 @@ def test_bochs_agrees_with_the_sdm_in_both_agent_modes(name: str) -> None:
 def test_bochs_signals_a_spurious_interrupt_for_a_same_class_vector() -> None:
     """A finding (docs/conform.md): Bochs compares vectors, not classes, before raising INTR."""
     result = BochsBackend().run(CASES["inservice-blocks-same-class"].program, timeout_s=20)
-    vectors = [e.data["vector"] for e in result.trace.of_kind("interrupt")]
+    vectors = [e.vector for e in result.trace.of_kind("interrupt")]
     assert vectors == [0x85, 0xFF, 0x8A]
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from apiclab.backends.bochs_vmx.cases import CASES
-from apiclab.backends.bochs_vmx.model import predict
 from apiclab.backends.bochs_vmx.result import EXIT_VMCALL, vectors
+from apiclab.executors.model import predict
 
 
 def test_every_case_has_an_sdm_worked_outcome(sdm_worked) -> None:  # type: ignore[no-untyped-def]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from apiclab.backends.bochs_vmx.result import ProbeError, differences, parse, parse_case, vectors
+from apiclab.backends.bochs_vmx.result import ProbeError, parse, parse_case, vectors
+from apiclab.executors.bochs_vmx import differing_fields
 
 ISR_E1 = "00000002" + "0" * 56
 IRR_D1 = "00000000" + "00020000" + "0" * 48
@@ -48,8 +49,8 @@ def test_a_guest_exception_is_reported() -> None:
 def test_outcomes_that_differ_name_the_fields() -> None:
     _, a = parse_case(LINE)
     _, b = parse_case(LINE.replace("gis E1D1", "gis E100"))
-    assert differences(a, b) == ["rvi"]
-    assert differences(a, a) == []
+    assert differing_fields(a, b) == ["rvi"]
+    assert differing_fields(a, a) == []
 
 
 @pytest.mark.parametrize("line", ["@CASE 01 exit", "@CASE 01 exit zz n 00 v 0000000000000000",

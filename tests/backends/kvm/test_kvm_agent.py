@@ -13,6 +13,7 @@ from apiclab.arch.registers import Reg
 from apiclab.backends.base import BackendUnavailable
 from apiclab.backends.kvm.backend import KvmBackend, open_kvm
 from apiclab.backends.kvm.tracefs import TRACEFS, TraceUnavailable
+from apiclab.engine import events as evt
 from apiclab.guest.program import Handler, Mode, Op, Program, Step
 from apiclab.hypervisor.machine import reset_image
 
@@ -34,7 +35,7 @@ def kinds(result_events: list[dict[str, object]]) -> list[object]:
 def run(backend: KvmBackend, program: Program, **kw: object) -> list[dict[str, object]]:
     result = backend.run(program, timeout_s=5.0, **kw)  # type: ignore[arg-type]
     assert not result.timed_out, result.evidence
-    return [{k: v for k, v in e.as_dict().items() if k != "time"} for e in result.trace]
+    return [{k: v for k, v in evt.to_dict(e).items() if k != "time"} for e in result.trace]
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from apiclab.backends.kvm.deviation import deviation, eoi_origins, first_difference, outcome
+from apiclab.backends.kvm.deviation import deviation, eoi_origins, outcome, trace_difference
 from apiclab.backends.kvm.tracefs import parse
 from apiclab.engine.trace import Trace
 from apiclab.guest.program import Handler, Mode, Op, Program, Step
@@ -32,9 +32,9 @@ def test_times_do_not_count_and_the_first_differing_event_is_named() -> None:
                  END)
     model = trace({"kind": "interrupt", "vector": 0xE1, "isr": [0xE1], "irr": [], "ppr": 0xE0},
                   TIMEOUT, BUGCHECK, END)
-    assert first_difference(trace(TICK, END), Trace.from_dicts(
+    assert trace_difference(trace(TICK, END), Trace.from_dicts(
         [{"time": 99, **TICK}, {"time": 100, **END}])) is None
-    diff = first_difference(host, model)
+    diff = trace_difference(host, model)
     assert diff is not None and diff["index"] == 0 and diff["model"]["isr"] == [0xE1]
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from apiclab.arch.registers import Reg
 from apiclab.backends.kvm.backend import KvmBackend
+from apiclab.engine import events as evt
 from apiclab.guest.program import Mode, Op, Program, Step
 
 pytestmark = pytest.mark.usefixtures("kvm")  # skips, with the reason, where /dev/kvm is unusable
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.usefixtures("kvm")  # skips, with the reason, where /de
 def events(program: Program) -> list[dict[str, object]]:
     result = KvmBackend().run(program, timeout_s=5.0)
     assert not result.timed_out, result.evidence
-    return [{k: v for k, v in e.as_dict().items() if k != "time"} for e in result.trace]
+    return [{k: v for k, v in evt.to_dict(e).items() if k != "time"} for e in result.trace]
 
 
 @pytest.mark.parametrize("mode", [Mode.X2APIC_REAL, Mode.XAPIC_PM32])

@@ -40,7 +40,7 @@ def test_qemu_delivers_an_illegal_vector_where_the_sdm_forbids_it() -> None:
     """A finding (docs/conform.md): QEMU 7.2 delivers self-IPI vector 5 as if legal."""
     result = QemuBackend().run(CASES["illegal-vector-ipi"].program, timeout_s=20)
     events = result.trace.guest_visible()
-    assert events[0].kind == "fault" and events[0].data["vector"] == 5
+    assert events[0].kind == "fault" and events[0].vector == 5
 
 
 @needs_qemu

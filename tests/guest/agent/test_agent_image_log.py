@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from apiclab.arch.registers import Reg
+from apiclab.engine import events as evt
 from apiclab.guest.agent import log
 from apiclab.guest.agent.image import PROGRAM_OFFSET, ImageError, agent_binary, build_image
 from apiclab.guest.program import Handler, Op, Program, Step, decode, encode
@@ -42,7 +43,7 @@ def test_records_decode_to_the_documented_events_with_ns_times() -> None:
         + "@B000000000000400A0000005C0000010B00000003\n"
         + "@E000000000000500A\n"
     )
-    events = [e.as_dict() for e in log.decode(text, TSC_KHZ)]
+    events = [evt.to_dict(e) for e in log.decode(text, TSC_KHZ)]
     assert events == [
         {"time": 2000, "kind": "interrupt", "vector": 0xD1, "isr": [0xD1], "irr": [0xE1],
          "ppr": 0xD0},
@@ -55,7 +56,7 @@ def test_records_decode_to_the_documented_events_with_ns_times() -> None:
 
 def test_port_and_mmio_reads_decode_to_read_events_with_port_or_addr() -> None:
     text = START + "@P000000000000100000213F\n" + "@M0000000000001000FEC000100000E050\n"
-    events = [e.as_dict() for e in log.decode(text, TSC_KHZ)]
+    events = [evt.to_dict(e) for e in log.decode(text, TSC_KHZ)]
     assert events == [
         {"time": 0, "kind": "read", "port": 0x21, "value": 0x3F},
         {"time": 0, "kind": "read", "addr": 0xFEC00010, "value": 0xE050},
@@ -65,7 +66,7 @@ def test_port_and_mmio_reads_decode_to_read_events_with_port_or_addr() -> None:
 def test_interrupt_record_lists_several_vectors_sorted() -> None:
     [event] = log.decode(START + "@I000000000000100001000000E0/E1D1//\n".replace("//", "/"),
                          TSC_KHZ).events
-    assert event.data["isr"] == [0xD1, 0xE1] and event.data["irr"] == []
+    assert event.isr == [0xD1, 0xE1] and event.irr == []
 
 
 @pytest.mark.parametrize(
@@ -79,7 +80,7 @@ def test_malformed_records_are_errors_naming_the_record(record: str) -> None:
 
 def test_fault_and_bad_program_records() -> None:
     events = log.decode(START + "@F00000000000010000D\n@X0000000000001000\n", TSC_KHZ).events
-    assert [(e.kind, dict(e.data)) for e in events] == [
+    assert [(e.kind, evt.fields_of(e)) for e in events] == [
         ("fault", {"vector": 13}),
         ("agent-error", {"reason": "no valid program in the ROM's program slot"}),
     ]
@@ -89,7 +90,7 @@ def test_msr_reads_gp_faults_and_tmr_lists_decode() -> None:
     text = (START + "@Q0000000000001000000006E00000000000001234\n"
             + "@G00000000000010000D\n"
             + "@I00000000000010005000000050/50//50\n")
-    events = [e.as_dict() for e in log.decode(text, TSC_KHZ)]
+    events = [evt.to_dict(e) for e in log.decode(text, TSC_KHZ)]
     assert events == [
         {"time": 0, "kind": "read", "msr": 0x6E0, "value": 0x1234},
         {"time": 0, "kind": "fault", "vector": 13},
@@ -103,7 +104,7 @@ def test_an_nmi_record_inside_another_is_split_out_after_it() -> None:
     # another: the interrupted record is rebuilt and listed first.
     text = (START + "@R0000000000002000000000A000@I00000000000030000200000000///\n"
             + "000000000000D0\n@E000000000000500A\n")
-    kinds = [(e.kind, e.data.get("vector", e.data.get("value"))) for e in log.decode(text, TSC_KHZ)]
+    kinds = [(e.kind, getattr(e, "vector", getattr(e, "value", None))) for e in log.decode(text, TSC_KHZ)]
     assert kinds == [("read", 0xD0), ("interrupt", 2), ("end", None)]
 
 
@@ -113,8 +114,8 @@ def test_logs_of_several_cpus_merge_by_tsc_and_carry_each_cpu() -> None:
            "@E0000000000005000\n"
     cpu1 = "@S000000000000200001\n@R0000000000004000" + "00000020" + "0" * 14 + "01\n"
     trace = log.decode_cpus([cpu0.encode(), cpu1], tsc_khz=1_000)
-    got = [(e.kind, e.data.get("cpu"), e.data.get("value")) for e in trace.events]
+    got = [(e.kind, getattr(e, "cpu", None), getattr(e, "value", None)) for e in trace.events]
     assert got == [("read", 0, 0), ("read", 1, 1), ("end", 0, None)]
     assert [e.time for e in trace.events] == [0x2000 * 1000, 0x3000 * 1000, 0x4000 * 1000]
     # one CPU: no cpu field, as the model records none there
-    assert "cpu" not in log.decode(cpu0, 1_000).events[0].data
+    assert log.decode(cpu0, 1_000).events[0].cpu is None

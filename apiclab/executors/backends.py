@@ -1,0 +1,137 @@
+"""The executors of guest programs by name: the model, KVM, QEMU and Bochs, each saying whether
+it can run a case here and why not.
+
+`executor(name)` gives a `ProgramExecutor` (`apiclab.executors.protocol`); `make_backend(name)`
+gives the same executor as the suite's runner drives it (the `Backend` protocol, with batches
+where the emulator offers them). The real ones are imported only when asked for (start-up stays
+fast), by plain imports, so the import graph shows every dependency (no importlib). A backend
+whose code or program is missing is reported as unavailable with the reason, never as a failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from apiclab.arch.lapic_state import LapicState
+from apiclab.backends.base import Availability, Backend, BackendUnavailable, RunResult
+from apiclab.errors import UserError
+from apiclab.executors.case import Case
+from apiclab.executors.model import ModelExecutor
+from apiclab.executors.protocol import DEFAULT_TIMEOUT_S, ProgramExecutor
+from apiclab.guest.program import Program
+
+BACKEND_NAMES = ("model", "kvm", "qemu", "bochs")
+_CHOICES = ", ".join(BACKEND_NAMES)
+
+
+class OneCpuOnly:
+    """A real backend for one-CPU programs: QEMU's and Bochs' machines have one CPU here, so the
+    agent runs on one CPU only and a program for several CPUs is not run there, with that reason
+    (KVM's VM has one vCPU per CPU of the program)."""
+
+    def __init__(self, inner: Backend, *, several_alone: bool = False) -> None:
+        """`several_alone`: the backend runs programs for several CPUs, but one at a time, never
+        in a batch (QEMU with -smp)."""
+        self.inner = inner
+        self.name = inner.name
+        self.several_alone = several_alone
+
+    def availability(self) -> Availability:
+        return self.inner.availability()
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self.inner, attr)  # anything else the backend offers, unchanged
+
+    def run(
+        self,
+        program: Program,
+        *,
+        lapic_image: LapicState | None = None,
+        timeout_s: float = 5.0,
+    ) -> RunResult:
+        if program.cpus > 1 and not self.several_alone:
+            raise BackendUnavailable(
+                f"{program.cpus} CPUs: the agent ROM runs on one CPU only here (this "
+                f"backend's machine has one CPU; the model, KVM and QEMU run several)")
+        return self.inner.run(program, lapic_image=lapic_image, timeout_s=timeout_s)
+
+
+class OneCpuOnlyBatch(OneCpuOnly):
+    """`OneCpuOnly` for a backend that runs many programs in one boot (QEMU, Bochs)."""
+
+    def run_batch(self, programs: Sequence[Program], *, timeout_s: float
+                  ) -> list[RunResult | None]:
+        """The one-CPU programs in one boot of the inner backend (if it batches); None for the
+        others, which the runner then runs alone, and `run` refuses with the reason."""
+        inner = self.inner.run_batch  # type: ignore[attr-defined]
+        picked = [i for i, p in enumerate(programs) if p.cpus == 1]
+        results: list[RunResult | None] = [None] * len(programs)
+        if picked:
+            done = inner([programs[i] for i in picked], timeout_s=timeout_s)
+            for i, result in zip(picked, done, strict=True):
+                results[i] = result
+        return results
+
+
+def make_backend(name: str) -> Backend:
+    """The named backend. The real ones are imported only when asked for (start-up stays fast),
+    by plain imports, so the import graph shows every dependency (no importlib)."""
+    backend: Backend
+    if name == "model":
+        backend = ModelExecutor()
+    elif name == "kvm":
+        from apiclab.backends.kvm import KvmBackend
+
+        backend = KvmBackend()
+    elif name == "qemu":
+        from apiclab.backends.qemu import QemuBackend
+
+        backend = QemuBackend()
+    elif name == "bochs":
+        from apiclab.backends.bochs import BochsBackend
+
+        backend = BochsBackend()
+    else:
+        raise UserError(f"--backends: unknown backend {name!r}; expected {_CHOICES}")
+    if name not in ("model", "kvm"):  # KVM runs one vCPU per CPU of the program
+        several = name == "qemu"  # -smp N, each program alone (its batches are one-CPU)
+        one_cpu: Backend = (OneCpuOnlyBatch(backend, several_alone=several)
+                            if hasattr(backend, "run_batch")
+                            else OneCpuOnly(backend, several_alone=several))
+        return one_cpu
+    return backend
+
+
+class BackendExecutor:
+    """A backend behind the executor protocol: `can_run` says why a case cannot run here (the
+    backend is unavailable, or the program is for more CPUs than its machine has)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._availability: Availability | None = None
+
+    @property
+    def name(self) -> str:
+        return self.backend.name
+
+    def can_run(self, case: Case) -> str | None:
+        if self._availability is None:
+            self._availability = self.backend.availability()
+        if not self._availability.available:
+            return self._availability.detail
+        if case.program.cpus > 1 and isinstance(self.backend, OneCpuOnly) \
+                and not self.backend.several_alone:
+            return (f"{case.program.cpus} CPUs: the agent ROM runs on one CPU only here (this "
+                    "backend's machine has one CPU; the model, KVM and QEMU run several)")
+        return None
+
+    def run(self, case: Case, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> RunResult:
+        return self.backend.run(case.program, lapic_image=case.image, timeout_s=timeout_s)
+
+
+def executor(name: str) -> ProgramExecutor:
+    """The named executor of guest programs (model, kvm, qemu or bochs)."""
+    if name == "model":
+        return ModelExecutor()
+    return BackendExecutor(make_backend(name))
