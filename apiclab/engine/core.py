@@ -44,6 +44,11 @@ class Signal:
     def __init__(self) -> None:
         self._waiters: list[Callable[[], None]] = []
 
+    @property
+    def waiting(self) -> int:
+        """How many waiters the next `fire()` wakes."""
+        return len(self._waiters)
+
     def fire(self) -> None:
         waiters, self._waiters = self._waiters, []
         for wake in waiters:
@@ -70,6 +75,11 @@ class Engine:
         self._seq = 0
         self.stopped = False
         self.until: int | None = None  # the bound of the `run(until)` in progress
+        # One more for every callback run, and one more again whenever control enters the engine
+        # from outside (`run`, `run_process`, `start`, `step`): two callbacks with consecutive
+        # counts ran one after the other inside one run, with nothing but engine callbacks between
+        # them (what `idle.QuietSteps` needs to know that a state key it took is still current).
+        self.steps = 0
 
     def at(self, time: int, callback: Callable[[], None]) -> Handle:
         if time < self.now:
@@ -80,7 +90,11 @@ class Engine:
         return handle
 
     def after(self, delay: int, callback: Callable[[], None]) -> Handle:
-        return self.at(self.now + delay, callback)
+        time = self.now + delay if delay > 0 else self.now
+        handle = Handle(time, callback)
+        self._seq += 1
+        heapq.heappush(self._queue, (time, self._seq, handle))
+        return handle
 
     def stop(self) -> None:
         self.stopped = True
@@ -100,11 +114,18 @@ class Engine:
 
     def step(self) -> bool:
         """Run the next callback; False when the queue is empty."""
-        while self._queue:
-            time, _, handle = heapq.heappop(self._queue)
+        self.steps += 1  # entered from outside: whatever ran since the last callback is unknown
+        return self._step()
+
+    def _step(self) -> bool:
+        queue = self._queue
+        pop = heapq.heappop
+        while queue:
+            time, _, handle = pop(queue)
             if handle.cancelled:
                 continue
             self.now = time
+            self.steps += 1
             handle.callback()
             return True
         return False
@@ -113,6 +134,7 @@ class Engine:
         """Run callbacks in time order until the queue empties, `until` passes, or `stop()`."""
         self.stopped = False
         self.until = until
+        self.steps += 1
         try:
             self._run(until)
         finally:
@@ -129,6 +151,7 @@ class Engine:
             if handle.cancelled:
                 continue
             self.now = time
+            self.steps += 1
             handle.callback()
         if until is not None and not self.stopped and self.now < until:
             self.now = until
@@ -155,8 +178,13 @@ class Engine:
             done = True
 
         self.start(wrapper())
+        if max_steps is None and keep_going is None:
+            step = self._step
+            while not done and step():
+                pass
+            return True
         steps = 0
-        while not done and self.step():
+        while not done and self._step():
             steps += 1
             if max_steps is not None and steps >= max_steps:
                 return done
@@ -166,6 +194,7 @@ class Engine:
 
     def start(self, process: Process) -> None:
         """Run a generator process: it yields `Sleep` or `Wait` and is resumed accordingly."""
+        self.steps += 1
         self._resume(process, None)
 
     def _resume(self, process: Process, value: bool | None) -> None:

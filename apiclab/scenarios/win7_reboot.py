@@ -78,7 +78,7 @@ class Traffic:
     def _schedule_ipi(self, generation: int) -> None:
         def fire() -> None:
             if self.on and generation == self._generation:
-                self.m.vcpu.accept_irq(self.ipi_vector, source="ipi")
+                self.m.interrupt(self.ipi_vector, "ipi")
                 self._schedule_ipi(generation)
 
         self.m.engine.after(self.choices.between(1, 40) * MS, fire)
@@ -88,7 +88,7 @@ class Traffic:
 
         def fire() -> None:
             if self.on and generation == self._generation:
-                self.m.vcpu.accept_irq(vector, source="device")
+                self.m.interrupt(vector, "device")
                 self._schedule_device(generation)
 
         self.m.engine.after(self.choices.between(1, 30) * MS, fire)
@@ -176,7 +176,7 @@ class _Storm:
         last_ok = True
         for index in range(reboots):
             trace.recording = recorded(index)
-            machine.idle_ticks.enabled = not trace.recording
+            machine.skip_quiet(not trace.recording, (guest,))
             if last_ok:
                 guest.run_os()
                 traffic.start()
