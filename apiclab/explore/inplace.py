@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from apiclab.engine.core import Handle
+
 _CONTAINERS = (list, dict, set)
 
 
@@ -46,12 +48,18 @@ class _Plan:
 
 _PLANS: dict[type, _Plan] = {}
 
-# A snapshot: for objects with a `__dict__`, that dict (the same dict object for an object's whole
-# life), the values saved and the containers among them by name (copied again at every restore,
-# so the snapshot itself is never mutated by the run after it); then the same for objects with
-# `__slots__`, with the object in place of its dict.
-Saved = tuple[Any, dict[str, Any], tuple[tuple[str, Any], ...]]
-Snapshot = tuple[tuple[Saved, ...], tuple[Saved, ...]]
+# A snapshot: for objects with a `__dict__`, those dicts (the same dict object for an object's
+# whole life), a copy of each, and their sizes; the containers among the values by (dict, name,
+# saved copy), copied again at every restore so the snapshot itself is never mutated by the run
+# after it; then the objects with `__slots__` and their values; then the engine's scheduled
+# callbacks (`Handle`), whose only changing attribute is `cancelled` (their time and callback are
+# set once, when they are scheduled), by their flags alone.
+Snapshot = tuple[
+    tuple[dict[str, Any], ...], tuple[dict[str, Any], ...], list[int],
+    tuple[tuple[dict[str, Any], str, Any], ...],
+    tuple[tuple[object, dict[str, Any], tuple[tuple[str, Any], ...]], ...],
+    tuple[Handle, ...], tuple[bool, ...],
+]
 
 
 def _slots(cls: type) -> tuple[str, ...]:
@@ -72,41 +80,55 @@ def _plan(obj: object) -> _Plan:
 
 def save(objects: Iterable[object]) -> Snapshot:
     """The state of `objects` now."""
-    plain: list[Saved] = []
-    slotted: list[Saved] = []
+    dicts: list[dict[str, Any]] = []
+    copies: list[tuple[dict[str, Any], str, Any]] = []
+    slotted: list[tuple[object, dict[str, Any], tuple[tuple[str, Any], ...]]] = []
+    handles: list[Handle] = []
     for obj in objects:
+        if type(obj) is Handle:
+            handles.append(obj)
+            continue
         plan = _PLANS.get(type(obj))
         if plan is None or (plan.slots is None and len(obj.__dict__) != plan.size):
             plan = _plan(obj)
         if plan.slots is None:
-            values = obj.__dict__.copy()
-        else:
-            values = {name: getattr(obj, name) for name in plan.slots}
-        copies = []
+            attrs = obj.__dict__
+            dicts.append(attrs)
+            for name in plan.containers:
+                value = attrs[name]
+                if type(value) not in _CONTAINERS:  # a container attribute rebound
+                    _PLANS[type(obj)] = _Plan(obj)
+                    return save(objects)
+                copies.append((attrs, name, value.copy()))
+            continue
+        values = {name: getattr(obj, name) for name in plan.slots}
+        kept = []
         for name in plan.containers:
             value = values[name]
-            if type(value) not in _CONTAINERS:  # a container attribute rebound to a non-container
+            if type(value) not in _CONTAINERS:
                 _PLANS[type(obj)] = _Plan(obj)
                 return save(objects)
-            copies.append((name, value.copy()))
-        if plan.slots is None:
-            plain.append((obj.__dict__, values, tuple(copies)))
-        else:
-            slotted.append((obj, values, tuple(copies)))
-    return tuple(plain), tuple(slotted)
+            kept.append((name, value.copy()))
+        slotted.append((obj, values, tuple(kept)))
+    saved = tuple(map(dict.copy, dicts))
+    return (tuple(dicts), saved, list(map(len, saved)), tuple(copies), tuple(slotted),
+            tuple(handles), tuple(h.cancelled for h in handles))
 
 
 def restore(snapshot: Snapshot) -> None:
     """Put every object of `snapshot` back into the state it was saved in."""
-    plain, slotted = snapshot
-    for attrs, values, copies in plain:
-        if len(attrs) != len(values):  # an attribute created after the snapshot
+    dicts, saved, sizes, copies, slotted, handles, cancelled = snapshot
+    if list(map(len, dicts)) != sizes:  # an attribute created after the snapshot
+        for attrs in dicts:
             attrs.clear()
-        attrs.update(values)
-        for name, value in copies:
-            attrs[name] = value.copy()
-    for obj, values, copies in slotted:
+    for _ in map(dict.update, dicts, saved):
+        pass
+    for attrs, name, value in copies:
+        attrs[name] = value.copy()
+    for obj, values, kept in slotted:
         for name, value in values.items():
             setattr(obj, name, value)
-        for name, value in copies:
+        for name, value in kept:
             setattr(obj, name, value.copy())
+    for handle, flag in zip(handles, cancelled):
+        handle.cancelled = flag

@@ -56,8 +56,43 @@ def reset_image() -> LapicState:
     return image
 
 
-# The image every system reset pushes, built once: KVM_SET_LAPIC only reads it.
-_RESET_IMAGE = reset_image()
+class _ReadOnlyImage(LapicState):
+    """A register image that is only ever read (the one every system reset pushes), built once
+    with its IRR, ISR and TMR banks decoded once: KVM_SET_LAPIC reads them at every reset."""
+
+    def __init__(self, image: LapicState) -> None:
+        super().__init__(dict(image.regs))
+        self._banks = (image.irr, image.isr, image.tmr)
+
+    @property
+    def irr(self) -> int:
+        return self._banks[0]
+
+    @irr.setter
+    def irr(self, bits: int) -> None:
+        raise TypeError("the reset image is read-only")
+
+    @property
+    def isr(self) -> int:
+        return self._banks[1]
+
+    @isr.setter
+    def isr(self, bits: int) -> None:
+        raise TypeError("the reset image is read-only")
+
+    @property
+    def tmr(self) -> int:
+        return self._banks[2]
+
+    @tmr.setter
+    def tmr(self, bits: int) -> None:
+        raise TypeError("the reset image is read-only")
+
+    def set(self, offset: int, value: int) -> None:
+        raise TypeError("the reset image is read-only")
+
+
+_RESET_IMAGE = _ReadOnlyImage(reset_image())
 
 
 _VCPU = attrgetter("apic_base", "ipi_bus", "wait_for_sipi", "if_flag", "in_guest", "req_event",

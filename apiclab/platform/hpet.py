@@ -89,13 +89,17 @@ class HpetComparator:
         return self._pending is not None
 
     def _tick(self) -> None:
-        horizon = self.idle.horizon() if self.idle is not None else None
+        idle = self.idle
+        horizon = idle.horizon() if idle is not None else None
         self._pending = self.engine.after(self.period_ns, self._tick)
-        if self.idle is None:
+        if horizon is None:
             self.edge(self.pin)
             return
-        skipped = self.idle.tick(lambda: self.edge(self.pin), self.period_ns, horizon,
-                                 verdict=True)
+        assert idle is not None
+        skipped = idle.tick(self._edge, self.period_ns, horizon, verdict=True)
         if skipped:
             self._pending.cancel()
             self._pending = self.engine.after((skipped + 1) * self.period_ns, self._tick)
+
+    def _edge(self) -> int | None:
+        return self.edge(self.pin)
