@@ -130,5 +130,5 @@ def restore(snapshot: Snapshot) -> None:
             setattr(obj, name, value)
         for name, value in kept:
             setattr(obj, name, value.copy())
-    for handle, flag in zip(handles, cancelled):
+    for handle, flag in zip(handles, cancelled, strict=True):
         handle.cancelled = flag

@@ -178,7 +178,7 @@ class ModelVm:
             io.ioregsel, io.ioapic_id, tuple(io.redirection), tuple(io.line),
             _HPET(hpet), hpet._pending is not None,
             tuple(p is not None for p in pit._pending),
-            *(_COUNTER(c) + (tuple(c.latched),) for c in pit.counters),
+            *((*_COUNTER(c), tuple(c.latched)) for c in pit.counters),
             *(tuple(vars(g).values()) for g in self.guest_state),
         )
         return tuple(key)
