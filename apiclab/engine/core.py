@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 CHECK_EVERY = 4096  # callbacks between two calls of run_process's `keep_going`
@@ -170,41 +171,44 @@ class Engine:
         says no (a caller's wall-clock time-out); True when the process ended or nothing was
         left to run. Either limit bounds a run whose devices fire faster than the process
         advances, such as a periodic timer of 1 ns."""
-        done = False
-
-        def wrapper() -> Process:
-            nonlocal done
-            yield from process
-            done = True
-
-        self.start(wrapper())
+        finished: list[bool] = []  # one entry once the process has returned
+        self.steps += 1
+        self._resume(process, None, finished)
         if max_steps is None and keep_going is None:
-            step = self._step
-            while not done and step():
-                pass
+            queue, pop = self._queue, heapq.heappop
+            while not finished and queue:
+                time, _, handle = pop(queue)
+                if handle.cancelled:
+                    continue
+                self.now = time
+                self.steps += 1
+                handle.callback()
             return True
         steps = 0
-        while not done and self._step():
+        while not finished and self._step():
             steps += 1
             if max_steps is not None and steps >= max_steps:
-                return done
+                return bool(finished)
             if keep_going is not None and steps % CHECK_EVERY == 0 and not keep_going():
-                return done
+                return bool(finished)
         return True
 
     def start(self, process: Process) -> None:
         """Run a generator process: it yields `Sleep` or `Wait` and is resumed accordingly."""
         self.steps += 1
-        self._resume(process, None)
+        self._resume(process, None, None)
 
-    def _resume(self, process: Process, value: bool | None) -> None:
+    def _resume(self, process: Process, value: bool | None, finished: list[bool] | None) -> None:
         try:
             request = process.send(value)
         except StopIteration:
+            if finished is not None:
+                finished.append(True)
             return
-        if isinstance(request, Sleep):
-            self.after(request.ns, lambda: self._resume(process, None))
+        if type(request) is Sleep:
+            self.after(request.ns, partial(self._resume, process, None, finished))
             return
+        assert isinstance(request, Wait)
         done = False
         deadline_handle: Handle | None = None
 
@@ -215,14 +219,14 @@ class Engine:
             done = True
             if deadline_handle is not None:
                 deadline_handle.cancel()
-            self.at(self.now, lambda: self._resume(process, True))
+            self.at(self.now, partial(self._resume, process, True, finished))
 
         def expired() -> None:
             nonlocal done
             if done:
                 return
             done = True
-            self._resume(process, False)
+            self._resume(process, False, finished)
 
         request.signal._waiters.append(woken)
         if request.deadline is not None:

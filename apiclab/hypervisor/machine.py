@@ -19,7 +19,7 @@ from apiclab.arch.lapic import (
     LVT_MASKED,
     SendIpi,
 )
-from apiclab.arch.lapic_state import LapicState
+from apiclab.arch.lapic_state import LAPIC_STATE_SIZE, LapicState
 from apiclab.arch.registers import LVT_REGS, Reg
 from apiclab.engine.core import Engine
 from apiclab.engine.idle import IdleTicks, QuietSteps
@@ -63,6 +63,10 @@ class _ReadOnlyImage(LapicState):
     def __init__(self, image: LapicState) -> None:
         super().__init__(dict(image.regs))
         self._banks = (image.irr, image.isr, image.tmr)
+        # every 16-byte slot of the page is in `regs` (LapicState.zero), so a plain lookup
+        # answers as `get` does
+        assert len(self.regs) == LAPIC_STATE_SIZE // 0x10
+        self.get = self.regs.__getitem__  # type: ignore[method-assign,assignment]
 
     @property
     def irr(self) -> int:
