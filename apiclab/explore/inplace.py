@@ -21,9 +21,9 @@ graph, the world built by replaying the same path from the start.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from itertools import repeat
-from operator import getitem, methodcaller, setitem
+from operator import attrgetter, getitem, itemgetter, methodcaller, setitem
 from typing import Any
 
 from apiclab.engine.core import Handle
@@ -84,44 +84,84 @@ def _plan(obj: object) -> _Plan:
     return plan
 
 
+class _Layout:
+    """Where things are in a list of objects of given types: which have a `__dict__` (and the
+    containers among their attributes), which have `__slots__`, which are scheduled callbacks.
+    Worked out once per sequence of types, so a save is a few `map`s and `itemgetter`s."""
+
+    __slots__ = ("handles", "names", "owners", "plain", "sizes", "slotted")
+
+    def __init__(self, objects: list[object]) -> None:
+        plans = [None if type(o) is Handle else _plan(o) for o in objects]
+        plain = [i for i, p in enumerate(plans) if p is not None and p.slots is None]
+        self.plain = _picker(plain)
+        self.slotted = tuple((i, p) for i, p in enumerate(plans)
+                             if p is not None and p.slots is not None)
+        self.handles = _picker([i for i, p in enumerate(plans) if p is None])
+        self.sizes = [plans[i].size for i in plain]  # type: ignore[union-attr]
+        owners: list[int] = []
+        names: list[str] = []
+        for k, i in enumerate(plain):
+            for name in plans[i].containers:  # type: ignore[union-attr]
+                owners.append(k)
+                names.append(name)
+        self.owners = _picker(owners)
+        self.names = tuple(names)
+
+
+def _picker(indices: list[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """The items at `indices` of a sequence, as a tuple (whatever their number)."""
+    if not indices:
+        return lambda items: ()
+    if len(indices) == 1:
+        index = indices[0]
+        return lambda items: (items[index],)
+    return itemgetter(*indices)
+
+
+_LAYOUTS: dict[tuple[type, ...], _Layout] = {}
+_CONTAINER_TYPES = frozenset(_CONTAINERS)
+
+
 def save(objects: Iterable[object]) -> Snapshot:
     """The state of `objects` now."""
-    dicts: list[dict[str, Any]] = []
-    owners: list[dict[str, Any]] = []
-    names: list[str] = []
-    slotted: list[tuple[object, dict[str, Any], tuple[tuple[str, Any], ...]]] = []
-    handles: list[Handle] = []
-    for obj in objects:
-        if type(obj) is Handle:
-            handles.append(obj)
-            continue
-        plan = _PLANS.get(type(obj))
-        if plan is None or (plan.slots is None and len(obj.__dict__) != plan.size):
-            plan = _plan(obj)
-        if plan.slots is None:
-            attrs = obj.__dict__
-            dicts.append(attrs)
-            for name in plan.containers:
-                owners.append(attrs)
-                names.append(name)
-            continue
-        slot_values = {name: getattr(obj, name) for name in plan.slots}
+    objs = list(objects)
+    types = tuple(map(type, objs))
+    layout = _LAYOUTS.get(types)
+    if layout is None:
+        layout = _LAYOUTS[types] = _Layout(objs)
+    dicts: tuple[dict[str, Any], ...] = tuple(map(vars, layout.plain(objs)))
+    sizes = list(map(len, dicts))
+    if sizes != layout.sizes:  # an attribute added or removed since the plans were made
+        _PLANS.clear()
+        _LAYOUTS.pop(types)
+        layout = _LAYOUTS[types] = _Layout(objs)
+    owners = layout.owners(dicts)
+    values: tuple[Any, ...] = tuple(map(getitem, owners, layout.names))
+    if not _CONTAINER_TYPES.issuperset(map(type, values)):  # a container attribute rebound
+        _PLANS.clear()
+        _LAYOUTS.clear()
+        return save(objs)
+    slotted = []
+    for index, plan in layout.slotted:
+        obj = objs[index]
+        slot_values = {name: getattr(obj, name) for name in plan.slots or ()}
         kept = []
         for name in plan.containers:
             value = slot_values[name]
             if type(value) not in _CONTAINERS:
-                _PLANS[type(obj)] = _Plan(obj)
-                return save(objects)
+                _PLANS.clear()
+                _LAYOUTS.clear()
+                return save(objs)
             kept.append((name, value.copy()))
         slotted.append((obj, slot_values, tuple(kept)))
-    values: tuple[Any, ...] = tuple(map(getitem, owners, names))
-    if any(type(value) not in _CONTAINERS for value in values):  # a container attribute rebound
-        _PLANS.clear()
-        return save(objects)
-    saved = tuple(map(dict.copy, dicts))
-    return (tuple(dicts), saved, list(map(len, saved)),
-            (tuple(owners), tuple(names), tuple(map(_COPY, values))), tuple(slotted),
-            tuple(handles), tuple(h.cancelled for h in handles))
+    handles: tuple[Handle, ...] = layout.handles(objs)
+    return (dicts, tuple(map(dict.copy, dicts)), sizes,
+            (owners, layout.names, tuple(map(_COPY, values))), tuple(slotted),
+            handles, tuple(map(_CANCELLED, handles)))
+
+
+_CANCELLED = attrgetter("cancelled")
 
 
 def restore(snapshot: Snapshot) -> None:
