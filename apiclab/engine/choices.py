@@ -42,7 +42,10 @@ class Choices:
         bits = self._bits
         if bits is None or n <= 1:
             return low + self.below(n)
-        value = _uniform(bits, n)
+        k = n.bit_length()  # `_uniform`, inlined: this is the storm's most frequent call
+        value = bits(k)
+        while value >= n:
+            value = bits(k)
         self.drawn.append(value)
         return low + value
 

@@ -201,9 +201,10 @@ class ModelVm:
     def interrupt(self, vector: int, source: str) -> None:
         """An edge-triggered interrupt from outside the vCPU (another CPU's IPI, a device through
         KVM's irqchip): accepted by vCPU 0, and skipped when it is known to change nothing."""
-        self.quiet.run((vector, source), self._accept, vector, source)
+        self.quiet.run((vector, source), self.accept, vector, source)
 
-    def _accept(self, vector: int, source: str) -> None:
+    def accept(self, vector: int, source: str) -> None:
+        """vCPU 0 accepts an edge-triggered `vector` (the step `interrupt` may skip)."""
         self.vcpu.accept_irq(vector, source=source)
 
     # --- interrupt routing (KVM's in-kernel IOAPIC) --------------------------------------------

@@ -89,7 +89,7 @@ class Traffic:
 
         def fire() -> None:
             if self.on and generation == self._generation:
-                m.interrupt(vector, "ipi")
+                m.quiet.run((vector, "ipi"), m.accept, vector, "ipi")  # m.interrupt, inlined
                 self._schedule_ipi(generation)
 
         self._pending[0] = m.engine.after(self.choices.between(1, 40) * MS, fire)
@@ -100,7 +100,7 @@ class Traffic:
 
         def fire() -> None:
             if self.on and generation == self._generation:
-                m.interrupt(vector, "device")
+                m.quiet.run((vector, "device"), m.accept, vector, "device")
                 self._schedule_device(generation)
 
         self._pending[1] = m.engine.after(self.choices.between(1, 30) * MS, fire)
