@@ -37,6 +37,11 @@ from typing import Any
 
 from apiclab.engine.core import Engine
 
+# The states `QuietSteps` remembers at most. A storm meets a handful (the running guest, the
+# shutdown, the boot), but a state holding a time (an APIC timer counting since its start) is new
+# every cycle, and ten million cycles must not fill the memory.
+MAX_STATES = 4096
+
 # Checking a tick costs two state snapshots, about what simulating a few ticks costs: try only
 # when at least this many ticks could be skipped.
 MIN_SKIP = 4
@@ -89,6 +94,8 @@ class QuietSteps:
         before = self.key()
         row = self._memo.get(before)
         if row is None:
+            if len(self._memo) >= MAX_STATES:
+                self._memo.clear()  # a cache: what is forgotten is verified again, never wrong
             row = self._memo[before] = {}
         known = row.get(input, -1)
         if known is None:  # changed something before: run it, and the state is not known after

@@ -84,3 +84,13 @@ def test_the_counting_storm_counts_what_the_traced_storm_counts(
             for r in runs
         )
         assert counted == traced, (name, apicv, options, seed)
+
+
+def test_the_memo_forgets_rather_than_grows_and_still_counts_right(monkeypatch) -> None:
+    from apiclab.engine import idle
+
+    monkeypatch.setattr(idle, "MAX_STATES", 2)
+    full, _ = windows_under_traffic(False, True, cli_at=250)
+    fast, skipped = windows_under_traffic(True, True, cli_at=250)
+    assert len(fast.quiet._memo) <= 2 and skipped > 0
+    assert observable(fast) == observable(full)
