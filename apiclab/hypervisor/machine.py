@@ -155,6 +155,7 @@ class ModelVm:
         self.hpet.idle = self.vcpu.timer.idle = self.idle_ticks
         self.guest_state: tuple[object, ...] = ()  # objects of the guest a handler can change
         self.quiet = QuietSteps(self.engine, self.state_key, self._deliveries, self._advance)
+        self.vcpu.timer.quiet = self.quiet
 
     def skip_quiet(self, enabled: bool, guest_state: tuple[object, ...] = ()) -> None:
         """Skip the steps that cannot change anything (`apiclab.engine.idle`): ticks into a
@@ -246,7 +247,7 @@ class ModelVm:
 
     def _hpet_edge(self, pin: int) -> int:
         """HPET timer 0's edge on its IOAPIC input; `QuietSteps.run`'s verdict on it."""
-        return self.quiet.run(pin, self._edge, pin)
+        return self.quiet.run(("hpet", pin), self._edge, pin)
 
     def _edge(self, pin: int) -> None:
         self.irq_line(pin, True)

@@ -21,7 +21,7 @@ NOT_IN_KEY = {
                 "delivered", "deliveries", "_parked_vapic"},
     "LocalApic": set(),
     "VirtualApic": {"page"},
-    "LapicTimer": {"engine", "lapic", "tsc", "fire", "idle"},
+    "LapicTimer": {"engine", "lapic", "tsc", "fire", "idle", "quiet"},
     "Ioapic": set(),
     "HpetComparator": {"engine", "pin", "edge", "idle"},
     "Pit": {"engine", "out0", "counters"},
