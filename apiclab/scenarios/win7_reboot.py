@@ -85,25 +85,32 @@ class Traffic:
             handle.cancel()
 
     def _schedule_ipi(self, generation: int) -> None:
-        m, vector = self.m, self.ipi_vector
+        """The IPIs of one traffic generation: each arrival draws when the next one comes."""
+        m, vector, between = self.m, self.ipi_vector, self.choices.between
+        run, accept, after, key = m.quiet.run, m.accept, m.engine.after, (self.ipi_vector, "ipi")
 
         def fire() -> None:
             if self.on and generation == self._generation:
-                m.quiet.run((vector, "ipi"), m.accept, vector, "ipi")  # m.interrupt, inlined
-                self._schedule_ipi(generation)
+                run(key, accept, vector, "ipi")  # m.interrupt, inlined
+                self._pending[0] = after(between(1, 40) * MS, fire)
 
-        self._pending[0] = m.engine.after(self.choices.between(1, 40) * MS, fire)
+        self._pending[0] = after(between(1, 40) * MS, fire)
 
     def _schedule_device(self, generation: int) -> None:
-        m = self.m
-        vector = self.choices.pick(self.device_vectors)
+        """The device interrupts of one traffic generation: each arrival draws the vector of the
+        next one, then when it comes."""
+        m, choices = self.m, self.choices
+        run, accept, after = m.quiet.run, m.accept, m.engine.after
+        vector = choices.pick(self.device_vectors)
 
         def fire() -> None:
+            nonlocal vector
             if self.on and generation == self._generation:
-                m.quiet.run((vector, "device"), m.accept, vector, "device")
-                self._schedule_device(generation)
+                run((vector, "device"), accept, vector, "device")
+                vector = choices.pick(self.device_vectors)
+                self._pending[1] = after(choices.between(1, 30) * MS, fire)
 
-        self._pending[1] = m.engine.after(self.choices.between(1, 30) * MS, fire)
+        self._pending[1] = after(choices.between(1, 30) * MS, fire)
 
 
 def run_storm(
