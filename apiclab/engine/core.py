@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 CHECK_EVERY = 4096  # callbacks between two calls of run_process's `keep_going`
@@ -44,6 +45,11 @@ class Signal:
     def __init__(self) -> None:
         self._waiters: list[Callable[[], None]] = []
 
+    @property
+    def waiting(self) -> int:
+        """How many waiters the next `fire()` wakes."""
+        return len(self._waiters)
+
     def fire(self) -> None:
         waiters, self._waiters = self._waiters, []
         for wake in waiters:
@@ -70,6 +76,11 @@ class Engine:
         self._seq = 0
         self.stopped = False
         self.until: int | None = None  # the bound of the `run(until)` in progress
+        # One more for every callback run, and one more again whenever control enters the engine
+        # from outside (`run`, `run_process`, `start`, `step`): two callbacks with consecutive
+        # counts ran one after the other inside one run, with nothing but engine callbacks between
+        # them (what `idle.QuietSteps` needs to know that a state key it took is still current).
+        self.steps = 0
 
     def at(self, time: int, callback: Callable[[], None]) -> Handle:
         if time < self.now:
@@ -80,7 +91,11 @@ class Engine:
         return handle
 
     def after(self, delay: int, callback: Callable[[], None]) -> Handle:
-        return self.at(self.now + delay, callback)
+        time = self.now + delay if delay > 0 else self.now
+        handle = Handle(time, callback)
+        self._seq += 1
+        heapq.heappush(self._queue, (time, self._seq, handle))
+        return handle
 
     def stop(self) -> None:
         self.stopped = True
@@ -100,11 +115,18 @@ class Engine:
 
     def step(self) -> bool:
         """Run the next callback; False when the queue is empty."""
-        while self._queue:
-            time, _, handle = heapq.heappop(self._queue)
+        self.steps += 1  # entered from outside: whatever ran since the last callback is unknown
+        return self._step()
+
+    def _step(self) -> bool:
+        queue = self._queue
+        pop = heapq.heappop
+        while queue:
+            time, _, handle = pop(queue)
             if handle.cancelled:
                 continue
             self.now = time
+            self.steps += 1
             handle.callback()
             return True
         return False
@@ -113,6 +135,7 @@ class Engine:
         """Run callbacks in time order until the queue empties, `until` passes, or `stop()`."""
         self.stopped = False
         self.until = until
+        self.steps += 1
         try:
             self._run(until)
         finally:
@@ -129,6 +152,7 @@ class Engine:
             if handle.cancelled:
                 continue
             self.now = time
+            self.steps += 1
             handle.callback()
         if until is not None and not self.stopped and self.now < until:
             self.now = until
@@ -147,35 +171,44 @@ class Engine:
         says no (a caller's wall-clock time-out); True when the process ended or nothing was
         left to run. Either limit bounds a run whose devices fire faster than the process
         advances, such as a periodic timer of 1 ns."""
-        done = False
-
-        def wrapper() -> Process:
-            nonlocal done
-            yield from process
-            done = True
-
-        self.start(wrapper())
+        finished: list[bool] = []  # one entry once the process has returned
+        self.steps += 1
+        self._resume(process, None, finished)
+        if max_steps is None and keep_going is None:
+            queue, pop = self._queue, heapq.heappop
+            while not finished and queue:
+                time, _, handle = pop(queue)
+                if handle.cancelled:
+                    continue
+                self.now = time
+                self.steps += 1
+                handle.callback()
+            return True
         steps = 0
-        while not done and self.step():
+        while not finished and self._step():
             steps += 1
             if max_steps is not None and steps >= max_steps:
-                return done
+                return bool(finished)
             if keep_going is not None and steps % CHECK_EVERY == 0 and not keep_going():
-                return done
+                return bool(finished)
         return True
 
     def start(self, process: Process) -> None:
         """Run a generator process: it yields `Sleep` or `Wait` and is resumed accordingly."""
-        self._resume(process, None)
+        self.steps += 1
+        self._resume(process, None, None)
 
-    def _resume(self, process: Process, value: bool | None) -> None:
+    def _resume(self, process: Process, value: bool | None, finished: list[bool] | None) -> None:
         try:
             request = process.send(value)
         except StopIteration:
+            if finished is not None:
+                finished.append(True)
             return
-        if isinstance(request, Sleep):
-            self.after(request.ns, lambda: self._resume(process, None))
+        if type(request) is Sleep:
+            self.after(request.ns, partial(self._resume, process, None, finished))
             return
+        assert isinstance(request, Wait)
         done = False
         deadline_handle: Handle | None = None
 
@@ -186,14 +219,14 @@ class Engine:
             done = True
             if deadline_handle is not None:
                 deadline_handle.cancel()
-            self.at(self.now, lambda: self._resume(process, True))
+            self.at(self.now, partial(self._resume, process, True, finished))
 
         def expired() -> None:
             nonlocal done
             if done:
                 return
             done = True
-            self._resume(process, False)
+            self._resume(process, False, finished)
 
         request.signal._waiters.append(woken)
         if request.deadline is not None:

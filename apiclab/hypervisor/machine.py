@@ -5,6 +5,8 @@ reset first, then the vCPU's APIC state is pushed with KVM_SET_LAPIC (docs/desig
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from apiclab.arch import apic_base, ipi_bus
 from apiclab.arch.ioapic import Ioapic
 from apiclab.arch.lapic import (
@@ -17,11 +19,11 @@ from apiclab.arch.lapic import (
     LVT_MASKED,
     SendIpi,
 )
-from apiclab.arch.lapic_state import LapicState
+from apiclab.arch.lapic_state import LAPIC_STATE_SIZE, LapicState
 from apiclab.arch.registers import LVT_REGS, Reg
 from apiclab.engine import events as ev
 from apiclab.engine.core import Engine
-from apiclab.engine.idle import IdleTicks
+from apiclab.engine.idle import IdleTicks, QuietSteps
 from apiclab.engine.trace import Trace
 from apiclab.guest.program import testdev_line
 from apiclab.hypervisor import savevm
@@ -56,11 +58,71 @@ def reset_image() -> LapicState:
     return image
 
 
-def _attributes(device: object) -> dict[str, object] | None:
-    """A device's attributes, with its lists and dicts copied so later writes do not reach them."""
-    if device is None:
-        return None
-    return {k: v.copy() if type(v) in (list, dict) else v for k, v in vars(device).items()}
+class _ReadOnlyImage(LapicState):
+    """A register image that is only ever read (the one every system reset pushes), built once
+    with its IRR, ISR and TMR banks decoded once: KVM_SET_LAPIC reads them at every reset."""
+
+    def __init__(self, image: LapicState) -> None:
+        super().__init__(dict(image.regs))
+        self._banks = (image.irr, image.isr, image.tmr)
+        # every 16-byte slot of the page is in `regs` (LapicState.zero), so a plain lookup
+        # answers as `get` does
+        assert len(self.regs) == LAPIC_STATE_SIZE // 0x10
+        self.get = self.regs.__getitem__  # type: ignore[method-assign,assignment]
+
+    @property
+    def irr(self) -> int:
+        return self._banks[0]
+
+    @irr.setter
+    def irr(self, bits: int) -> None:
+        raise TypeError("the reset image is read-only")
+
+    @property
+    def isr(self) -> int:
+        return self._banks[1]
+
+    @isr.setter
+    def isr(self, bits: int) -> None:
+        raise TypeError("the reset image is read-only")
+
+    @property
+    def tmr(self) -> int:
+        return self._banks[2]
+
+    @tmr.setter
+    def tmr(self, bits: int) -> None:
+        raise TypeError("the reset image is read-only")
+
+    def set(self, offset: int, value: int) -> None:
+        raise TypeError("the reset image is read-only")
+
+
+_RESET_IMAGE = _ReadOnlyImage(reset_image())
+
+
+_VCPU = attrgetter("apic_base", "ipi_bus", "wait_for_sipi", "if_flag", "in_guest", "req_event",
+                   "idt", "_delivering", "nmi_running", "nmi_pending")
+_LAPIC = attrgetter("apic_id", "bus_hz", "x2apic", "tpr", "ldr", "dfr", "svr", "esr", "esr_pending",
+                    "error_armed", "icr", "irr", "isr", "tmr", "timer_initial", "timer_divide",
+                    "timer_ran_out", "tsc_deadline")
+_VAPIC = attrgetter("rvi", "svi", "vppr", "pir", "on", "eoi_exit_bitmap",
+                    "interrupt_window_exiting", "recognized")
+_HPET = attrgetter("period_ns", "general_config", "timer0_config", "comparator")
+_COUNTER = attrgetter("mode", "rw", "initial", "load_edge", "low_byte", "read_msb_next", "out")
+
+
+def _vcpu_key(vcpu: KvmVcpu) -> tuple[object, ...]:
+    """One vCPU's part of `ModelVm.state_key`: its CPU and KVM state, its APIC, its VMX state
+    (the active one and one parked while APICv is inhibited), its timer, its waiters."""
+    lapic = vcpu.lapic
+    vapic, parked = vcpu.vapic, vcpu._parked_vapic
+    return (
+        _VCPU(vcpu), _LAPIC(lapic), tuple(lapic.lvt.values()),
+        lapic.timer_start_ns if lapic.timer_initial else None,
+        None if vapic is None else _VAPIC(vapic), None if parked is None else _VAPIC(parked),
+        vcpu.timer._pending is not None, vcpu.delivered.waiting,
+    )
 
 
 class ModelVm:
@@ -90,17 +152,63 @@ class ModelVm:
                 vcpu.ipi_bus = self.send_ipi
         self.hpet = HpetComparator(self.engine, HPET_PIN, self._hpet_edge)
         self.pit = pit.Pit(self.engine, lambda level: self.irq_line(PIT_PIN, level))
-        # Off by default: a run turns it on while its trace is not recording.
+        # Off by default: a run turns them on while its trace is not recording (`skip_quiet`).
         self.idle_ticks = IdleTicks(self.engine, self.state)
         self.hpet.idle = self.vcpu.timer.idle = self.idle_ticks
+        self.guest_state: tuple[object, ...] = ()  # objects of the guest a handler can change
+        self.quiet = QuietSteps(self.engine, self.state_key, self._deliveries, self._advance)
+        self.vcpu.timer.quiet = self.quiet
+
+    def skip_quiet(self, enabled: bool, guest_state: tuple[object, ...] = ()) -> None:
+        """Skip the steps that cannot change anything (`apiclab.engine.idle`): ticks into a
+        blocked vector, and interrupts from outside that the guest takes and EOIs from a state
+        seen before. `guest_state`: the guest's objects its handlers can change (the state key
+        must cover them). Only for runs whose trace is not recording."""
+        self.idle_ticks.enabled = self.quiet.enabled = enabled
+        self.guest_state = guest_state
+
+    def state_key(self) -> tuple[object, ...]:
+        """The state of the machine and the guest by value, but for the vCPUs' counts of
+        deliveries (`state` adds vCPU 0's): equal keys are equal states. It covers every
+        attribute of every object a step can reach (tests/hypervisor/test_state_key.py changes
+        each one and sees the key change) but references that never change (the engine, the
+        trace, the profile, the TSC, the devices' callbacks) and one time no rule reads: the
+        APIC timer's start while its initial count is 0 (every read of the current count and
+        every re-arm checks the initial count first, §10.5.4; a new count sets a new start).
+        A scheduled expiry counts by whether it is pending, not by when: the time of a step is
+        not state (`apiclab.engine.idle`)."""
+        key: list[object] = [_vcpu_key(v) for v in self.vcpus]
+        io = self.ioapic
+        hpet = self.hpet
+        pit = self.pit
+        key += (
+            io.ioregsel, io.ioapic_id, tuple(io.redirection), tuple(io.line),
+            _HPET(hpet), hpet._pending is not None,
+            tuple(p is not None for p in pit._pending),
+            *((*_COUNTER(c), tuple(c.latched)) for c in pit.counters),
+            *(tuple(vars(g).values()) for g in self.guest_state),
+        )
+        return tuple(key)
 
     def state(self) -> tuple[object, ...]:
-        """The state of every device an interrupt tick can reach, by value: two snapshots are
-        equal exactly when nothing changed in between. Guest code (and so port I/O, the PIT)
-        runs only on a delivery, which the vCPU counts."""
-        vcpu = self.vcpu
-        devices = (vcpu, vcpu.lapic, vcpu.vapic, vcpu.timer, self.ioapic, self.hpet)
-        return tuple(_attributes(d) for d in devices)
+        """The state by value, vCPU 0's deliveries included: two snapshots are equal exactly
+        when nothing changed in between and no guest code ran."""
+        return self.state_key(), self.vcpu.deliveries
+
+    def _deliveries(self) -> int:
+        return self.vcpu.deliveries
+
+    def _advance(self, deliveries: int) -> None:
+        self.vcpu.deliveries += deliveries
+
+    def interrupt(self, vector: int, source: str) -> None:
+        """An edge-triggered interrupt from outside the vCPU (another CPU's IPI, a device through
+        KVM's irqchip): accepted by vCPU 0, and skipped when it is known to change nothing."""
+        self.quiet.run((vector, source), self.accept, vector, source)
+
+    def accept(self, vector: int, source: str) -> None:
+        """vCPU 0 accepts an edge-triggered `vector` (the step `interrupt` may skip)."""
+        self.vcpu.accept_irq(vector, source=source)
 
     # --- interrupt routing (KVM's in-kernel IOAPIC) --------------------------------------------
 
@@ -139,7 +247,11 @@ class ModelVm:
             else:  # SMI, ExtINT: not modelled, recorded as such
                 vcpu.record(ev.IpiIgnored, vector=icr.vector, delivery_mode=mode)
 
-    def _hpet_edge(self, pin: int) -> None:
+    def _hpet_edge(self, pin: int) -> int:
+        """HPET timer 0's edge on its IOAPIC input; `QuietSteps.run`'s verdict on it."""
+        return self.quiet.run(("hpet", pin), self._edge, pin)
+
+    def _edge(self, pin: int) -> None:
         self.irq_line(pin, True)
         self.irq_line(pin, False)
 
@@ -207,7 +319,7 @@ class ModelVm:
         self.ioapic = Ioapic()
         vcpu.timer.stop()
         vcpu.reset_cpu()
-        vcpu.kvm_set_lapic(reset_image())
+        vcpu.kvm_set_lapic(_RESET_IMAGE)
         vcpu.vm_entry()
 
     # --- QEMU: savevm / loadvm (apiclab.hypervisor.savevm) --------------------------------------

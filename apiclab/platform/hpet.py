@@ -27,7 +27,8 @@ TN_VAL_SET_CNF = 1 << 6  # timer n: the next comparator write sets the period (p
 
 
 class HpetComparator:
-    def __init__(self, engine: Engine, pin: int, edge: Callable[[int], None]) -> None:
+    def __init__(self, engine: Engine, pin: int, edge: Callable[[int], int | None]) -> None:
+        """`edge(pin)` raises the interrupt; it may return `QuietSteps.run`'s verdict on it."""
         self.engine = engine
         self.pin = pin  # IOAPIC input: 2 in legacy-replacement routing (HPET spec §2.3.9.2.2)
         self.edge = edge
@@ -88,12 +89,17 @@ class HpetComparator:
         return self._pending is not None
 
     def _tick(self) -> None:
-        horizon = self.idle.horizon() if self.idle is not None else None
+        idle = self.idle
+        horizon = idle.horizon() if idle is not None else None
         self._pending = self.engine.after(self.period_ns, self._tick)
-        if self.idle is None:
+        if horizon is None:
             self.edge(self.pin)
             return
-        skipped = self.idle.tick(lambda: self.edge(self.pin), self.period_ns, horizon)
+        assert idle is not None
+        skipped = idle.tick(self._edge, self.period_ns, horizon, verdict=True)
         if skipped:
             self._pending.cancel()
             self._pending = self.engine.after((skipped + 1) * self.period_ns, self._tick)
+
+    def _edge(self) -> int | None:
+        return self.edge(self.pin)

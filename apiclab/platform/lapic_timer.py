@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from apiclab.arch.lapic import TIMER_PERIODIC, TIMER_TSC_DEADLINE, LocalApic
 from apiclab.engine.core import Engine, Handle
-from apiclab.engine.idle import IdleTicks
+from apiclab.engine.idle import IdleTicks, QuietSteps
 from apiclab.platform.tsc import Tsc
 
 
@@ -24,6 +24,9 @@ class LapicTimer:
         self.fire = fire  # called with the LVT vector when the timer interrupts
         self._pending: Handle | None = None
         self.idle: IdleTicks | None = None  # set by the machine to skip ticks that change nothing
+        # set by the machine to skip periodic interrupts known to change nothing (a periodic
+        # expiry changes nothing before it fires: its re-arm leaves the timer armed)
+        self.quiet: QuietSteps | None = None
 
     def rearm(self) -> None:
         """Re-read the timer registers and schedule the next expiry (after any register write)."""
@@ -66,7 +69,12 @@ class LapicTimer:
         if not period or self.idle is None:
             self.fire(vector)
             return
-        skipped = self.idle.tick(lambda: self.fire(vector), period, horizon)
+        quiet = self.quiet
+        if quiet is not None:
+            skipped = self.idle.tick(lambda: quiet.run(("lapic-timer", vector), self.fire, vector), period,
+                                     horizon, verdict=True)
+        else:
+            skipped = self.idle.tick(lambda: self.fire(vector), period, horizon)
         if skipped and self._pending is not None:
             self._pending.cancel()
             self._pending = self.engine.after((skipped + 1) * period, self._expire)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from apiclab.engine.choices import Choices
-from apiclab.engine.core import Process, Sleep
+from apiclab.engine.core import Handle, Process, Sleep
 from apiclab.engine.trace import Event, Trace
 from apiclab.guest.linux import Linux, LinuxConfig
 from apiclab.guest.windows7 import BootOutcome, Windows7, Windows7Config
@@ -46,6 +46,9 @@ class StormResult:
     outcomes: list[bool] = field(default_factory=list)
 
 
+_NOTHING = Handle(0, lambda: None)  # a placeholder until the first arrival is scheduled
+
+
 class Traffic:
     """Interrupts from outside the vCPU while Windows runs: IPIs from other processors (0xE1)
     and device interrupts. Inter-arrival times are drawn from the run's choices (assumed 1-40 ms
@@ -64,34 +67,50 @@ class Traffic:
         self.device_vectors = device_vectors
         self.on = False
         self._generation = 0
+        self._pending: list[Handle] = []
 
     def start(self) -> None:
         self.on = True
         self._generation += 1
         generation = self._generation
+        self._pending = [_NOTHING, _NOTHING]
         self._schedule_ipi(generation)
         self._schedule_device(generation)
 
     def stop(self) -> None:
+        """No more arrivals: the two scheduled ones are cancelled (they would fire, see the
+        traffic off, and do nothing)."""
         self.on = False
+        for handle in self._pending:
+            handle.cancel()
 
     def _schedule_ipi(self, generation: int) -> None:
+        """The IPIs of one traffic generation: each arrival draws when the next one comes."""
+        m, vector, between = self.m, self.ipi_vector, self.choices.between
+        run, accept, after, key = m.quiet.run, m.accept, m.engine.after, (self.ipi_vector, "ipi")
+
         def fire() -> None:
             if self.on and generation == self._generation:
-                self.m.vcpu.accept_irq(self.ipi_vector, source="ipi")
-                self._schedule_ipi(generation)
+                run(key, accept, vector, "ipi")  # m.interrupt, inlined
+                self._pending[0] = after(between(1, 40) * MS, fire)
 
-        self.m.engine.after(self.choices.between(1, 40) * MS, fire)
+        self._pending[0] = after(between(1, 40) * MS, fire)
 
     def _schedule_device(self, generation: int) -> None:
-        vector = self.choices.pick(self.device_vectors)
+        """The device interrupts of one traffic generation: each arrival draws the vector of the
+        next one, then when it comes."""
+        m, choices = self.m, self.choices
+        run, accept, after = m.quiet.run, m.accept, m.engine.after
+        vector = choices.pick(self.device_vectors)
 
         def fire() -> None:
+            nonlocal vector
             if self.on and generation == self._generation:
-                self.m.vcpu.accept_irq(vector, source="device")
-                self._schedule_device(generation)
+                run((vector, "device"), accept, vector, "device")
+                vector = choices.pick(self.device_vectors)
+                self._pending[1] = after(choices.between(1, 30) * MS, fire)
 
-        self.m.engine.after(self.choices.between(1, 30) * MS, fire)
+        self._pending[1] = after(choices.between(1, 30) * MS, fire)
 
 
 def run_storm(
@@ -176,7 +195,7 @@ class _Storm:
         last_ok = True
         for index in range(reboots):
             trace.recording = recorded(index)
-            machine.idle_ticks.enabled = not trace.recording
+            machine.skip_quiet(not trace.recording, (guest,))
             if last_ok:
                 guest.run_os()
                 traffic.start()

@@ -13,7 +13,7 @@ def clock_into_a_stuck_vector(skip: bool, apicv: bool = True) -> tuple[ModelVm, 
     """A guest whose handler never EOIs: the first tick stays in service and every later one
     finds the clock vector already pending — the phase-0 wait of a failing reboot."""
     m = ModelVm(get_profile("kvm-3.17"), apicv=apicv, tsc_hz=10**9, trace=Trace(recording=False))
-    m.idle_ticks.enabled = skip
+    m.skip_quiet(skip)
     taken: list[int] = []
     vcpu = m.vcpu
     vcpu.idt = lambda vector: taken.append(m.engine.now)
