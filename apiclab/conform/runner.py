@@ -110,9 +110,11 @@ def add_evidence(run: BackendRun, case: Case, name: str) -> None:
         run.evidence.update(_more_evidence(case, name))
 
 
-def judge_batch(cases: Sequence[Case], backend: BatchBackend) -> list[BackendRun]:
-    """`cases` in one boot of `backend`; each case that did not finish there is run alone. A
-    case's `seconds` is its share of the boot's wall time."""
+def judge_batch(cases: Sequence[Case], backend: BatchBackend, *,
+                evidence: bool = True) -> list[BackendRun]:
+    """`cases` in one boot of `backend` (one VM for KVM); each case that did not finish there is
+    run alone (`evidence` as for `judge`). A case's `seconds` is its share of the boot's wall
+    time."""
     start = time.monotonic()
     timeout_s = RUN_TIMEOUT_S + BATCH_TIMEOUT_PER_CASE_S * len(cases)
     try:
@@ -124,7 +126,8 @@ def judge_batch(cases: Sequence[Case], backend: BatchBackend) -> list[BackendRun
     except Exception:  # a batch that cannot run at all: every case alone, as without batches
         results = [None] * len(cases)
     share = (time.monotonic() - start) / max(1, len(cases))
-    return [judge(case, backend) if result is None else judged(case, result, share)
+    return [judge(case, backend, evidence=evidence) if result is None
+            else judged(case, result, share)
             for case, result in zip(cases, results, strict=True)]
 
 
@@ -234,8 +237,10 @@ def run_suite(
             if name == "model":
                 continue
             if batched and hasattr(backend, "run_batch"):
+                # KVM: evidence re-runs come after, one at a time
                 for indices in _batches(cases, workers()):
-                    submit(name, indices, judge_batch, backend)
+                    submit(name, indices, judge_batch, backend,
+                           evidence=name in CHILD_PROCESS_BACKENDS)
             else:
                 for i in range(len(cases)):  # KVM: evidence re-runs come after, one at a time
                     submit(name, [i], judge_all, backend, evidence=name in CHILD_PROCESS_BACKENDS)

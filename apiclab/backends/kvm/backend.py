@@ -13,7 +13,9 @@ import errno
 import os
 import signal
 import threading
-from contextlib import nullcontext, suppress
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 
 from apiclab.arch.lapic_state import LapicState
@@ -33,6 +35,7 @@ from apiclab.backends.kvm.exits import (
 )
 from apiclab.backends.kvm.ioctls import KvmError
 from apiclab.backends.kvm.machine import KvmPc
+from apiclab.backends.kvm.reuse import ReusedPc
 from apiclab.backends.kvm.system import DEV_KVM, KVM_API_VERSION, Kvm
 from apiclab.backends.kvm.tracefs import TraceCapture
 from apiclab.backends.kvm.vcpu import Vcpu
@@ -103,6 +106,7 @@ class KvmBackend:
         self.path = path
         self.trace_events = trace_events or shared_capture is not None
         self.shared_capture = shared_capture
+        self._reused: ReusedPc | None = None  # see `reusing_vm`
 
     def prepare_threads(self) -> None:
         """Let other threads run VMs: the time-out's signal handler is installed from here, which
@@ -118,30 +122,69 @@ class KvmBackend:
 
     def run(self, program: Program, *, lapic_image: LapicState | None = None,
             timeout_s: float = 5.0) -> RunResult:
-        rom = build_image(program)
-        with open_kvm(self.path) as kvm:
+        return self._run(program, lapic_image=lapic_image, timeout_s=timeout_s,
+                         reused=self._reused)
+
+    @property
+    def reused(self) -> ReusedPc | None:
+        """The VM `run` reuses within `reusing_vm`, else None."""
+        return self._reused
+
+    @contextmanager
+    def reusing_vm(self) -> Iterator[KvmBackend]:
+        """Within: `run` puts one VM back in the state of a new one for each one-CPU program
+        instead of making a VM per run (`reuse.ReusedPc`), for runs that come one at a time
+        from one thread (conform's evidence re-runs); the VM is closed on the way out."""
+        with open_kvm(self.path) as kvm, ReusedPc(kvm) as reused:
+            self._reused = reused
             try:
-                machine = KvmPc(rom, kvm, program.cpus)
-            except KvmError as e:
-                if e.ioctl == "KVM_CREATE_VM":
-                    err = e.errno or 0
-                    raise BackendUnavailable(f"KVM_CREATE_VM refused: {os.strerror(err)}"
-                                             + _create_vm_hint(err)) from None
-                raise
-            with machine:
-                vcpu = machine.vcpu
-                if lapic_image is not None:
-                    vcpu.set_lapic(lapic_image)
-                tsc_khz = vcpu.get_tsc_khz()
-                shared = self.shared_capture
-                own = self.trace_events and shared is None
-                capture = TraceCapture() if own else nullcontext()
-                with capture, RunDeadline(vcpu, timeout_s) as deadline:
-                    if shared is not None:
-                        shared.clear()
-                    run_log, ap_logs = _run_all(machine)
-                tracepoints = shared.read() if shared is not None else None
-                lapic = vcpu.get_lapic()
+                yield self
+            finally:
+                self._reused = None
+
+    def run_batch(self, programs: Sequence[Program], *, timeout_s: float
+                  ) -> list[RunResult | None]:
+        """The one-CPU programs one after another on one VM, put back in the state of a new one
+        between two (`reuse.ReusedPc`; a program that drives a device, or does not end, ends the
+        VM and the next one gets a new VM); None for the others (several CPUs: a VM of their
+        own, `run`) and for a run that failed, which the caller runs alone. `timeout_s` is the
+        batch's: each run may take what is left of it; the programs after it ran out are None."""
+        results: list[RunResult | None] = [None] * len(programs)
+        end = time.monotonic() + timeout_s
+        with open_kvm(self.path) as kvm, ReusedPc(kvm) as reused:
+            for i, program in enumerate(programs):
+                left = end - time.monotonic()
+                if program.cpus != 1 or left <= 0:
+                    continue
+                try:
+                    result = self._run(program, timeout_s=left, reused=reused)
+                except (KvmError, BackendUnavailable):
+                    reused.close()
+                    continue
+                # a run that took the rest of the batch's time runs again alone, with a run's
+                results[i] = None if result.timed_out else result
+        return results
+
+    def _run(self, program: Program, *, lapic_image: LapicState | None = None,
+             timeout_s: float = 5.0, reused: ReusedPc | None = None) -> RunResult:
+        rom = build_image(program)
+        with self._machine(rom, program, reused) as machine:
+            vcpu = machine.vcpu
+            if lapic_image is not None:
+                vcpu.set_lapic(lapic_image)
+            tsc_khz = vcpu.get_tsc_khz()
+            shared = self.shared_capture
+            own = self.trace_events and shared is None
+            capture = TraceCapture() if own else nullcontext()
+            with capture, RunDeadline(vcpu, timeout_s) as deadline:
+                if shared is not None:
+                    shared.clear()
+                run_log, ap_logs = _run_all(machine)
+            tracepoints = shared.read() if shared is not None else None
+            lapic = vcpu.get_lapic()
+            if reused is not None:
+                reused.finished(program, clean=run_log.stop.startswith("exit port")
+                                and not deadline.fired)
         if ap_logs:
             trace = log.decode_cpus([bytes(run_log.output)]
                                     + [bytes(ap.output) for ap in ap_logs], tsc_khz)
@@ -168,6 +211,26 @@ class KvmBackend:
         if tracepoints is not None:
             evidence["tracepoints"] = [e.as_dict() for e in tracepoints]
         return RunResult(trace=trace, lapic=lapic, timed_out=timed_out, evidence=evidence)
+
+
+    @contextmanager
+    def _machine(self, rom: bytes, program: Program, reused: ReusedPc | None
+                 ) -> Iterator[KvmPc]:
+        """A new PC for the program, or `reused`'s in the state of a new one (closed with it)."""
+        if reused is not None and program.cpus == 1:
+            yield reused.machine(rom)
+            return
+        with open_kvm(self.path) as kvm:
+            try:
+                machine = KvmPc(rom, kvm, program.cpus)
+            except KvmError as e:
+                if e.ioctl == "KVM_CREATE_VM":
+                    err = e.errno or 0
+                    raise BackendUnavailable(f"KVM_CREATE_VM refused: {os.strerror(err)}"
+                                             + _create_vm_hint(err)) from None
+                raise
+            with machine:
+                yield machine
 
 
 def _create_vm_hint(err: int) -> str:

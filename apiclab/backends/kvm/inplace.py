@@ -32,7 +32,7 @@ from apiclab.arch.lapic_state import LapicState
 from apiclab.arch.registers import IA32_TSC_DEADLINE
 from apiclab.backends.kvm import ioctls as nr
 from apiclab.backends.kvm import structs as s
-from apiclab.backends.kvm.deadline import KICK_SIGNAL, ensure_kick_handler
+from apiclab.backends.kvm.deadline import KICK_AGAIN_S, KICK_SIGNAL, ensure_kick_handler
 from apiclab.backends.kvm.ioctls import KvmError, ioctl, ioctl_keeping_gil
 from apiclab.backends.kvm.machine import KvmPc, reset_registers
 from apiclab.backends.kvm.system import Kvm
@@ -44,7 +44,6 @@ EXIT_PORTS = frozenset({0x501, 0x8900})
 # kvm_run.exit_reason at offset 8 and, from offset 32, kvm_run.io: direction, size, port, count,
 # data_offset (api.rst §5) -- one read of the page per exit, whatever the reason
 _EXIT = struct.Struct("<I20xBBHIQ")
-KICK_AGAIN_S = 0.01  # after the time-out, the kick repeats until KVM_RUN sees one
 AGENT_RAM = 0x8000  # the agent's data, program copy, IDT and stack (agent.S) all lie below 32 KiB
 
 

@@ -53,6 +53,8 @@ KVM_SET_USER_MEMORY_REGION = _iow(0x46, s.KvmUserspaceMemoryRegion)
 KVM_SET_TSS_ADDR = _io(0x47)
 KVM_CREATE_IRQCHIP = _io(0x60)
 KVM_IRQ_LINE = _iow(0x61, s.KvmIrqLevel)
+KVM_GET_IRQCHIP = _iowr(0x62, s.KvmIrqchip)
+KVM_SET_IRQCHIP = _ior(0x63, s.KvmIrqchip)  # _IOR in the kernel's header, as it always was
 KVM_SET_GSI_ROUTING = _iow(0x6A, s.KvmIrqRouting)
 KVM_CREATE_PIT2 = _iow(0x77, s.KvmPitConfig)
 KVM_SIGNAL_MSI = _iow(0xA5, s.KvmMsi)
@@ -68,6 +70,8 @@ KVM_GET_LAPIC = _ior(0x8E, s.KvmLapicState)
 KVM_SET_LAPIC = _iow(0x8F, s.KvmLapicState)
 KVM_SET_CPUID2 = _iow(0x90, s.KvmCpuid2)
 KVM_GET_TSC_KHZ = _io(0xA3)
+KVM_GET_VCPU_EVENTS = _ior(0x9F, s.KvmVcpuEvents)
+KVM_SET_VCPU_EVENTS = _iow(0xA0, s.KvmVcpuEvents)
 KVM_SET_MP_STATE = _iow(0x99, ctypes.c_uint32)  # struct kvm_mp_state { __u32 mp_state; }
 
 NAMES = {v: k for k, v in globals().items() if k.startswith("KVM_") and isinstance(v, int)}
