@@ -3,9 +3,11 @@
 Every backend runs at once, in a thread pool: QEMU and Bochs boot once per batch of cases (the
 agent's batch mode, apiclab.guest.agent.batch: one emulator process runs its cases one after
 another, a full system reset between two; a case that does not finish there runs alone), KVM runs
-its VMs in the pool's threads (the ioctls release the GIL), and the model, pure Python, runs in
-the calling thread meanwhile. KVM's evidence re-runs (tracepoints, global to the host) run one at
-a time after its plain runs, so that no other VM of this process is in their capture.
+each batch's one-CPU cases on one VM put back in the state of a new one between two
+(apiclab.backends.kvm.reuse; the ioctls release the GIL), each batch in a thread of its own, and
+the model, pure Python, runs in the calling thread meanwhile. KVM's evidence re-runs
+(tracepoints, global to the host) run one at a time, on one VM, in a thread kept for them, as
+soon as its plain runs are done, so that no other VM of this process is in their capture.
 """
 
 from __future__ import annotations
@@ -219,31 +221,33 @@ def run_suite(
         prepare = getattr(backend, "prepare_threads", None)
         if prepare is not None:
             prepare()
-    # threads wait on emulators and on KVM_RUN, not on the CPU: twice the cores keeps both busy
-    with ChildPool(2 * workers()) as pool:  # interrupted, it kills the emulators and ends at once
+    # the longest first: Bochs' batches, then QEMU's, then KVM's; KVM's evidence re-runs come
+    # after its runs, one at a time
+    plan: list[tuple[str, list[int], Callable[..., list[BackendRun]], Backend]] = []
+    for name in sorted(live, key=lambda n: n != "bochs"):
+        backend = live[name]
+        if name == "model":
+            continue
+        if batched and hasattr(backend, "run_batch"):  # an emulator's boot, KVM's VM
+            plan += [(name, indices, judge_batch, backend)
+                     for indices in _batches(cases, workers())]
+        else:
+            plan += [(name, [i], judge_all, backend) for i in range(len(cases))]
+    # threads wait on emulators and on KVM_RUN, not on the CPU: twice the cores keeps both busy;
+    # with batches, a thread each, and one for the evidence re-runs, so that these start as
+    # soon as KVM's runs are done instead of queueing behind the emulators' batches
+    threads = 2 * workers()
+    if batched:
+        threads = max(threads, len(plan) + 1)
+    with ChildPool(threads) as pool:  # interrupted, it kills the emulators and ends at once
         pooled: list[tuple[list[int], str, Future[list[BackendRun]]]] = []
-
-        def submit(name: str, indices: list[int], fn: Callable[..., list[BackendRun]],
-                   *args: Any, **kwargs: Any) -> None:
-            future = pool.submit(fn, [cases[i] for i in indices], *args, **kwargs)
+        for name, indices, fn, backend in plan:
+            future = pool.submit(fn, [cases[i] for i in indices], backend,
+                                 evidence=name in CHILD_PROCESS_BACKENDS)
             if progress is not None:
                 for _ in indices:
                     future.add_done_callback(advance_when_done(progress, name))
             pooled.append((indices, name, future))
-
-        # the longest first: Bochs' batches, then QEMU's, then KVM's VMs
-        for name in sorted(live, key=lambda n: n != "bochs"):
-            backend = live[name]
-            if name == "model":
-                continue
-            if batched and hasattr(backend, "run_batch"):
-                # KVM: evidence re-runs come after, one at a time
-                for indices in _batches(cases, workers()):
-                    submit(name, indices, judge_batch, backend,
-                           evidence=name in CHILD_PROCESS_BACKENDS)
-            else:
-                for i in range(len(cases)):  # KVM: evidence re-runs come after, one at a time
-                    submit(name, [i], judge_all, backend, evidence=name in CHILD_PROCESS_BACKENDS)
         if "model" in live:
             for i, case in enumerate(cases):
                 runs[(i, "model")] = judge(case, live["model"])
