@@ -8,8 +8,9 @@
  * A run: VM, RAM and ROM slots (and the alias below 4 GiB), TSS, irqchip, PIT and the PC's GSI
  * routes, one vCPU with x2APIC and TSC-deadline in CPUID, the reset registers, KVM_SET_LAPIC with
  * the image, KVM_RUN until the agent writes its exit port (its port-0xE9 log kept), KVM_GET_LAPIC.
- * A reboot in place: RAM cleared, ROM copied in again, KVM_SET_REGS, KVM_SET_SREGS, KVM_SET_LAPIC,
- * KVM_SET_MSRS (TSC deadline 0), the cycle, KVM_GET_LAPIC before and after the reset.
+ * A reboot in place: RAM cleared, ROM copied in again, the registers (into kvm_run's sync_regs where
+ * KVM_CAP_SYNC_REGS allows, else KVM_SET_REGS), KVM_SET_SREGS, KVM_SET_LAPIC, KVM_SET_MSRS (TSC
+ * deadline 0), the cycle, KVM_GET_LAPIC before and after the reset.
  * Prints one JSON line: runs, seconds, and the outcomes read from the agent's "@W"/"@B" records.
  */
 #define _GNU_SOURCE
@@ -192,10 +193,17 @@ static void run_cycle(struct vm *m, struct outcome *o) {
     else o->other++;
 }
 
+static int sync_regs;  /* KVM_CAP_SYNC_REGS with the GPRs: registers through kvm_run, as apiclab */
+
 static void reset_in_place(struct vm *m, struct kvm_regs *regs, void *msrs) {
     memset(m->ram, 0, AGENT_RAM);
     memcpy(m->rom, rom_image, ROM_SIZE);
-    xioctl(m->vcpu, KVM_SET_REGS, regs, "KVM_SET_REGS");
+    if (sync_regs) {
+        m->run->s.regs.regs = *regs;  /* loaded by the next KVM_RUN */
+        m->run->kvm_dirty_regs = KVM_SYNC_X86_REGS;
+    } else {
+        xioctl(m->vcpu, KVM_SET_REGS, regs, "KVM_SET_REGS");
+    }
     xioctl(m->vcpu, KVM_SET_SREGS, &m->sregs, "KVM_SET_SREGS");
     xioctl(m->vcpu, KVM_SET_LAPIC, &lapic_image, "KVM_SET_LAPIC");
     if (ioctl(m->vcpu, KVM_SET_MSRS, msrs) != 1) die("KVM_SET_MSRS");
@@ -227,6 +235,7 @@ int main(int argc, char **argv) {
     if (inplace) {
         struct vm m;
         open_vm(&m);
+        sync_regs = (ioctl(m.kvm, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS) & KVM_SYNC_X86_REGS) != 0;
         struct kvm_regs regs = {.rip = 0xFFF0, .rflags = 0x2};
         struct { struct kvm_msrs hdr; struct kvm_msr_entry e[1]; } msrs;
         memset(&msrs, 0, sizeof msrs);

@@ -2,7 +2,8 @@
 
 QEMU does not destroy a VM to reboot it: `qemu_system_reset` resets the devices and the CPU, then
 `kvm_arch_put_registers(cpu, KVM_PUT_RESET_STATE)` pushes the reset state to the same vCPU
-(target/i386/kvm/kvm.c): registers (KVM_SET_REGS), segments, control registers and the APIC base
+(target/i386/kvm/kvm.c): registers (KVM_SET_REGS; here written into kvm_run's sync_regs, loaded by
+the next KVM_RUN), segments, control registers and the APIC base
 (KVM_SET_SREGS), the local APIC's register page (KVM_SET_LAPIC, the reset image of
 hw/intc/apic_common.c `apic_reset_common`), and the TSC-deadline MSR, written after the APIC
 (`kvm_put_tscdeadline_msr`). ROMs are copied in again (`rom_reset`). `reset` does the same with
@@ -77,6 +78,14 @@ class InPlaceVm:
             self._readback = s.KvmLapicState()
             self._fd = vcpu.fd
             self._map = vcpu._map  # the kvm_run page, read directly in the exit loop
+            # KVM_CAP_SYNC_REGS (api.rst §6, kvm_run.s): the registers written into kvm_run and
+            # flagged dirty are loaded by the next KVM_RUN, which saves KVM_SET_REGS's ioctl
+            self._sync_regs: s.KvmRegs | None = None
+            if kvm.check_extension(nr.KVM_CAP_SYNC_REGS) & s.KVM_SYNC_X86_REGS:
+                page = ctypes.addressof(vcpu.kvm_run)
+                self._sync_regs = s.KvmRegs.from_address(page + s.KvmRun.s.offset)
+                self._dirty_regs = ctypes.c_uint64.from_address(
+                    page + s.KvmRun.kvm_dirty_regs.offset)
             self.cycle_timeout_s = cycle_timeout_s
             # the cycle's time-out: a kernel timer signalling the thread in KVM_RUN (made again
             # if another thread runs the cycles)
@@ -97,7 +106,12 @@ class InPlaceVm:
         ctypes.memset(ram.address, 0, AGENT_RAM)
         ctypes.memmove(rom.address, self._rom, len(self._rom))  # rom_reset
         fd = self._fd
-        ioctl(fd, nr.KVM_SET_REGS, self._regs)
+        if self._sync_regs is not None:
+            ctypes.memmove(ctypes.addressof(self._sync_regs), ctypes.addressof(self._regs),
+                           ctypes.sizeof(self._regs))
+            self._dirty_regs.value = s.KVM_SYNC_X86_REGS
+        else:
+            ioctl(fd, nr.KVM_SET_REGS, self._regs)
         ioctl(fd, nr.KVM_SET_SREGS, self._sregs)
         ioctl(fd, nr.KVM_SET_LAPIC, self._lapic_page)
         if ioctl(fd, nr.KVM_SET_MSRS, self._msrs) != 1:
@@ -169,7 +183,9 @@ class InPlaceVm:
 
     def close(self) -> None:
         self._timer.close()
-        del self._map  # drop the view of the kvm_run page first: an exported mmap cannot be unmapped
+        # drop the views of the kvm_run page first: an exported mmap cannot be unmapped
+        del self._map
+        self._sync_regs = None
         self.machine.close()
 
     def __enter__(self) -> InPlaceVm:

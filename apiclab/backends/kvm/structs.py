@@ -265,6 +265,9 @@ class KvmRunSystemEvent(ctypes.Structure):
     _fields_ = [("type", c_uint32), ("ndata", c_uint32), ("data", c_uint64 * 16)]
 
 
+KVM_SYNC_X86_REGS = 1  # kvm_run.kvm_dirty_regs: load kvm_run.s.regs.regs (KVM_CAP_SYNC_REGS)
+
+
 class KvmRun(ctypes.Structure):
     """`struct kvm_run` as far as its fixed part goes (the exit union is 256 bytes)."""
 
