@@ -103,8 +103,11 @@ def judged(case: Case, result: RunResult, seconds: float) -> BackendRun:
     note = "the run timed out" if result.timed_out else ""
     verdict = match_expectation(case, result.trace, note=note)
     outcome: Outcome = "agrees" if verdict.agrees else "differs"
+    evidence = _short_evidence(result.evidence)
+    if verdict.agrees:  # tracepoints a batch captured for every run are evidence of differences
+        evidence.pop("tracepoints", None)
     return BackendRun(outcome, verdict, seconds=seconds, events=visible(result.trace),
-                      evidence=_short_evidence(result.evidence), trace=list(result.trace.events))
+                      evidence=evidence, trace=list(result.trace.events))
 
 
 def add_evidence(run: BackendRun, case: Case, name: str) -> None:
@@ -145,8 +148,10 @@ def judge_all(cases: Sequence[Case], backend: Backend, *,
 
 
 def evidence_for(runs: Sequence[tuple[BackendRun, Case]], name: str) -> None:
-    """The evidence re-runs of the differing runs, one after another, in one session."""
-    differing = [(run, case) for run, case in runs if run.outcome == "differs"]
+    """The evidence re-runs of the differing runs, one after another, in one session; a run
+    whose tracepoints its batch captured already needs none."""
+    differing = [(run, case) for run, case in runs
+                 if run.outcome == "differs" and "tracepoints" not in run.evidence]
     if not differing:
         return
     with evidence_session(name) as backend:

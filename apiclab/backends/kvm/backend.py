@@ -37,7 +37,7 @@ from apiclab.backends.kvm.ioctls import KvmError
 from apiclab.backends.kvm.machine import KvmPc
 from apiclab.backends.kvm.reuse import ReusedPc
 from apiclab.backends.kvm.system import DEV_KVM, KVM_API_VERSION, Kvm
-from apiclab.backends.kvm.tracefs import TraceCapture
+from apiclab.backends.kvm.tracefs import TraceCapture, own_thread
 from apiclab.backends.kvm.vcpu import Vcpu
 from apiclab.guest.agent import log
 from apiclab.guest.agent.image import build_image
@@ -99,13 +99,17 @@ class KvmBackend:
     name = "kvm"
 
     def __init__(self, path: str = DEV_KVM, *, trace_events: bool = False,
-                 shared_capture: TraceCapture | None = None) -> None:
+                 shared_capture: TraceCapture | None = None,
+                 batch_tracepoints: bool = False) -> None:
         """`trace_events`: capture KVM's tracepoints of each run in a tracefs instance of its own;
         `shared_capture`: in that one instead (entered by the caller), cleared before each run,
-        for runs that come one at a time (conform's evidence re-runs)."""
+        for runs that come one at a time (conform's evidence re-runs); `batch_tracepoints`:
+        `run_batch` captures each run's tracepoints in an instance of the batch's (where tracefs
+        can be used), so that a run's evidence needs no second run."""
         self.path = path
         self.trace_events = trace_events or shared_capture is not None
         self.shared_capture = shared_capture
+        self.batch_tracepoints = batch_tracepoints
         self._reused: ReusedPc | None = None  # see `reusing_vm`
 
     def prepare_threads(self) -> None:
@@ -148,16 +152,22 @@ class KvmBackend:
         between two (`reuse.ReusedPc`; a program that drives a device, or does not end, ends the
         VM and the next one gets a new VM); None for the others (several CPUs: a VM of their
         own, `run`) and for a run that failed, which the caller runs alone. `timeout_s` is the
-        batch's: each run may take what is left of it; the programs after it ran out are None."""
+        batch's: each run may take what is left of it; the programs after it ran out are None.
+
+        With `batch_tracepoints`, each result's evidence carries the run's tracepoints, those of
+        this thread (and of the VM's PIT worker) marked `own`: the kvm events are global to the
+        host, so another batch's VM, running meanwhile, is in the capture too, never own."""
         results: list[RunResult | None] = [None] * len(programs)
         end = time.monotonic() + timeout_s
-        with open_kvm(self.path) as kvm, ReusedPc(kvm) as reused:
+        with open_kvm(self.path) as kvm, ReusedPc(kvm) as reused, \
+                self._batch_capture() as capture:
             for i, program in enumerate(programs):
                 left = end - time.monotonic()
                 if program.cpus != 1 or left <= 0:
                     continue
                 try:
-                    result = self._run(program, timeout_s=left, reused=reused)
+                    result = self._run(program, timeout_s=left, reused=reused,
+                                       batch_capture=capture)
                 except (KvmError, BackendUnavailable):
                     reused.close()
                     continue
@@ -165,15 +175,33 @@ class KvmBackend:
                 results[i] = None if result.timed_out else result
         return results
 
+    @contextmanager
+    def _batch_capture(self) -> Iterator[TraceCapture | None]:
+        """A tracefs instance for a batch's runs if asked for and possible, else None."""
+        if not self.batch_tracepoints:
+            yield None
+            return
+        capture = TraceCapture()
+        try:
+            capture.__enter__()
+        except Exception:  # no tracefs here (not root, not mounted): evidence re-runs say why
+            yield None
+            return
+        try:
+            yield capture
+        finally:
+            capture.__exit__(None, None, None)
+
     def _run(self, program: Program, *, lapic_image: LapicState | None = None,
-             timeout_s: float = 5.0, reused: ReusedPc | None = None) -> RunResult:
+             timeout_s: float = 5.0, reused: ReusedPc | None = None,
+             batch_capture: TraceCapture | None = None) -> RunResult:
         rom = build_image(program)
         with self._machine(rom, program, reused) as machine:
             vcpu = machine.vcpu
             if lapic_image is not None:
                 vcpu.set_lapic(lapic_image)
             tsc_khz = vcpu.get_tsc_khz()
-            shared = self.shared_capture
+            shared = batch_capture if batch_capture is not None else self.shared_capture
             own = self.trace_events and shared is None
             capture = TraceCapture() if own else nullcontext()
             with capture, RunDeadline(vcpu, timeout_s) as deadline:
@@ -181,6 +209,8 @@ class KvmBackend:
                     shared.clear()
                 run_log, ap_logs = _run_all(machine)
             tracepoints = shared.read() if shared is not None else None
+            if batch_capture is not None and tracepoints is not None:
+                tracepoints = own_thread(tracepoints)
             lapic = vcpu.get_lapic()
             if reused is not None:
                 reused.finished(program, clean=run_log.stop.startswith("exit port")

@@ -18,10 +18,12 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import dataclasses
 import errno
 import itertools
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +98,14 @@ def parse(text: str, own_pids: set[int]) -> list[TraceEvent]:
             events.append(TraceEvent(float(m["ts"]), m["event"], m["msg"].strip(), pid, comm,
                                      own))
     return events
+
+
+def own_thread(events: list[TraceEvent]) -> list[TraceEvent]:
+    """`events` with `own` kept for this thread's and this process's PIT worker's only (a
+    process running VMs in several threads at once, each thread its VM's vCPU)."""
+    me, pit = threading.get_native_id(), _PIT_WORKER.format(pid=os.getpid())
+    return [e if e.own == (e.pid == me or e.comm == pit) else
+            dataclasses.replace(e, own=e.pid == me or e.comm == pit) for e in events]
 
 
 def _own_pids() -> set[int]:
