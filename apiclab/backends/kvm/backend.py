@@ -15,11 +15,12 @@ import signal
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import ExitStack, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 
 from apiclab.arch.lapic_state import LapicState
 from apiclab.backends.base import Availability, BackendUnavailable, RunResult
+from apiclab.backends.emulator import ChildrenStopped, children_stopping
 from apiclab.backends.kvm import ioctls as nr
 from apiclab.backends.kvm.deadline import KICK_SIGNAL, RunDeadline, ensure_kick_handler
 from apiclab.backends.kvm.exits import (
@@ -162,6 +163,8 @@ class KvmBackend:
         with open_kvm(self.path) as kvm, ReusedPc(kvm) as reused, \
                 self._batch_capture() as capture:
             for i, program in enumerate(programs):
+                if children_stopping():  # the suite is being interrupted: end between two runs
+                    raise ChildrenStopped("interrupted")
                 left = end - time.monotonic()
                 if program.cpus != 1 or left <= 0:
                     continue
@@ -187,10 +190,9 @@ class KvmBackend:
         except Exception:  # no tracefs here (not root, not mounted): evidence re-runs say why
             yield None
             return
-        try:
+        with ExitStack() as stack:
+            stack.push(capture)  # entered: its exit is owed, with the exception if any
             yield capture
-        finally:
-            capture.__exit__(None, None, None)
 
     def _run(self, program: Program, *, lapic_image: LapicState | None = None,
              timeout_s: float = 5.0, reused: ReusedPc | None = None,
