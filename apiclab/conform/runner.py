@@ -131,9 +131,15 @@ def judge_batch(cases: Sequence[Case], backend: BatchBackend, *,
     except Exception:  # a batch that cannot run at all: every case alone, as without batches
         results = [None] * len(cases)
     share = (time.monotonic() - start) / max(1, len(cases))
-    return [judge(case, backend, evidence=evidence) if result is None
-            else judged(case, result, share)
-            for case, result in zip(cases, results, strict=True)]
+    runs: list[BackendRun] = []
+    for case, result in zip(cases, results, strict=True):
+        if result is not None:
+            runs.append(judged(case, result, share))
+            continue
+        if children_stopping():  # the cases run alone (KVM's for several CPUs start no child)
+            raise ChildrenStopped("interrupted")
+        runs.append(judge(case, backend, evidence=evidence))
+    return runs
 
 
 def judge_all(cases: Sequence[Case], backend: Backend, *,

@@ -171,8 +171,8 @@ class KvmBackend:
                 try:
                     result = self._run(program, timeout_s=left, reused=reused,
                                        batch_capture=capture)
-                except (KvmError, BackendUnavailable):
-                    reused.close()
+                except Exception:  # e.g. an ioctl refused, a log that does not decode: the
+                    reused.close()  # caller runs the program alone and reports its error
                     continue
                 # a run that took the rest of the batch's time runs again alone, with a run's
                 results[i] = None if result.timed_out else result
