@@ -54,8 +54,8 @@ def evidence_session(name: str) -> Iterator[Backend | None]:
         yield evidence_backend(name)
         return
     try:
-        backend: Backend = KvmBackend(shared_capture=capture)
-        yield backend
+        with KvmBackend(shared_capture=capture).reusing_vm() as backend:  # one VM for all
+            yield backend
     finally:
         capture.__exit__(None, None, None)
 

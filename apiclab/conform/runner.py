@@ -3,9 +3,11 @@
 Every backend runs at once, in a thread pool: QEMU and Bochs boot once per batch of cases (the
 agent's batch mode, apiclab.guest.agent.batch: one emulator process runs its cases one after
 another, a full system reset between two; a case that does not finish there runs alone), KVM runs
-its VMs in the pool's threads (the ioctls release the GIL), and the model, pure Python, runs in
-the calling thread meanwhile. KVM's evidence re-runs (tracepoints, global to the host) run one at
-a time after its plain runs, so that no other VM of this process is in their capture.
+each batch's one-CPU cases on one VM put back in the state of a new one between two
+(apiclab.backends.kvm.reuse; the ioctls release the GIL), each batch in a thread of its own, and
+the model, pure Python, runs in the calling thread meanwhile. KVM's evidence re-runs
+(tracepoints, global to the host) run one at a time, on one VM, in a thread kept for them, as
+soon as its plain runs are done, so that no other VM of this process is in their capture.
 """
 
 from __future__ import annotations
@@ -101,8 +103,11 @@ def judged(case: Case, result: RunResult, seconds: float) -> BackendRun:
     note = "the run timed out" if result.timed_out else ""
     verdict = match_expectation(case, result.trace, note=note)
     outcome: Outcome = "agrees" if verdict.agrees else "differs"
+    evidence = _short_evidence(result.evidence)
+    if verdict.agrees:  # tracepoints a batch captured for every run are evidence of differences
+        evidence.pop("tracepoints", None)
     return BackendRun(outcome, verdict, seconds=seconds, events=visible(result.trace),
-                      evidence=_short_evidence(result.evidence), trace=list(result.trace.events))
+                      evidence=evidence, trace=list(result.trace.events))
 
 
 def add_evidence(run: BackendRun, case: Case, name: str) -> None:
@@ -110,14 +115,17 @@ def add_evidence(run: BackendRun, case: Case, name: str) -> None:
         run.evidence.update(_more_evidence(case, name))
 
 
-def judge_batch(cases: Sequence[Case], backend: BatchBackend) -> list[BackendRun]:
-    """`cases` in one boot of `backend`; each case that did not finish there is run alone, as
-    is a case with an APIC image of its own (a batch starts every program from power-up). A
-    case's `seconds` is its share of the boot's wall time."""
+def judge_batch(cases: Sequence[Case], backend: BatchBackend, *,
+                evidence: bool = True) -> list[BackendRun]:
+    """`cases` in one boot of `backend` (one VM for KVM); each case that did not finish there is
+    run alone (`evidence` as for `judge`), as is a case with an APIC image of its own (a batch
+    starts every program from power-up). A case's `seconds` is its share of the boot's wall
+    time."""
     if any(c.image is not None for c in cases):
         plain = [c for c in cases if c.image is None]
-        done = iter(judge_batch(plain, backend) if plain else [])
-        return [judge(c, backend) if c.image is not None else next(done) for c in cases]
+        done = iter(judge_batch(plain, backend, evidence=evidence) if plain else [])
+        return [judge(c, backend, evidence=evidence) if c.image is not None else next(done)
+                for c in cases]
     start = time.monotonic()
     timeout_s = RUN_TIMEOUT_S + BATCH_TIMEOUT_PER_CASE_S * len(cases)
     try:
@@ -129,8 +137,15 @@ def judge_batch(cases: Sequence[Case], backend: BatchBackend) -> list[BackendRun
     except Exception:  # a batch that cannot run at all: every case alone, as without batches
         results = [None] * len(cases)
     share = (time.monotonic() - start) / max(1, len(cases))
-    return [judge(case, backend) if result is None else judged(case, result, share)
-            for case, result in zip(cases, results, strict=True)]
+    runs: list[BackendRun] = []
+    for case, result in zip(cases, results, strict=True):
+        if result is not None:
+            runs.append(judged(case, result, share))
+            continue
+        if children_stopping():  # the cases run alone (KVM's for several CPUs start no child)
+            raise ChildrenStopped("interrupted")
+        runs.append(judge(case, backend, evidence=evidence))
+    return runs
 
 
 def judge_all(cases: Sequence[Case], backend: Backend, *,
@@ -145,8 +160,10 @@ def judge_all(cases: Sequence[Case], backend: Backend, *,
 
 
 def evidence_for(runs: Sequence[tuple[BackendRun, Case]], name: str) -> None:
-    """The evidence re-runs of the differing runs, one after another, in one session."""
-    differing = [(run, case) for run, case in runs if run.outcome == "differs"]
+    """The evidence re-runs of the differing runs, one after another, in one session; a run
+    whose tracepoints its batch captured already needs none."""
+    differing = [(run, case) for run, case in runs
+                 if run.outcome == "differs" and "tracepoints" not in run.evidence]
     if not differing:
         return
     with evidence_session(name) as backend:
@@ -221,29 +238,33 @@ def run_suite(
         prepare = getattr(backend, "prepare_threads", None)
         if prepare is not None:
             prepare()
-    # threads wait on emulators and on KVM_RUN, not on the CPU: twice the cores keeps both busy
-    with ChildPool(2 * workers()) as pool:  # interrupted, it kills the emulators and ends at once
+    # the longest first: Bochs' batches, then QEMU's, then KVM's; KVM's evidence re-runs come
+    # after its runs, one at a time
+    plan: list[tuple[str, list[int], Callable[..., list[BackendRun]], Backend]] = []
+    for name in sorted(live, key=lambda n: n != "bochs"):
+        backend = live[name]
+        if name == "model":
+            continue
+        if batched and hasattr(backend, "run_batch"):  # an emulator's boot, KVM's VM
+            plan += [(name, indices, judge_batch, backend)
+                     for indices in _batches(cases, workers())]
+        else:
+            plan += [(name, [i], judge_all, backend) for i in range(len(cases))]
+    # threads wait on emulators and on KVM_RUN, not on the CPU: twice the cores keeps both busy;
+    # with batches, a thread each, and one for the evidence re-runs, so that these start as
+    # soon as KVM's runs are done instead of queueing behind the emulators' batches
+    threads = 2 * workers()
+    if batched:
+        threads = max(threads, len(plan) + 1)
+    with ChildPool(threads) as pool:  # interrupted, it kills the emulators and ends at once
         pooled: list[tuple[list[int], str, Future[list[BackendRun]]]] = []
-
-        def submit(name: str, indices: list[int], fn: Callable[..., list[BackendRun]],
-                   *args: Any, **kwargs: Any) -> None:
-            future = pool.submit(fn, [cases[i] for i in indices], *args, **kwargs)
+        for name, indices, fn, backend in plan:
+            future = pool.submit(fn, [cases[i] for i in indices], backend,
+                                 evidence=name in CHILD_PROCESS_BACKENDS)
             if progress is not None:
                 for _ in indices:
                     future.add_done_callback(advance_when_done(progress, name))
             pooled.append((indices, name, future))
-
-        # the longest first: Bochs' batches, then QEMU's, then KVM's VMs
-        for name in sorted(live, key=lambda n: n != "bochs"):
-            backend = live[name]
-            if name == "model":
-                continue
-            if batched and hasattr(backend, "run_batch"):
-                for indices in _batches(cases, workers()):
-                    submit(name, indices, judge_batch, backend)
-            else:
-                for i in range(len(cases)):  # KVM: evidence re-runs come after, one at a time
-                    submit(name, [i], judge_all, backend, evidence=name in CHILD_PROCESS_BACKENDS)
         if "model" in live:
             for i, case in enumerate(cases):
                 runs[(i, "model")] = judge(case, live["model"])

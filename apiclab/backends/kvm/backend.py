@@ -13,11 +13,14 @@ import errno
 import os
 import signal
 import threading
-from contextlib import nullcontext, suppress
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 
 from apiclab.arch.lapic_state import LapicState
 from apiclab.backends.base import Availability, BackendUnavailable, RunResult
+from apiclab.backends.emulator import ChildrenStopped, children_stopping
 from apiclab.backends.kvm import ioctls as nr
 from apiclab.backends.kvm.deadline import KICK_SIGNAL, RunDeadline, ensure_kick_handler
 from apiclab.backends.kvm.exits import (
@@ -33,8 +36,9 @@ from apiclab.backends.kvm.exits import (
 )
 from apiclab.backends.kvm.ioctls import KvmError
 from apiclab.backends.kvm.machine import KvmPc
+from apiclab.backends.kvm.reuse import ReusedPc
 from apiclab.backends.kvm.system import DEV_KVM, KVM_API_VERSION, Kvm
-from apiclab.backends.kvm.tracefs import TraceCapture
+from apiclab.backends.kvm.tracefs import TraceCapture, own_thread
 from apiclab.backends.kvm.vcpu import Vcpu
 from apiclab.engine import events as ev
 from apiclab.guest.agent import log
@@ -97,13 +101,18 @@ class KvmBackend:
     name = "kvm"
 
     def __init__(self, path: str = DEV_KVM, *, trace_events: bool = False,
-                 shared_capture: TraceCapture | None = None) -> None:
+                 shared_capture: TraceCapture | None = None,
+                 batch_tracepoints: bool = False) -> None:
         """`trace_events`: capture KVM's tracepoints of each run in a tracefs instance of its own;
         `shared_capture`: in that one instead (entered by the caller), cleared before each run,
-        for runs that come one at a time (conform's evidence re-runs)."""
+        for runs that come one at a time (conform's evidence re-runs); `batch_tracepoints`:
+        `run_batch` captures each run's tracepoints in an instance of the batch's (where tracefs
+        can be used), so that a run's evidence needs no second run."""
         self.path = path
         self.trace_events = trace_events or shared_capture is not None
         self.shared_capture = shared_capture
+        self.batch_tracepoints = batch_tracepoints
+        self._reused: ReusedPc | None = None  # see `reusing_vm`
 
     def prepare_threads(self) -> None:
         """Let other threads run VMs: the time-out's signal handler is installed from here, which
@@ -119,30 +128,96 @@ class KvmBackend:
 
     def run(self, program: Program, *, lapic_image: LapicState | None = None,
             timeout_s: float = 5.0) -> RunResult:
-        rom = build_image(program)
-        with open_kvm(self.path) as kvm:
+        return self._run(program, lapic_image=lapic_image, timeout_s=timeout_s,
+                         reused=self._reused)
+
+    @property
+    def reused(self) -> ReusedPc | None:
+        """The VM `run` reuses within `reusing_vm`, else None."""
+        return self._reused
+
+    @contextmanager
+    def reusing_vm(self) -> Iterator[KvmBackend]:
+        """Within: `run` puts one VM back in the state of a new one for each one-CPU program
+        instead of making a VM per run (`reuse.ReusedPc`), for runs that come one at a time
+        from one thread (conform's evidence re-runs); the VM is closed on the way out."""
+        with open_kvm(self.path) as kvm, ReusedPc(kvm) as reused:
+            self._reused = reused
             try:
-                machine = KvmPc(rom, kvm, program.cpus)
-            except KvmError as e:
-                if e.ioctl == "KVM_CREATE_VM":
-                    err = e.errno or 0
-                    raise BackendUnavailable(f"KVM_CREATE_VM refused: {os.strerror(err)}"
-                                             + _create_vm_hint(err)) from None
-                raise
-            with machine:
-                vcpu = machine.vcpu
-                if lapic_image is not None:
-                    vcpu.set_lapic(lapic_image)
-                tsc_khz = vcpu.get_tsc_khz()
-                shared = self.shared_capture
-                own = self.trace_events and shared is None
-                capture = TraceCapture() if own else nullcontext()
-                with capture, RunDeadline(vcpu, timeout_s) as deadline:
-                    if shared is not None:
-                        shared.clear()
-                    run_log, ap_logs = _run_all(machine)
-                tracepoints = shared.read() if shared is not None else None
-                lapic = vcpu.get_lapic()
+                yield self
+            finally:
+                self._reused = None
+
+    def run_batch(self, programs: Sequence[Program], *, timeout_s: float
+                  ) -> list[RunResult | None]:
+        """The one-CPU programs one after another on one VM, put back in the state of a new one
+        between two (`reuse.ReusedPc`; a program that drives a device, or does not end, ends the
+        VM and the next one gets a new VM); None for the others (several CPUs: a VM of their
+        own, `run`) and for a run that failed, which the caller runs alone. `timeout_s` is the
+        batch's: each run may take what is left of it; the programs after it ran out are None.
+
+        With `batch_tracepoints`, each result's evidence carries the run's tracepoints, those of
+        this thread (and of the VM's PIT worker) marked `own`: the kvm events are global to the
+        host, so another batch's VM, running meanwhile, is in the capture too, never own."""
+        results: list[RunResult | None] = [None] * len(programs)
+        end = time.monotonic() + timeout_s
+        with open_kvm(self.path) as kvm, ReusedPc(kvm) as reused, \
+                self._batch_capture() as capture:
+            for i, program in enumerate(programs):
+                if children_stopping():  # the suite is being interrupted: end between two runs
+                    raise ChildrenStopped("interrupted")
+                left = end - time.monotonic()
+                if program.cpus != 1 or left <= 0:
+                    continue
+                try:
+                    result = self._run(program, timeout_s=left, reused=reused,
+                                       batch_capture=capture)
+                except Exception:  # e.g. an ioctl refused, a log that does not decode: the
+                    reused.close()  # caller runs the program alone and reports its error
+                    continue
+                # a run that took the rest of the batch's time runs again alone, with a run's
+                results[i] = None if result.timed_out else result
+        return results
+
+    @contextmanager
+    def _batch_capture(self) -> Iterator[TraceCapture | None]:
+        """A tracefs instance for a batch's runs if asked for and possible, else None."""
+        if not self.batch_tracepoints:
+            yield None
+            return
+        capture = TraceCapture()
+        try:
+            capture.__enter__()
+        except Exception:  # no tracefs here (not root, not mounted): evidence re-runs say why
+            yield None
+            return
+        with ExitStack() as stack:
+            stack.push(capture)  # entered: its exit is owed, with the exception if any
+            yield capture
+
+    def _run(self, program: Program, *, lapic_image: LapicState | None = None,
+             timeout_s: float = 5.0, reused: ReusedPc | None = None,
+             batch_capture: TraceCapture | None = None) -> RunResult:
+        rom = build_image(program)
+        with self._machine(rom, program, reused) as machine:
+            vcpu = machine.vcpu
+            if lapic_image is not None:
+                vcpu.set_lapic(lapic_image)
+            tsc_khz = vcpu.get_tsc_khz()
+            shared = batch_capture if batch_capture is not None else self.shared_capture
+            own = self.trace_events and shared is None
+            capture = TraceCapture() if own else nullcontext()
+            with capture, RunDeadline(vcpu, timeout_s) as deadline:
+                if shared is not None:
+                    shared.clear()
+                run_log, ap_logs = _run_all(machine)
+            tracepoints = shared.read() if shared is not None else None
+            if batch_capture is not None and tracepoints is not None:
+                tracepoints = own_thread(tracepoints)
+            lapic = vcpu.get_lapic()
+            if reused is not None:
+                reused.finished(program, clean=run_log.stop.startswith("exit port")
+                                and not deadline.fired)
         if ap_logs:
             trace = log.decode_cpus([bytes(run_log.output)]
                                     + [bytes(ap.output) for ap in ap_logs], tsc_khz)
@@ -169,6 +244,26 @@ class KvmBackend:
         if tracepoints is not None:
             evidence["tracepoints"] = [e.as_dict() for e in tracepoints]
         return RunResult(trace=trace, lapic=lapic, timed_out=timed_out, evidence=evidence)
+
+
+    @contextmanager
+    def _machine(self, rom: bytes, program: Program, reused: ReusedPc | None
+                 ) -> Iterator[KvmPc]:
+        """A new PC for the program, or `reused`'s in the state of a new one (closed with it)."""
+        if reused is not None and program.cpus == 1:
+            yield reused.machine(rom)
+            return
+        with open_kvm(self.path) as kvm:
+            try:
+                machine = KvmPc(rom, kvm, program.cpus)
+            except KvmError as e:
+                if e.ioctl == "KVM_CREATE_VM":
+                    err = e.errno or 0
+                    raise BackendUnavailable(f"KVM_CREATE_VM refused: {os.strerror(err)}"
+                                             + _create_vm_hint(err)) from None
+                raise
+            with machine:
+                yield machine
 
 
 def _create_vm_hint(err: int) -> str:

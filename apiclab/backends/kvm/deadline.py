@@ -1,8 +1,8 @@
-"""A wall-clock time-out for KVM_RUN: `immediate_exit` plus a signal to the running thread.
+"""A wall-clock time-out for KVM_RUN: a signal to the running thread.
 
-api.rst §5 (kvm_run.immediate_exit) and §4.10: a signal that reaches the thread inside KVM_RUN makes
-the ioctl return EINTR (also from a guest blocked in HLT); `immediate_exit = 1` makes any later
-KVM_RUN return EINTR at once, so a time-out that fires while user space handles an exit is not lost.
+api.rst §4.10: a signal that reaches the thread inside KVM_RUN makes the ioctl return EINTR (also
+from a guest blocked in HLT); the signal repeats after the time-out, so one that arrives while
+user space handles an exit is not lost.
 The signal needs a handler (the default action of SIGUSR1 kills the process); a no-op one is
 installed on first use, which Python allows only from the main thread.
 """
@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from types import TracebackType
 
+from apiclab.backends.kvm.thread_timer import ThreadTimer
 from apiclab.backends.kvm.vcpu import Vcpu
 from apiclab.interrupts import deferred
 
 KICK_SIGNAL = signal.SIGUSR1
+KICK_AGAIN_S = 0.01  # after the time-out, the kick repeats until KVM_RUN sees one
 
 
 def _ignore(signum: int, frame: object) -> None:
@@ -41,6 +44,11 @@ class RunDeadline:
         with RunDeadline(vcpu, 2.0) as deadline:
             while not isinstance(vcpu.run(), Interrupted): ...
         deadline.fired
+
+    The time-out is a kernel timer aimed at the thread that made the deadline (thread_timer.py),
+    not a timer thread: starting and joining a thread per run cost ~4 ms of a conformance case
+    here under load. The signal repeats every `KICK_AGAIN_S` after the time-out, so one that
+    lands while user space handles an exit is followed by one that stops KVM_RUN.
     """
 
     def __init__(self, vcpu: Vcpu, seconds: float) -> None:
@@ -48,36 +56,25 @@ class RunDeadline:
         self.vcpu = vcpu
         self.seconds = seconds
         self.fired = False
-        self._lock = threading.Lock()
-        self._armed = False
-        self._thread_id = threading.get_ident()
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
-
-    def _fire(self) -> None:
-        with self._lock:  # never touch the kvm_run page after `stop` (it may be unmapped)
-            if not self._armed:
-                return
-            self.fired = True
-            self.vcpu.set_immediate_exit(True)
-            signal.pthread_kill(self._thread_id, KICK_SIGNAL)
+        self._timer: ThreadTimer | None = None
+        self._end = 0.0
 
     def start(self) -> None:
-        self._armed = True
-        self._timer.start()
+        self._timer = ThreadTimer(KICK_SIGNAL)
+        self._end = time.monotonic() + self.seconds
+        self._timer.arm(self.seconds, every=KICK_AGAIN_S)
 
     def stop(self) -> None:
-        """Disarm; if the time-out fired, clear immediate_exit so the vCPU can run again.
-
-        Not cut short by SIGINT/SIGTERM (apiclab.interrupts.deferred): a timer left armed would
-        later write to the kvm_run page of a vCPU that is gone."""
+        """Disarm; `fired` says whether the time-out was reached. Not cut short by
+        SIGINT/SIGTERM (apiclab.interrupts.deferred): a timer left armed would go on signalling."""
         with deferred():
-            with self._lock:
-                self._armed = False
-                if self.fired and self.vcpu.fd >= 0:
-                    self.vcpu.set_immediate_exit(False)
-            self._timer.cancel()
-            self._timer.join()
+            if self._timer is not None:
+                timer, self._timer = self._timer, None
+                try:
+                    timer.disarm()
+                finally:
+                    timer.close()
+                self.fired = time.monotonic() >= self._end
 
     def __enter__(self) -> RunDeadline:
         self.start()

@@ -2,7 +2,8 @@
 
 QEMU does not destroy a VM to reboot it: `qemu_system_reset` resets the devices and the CPU, then
 `kvm_arch_put_registers(cpu, KVM_PUT_RESET_STATE)` pushes the reset state to the same vCPU
-(target/i386/kvm/kvm.c): registers (KVM_SET_REGS), segments, control registers and the APIC base
+(target/i386/kvm/kvm.c): registers (KVM_SET_REGS; here written into kvm_run's sync_regs, loaded by
+the next KVM_RUN), segments, control registers and the APIC base
 (KVM_SET_SREGS), the local APIC's register page (KVM_SET_LAPIC, the reset image of
 hw/intc/apic_common.c `apic_reset_common`), and the TSC-deadline MSR, written after the APIC
 (`kvm_put_tscdeadline_msr`). ROMs are copied in again (`rom_reset`). `reset` does the same with
@@ -22,8 +23,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import fcntl
-import signal
 import struct
 import threading
 import time
@@ -34,16 +33,18 @@ from apiclab.arch.lapic_state import LapicState
 from apiclab.arch.registers import IA32_TSC_DEADLINE
 from apiclab.backends.kvm import ioctls as nr
 from apiclab.backends.kvm import structs as s
-from apiclab.backends.kvm.deadline import KICK_SIGNAL, ensure_kick_handler
-from apiclab.backends.kvm.ioctls import KvmError, ioctl
+from apiclab.backends.kvm.deadline import KICK_AGAIN_S, KICK_SIGNAL, ensure_kick_handler
+from apiclab.backends.kvm.ioctls import KvmError, ioctl, ioctl_keeping_gil
 from apiclab.backends.kvm.machine import KvmPc, reset_registers
 from apiclab.backends.kvm.system import Kvm
+from apiclab.backends.kvm.thread_timer import ThreadTimer
 from apiclab.hypervisor.machine import reset_image
 
 PORT_LOG = 0xE9
 EXIT_PORTS = frozenset({0x501, 0x8900})
-_EXIT_REASON = struct.Struct("<I")  # kvm_run.exit_reason, at offset 8
-_IO = struct.Struct("<BBHIQ")  # kvm_run.io: direction, size, port, count, data_offset
+# kvm_run.exit_reason at offset 8 and, from offset 32, kvm_run.io: direction, size, port, count,
+# data_offset (api.rst §5) -- one read of the page per exit, whatever the reason
+_EXIT = struct.Struct("<I20xBBHIQ")
 AGENT_RAM = 0x8000  # the agent's data, program copy, IDT and stack (agent.S) all lie below 32 KiB
 
 
@@ -58,55 +59,27 @@ class Cycle:
     lapic: bytes
 
 
-class _Watchdog:
-    """One thread for the whole storm that stops a cycle running longer than `seconds`
-    (immediate_exit + a signal, as `apiclab.backends.kvm.deadline`), instead of a timer per
-    cycle: a reboot then costs no thread."""
+_Call = tuple[ctypes.c_ulong, ctypes.c_void_p, str]
 
-    def __init__(self, kvm_run: s.KvmRun, seconds: float) -> None:
-        ensure_kick_handler()
-        self._run = kvm_run
-        self.seconds = seconds
-        self._thread_id = threading.get_ident()
-        self._lock = threading.Lock()
-        self._started_at: float | None = None
-        self._stop = threading.Event()
-        self.fired = False
-        self._thread = threading.Thread(target=self._loop, name="kvm-storm-watchdog", daemon=True)
-        self._thread.start()
 
-    def arm(self) -> None:
-        self._started_at = time.monotonic()
+def _call(request: int, arg: ctypes.Structure, name: str) -> _Call:
+    """An ioctl's request and argument as C values, for `_ioctl`; `arg` must outlive them."""
+    return ctypes.c_ulong(request), ctypes.c_void_p(ctypes.addressof(arg)), name
 
-    def disarm(self) -> bool:
-        """Stop watching; True if the watchdog stopped this cycle (immediate_exit is cleared)."""
-        with self._lock:
-            self._started_at = None
-            fired, self.fired = self.fired, False
-            if fired:
-                self._run.hdr.immediate_exit = 0
-        return fired
 
-    def _loop(self) -> None:
-        while not self._stop.wait(min(self.seconds / 4, 0.25)):
-            with self._lock:
-                started = self._started_at
-                if started is None or time.monotonic() - started < self.seconds:
-                    continue
-                self.fired = True
-                self._started_at = None
-                self._run.hdr.immediate_exit = 1
-                signal.pthread_kill(self._thread_id, KICK_SIGNAL)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
+def _ioctl(fd: int, call: _Call) -> int:
+    request, arg, name = call
+    result: int = ioctl_keeping_gil(fd, request, arg)
+    if result < 0:
+        raise KvmError(ctypes.get_errno() or errno.EIO, name)
+    return result
 
 
 class InPlaceVm:
     """A `KvmPc` (one VM, RAM, ROM, irqchip, PIT, one vCPU) kept across reboots."""
 
     def __init__(self, rom: bytes, kvm: Kvm, *, cycle_timeout_s: float = 5.0) -> None:
+        ensure_kick_handler()
         self.machine = KvmPc(rom, kvm)
         try:
             self._rom = rom
@@ -121,8 +94,24 @@ class InPlaceVm:
             self._readback = s.KvmLapicState()
             self._fd = vcpu.fd
             self._map = vcpu._map  # the kvm_run page, read directly in the exit loop
-            self._run = vcpu.kvm_run
-            self._watchdog = _Watchdog(self._run, cycle_timeout_s)
+            # KVM_CAP_SYNC_REGS (api.rst §6, kvm_run.s): the registers written into kvm_run and
+            # flagged dirty are loaded by the next KVM_RUN, which saves KVM_SET_REGS's ioctl
+            self._sync_regs: s.KvmRegs | None = None
+            if kvm.check_extension(nr.KVM_CAP_SYNC_REGS) & s.KVM_SYNC_X86_REGS:
+                page = ctypes.addressof(vcpu.kvm_run)
+                self._sync_regs = s.KvmRegs.from_address(page + s.KvmRun.s.offset)
+                self._dirty_regs = ctypes.c_uint64.from_address(
+                    page + s.KvmRun.kvm_dirty_regs.offset)
+            self.cycle_timeout_s = cycle_timeout_s
+            # the reset's and the read-back's ioctls, their arguments made once (C types: no
+            # conversion per call) and called keeping the GIL, as KVM_RUN (~6 us less each here)
+            self._set_sregs = _call(nr.KVM_SET_SREGS, self._sregs, "KVM_SET_SREGS")
+            self._set_lapic = _call(nr.KVM_SET_LAPIC, self._lapic_page, "KVM_SET_LAPIC")
+            self._set_msrs = _call(nr.KVM_SET_MSRS, self._msrs, "KVM_SET_MSRS")
+            self._get_lapic = _call(nr.KVM_GET_LAPIC, self._readback, "KVM_GET_LAPIC")
+            # the cycle's time-out: a kernel timer signalling the thread in KVM_RUN (made again
+            # if another thread runs the cycles)
+            self._timer = ThreadTimer(KICK_SIGNAL)
         except BaseException:
             self.machine.close()
             raise
@@ -139,43 +128,57 @@ class InPlaceVm:
         ctypes.memset(ram.address, 0, AGENT_RAM)
         ctypes.memmove(rom.address, self._rom, len(self._rom))  # rom_reset
         fd = self._fd
-        ioctl(fd, nr.KVM_SET_REGS, self._regs)
-        ioctl(fd, nr.KVM_SET_SREGS, self._sregs)
-        ioctl(fd, nr.KVM_SET_LAPIC, self._lapic_page)
-        if ioctl(fd, nr.KVM_SET_MSRS, self._msrs) != 1:
+        if self._sync_regs is not None:
+            ctypes.memmove(ctypes.addressof(self._sync_regs), ctypes.addressof(self._regs),
+                           ctypes.sizeof(self._regs))
+            self._dirty_regs.value = s.KVM_SYNC_X86_REGS
+        else:
+            ioctl(fd, nr.KVM_SET_REGS, self._regs)
+        _ioctl(fd, self._set_sregs)
+        _ioctl(fd, self._set_lapic)
+        if _ioctl(fd, self._set_msrs) != 1:
             raise KvmError(errno.EINVAL, "KVM_SET_MSRS (IA32_TSC_DEADLINE)")
 
     def run_cycle(self) -> Cycle:
-        """KVM_RUN until the agent's exit port (or an error, or the watchdog), then
+        """KVM_RUN until the agent's exit port (or an error, or the time-out), then
         KVM_GET_LAPIC. The loop reads the kvm_run page in place (api.rst §5): the exit reason
         at offset 8, the io exit (direction, size, port, count, data_offset) at 32.
 
-        A cycle takes ~70 exits, so the loop is written for its cost per exit: `fcntl.ioctl`
-        (a plain C call that releases the GIL) rather than ctypes, and one `struct` read of the
-        page rather than ctypes field views."""
+        A cycle takes ~70 exits, so the loop is written for its cost per exit: KVM_RUN through
+        `ioctl_keeping_gil` (the GIL is not released and re-taken around each exit; other
+        Python threads of the process run only between exits meanwhile), one `struct` read of
+        the page, and a kernel timer instead of a watchdog thread for the time-out
+        (thread_timer.py)."""
         fd, page = self._fd, self._map
         if page is None:
             raise ValueError("VM is closed")
-        kvm_run, reason_at, io_at = nr.KVM_RUN, _EXIT_REASON.unpack_from, _IO.unpack_from
+        timer = self._timer
+        if timer.thread_id != threading.get_ident():  # the signal goes to the thread running
+            timer.close()
+            timer = self._timer = ThreadTimer(KICK_SIGNAL)
+        run, get_errno, exit_at = ioctl_keeping_gil, ctypes.get_errno, _EXIT.unpack_from
+        kvm_run, io_exit, out_dir, log_port = nr.KVM_RUN, s.KVM_EXIT_IO, s.KVM_EXIT_IO_OUT, PORT_LOG
         out = bytearray()
         exits = 0
         stop = ""
-        self._watchdog.arm()
+        timeout = self.cycle_timeout_s
+        deadline = time.monotonic() + timeout
+        timer.arm(timeout, every=KICK_AGAIN_S)
         try:
             while True:
-                try:
-                    fcntl.ioctl(fd, kvm_run, 0)
-                except OSError as e:
-                    if e.errno == errno.EINTR:
+                if run(fd, kvm_run, 0) < 0:
+                    err = get_errno()
+                    if err != errno.EINTR:
+                        raise KvmError(err or errno.EIO, "KVM_RUN")
+                    if time.monotonic() >= deadline:
                         stop = "hang (watchdog)"
                         break
-                    raise KvmError(e.errno or errno.EIO, "KVM_RUN") from None
+                    continue  # another signal: its Python handler runs, the guest goes on
                 exits += 1
-                reason = reason_at(page, 8)[0]
-                if reason == s.KVM_EXIT_IO:
-                    direction, size, port, count, start = io_at(page, s.KVM_RUN_UNION_OFFSET)
-                    if direction == s.KVM_EXIT_IO_OUT:
-                        if port == PORT_LOG:
+                reason, direction, size, port, count, start = exit_at(page, 8)
+                if reason == io_exit:
+                    if direction == out_dir:
+                        if port == log_port:
                             out += page[start:start + size * count]
                         elif port in EXIT_PORTS:
                             stop = "exit"
@@ -191,20 +194,20 @@ class InPlaceVm:
                     stop = f"exit reason {reason}"
                     break
         finally:
-            if self._watchdog.disarm() and not stop.startswith("hang"):
-                stop = "hang (watchdog)"
-        ioctl(fd, nr.KVM_GET_LAPIC, self._readback)
+            timer.disarm()
+        _ioctl(fd, self._get_lapic)
         return Cycle(bytes(out), stop, exits, bytes(self._readback))
 
     def read_lapic(self) -> bytes:
         """KVM_GET_LAPIC into a buffer kept for the storm: the raw register page."""
-        ioctl(self._fd, nr.KVM_GET_LAPIC, self._readback)
+        _ioctl(self._fd, self._get_lapic)
         return bytes(self._readback)
 
     def close(self) -> None:
-        self._watchdog.close()
-        # drop every view of the kvm_run page first: an exported mmap cannot be unmapped
-        del self._run, self._map, self._watchdog
+        self._timer.close()
+        # drop the views of the kvm_run page first: an exported mmap cannot be unmapped
+        del self._map
+        self._sync_regs = None
         self.machine.close()
 
     def __enter__(self) -> InPlaceVm:

@@ -120,6 +120,26 @@ class KvmMsrs(ctypes.Structure):
     _fields_ = [("nmsrs", c_uint32), ("pad", c_uint32)]
 
 
+class KvmVcpuEvents(ctypes.Structure):
+    """api.rst §4.31 KVM_GET/SET_VCPU_EVENTS: pending or injected exception, interrupt and NMI,
+    the interrupt shadow, the SIPI vector, SMM and a latched INIT (64 bytes), kept as raw bytes
+    but for `flags`, which says which parts KVM_SET_VCPU_EVENTS applies."""
+
+    _fields_ = [("head", ctypes.c_uint8 * 20), ("flags", c_uint32), ("tail", ctypes.c_uint8 * 40)]
+
+
+# KVM_SET_VCPU_EVENTS applies nmi.pending and sipi_vector only with these flags
+KVM_VCPUEVENT_VALID_NMI_PENDING = 0x1
+KVM_VCPUEVENT_VALID_SIPI_VECTOR = 0x2
+
+
+class KvmIrqchip(ctypes.Structure):
+    """api.rst §4.26-4.27 KVM_GET/SET_IRQCHIP: one in-kernel interrupt controller's state (the
+    8259 master or slave, or the IOAPIC, by `chip_id`), its 512-byte union kept as raw bytes."""
+
+    _fields_ = [("chip_id", c_uint32), ("pad", c_uint32), ("chip", ctypes.c_uint8 * 512)]
+
+
 class KvmPitConfig(ctypes.Structure):
     """api.rst §4.61 KVM_CREATE_PIT2: flags (KVM_PIT_SPEAKER_DUMMY) and 15 reserved words."""
 
@@ -243,6 +263,9 @@ class KvmRunInternal(ctypes.Structure):
 
 class KvmRunSystemEvent(ctypes.Structure):
     _fields_ = [("type", c_uint32), ("ndata", c_uint32), ("data", c_uint64 * 16)]
+
+
+KVM_SYNC_X86_REGS = 1  # kvm_run.kvm_dirty_regs: load kvm_run.s.regs.regs (KVM_CAP_SYNC_REGS)
 
 
 class KvmRun(ctypes.Structure):
