@@ -256,12 +256,48 @@ class ModelStopped(Event, frozen=True, tag="model-stopped"):
     reason: str
 
 
+class VmExit(Event, frozen=True, tag="vm-exit"):
+    """The VM exit that ends a Bochs-VMX probe case (or the model's prediction of it): the vectors
+    the guest took through virtual-interrupt delivery, in order, and the virtual-APIC state left
+    behind — RVI and SVI (the guest interrupt status, SDM 3C §24.4.2), VPPR, and the virtual-APIC
+    page's VIRR/VISR as the snapshot's `irr`/`isr` (§29.1.1) — with VTPR, the basic exit reason
+    (18: VMCALL, Appendix C) and the vector of a guest exception that ended the case, if any."""
+
+    delivered: tuple[int, ...] = ()
+    rvi: int = 0  # always observed at a probe's exit
+    svi: int = 0
+    vppr: int = 0
+    vtpr: int = 0
+    exit_reason: int = 18
+    exception: int | None = None
+
+    @property
+    def visr(self) -> int:
+        """VISR as the 256-bit register the probe prints."""
+        return _bits(self.isr)
+
+    @property
+    def virr(self) -> int:
+        """VIRR as the 256-bit register the probe prints."""
+        return _bits(self.irr)
+
+    def fields(self) -> dict[str, object]:
+        """The values a probe case is compared on, by name, in the order they are shown."""
+        return {"delivered": self.delivered, "rvi": self.rvi, "svi": self.svi,
+                "vppr": self.vppr, "visr": self.visr, "virr": self.virr,
+                "exit_reason": self.exit_reason, "exception": self.exception}
+
+
+def _bits(vectors: list[int] | None) -> int:
+    return sum(1 << v for v in vectors or ())
+
+
 Observation = (
     Interrupt | Read | WaitDone | Bugcheck | Fault | End | Accept | Deliver | Eoi | SetLapic
     | Reset | ApicvChange | IpiIgnored | Sti | Cli | GuestNote | Reboot | Panic | WaitStart
     | ClockOk | Choice | Timeout | VmStop | AgentError | ModelStopped | TprWrite | SnapshotTaken
     | Handler | Init | Startup
-    | Restore | TimerAfterRestore
+    | Restore | TimerAfterRestore | VmExit
 )
 KINDS: dict[str, type[Event]] = {
     str(cls.__struct_config__.tag): cls for cls in Observation.__args__

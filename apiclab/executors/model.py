@@ -15,6 +15,7 @@ from importlib import metadata
 from apiclab.arch.lapic import LocalApic
 from apiclab.arch.lapic_state import LapicState
 from apiclab.arch.registers import Reg
+from apiclab.arch.vectors import vectors_of
 from apiclab.arch.vmx import VirtualApic
 from apiclab.backends.base import Availability, BackendUnavailable, RunResult
 from apiclab.backends.bochs_vmx.cases import VmxCase
@@ -116,13 +117,14 @@ class VmxModelExecutor:
             interrupt_window()
         page = vapic.page.to_page(now=0)
         return VmxOutcome(
+            time=0,
             delivered=tuple(delivered),
             rvi=vapic.rvi,
             svi=vapic.svi,
             vppr=vapic.vppr,
             vtpr=page.get(Reg.TPR),
-            visr=page.isr,
-            virr=page.irr,
+            isr=vectors_of(page.isr),
+            irr=vectors_of(page.irr),
             exit_reason=EXIT_VMCALL,
         )
 

@@ -5,7 +5,7 @@ cannot, which reports show as "not run: <reason>", never as a failure), and runs
 outcome. For step-list guest programs (`apiclab.executors.case.Case`) the outcome is a
 `RunResult`: the typed trace (`apiclab.engine.events`), the host's read-back of the APIC, whether
 it timed out, raw evidence. Bochs-VMX runs a different kind of case (a virtual-APIC state at VM
-entry, `VmxCase`) to a `VmxOutcome`; the model runs both kinds. Outcomes compare through
+entry, `VmxCase`) to the typed `VmExit` event that ends it; the model runs both kinds. Outcomes compare through
 `apiclab.executors.compare.first_difference`.
 """
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from apiclab.engine.events import VmExit
 from apiclab.errors import ApiclabError, DecodeError
 
 EXIT_VMCALL = 18  # basic exit reason of VMCALL (SDM 3C Appendix C)
@@ -31,25 +32,8 @@ class ProbeOutputError(ProbeError, DecodeError):
     """A probe line this decoder cannot read (a malformed or truncated field)."""
 
 
-@dataclass(frozen=True, slots=True)
-class VmxOutcome:
-    """What one case left behind: the vectors delivered, in order, and the state at VM exit."""
-
-    delivered: tuple[int, ...]
-    rvi: int
-    svi: int
-    vppr: int
-    vtpr: int
-    visr: int  # 256 bits
-    virr: int  # 256 bits
-    exit_reason: int = EXIT_VMCALL
-    exception: int | None = None  # a guest exception vector, if one ended the case
-
-    def fields(self) -> dict[str, object]:
-        """The compared values, by name."""
-        return {"delivered": self.delivered, "rvi": self.rvi, "svi": self.svi,
-                "vppr": self.vppr, "visr": self.visr, "virr": self.virr,
-                "exit_reason": self.exit_reason, "exception": self.exception}
+# What one case left behind is an event of the one observation format: the VM exit that ends it.
+VmxOutcome = VmExit
 
 
 @dataclass
@@ -101,17 +85,18 @@ def parse_case(line: str) -> tuple[int, VmxOutcome]:
     listed = f.get("v", "")
     if len(listed) != 16:
         raise ProbeOutputError(f"probe line with a malformed vector list: {_short(line)}")
-    vectors = tuple(_hex_text(listed[i:i + 2], "v", line) for i in range(0, 16, 2))
+    taken = tuple(_hex_text(listed[i:i + 2], "v", line) for i in range(0, 16, 2))
     gis = _hex(f, "gis", line)
     exc = _hex(f, "exc", line)
-    outcome = VmxOutcome(
-        delivered=vectors[:min(count, 8)],
+    outcome = VmExit(
+        time=0,  # the probe reports no time: the case's exit is its one event
+        delivered=taken[:min(count, 8)],
         rvi=gis & 0xFF,
         svi=(gis >> 8) & 0xFF,
         vppr=_hex(f, "vppr", line) & 0xFF,
         vtpr=_hex(f, "vtpr", line) & 0xFF,
-        visr=_hex(f, "isr", line),
-        virr=_hex(f, "irr", line),
+        isr=vectors(_hex(f, "isr", line)),
+        irr=vectors(_hex(f, "irr", line)),
         exit_reason=_hex(f, "exit", line),
         exception=(exc & 0xFF) if exc else None,
     )
@@ -147,3 +132,4 @@ def parse(text: str) -> ProbeRun:
 def vectors(bits: int) -> list[int]:
     """The vectors set in a 256-bit register, lowest first."""
     return [v for v in range(256) if bits >> v & 1]
+
