@@ -34,7 +34,7 @@ from apiclab.conform.shrink import ddmin
 from apiclab.engine.trace import Trace
 from apiclab.errors import UserError
 from apiclab.files import write_atomic
-from apiclab.guest.program import Handler, Op, Program
+from apiclab.guest.program import Handler, Program, Write
 
 RUN_TIMEOUT_S = 10.0
 Events = list[dict[str, Any]]
@@ -172,7 +172,7 @@ def shrink(d: Disagreement, model: Backend, real: Backend) -> None:
     same way (same signature), drop the handler policies it no longer uses, and record both
     sides' events on the result."""
     moves = ddmin(d.moves, lambda ms: still_disagrees_with(ms, d.handlers, model, real, d))
-    used = {s.b & 0xFF for m in moves for s in m if s.op == Op.WRITE and s.a == Reg.ICR_LOW}
+    used = {s.value & 0xFF for m in moves for s in m if isinstance(s, Write) and s.reg == Reg.ICR_LOW}
     handlers = {v: h for v, h in d.handlers.items() if v in used}
     if not still_disagrees_with(moves, handlers, model, real, d):
         handlers = d.handlers

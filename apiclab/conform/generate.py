@@ -22,17 +22,24 @@ from apiclab.guest.program import (
     IA32_APIC_BASE_MSR,
     IA32_TSC_DEADLINE_MSR,
     TESTDEV_IRQ,
+    Cli,
     Handler,
+    MmioWrite,
     Mode,
-    Op,
+    Out,
+    Pause,
     Program,
+    Rdmsr,
+    Read,
     Step,
+    Sti,
+    Write,
 )
 
 Move = tuple[Step, ...]
 
 SETTLE_TICKS = 20_000  # TSC ticks after an IPI or STI: delivery has happened on every backend
-APIC_ON = Step(Op.WRITE, Reg.SVR, 0x1FF)  # §10.4.3: software-enable, spurious vector 0xFF
+APIC_ON = Write(Reg.SVR, 0x1FF)  # §10.4.3: software-enable, spurious vector 0xFF
 ICR_SELF_FIXED = 0x44000  # §10.6.1: shorthand self, level assert, fixed, edge
 
 # Vectors spread over classes 2..0xF, two per class, so class and in-class order both matter.
@@ -49,7 +56,7 @@ LINE_SHARE = 0.25  # of programs that pulse IOAPIC input 14
 
 
 def _settle() -> Step:
-    return Step(Op.PAUSE, 0, SETTLE_TICKS)
+    return Pause(SETTLE_TICKS)
 
 
 def line_pulse(vector: int) -> Move:
@@ -59,10 +66,10 @@ def line_pulse(vector: int) -> Move:
     keeps any one pulse still means the same."""
     index = 0x10 + 2 * LINE
     return (
-        Step(Op.OUT, 0x21, 0xFF), Step(Op.OUT, 0xA1, 0xFF),
-        Step(Op.MMIO_WRITE, IOAPIC_SEL, index + 1), Step(Op.MMIO_WRITE, IOAPIC_WIN, 0),
-        Step(Op.MMIO_WRITE, IOAPIC_SEL, index), Step(Op.MMIO_WRITE, IOAPIC_WIN, vector),
-        Step(Op.OUT, TESTDEV_IRQ + LINE, 1), Step(Op.OUT, TESTDEV_IRQ + LINE, 0), _settle(),
+        Out(0x21, 0xFF), Out(0xA1, 0xFF),
+        MmioWrite(IOAPIC_SEL, index + 1), MmioWrite(IOAPIC_WIN, 0),
+        MmioWrite(IOAPIC_SEL, index), MmioWrite(IOAPIC_WIN, vector),
+        Out(TESTDEV_IRQ + LINE, 1), Out(TESTDEV_IRQ + LINE, 0), _settle(),
     )
 
 
@@ -71,22 +78,22 @@ def random_move(rng: random.Random, vectors: Sequence[int], *, line: bool = Fals
     kind = rng.choices(kinds, (6, 2, 3, 3, 1, 1, 1, 2 if line else 0))[0]
     match kind:
         case "ipi":
-            return (Step(Op.WRITE, Reg.ICR_LOW, ICR_SELF_FIXED | rng.choice(vectors)), _settle())
+            return (Write(Reg.ICR_LOW, ICR_SELF_FIXED | rng.choice(vectors)), _settle())
         case "tpr":
             tpr = rng.choice((0, 0, rng.choice(vectors) & 0xF0, rng.randrange(256)))
-            return (Step(Op.WRITE, Reg.TPR, tpr), _settle())
+            return (Write(Reg.TPR, tpr), _settle())
         case "eoi":
-            return (Step(Op.WRITE, Reg.EOI, 0), _settle())
+            return (Write(Reg.EOI, 0), _settle())
         case "read":
-            return (Step(Op.READ, rng.choice(READ_REGS)),)
+            return (Read(rng.choice(READ_REGS)),)
         case "sti":
-            return (Step(Op.STI), _settle())
+            return (Sti(), _settle())
         case "msr":
-            return (Step(Op.RDMSR, rng.choice((IA32_APIC_BASE_MSR, IA32_TSC_DEADLINE_MSR))),)
+            return (Rdmsr(rng.choice((IA32_APIC_BASE_MSR, IA32_TSC_DEADLINE_MSR))),)
         case "line":
             return line_pulse(rng.choice(vectors))
         case _:
-            return (Step(Op.CLI),)
+            return (Cli(),)
 
 
 def random_moves(seed: int, index: int) -> tuple[list[Move], dict[int, Handler]]:
@@ -94,7 +101,7 @@ def random_moves(seed: int, index: int) -> tuple[list[Move], dict[int, Handler]]
     rng = random.Random(f"apiclab-conform-{seed}-{index}")
     vectors = rng.sample(VECTORS, rng.randint(2, 5))
     handlers = {v: Handler(eoi=rng.random() < 0.7, log=True) for v in vectors}
-    moves: list[Move] = [(Step(Op.STI), _settle())] if rng.random() < 0.8 else []
+    moves: list[Move] = [(Sti(), _settle())] if rng.random() < 0.8 else []
     line = rng.random() < LINE_SHARE
     moves += [random_move(rng, vectors, line=line) for _ in range(rng.randint(3, 14))]
     return moves, handlers

@@ -14,7 +14,26 @@ from apiclab.arch.registers import IA32_TSC_DEADLINE, Reg
 from apiclab.arch.vectors import vectors_of
 from apiclab.engine.core import Process, Sleep, Wait
 from apiclab.guest.platform import GuestCpu, GuestPlatform
-from apiclab.guest.program import Op, Program
+from apiclab.guest.program import (
+    BugcheckIfTimeout,
+    Cli,
+    End,
+    Hlt,
+    In,
+    MmioRead,
+    MmioWrite,
+    Out,
+    Pause,
+    Program,
+    Rdmsr,
+    Read,
+    Sti,
+    StiHlt,
+    TscDeadline,
+    Write,
+    Wrmsr,
+)
+from apiclab.guest.program import Wait as WaitFor
 
 DEFAULT_TSC_HZ = 2_000_000_000
 DEFAULT_LIMIT_NS = 10 * 1_000_000_000
@@ -83,29 +102,27 @@ class ProgramRun:
         for step in self.program.steps:
             vcpu, cpu = m.vcpus[step.cpu], step.cpu
             tag = self._tag(cpu)
-            if vcpu.wait_for_sipi and step.op != Op.END:
+            if vcpu.wait_for_sipi and not isinstance(step, End):
                 continue  # a CPU waiting for SIPI runs no code: its steps do nothing
-            match step.op:
-                case Op.END:
+            match step:
+                case End():
                     break
-                case Op.WRITE:
-                    self._write(vcpu, step.a, step.b)
-                case Op.READ:
-                    trace.record(m.engine.now, "read", reg=step.a, value=vcpu.apic_read(step.a),
-                                 **tag)
-                case Op.STI:
+                case Write(reg=reg, value=value):
+                    self._write(vcpu, reg, value)
+                case Read(reg=reg):
+                    trace.record(m.engine.now, "read", reg=reg, value=vcpu.apic_read(reg), **tag)
+                case Sti():
                     vcpu.sti()
-                case Op.CLI:
+                case Cli():
                     vcpu.cli()
-                case Op.HLT:
+                case Hlt():
                     # Anything deliverable was delivered already (delivery is checked on every
                     # change), so HLT waits for the next delivery.
                     woke = yield Wait(vcpu.delivered, limit_ns)
                     if not woke:
                         return  # halted for good: the run times out
-                case Op.WAIT:
-                    vector, target = step.a & 0xFF, step.a >> 8
-                    deadline = vcpu.rdtsc() + step.b
+                case WaitFor(vector=vector, count=target, ticks=ticks):
+                    deadline = vcpu.rdtsc() + ticks
                     while self.counts[cpu, vector] < target and vcpu.rdtsc() <= deadline:
                         yield Wait(vcpu.delivered, min(m.tsc.ns_at(deadline + 1), limit_ns))
                         if m.engine.now >= limit_ns:
@@ -115,40 +132,38 @@ class ProgramRun:
                         m.engine.now, "wait", vector=vector, count=self.counts[cpu, vector],
                         outcome="timeout" if self.last_wait_timed_out else "done", **tag,
                     )
-                case Op.TSC_DEADLINE:
-                    vcpu.write_msr(IA32_TSC_DEADLINE, vcpu.rdtsc() + step.b)
-                case Op.BUGCHECK_IF_TIMEOUT:
+                case TscDeadline(ticks=ticks):
+                    vcpu.write_msr(IA32_TSC_DEADLINE, vcpu.rdtsc() + ticks)
+                case BugcheckIfTimeout(code=code, params=(p0, p1)):
                     if self.last_wait_timed_out:
-                        params = [step.b & 0xFFFFFFFF, step.b >> 32, 0, 0]
-                        trace.record(m.engine.now, "bugcheck", code=step.a, params=params, **tag)
+                        trace.record(m.engine.now, "bugcheck", code=code, params=[p0, p1, 0, 0],
+                                     **tag)
                         break
-                case Op.PAUSE:
-                    yield Sleep(min(m.tsc.ns_at(step.b), max(limit_ns - m.engine.now, 0)))
+                case Pause(ticks=ticks):
+                    yield Sleep(min(m.tsc.ns_at(ticks), max(limit_ns - m.engine.now, 0)))
                     if m.engine.now >= limit_ns:
                         return  # paused past the run's limit: the run times out
-                case Op.OUT:
-                    m.io_out(step.a, step.b)
-                case Op.IN:
-                    trace.record(m.engine.now, "read", port=step.a, value=m.io_in(step.a),
-                                 **tag)
-                case Op.MMIO_WRITE:
-                    m.mmio_write(step.a, step.b)
-                case Op.MMIO_READ:
-                    trace.record(m.engine.now, "read", addr=step.a, value=m.mmio_read(step.a),
-                                 **tag)
-                case Op.RDMSR:
+                case Out(port=port, value=value):
+                    m.io_out(port, value)
+                case In(port=port):
+                    trace.record(m.engine.now, "read", port=port, value=m.io_in(port), **tag)
+                case MmioWrite(addr=addr, value=value):
+                    m.mmio_write(addr, value)
+                case MmioRead(addr=addr):
+                    trace.record(m.engine.now, "read", addr=addr, value=m.mmio_read(addr), **tag)
+                case Rdmsr(msr=msr):
                     try:
-                        value = vcpu.guest_rdmsr(step.a)
+                        value = vcpu.guest_rdmsr(msr)
                     except GeneralProtection:
                         trace.record(m.engine.now, "fault", vector=13, **tag)
                     else:
-                        trace.record(m.engine.now, "read", msr=step.a, value=value, **tag)
-                case Op.WRMSR:
+                        trace.record(m.engine.now, "read", msr=msr, value=value, **tag)
+                case Wrmsr(msr=msr, value=value):
                     try:
-                        vcpu.guest_wrmsr(step.a, step.b)
+                        vcpu.guest_wrmsr(msr, value)
                     except GeneralProtection:
                         trace.record(m.engine.now, "fault", vector=13, **tag)
-                case Op.STI_HLT:
+                case StiHlt():
                     # STI's shadow holds an interrupt pending at STI until HLT has begun, and
                     # that interrupt wakes it (SDM vol. 2B STI): HLT waits only if none came.
                     before = self._runs(cpu)

@@ -10,10 +10,10 @@ from apiclab.arch.lapic_state import LapicState
 from apiclab.backends.base import Availability, BackendUnavailable, RunResult
 from apiclab.conform.backends import OneCpuOnly, OneCpuOnlyBatch
 from apiclab.engine.trace import Trace
-from apiclab.guest.program import Mode, Op, Program, Step
+from apiclab.guest.program import Mode, Program, Read
 
-ONE = Program((Step(Op.READ, 0x20),), mode=Mode.XAPIC_PM32)
-TWO = Program((Step(Op.READ, 0x20, cpu=1),), mode=Mode.XAPIC_PM32, cpus=2)
+ONE = Program((Read(0x20),), mode=Mode.XAPIC_PM32)
+TWO = Program((Read(0x20, cpu=1),), mode=Mode.XAPIC_PM32, cpus=2)
 
 
 class Fake:

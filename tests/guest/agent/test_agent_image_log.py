@@ -7,11 +7,11 @@ import pytest
 from apiclab.arch.registers import Reg
 from apiclab.guest.agent import log
 from apiclab.guest.agent.image import PROGRAM_OFFSET, ImageError, agent_binary, build_image
-from apiclab.guest.program import Handler, Op, Program, Step, decode, encode
+from apiclab.guest.program import End, Handler, Program, Read, decode, encode
 
 
 def test_image_carries_the_encoded_program_at_the_slot_and_nothing_else_changes() -> None:
-    program = Program((Step(Op.READ, Reg.PPR), Step(Op.END)), {0xD1: Handler(eoi=True)})
+    program = Program((Read(Reg.PPR), End()), {0xD1: Handler(eoi=True)})
     blob = encode(program)
     rom = build_image(program)
     assert rom[PROGRAM_OFFSET:PROGRAM_OFFSET + len(blob)] == blob
@@ -26,7 +26,7 @@ def test_a_program_too_long_for_the_slot_is_refused(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(image, "PROGRAM_SLOT_SIZE", 64)
     with pytest.raises(ImageError, match="slot holds 64"):
-        image.build_image(Program((Step(Op.END),)))
+        image.build_image(Program((End(),)))
 
 
 TSC_KHZ = 2_000_000  # 2 GHz: 2 TSC ticks per ns
