@@ -117,10 +117,15 @@ def test_random_programs_draw_msr_reads_and_ioapic_line_pulses_some_of_the_time(
     programs = [random_program(1, i)[0] for i in range(60)]
     with_line = [p for p in programs
                  if any(isinstance(s, Out) and testdev_line(s.port) is not None for s in p.steps)]
-    with_msr = [p for p in programs if any(isinstance(s, Rdmsr) for s in p.steps)]
+    # the two MSRs readable in both modes (§10.4.4, §10.5.4.1): these reads never fault
+    legal = (0x1B, 0x6E0)
+    with_msr = [p for p in programs
+                if any(isinstance(s, Rdmsr) and s.msr in legal for s in p.steps)]
     assert 0 < len(with_line) < len(programs)  # the rest stay runnable on Bochs
     assert with_msr
     for program in with_line[:3] + with_msr[:3]:
         program.validate()
-        kinds = {e.kind for e in run_program(program).guest_visible()}
-        assert "end" in kinds and "fault" not in kinds  # every drawn MSR read is legal
+        events = run_program(program).guest_visible()
+        assert events[-1].kind == "end"
+        reads = sum(isinstance(s, Rdmsr) and s.msr in legal for s in program.steps)
+        assert reads <= sum(e.kind == "read" and e.data.get("msr") in legal for e in events)
