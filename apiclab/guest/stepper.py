@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
+from apiclab.arch import apic_base
 from apiclab.arch.lapic import GeneralProtection
-from apiclab.arch.registers import IA32_TSC_DEADLINE, Reg
+from apiclab.arch.registers import APIC_BASE_DEFAULT, IA32_TSC_DEADLINE, Reg
 from apiclab.arch.vectors import vectors_of
 from apiclab.engine.core import Process, Sleep, Wait
 from apiclab.guest.platform import GuestCpu, GuestPlatform
 from apiclab.guest.program import (
+    IA32_APIC_BASE_MSR,
     BugcheckIfTimeout,
     Cli,
     End,
@@ -22,6 +24,7 @@ from apiclab.guest.program import (
     In,
     MmioRead,
     MmioWrite,
+    Mode,
     Out,
     Pause,
     Program,
@@ -34,7 +37,10 @@ from apiclab.guest.program import (
     Wrmsr,
 )
 from apiclab.guest.program import Wait as WaitFor
+from apiclab.platform.pc import OPEN_BUS
 
+# the page base of IA32_APIC_BASE (§10.4.4 Figure 10-5), below 4 GiB where the agent reaches it
+APIC_BASE_PAGE = 0xFFFFF000
 DEFAULT_TSC_HZ = 2_000_000_000
 DEFAULT_LIMIT_NS = 10 * 1_000_000_000
 # Engine callbacks (timer expiries, wake-ups) one run may take. The built-in cases take at most
@@ -89,7 +95,24 @@ class ProgramRun:
         if policy.eoi:
             vcpu.apic_write(Reg.EOI, 0)
 
+    def _page_decoded(self, vcpu: GuestCpu) -> bool:
+        """Whether the agent's xAPIC access, a load or store at 0xFEE00000 + offset, reaches the
+        APIC: only while it is globally enabled in xAPIC mode with its page there (§10.4.3: a
+        disabled APIC is as none; §10.4.5: the page moves with the base; §10.12.2: x2APIC mode
+        turns the page off). Else nothing decodes the address: a load reads the PC's open bus,
+        a store goes nowhere. A program in x2APIC mode reaches the APIC through MSRs."""
+        if self.program.mode != Mode.XAPIC_PM32:
+            return True
+        base = vcpu.guest_rdmsr(IA32_APIC_BASE_MSR)
+        return (bool(base & apic_base.EN) and not base & apic_base.EXTD
+                and base & APIC_BASE_PAGE == APIC_BASE_DEFAULT)
+
+    def _read(self, vcpu: GuestCpu, offset: int) -> int:
+        return vcpu.apic_read(offset) if self._page_decoded(vcpu) else OPEN_BUS
+
     def _write(self, vcpu: GuestCpu, offset: int, value: int) -> None:
+        if not self._page_decoded(vcpu):
+            return
         if offset == Reg.ICR_LOW and not vcpu.lapic.x2apic:
             vcpu.apic_write(Reg.ICR_HIGH, value >> 32)  # xAPIC: high dword first (§10.6.1)
             vcpu.apic_write(Reg.ICR_LOW, value & 0xFFFFFFFF)
@@ -110,7 +133,7 @@ class ProgramRun:
                 case Write(reg=reg, value=value):
                     self._write(vcpu, reg, value)
                 case Read(reg=reg):
-                    trace.record(m.engine.now, "read", reg=reg, value=vcpu.apic_read(reg), **tag)
+                    trace.record(m.engine.now, "read", reg=reg, value=self._read(vcpu, reg), **tag)
                 case Sti():
                     vcpu.sti()
                 case Cli():

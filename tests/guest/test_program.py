@@ -129,3 +129,17 @@ def test_cpus_and_step_cpu_are_read_checked_and_round_trip_as_version_2() -> Non
         program_from_dict({**doc, "steps": [{"op": "sti", "cpu": 2}]})
     with pytest.raises(ProgramError, match="cpus"):
         program_from_dict({**doc, "cpus": 0})
+
+
+def test_decode_refuses_operands_no_step_encodes() -> None:
+    """Each step's encode() is the only packer: an STI with an operand, or a WAIT word with bits
+    above its count, is not a program encode could have written."""
+    from apiclab.guest.program import STEP, ProgramImageError, Sti, Wait
+
+    good = encode(Program((Sti(), Wait(0x31, 100, count=2))))
+    assert decode(good).steps[:2] == (Sti(), Wait(0x31, 100, count=2))
+    base = len(good) - 3 * STEP.size
+    bad_sti = good[:base] + STEP.pack(int(Op.STI), 5, 0) + good[base + STEP.size:]
+    with pytest.raises(ProgramImageError, match="step 0: sti step with operands a=0x5"):
+        decode(bad_sti)
+    assert encode(decode(good)) == good
