@@ -14,8 +14,6 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import tomli_w
-
 from apiclab.conform.case import Case
 from apiclab.guest.program import Program, program_to_dict
 
@@ -48,5 +46,7 @@ def comment_line(text: str) -> str:
 
 def dumps(doc: Mapping[str, Any], comments: Iterable[str] = ()) -> str:
     """The case file's text: comment lines, then the document as TOML."""
+    import tomli_w  # only when a case is written: `conform` starts without it
+
     head = "".join(comment_line(c) + "\n" for c in comments)
     return head + ("\n" if head else "") + tomli_w.dumps(doc)

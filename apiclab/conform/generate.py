@@ -113,8 +113,8 @@ def _base(cpu: int, bits: int) -> int:
     return BASE | (BSP_BIT if cpu == 0 else 0) | bits
 
 
-def _svr(mode: Mode, cpu: int) -> Step:
-    """Software-enable `cpu`'s APIC the way a program of `mode` writes registers."""
+def _svr(cpu: int) -> Step:
+    """Software-enable `cpu`'s APIC (a register write: MMIO or WRMSR, as the program's mode)."""
     return Write(Reg.SVR, SVR_ON, cpu=cpu)
 
 
@@ -205,7 +205,7 @@ def smp_init_sipi(rng: random.Random, mode: Mode, cpus: int) -> Move:
     ap = rng.randrange(1, cpus)
     return (Write(Reg.ICR_LOW, _icr(mode, ASSERT | INIT, ap)), _settle(0, SMP_SETTLE_TICKS),
             Write(Reg.ICR_LOW, _icr(mode, ASSERT | STARTUP | 0x08, ap)),
-            _settle(0, SMP_SETTLE_TICKS), Read(Reg.SVR, cpu=ap), _svr(mode, ap),
+            _settle(0, SMP_SETTLE_TICKS), Read(Reg.SVR, cpu=ap), _svr(ap),
             Read(Reg.ID, cpu=ap))
 
 
@@ -232,7 +232,7 @@ def base_tour(rng: random.Random, mode: Mode, cpu: int) -> Move:
     steps.append(Wrmsr(IA32_APIC_BASE_MSR, _base(cpu, EN), cpu=cpu))  # disabled → xAPIC
     if mode == Mode.X2APIC_REAL:
         steps.append(Wrmsr(IA32_APIC_BASE_MSR, home, cpu=cpu))  # xAPIC → x2APIC
-    steps += [_svr(mode, cpu), Read(Reg.SVR, cpu=cpu), Rdmsr(IA32_APIC_BASE_MSR, cpu=cpu)]
+    steps += [_svr(cpu), Read(Reg.SVR, cpu=cpu), Rdmsr(IA32_APIC_BASE_MSR, cpu=cpu)]
     return tuple(steps)
 
 
@@ -342,7 +342,7 @@ def program_of(moves: Sequence[Move], handlers: dict[int, Handler],
     highest CPU a step names, plus one."""
     if cpus is None:
         cpus = 1 + max((s.cpu for m in moves for s in m), default=0)
-    steps = (*(_svr(mode, k) for k in range(cpus)), *(s for m in moves for s in m))
+    steps = (*(_svr(k) for k in range(cpus)), *(s for m in moves for s in m))
     return Program(steps, dict(handlers), Handler(eoi=False, log=True), mode, cpus)
 
 

@@ -410,6 +410,8 @@ def check_step_fields(step: Step) -> str | None:
     integer or does not fit its range; None when every field fits."""
     for f in dataclasses.fields(step):
         value = getattr(step, f.name)
+        if isinstance(value, tuple) and len(value) != 2:  # BugcheckIfTimeout.params
+            return f"{f.name} {value!r} is not two integers"
         items = value if isinstance(value, tuple) else (value,)
         for item in items:
             if isinstance(item, bool) or not isinstance(item, int):

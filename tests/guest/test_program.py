@@ -143,3 +143,14 @@ def test_decode_refuses_operands_no_step_encodes() -> None:
     with pytest.raises(ProgramImageError, match="step 0: sti step with operands a=0x5"):
         decode(bad_sti)
     assert encode(decode(good)) == good
+
+
+def test_a_step_built_in_code_with_a_bad_field_is_named_by_validate() -> None:
+    from apiclab.guest.program import BugcheckIfTimeout, Out
+
+    with pytest.raises(ProgramError, match=r"step 0: value 0x100 is not 0\.\.0xff"):
+        Program((Out(0x80, 0x100),)).validate()
+    with pytest.raises(ProgramError, match=r"step 1: params \(1,\) is not two integers"):
+        Program((Out(0x80, 1), BugcheckIfTimeout(1, (1,)))).validate()  # type: ignore[arg-type]
+    with pytest.raises(ProgramError, match="step 0: cpu 1 is not one of the program's 1 CPUs"):
+        Program((Out(0x80, 1, cpu=1),)).validate()
