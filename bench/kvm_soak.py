@@ -33,7 +33,7 @@ from apiclab.backends.base import BackendUnavailable, RunResult
 from apiclab.backends.kvm.backend import KvmBackend, open_kvm
 from apiclab.backends.kvm.tracefs import TRACEFS, TraceUnavailable
 from apiclab.conform.case import builtin_dir, load_dir
-from apiclab.guest.program import Mode, Op, Program, Step
+from apiclab.guest.program import Cli, Hlt, Mode, Program, Read, Write
 from apiclab.scenarios.kvm_cases import cases as kvm_cases
 
 TIMEOUT_RUN_S = 0.2  # a guest that never ends: the time-out path (after the agent's first record)
@@ -71,9 +71,9 @@ def run_kinds(wait_ms: int, trace: bool) -> list[tuple[str, Callable[[], RunResu
     plain, traced = KvmBackend(), KvmBackend(trace_events=True)
     with open_kvm() as kvm, kvm.create_vm() as vm, vm.create_vcpu(0) as vcpu:
         tsc_hz = vcpu.get_tsc_khz() * 1000
-    short = {mode: Program((Step(Op.WRITE, Reg.SVR, 0x1FF), Step(Op.READ, Reg.PPR)), mode=mode)
+    short = {mode: Program((Write(Reg.SVR, 0x1FF), Read(Reg.PPR)), mode=mode)
              for mode in Mode}
-    hang = Program((Step(Op.CLI), Step(Op.HLT)))
+    hang = Program((Cli(), Hlt()))
     kinds: list[tuple[str, Callable[[], RunResult]]] = [
         (f"short-{mode}", partial(plain.run, program)) for mode, program in short.items()]
     kinds += [(f"case-{c.name}", partial(plain.run, c.program)) for c in load_dir(builtin_dir())]

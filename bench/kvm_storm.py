@@ -28,9 +28,10 @@ from kvm_floor import floor_or_none
 from apiclab.backends.kvm.backend import open_kvm
 from apiclab.backends.kvm.storm import run_host_storm
 from apiclab.backends.kvm.storm_guest import storm_program
+from apiclab.engine.events import WaitDone
 from apiclab.guest.agent import log
 from apiclab.guest.agent.image import build_image
-from apiclab.guest.program import Handler, Op, Program, Step
+from apiclab.guest.program import End, Handler, Program
 from apiclab.hypervisor.machine import reset_image
 
 QEMU_CPU = "qemu64,+x2apic,+tsc-deadline"  # as bench/kvm_run.py: -cpu host fails on kvm_pvm
@@ -86,7 +87,7 @@ def qemu_reset_loop(qemu: str, rom: bytes, resets: int, tsc_khz: int) -> tuple[f
                 qmp.cmd("system_reset")
                 until_end()
                 trace = log.decode(bytes(buf), tsc_khz)
-                ticks += any(e.kind == "wait" and e.data["outcome"] == "done"
+                ticks += any(isinstance(e, WaitDone) and e.outcome == "done"
                              for e in trace.events)
                 buf.clear()
             rate = resets / (time.perf_counter() - start)
@@ -103,7 +104,7 @@ def qemu_reset_loop(qemu: str, rom: bytes, resets: int, tsc_khz: int) -> tuple[f
 def leak_check(reboots: int) -> None:
     """A storm of `reboots` in place with the shortest agent program (boot, then END): the reset
     machinery as often as the time allows; fds and RSS sampled five times during the storm."""
-    program = Program((Step(Op.END),), {}, Handler(eoi=False, log=False))
+    program = Program((End(),), {}, Handler(eoi=False, log=False))
     every = max(reboots // 5, 1)
     samples: list[tuple[int, int, int]] = []
 

@@ -131,6 +131,8 @@ class RandomKind:
                 line += f"; agrees with the model on {s['agree']}, disagrees on {s['disagree']}"
             if s["errors"]:
                 line += f", {s['errors']} runs failed (first: {s['first_error'][:200]})"
+            if s.get("not_run"):
+                line += f"; {s['not_run']} not run (first: {s['first_not_run'][:200]})"
             lines.append(line)
         for name, reason in doc["not_run"].items():
             lines.append(f"  {name:<{width}} not run on any node: {reason}")
@@ -191,7 +193,8 @@ def _shrink(params: Mapping[str, Any]) -> dict[str, Any]:
     model, real = make_backend("model"), make_backend(name)
     program, moves, handlers = random_program(seed, index)
     d = Disagreement(index, name, tuple(params["signature"]), moves, handlers,
-                     events_of(model, program), events_of(real, program), 0)
+                     events_of(model, program), events_of(real, program), 0,
+                     mode=program.mode, cpus=program.cpus)
     shrink(d, model, real)
     assert d.shrunk is not None
     label = f"random-{seed}-{index}-{name}"
@@ -217,10 +220,12 @@ def _merge_host(host: str, tasks: list[Task], results: Results,
         hashes ^= int(r["fingerprint"], 16)
         for name, s in r["stats"].items():
             into = stats.setdefault(name, {"programs": 0, "seconds": 0.0, "agree": 0,
-                                           "disagree": 0, "errors": 0, "first_error": ""})
-            for key in ("programs", "seconds", "agree", "disagree", "errors"):
-                into[key] += s[key]
+                                           "disagree": 0, "errors": 0, "first_error": "",
+                                           "not_run": 0, "first_not_run": ""})
+            for key in ("programs", "seconds", "agree", "disagree", "errors", "not_run"):
+                into[key] += s.get(key, 0)
             into["first_error"] = into["first_error"] or s["first_error"]
+            into["first_not_run"] = into["first_not_run"] or s.get("first_not_run", "")
         found += [(d, node) for d in r["found"]]
     kinds: dict[tuple[str, ...], dict[str, Any]] = {}
     for d, node in found:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from apiclab.arch.registers import Reg
-from apiclab.backends.base import Backend
+from apiclab.backends.base import Backend, BackendUnavailable
 from apiclab.backends.emulator import ChildPool
 from apiclab.conform.candidate import candidate_toml
 from apiclab.conform.generate import Move, program_of, random_program
@@ -33,9 +33,10 @@ from apiclab.conform.runner import (
 from apiclab.conform.shrink import ddmin
 from apiclab.errors import UserError
 from apiclab.files import write_atomic
-from apiclab.guest.program import Handler, Op, Program
+from apiclab.guest.program import Handler, Mode, Program, Write
 
 RUN_TIMEOUT_S = 10.0
+NOT_RUN = "not run: "
 Events = list[dict[str, Any]]
 
 
@@ -50,6 +51,8 @@ class Disagreement:
     backend_events: Events
     at: int
     shrunk: Program | None = None
+    mode: Mode = Mode.XAPIC_PM32  # the program's, kept by every shrunk variant
+    cpus: int = 1
     shrunk_model: Events = field(default_factory=list)
     shrunk_backend: Events = field(default_factory=list)
     saved: Path | None = None
@@ -63,6 +66,8 @@ class BackendStats:
     disagree: int = 0
     errors: int = 0
     first_error: str = ""
+    not_run: int = 0  # programs the backend cannot express (it says why: `first_not_run`)
+    first_not_run: str = ""
 
     def per_second(self) -> float:
         return self.programs / self.seconds if self.seconds else 0.0
@@ -89,6 +94,8 @@ def _timed(backend: Backend, program: Program) -> tuple[Events | None, float, st
     try:
         events = events_of(backend, program)
         return events, time.monotonic() - start, ""
+    except BackendUnavailable as e:  # a program this backend cannot express (Bochs: pc-testdev)
+        return None, time.monotonic() - start, f"{NOT_RUN}{e}"
     except Exception as e:  # reported per backend; one broken run does not end the campaign
         return None, time.monotonic() - start, f"{type(e).__name__}: {e}"
 
@@ -149,14 +156,18 @@ def campaign(
                     continue
                 stats[name].disagree += 1
                 found.append(Disagreement(i, name, signature(name, model_events, events, at),
-                                          moves, handlers, model_events, events, at))
+                                          moves, handlers, model_events, events, at,
+                                          mode=program.mode, cpus=program.cpus))
     return stats, found, time.monotonic() - start
 
 
 def _count(stats: BackendStats, seconds: float, error: str) -> None:
     stats.programs += 1
     stats.seconds += seconds
-    if error:
+    if error.startswith(NOT_RUN):
+        stats.not_run += 1
+        stats.first_not_run = stats.first_not_run or error[len(NOT_RUN):]
+    elif error:
         stats.errors += 1
         stats.first_error = stats.first_error or error
 
@@ -166,18 +177,18 @@ def shrink(d: Disagreement, model: Backend, real: Backend) -> None:
     same way (same signature), drop the handler policies it no longer uses, and record both
     sides' events on the result."""
     moves = ddmin(d.moves, lambda ms: still_disagrees_with(ms, d.handlers, model, real, d))
-    used = {s.b & 0xFF for m in moves for s in m if s.op == Op.WRITE and s.a == Reg.ICR_LOW}
+    used = {s.value & 0xFF for m in moves for s in m if isinstance(s, Write) and s.reg == Reg.ICR_LOW}
     handlers = {v: h for v, h in d.handlers.items() if v in used}
     if not still_disagrees_with(moves, handlers, model, real, d):
         handlers = d.handlers
-    d.shrunk = program_of(moves, handlers)
+    d.shrunk = program_of(moves, handlers, d.mode, d.cpus)
     d.shrunk_model = events_of(model, d.shrunk)
     d.shrunk_backend = events_of(real, d.shrunk)
 
 
 def still_disagrees_with(moves: list[Move], handlers: dict[int, Handler], model: Backend,
                          real: Backend, d: Disagreement) -> bool:
-    program = program_of(moves, handlers)
+    program = program_of(moves, handlers, d.mode, d.cpus)
     try:
         left, right = events_of(model, program), events_of(real, program)
     except Exception:
@@ -251,7 +262,8 @@ def _summary(n: int, seed: int, stats: dict[str, BackendStats], found: Sequence[
         "backends": {
             name: {"programs": s.programs, "seconds": round(s.seconds, 2),
                    "programs_per_second": round(s.per_second(), 1), "agree": s.agree,
-                   "disagree": s.disagree, "errors": s.errors, "first_error": s.first_error}
+                   "disagree": s.disagree, "errors": s.errors, "first_error": s.first_error,
+                   "not_run": s.not_run, "first_not_run": s.first_not_run}
             for name, s in stats.items()
         },
         "not_run": skipped,
@@ -289,6 +301,8 @@ def _summary_text(doc: dict[str, Any]) -> str:
             line += f"; agrees with the model on {s['agree']}, disagrees on {s['disagree']}"
         if s["errors"]:
             line += f", {s['errors']} runs failed (first: {s['first_error'][:200]})"
+        if s["not_run"]:
+            line += f"; {s['not_run']} not run (first: {s['first_not_run'][:200]})"
         lines.append(line)
     for name, reason in doc["not_run"].items():
         lines.append(f"  {name:<6} not run: {reason}")

@@ -19,7 +19,7 @@ from pathlib import Path
 from apiclab.arch.registers import Reg
 from apiclab.backends.qemu.backend import QEMU
 from apiclab.guest.agent.image import build_image
-from apiclab.guest.program import Handler, Mode, Op, Program, Step
+from apiclab.guest.program import Cli, End, Handler, Mode, Pause, Program, Sti, Wait, Write
 
 CLOCK_VECTOR = 0xD1  # the Windows x64 clock vector
 STUCK_VECTOR = 0xE1  # class 0xE: holds the clock off while in service
@@ -32,16 +32,16 @@ FOREVER_TICKS = 1 << 50  # a TSC deadline no test outlives
 def stuck_program(mode: Mode = Mode.XAPIC_PM32, wait_ticks: int = FOREVER_TICKS,
                   period: int = 1_000_000) -> Program:
     steps = (
-        Step(Op.WRITE, Reg.SVR, 0x1FF),
-        Step(Op.CLI),
-        Step(Op.WRITE, Reg.ICR_LOW, SELF_IPI_FIXED_EDGE | STUCK_VECTOR),
-        Step(Op.STI),
-        Step(Op.PAUSE, 0, 200_000),
-        Step(Op.WRITE, Reg.TIMER_DIVIDE, DIVIDE_BY_1),
-        Step(Op.WRITE, Reg.LVT_TIMER, LVT_TIMER_PERIODIC | CLOCK_VECTOR),
-        Step(Op.WRITE, Reg.TIMER_INITIAL, period),
-        Step(Op.WAIT, CLOCK_VECTOR | 1 << 8, wait_ticks),
-        Step(Op.END),
+        Write(Reg.SVR, 0x1FF),
+        Cli(),
+        Write(Reg.ICR_LOW, SELF_IPI_FIXED_EDGE | STUCK_VECTOR),
+        Sti(),
+        Pause(200_000),
+        Write(Reg.TIMER_DIVIDE, DIVIDE_BY_1),
+        Write(Reg.LVT_TIMER, LVT_TIMER_PERIODIC | CLOCK_VECTOR),
+        Write(Reg.TIMER_INITIAL, period),
+        Wait(CLOCK_VECTOR, wait_ticks),
+        End(),
     )
     return Program(steps, {STUCK_VECTOR: Handler(eoi=False, log=True)},
                    Handler(eoi=True, log=True), mode)

@@ -19,7 +19,7 @@ from apiclab.errors import UserError
 from apiclab.executors.case import Case
 from apiclab.executors.model import ModelExecutor
 from apiclab.executors.protocol import DEFAULT_TIMEOUT_S, ProgramExecutor
-from apiclab.guest.program import Program
+from apiclab.guest.program import LOG_PORT_AP, Program
 
 BACKEND_NAMES = ("model", "kvm", "qemu", "bochs")
 _CHOICES = ", ".join(BACKEND_NAMES)
@@ -52,8 +52,9 @@ class OneCpuOnly:
     ) -> RunResult:
         if program.cpus > 1 and not self.several_alone:
             raise BackendUnavailable(
-                f"{program.cpus} CPUs: the agent ROM runs on one CPU only here (this "
-                f"backend's machine has one CPU; the model, KVM and QEMU run several)")
+                f"{program.cpus} CPUs: Bochs runs them (cpu: count=N) but has no device on the "
+                f"agent's per-CPU log ports {LOG_PORT_AP + 1:#x}+ (port_e9_hack is 0xe9 only), "
+                "so the other CPUs' events cannot be seen")
         return self.inner.run(program, lapic_image=lapic_image, timeout_s=timeout_s)
 
 

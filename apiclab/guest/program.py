@@ -15,6 +15,10 @@ Both report the same guest-visible events (`apiclab.engine.trace.GUEST_VISIBLE`)
 - ``bugcheck``   {"code", "params": [p0, p1, p2, p3]}
 - ``end``        {}
 
+Steps are typed values, one frozen class per op (`apiclab.guest.steps`: `Write(reg, value)`,
+`Wait(vector, ticks, count)`, ...); each step's `encode()` is the only packer of its operands into
+the binary form below, and `decode_step` the only unpacker.
+
 Binary form (little-endian), version 1:
   header 16 bytes: magic b"APRG", u16 version, u8 mode, u8 default handler flags, u32 step count,
                    u32 reserved
@@ -39,29 +43,116 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 from typing import Any
 
-from apiclab.arch.registers import REG_BY_NAME, Reg
-from apiclab.errors import ApiclabError, DecodeError
+from apiclab.arch.registers import Reg
+from apiclab.guest.steps import (
+    MAX_CPUS,
+    OP_CODES,
+    STEP,
+    STEP_CLASSES,
+    STEP_CPU_SHIFT,
+    STEP_OP_MASK,
+    U32,
+    U64,
+    BaseStep,
+    BugcheckIfTimeout,
+    Cli,
+    End,
+    Hlt,
+    In,
+    MmioRead,
+    MmioWrite,
+    Op,
+    Out,
+    Pause,
+    ProgramError,
+    ProgramImageError,
+    Rdmsr,
+    Read,
+    Step,
+    Sti,
+    StiHlt,
+    TscDeadline,
+    Wait,
+    Write,
+    Wrmsr,
+    bounded,
+    check_step_fields,
+    decode_step,
+    parse_int,
+    step_from_dict,
+    step_to_dict,
+)
+
+__all__ = [
+    # the steps (apiclab.guest.steps) and this module's own
+    "AGENT_PORTS",
+    "HANDLER_EOI",
+    "HANDLER_LOG",
+    "HANDLER_SET",
+    "HEADER",
+    "IA32_APIC_BASE_MSR",
+    "IA32_TSC_DEADLINE_MSR",
+    "LOG_PORT_AP",
+    "MAGIC",
+    "MAX_CPUS",
+    "MAX_STEPS",
+    "MODE_CODE",
+    "OP_CODES",
+    "PROGRAM_KEYS",
+    "STEP",
+    "STEP_CLASSES",
+    "STEP_CPU_SHIFT",
+    "STEP_OP_MASK",
+    "TESTDEV_IRQ",
+    "TESTDEV_LINES",
+    "U32",
+    "U64",
+    "VERSION",
+    "VERSION_SMP",
+    "BaseStep",
+    "BugcheckIfTimeout",
+    "Cli",
+    "End",
+    "Handler",
+    "Hlt",
+    "In",
+    "MmioRead",
+    "MmioWrite",
+    "Mode",
+    "Op",
+    "Out",
+    "Pause",
+    "Program",
+    "ProgramError",
+    "ProgramImageError",
+    "Rdmsr",
+    "Read",
+    "Step",
+    "Sti",
+    "StiHlt",
+    "TscDeadline",
+    "Wait",
+    "Write",
+    "Wrmsr",
+    "apic_msr",
+    "decode",
+    "encode",
+    "parse_int",
+    "program_from_dict",
+    "program_to_dict",
+    "step_from_dict",
+    "step_to_dict",
+    "testdev_line",
+]
 
 MAGIC = b"APRG"
 VERSION = 1
 VERSION_SMP = 2  # a program for several CPUs: the header's last field is the CPU count
-STEP_OP_MASK = 0xFFFF
-STEP_CPU_SHIFT = 16  # version 2: a step's CPU in bits 16-23 of its op word (0 in version 1)
 HEADER = struct.Struct("<4sHBBII")
-STEP = struct.Struct("<IIQ")
 MAX_STEPS = 256
-MAX_CPUS = 8
-
-
-class ProgramError(ApiclabError, ValueError):
-    """A guest program that cannot be encoded or run (bad step, register, vector)."""
-
-
-class ProgramImageError(ProgramError, DecodeError):
-    """Bytes that are not a program image `encode` could have written (`decode`)."""
 
 
 class Mode(StrEnum):
@@ -74,29 +165,6 @@ class Mode(StrEnum):
 MODE_CODE = {Mode.X2APIC_REAL: 0, Mode.XAPIC_PM32: 1}
 
 
-class Op(IntEnum):
-    END = 0
-    WRITE = 1  # a = register offset, b = value (ICR: 64-bit, high dword = destination)
-    READ = 2  # a = register offset → "read" event
-    STI = 3
-    CLI = 4
-    HLT = 5  # halt until an interrupt is delivered
-    WAIT = 6  # a = vector | target << 8, b = TSC ticks: spin until count[vector] >= target
-    TSC_DEADLINE = 7  # b = TSC ticks from now, written to IA32_TSC_DEADLINE
-    BUGCHECK_IF_TIMEOUT = 8  # if the last WAIT timed out: "bugcheck" a = code, b = p0 | p1 << 32
-    PAUSE = 9  # b = TSC ticks to spin with the current IF
-    OUT = 10  # a = port, b = byte (OUT DX, AL)
-    IN = 11  # a = port → "read" event {"port", "value"} (IN AL, DX)
-    MMIO_WRITE = 12  # a = physical address (dword-aligned), b = 32-bit value (protected mode)
-    MMIO_READ = 13  # a = physical address → "read" event {"addr", "value"} (protected mode)
-    RDMSR = 14  # a = MSR → "read" event {"msr", "value"}, or a "fault" event (#GP)
-    WRMSR = 15  # a = MSR, b = 64-bit value; a #GP is a "fault" event
-    STI_HLT = 16  # STI; HLT back to back: an interrupt pending at STI wakes the HLT
-
-
-OP_CODES = frozenset(int(op) for op in Op)
-PORT_OPS = frozenset({Op.OUT, Op.IN})
-MSR_OPS = frozenset({Op.RDMSR, Op.WRMSR})
 # The MSRs a program may touch: the APIC's own (SDM §10.4.4, §10.5.4.1, §10.12.1.2). Others could
 # change the agent's machine under it (EFER, PAT) and are refused.
 IA32_APIC_BASE_MSR, IA32_TSC_DEADLINE_MSR = 0x1B, 0x6E0
@@ -104,7 +172,8 @@ IA32_APIC_BASE_MSR, IA32_TSC_DEADLINE_MSR = 0x1B, 0x6E0
 
 def apic_msr(msr: int) -> bool:
     return msr in (IA32_APIC_BASE_MSR, IA32_TSC_DEADLINE_MSR) or 0x800 <= msr <= 0x8FF
-MMIO_OPS = frozenset({Op.MMIO_WRITE, Op.MMIO_READ})
+
+
 # The agent's own ports (agent.S): its log, QEMU isa-debug-exit and Bochs' shutdown port. An OUT
 # there would forge a log record or end the run.
 # CPU k > 0 of a program for several CPUs logs to LOG_PORT_AP + k (agent.S PORT_LOG_AP).
@@ -143,45 +212,6 @@ class Handler:
         return cls(eoi=bool(flags & HANDLER_EOI), log=bool(flags & HANDLER_LOG))
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
-    op: Op
-    a: int = 0
-    b: int = 0
-    cpu: int = 0  # the CPU that executes it, in a program with several (`Program.cpus`)
-
-    def describe(self) -> str:
-        from apiclab.arch.registers import reg_name
-
-        match self.op:
-            case Op.WRITE:
-                return f"write {reg_name(self.a)} = {self.b:#x}"
-            case Op.READ:
-                return f"read {reg_name(self.a)}"
-            case Op.WAIT:
-                return f"wait for {self.a >> 8} x vector {self.a & 0xFF:#x}, {self.b} TSC ticks"
-            case Op.TSC_DEADLINE:
-                return f"TSC deadline in {self.b} ticks"
-            case Op.BUGCHECK_IF_TIMEOUT:
-                return f"bugcheck {self.a:#x} if the wait timed out"
-            case Op.PAUSE:
-                return f"pause {self.b} TSC ticks"
-            case Op.OUT:
-                return f"out port {self.a:#x} = {self.b:#x}"
-            case Op.IN:
-                return f"in port {self.a:#x}"
-            case Op.MMIO_WRITE:
-                return f"mmio write {self.a:#x} = {self.b:#x}"
-            case Op.MMIO_READ:
-                return f"mmio read {self.a:#x}"
-            case Op.RDMSR:
-                return f"rdmsr {self.a:#x}"
-            case Op.WRMSR:
-                return f"wrmsr {self.a:#x} = {self.b:#x}"
-            case _:
-                return self.op.name.lower()
-
-
 @dataclass(frozen=True)
 class Program:
     """A guest program: steps run in order; `handlers` say what each vector's handler does."""
@@ -197,72 +227,66 @@ class Program:
     def handler(self, vector: int) -> Handler:
         return self.handlers.get(vector, self.default_handler)
 
-    def _validate_port(self, i: int, step: Step) -> None:
-        if not 0 <= step.a <= 0xFFFF:
-            raise ProgramError(f"step {i}: port {step.a:#x} is not 0-0xffff")
-        if step.op == Op.OUT and step.a in AGENT_PORTS:
-            raise ProgramError(f"step {i}: port {step.a:#x} is the agent's own (log or exit)")
-        if step.op == Op.OUT and TESTDEV_IRQ + TESTDEV_LINES <= step.a < TESTDEV_IRQ + 24:
+    def _validate_port(self, i: int, step: Out | In) -> None:
+        if isinstance(step, Out) and step.port in AGENT_PORTS:
+            raise ProgramError(f"step {i}: port {step.port:#x} is the agent's own (log or exit)")
+        if isinstance(step, Out) and TESTDEV_IRQ + TESTDEV_LINES <= step.port < TESTDEV_IRQ + 24:
             raise ProgramError(f"step {i}: pc-testdev drives ISA lines 0-15 only "
-                               f"(port {step.a:#x})")
-        if step.op == Op.OUT and step.b > 0xFF:
-            raise ProgramError(f"step {i}: OUT value {step.b:#x} does not fit a byte")
+                               f"(port {step.port:#x})")
 
-    def _validate_mmio(self, i: int, step: Step) -> None:
+    def _validate_mmio(self, i: int, step: MmioWrite | MmioRead) -> None:
         if self.mode != Mode.XAPIC_PM32:
             raise ProgramError(f"step {i}: MMIO needs mode {Mode.XAPIC_PM32.value!r} "
                                "(real mode reaches only the first MiB)")
-        if step.a % 4 or not 0 <= step.a < 1 << 32:
-            raise ProgramError(f"step {i}: MMIO address {step.a:#x} is not a dword-aligned "
+        if step.addr % 4:
+            raise ProgramError(f"step {i}: MMIO address {step.addr:#x} is not a dword-aligned "
                                "32-bit address")
-        if step.op == Op.MMIO_WRITE and step.b >= 1 << 32:
-            raise ProgramError(f"step {i}: MMIO value {step.b:#x} does not fit 32 bits")
 
     def validate(self) -> None:
+        """Every step fits the binary form and means something on every backend, so `encode`
+        cannot fail and no backend meets a value it cannot represent."""
         if not 1 <= self.cpus <= MAX_CPUS:
             raise ProgramError(f"cpus = {self.cpus}: expected 1..{MAX_CPUS}")
-        for i, step in enumerate(self.steps):
-            if not 0 <= step.cpu < self.cpus:
-                raise ProgramError(f"step {i}: cpu {step.cpu} is not one of the program's "
-                                   f"{self.cpus} CPUs (0..{self.cpus - 1})")
-        """Every step fits the binary form (u32 a, u64 b) and means something on every backend,
-        so `encode` cannot fail and no backend meets a value it cannot represent."""
-        counted = len(self.steps) - (1 if self.steps and self.steps[-1].op == Op.END else 0)
+        counted = len(self.steps) - (1 if self.steps and isinstance(self.steps[-1], End) else 0)
         if counted > MAX_STEPS:
             raise ProgramError(f"program has {counted} steps, at most {MAX_STEPS} allowed")
         for i, step in enumerate(self.steps):
-            if not isinstance(step.op, Op):
-                raise ProgramError(f"step {i}: {step.op!r} is not an op")
-            for name, value, bits in (("a", step.a, 32), ("b", step.b, 64)):
-                if isinstance(value, bool) or not isinstance(value, int):
-                    raise ProgramError(f"step {i}: operand {name} {value!r} is not an integer")
-                if not 0 <= value < 1 << bits:
-                    raise ProgramError(f"step {i}: operand {name} {value:#x} does not fit "
-                                       f"{bits} bits")
-            if step.op in (Op.WRITE, Op.READ) and (step.a % 0x10 or not 0 <= step.a < 0x400):
-                raise ProgramError(f"step {i}: register offset {step.a:#x} is not an APIC register")
-            if step.op == Op.WRITE and step.a == Reg.SELF_IPI and self.mode != Mode.X2APIC_REAL:
-                raise ProgramError(f"step {i}: the self-IPI register exists only in x2APIC mode")
-            if step.op == Op.WAIT and not 0 <= step.a < 1 << 24:
-                raise ProgramError(f"step {i}: WAIT operand {step.a:#x} out of range")
-            if step.op in PORT_OPS:
-                self._validate_port(i, step)
-            if step.op in MMIO_OPS:
-                self._validate_mmio(i, step)
-            if step.op in MSR_OPS and not apic_msr(step.a):
-                raise ProgramError(f"step {i}: MSR {step.a:#x} is not an APIC MSR "
-                                   "(0x1b, 0x6e0, 0x800-0x8ff)")
+            if not isinstance(step, BaseStep):
+                raise ProgramError(f"step {i}: {step!r} is not a step")
+            wrong = check_step_fields(step)
+            if wrong:
+                raise ProgramError(f"step {i}: {wrong}")
+            if not step.cpu < self.cpus:
+                raise ProgramError(f"step {i}: cpu {step.cpu} is not one of the program's "
+                                   f"{self.cpus} CPUs (0..{self.cpus - 1})")
+            self._validate_step(i, step)
         for vector in self.handlers:
             if isinstance(vector, bool) or not isinstance(vector, int) or not 0 <= vector <= 255:
                 raise ProgramError(f"handler vector {vector!r} is not 0-255")
+
+    def _validate_step(self, i: int, step: Step) -> None:
+        match step:
+            case Write(reg=reg) | Read(reg=reg) if reg % 0x10 or reg >= 0x400:
+                raise ProgramError(f"step {i}: register offset {reg:#x} is not an APIC register")
+            case Write(reg=Reg.SELF_IPI) if self.mode != Mode.X2APIC_REAL:
+                raise ProgramError(f"step {i}: the self-IPI register exists only in x2APIC mode")
+            case Out() | In():
+                self._validate_port(i, step)
+            case MmioWrite() | MmioRead():
+                self._validate_mmio(i, step)
+            case Rdmsr(msr=msr) | Wrmsr(msr=msr) if not apic_msr(msr):
+                raise ProgramError(f"step {i}: MSR {msr:#x} is not an APIC MSR "
+                                   "(0x1b, 0x6e0, 0x800-0x8ff)")
+            case _:
+                pass
 
 
 def encode(program: Program) -> bytes:
     """The binary form the bare-metal agent reads (layout in the module docstring)."""
     program.validate()
     steps = list(program.steps)
-    if not steps or steps[-1].op != Op.END:
-        steps.append(Step(Op.END))
+    if not steps or not isinstance(steps[-1], End):
+        steps.append(End())
     # one CPU: version 1, byte for byte as before; several: version 2 with the CPU count
     several = program.cpus > 1
     out = bytearray(
@@ -274,7 +298,7 @@ def encode(program: Program) -> bytes:
         table[vector] = HANDLER_SET | handler.flags
     out += table
     for step in steps:
-        out += STEP.pack(int(step.op) | step.cpu << STEP_CPU_SHIFT, step.a, step.b)
+        out += step.encode()
     return bytes(out)
 
 
@@ -312,10 +336,12 @@ def decode(blob: bytes) -> Program:
     steps = []
     for i in range(count):
         word, a, b = STEP.unpack_from(blob, base + i * STEP.size)
-        op, cpu = word & STEP_OP_MASK, word >> STEP_CPU_SHIFT
-        if op not in OP_CODES or (word & ~STEP_OP_MASK and version == VERSION):
+        if word & STEP_OP_MASK not in OP_CODES or (word & ~STEP_OP_MASK and version == VERSION):
             raise ProgramImageError(f"program image: step {i} has unknown op {word}")
-        steps.append(Step(Op(op), a, b, cpu))
+        try:
+            steps.append(decode_step(word, a, b))
+        except ProgramImageError as e:
+            raise ProgramImageError(f"program image: step {i}: {e}") from None
     program = Program(tuple(steps), handlers, Handler.from_flags(default_flags), mode_by_code[mode],
                       cpus)
     try:
@@ -326,111 +352,6 @@ def decode(blob: bytes) -> Program:
 
 
 # --- building programs from plain data (TOML cases, scenario files) -----------------------------
-
-def parse_int(value: Any, where: str) -> int:
-    """An integer field of plain data: an int, or a string in any base Python's `int(s, 0)` reads
-    ("0x20", "32"); a bool is refused though Python counts it as an int."""
-    if isinstance(value, bool):
-        raise ProgramError(f"{where}: expected an integer, got {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value, 0)
-        except ValueError:
-            pass
-    raise ProgramError(f"{where}: expected an integer, got {value!r}")
-
-
-def _reg(value: Any, where: str) -> int:
-    if isinstance(value, str) and value.lower() in REG_BY_NAME:
-        return REG_BY_NAME[value.lower()]
-    return parse_int(value, where)
-
-
-def _bounded(row: Mapping[str, Any], key: str, where: str, high: int, default: Any = None) -> int:
-    """Field `key` of a step as an integer in 0..high; the message names the field and range."""
-    value = parse_int(row.get(key, default), f"{where}.{key}")
-    if not 0 <= value <= high:
-        raise ProgramError(f"{where}.{key}: {value:#x} is not 0..{high:#x}")
-    return value
-
-
-U32, U64 = (1 << 32) - 1, (1 << 64) - 1
-# The keys each op's table may have (besides "op"); any other key is a mistake to name, not to
-# ignore: a misspelt "tick" would silently pause for 0 ticks.
-STEP_KEYS: dict[Op, frozenset[str]] = {
-    Op.WRITE: frozenset({"reg", "value"}),
-    Op.READ: frozenset({"reg"}),
-    Op.WAIT: frozenset({"vector", "count", "ticks"}),
-    Op.TSC_DEADLINE: frozenset({"ticks"}),
-    Op.PAUSE: frozenset({"ticks"}),
-    Op.BUGCHECK_IF_TIMEOUT: frozenset({"code", "params"}),
-    Op.OUT: frozenset({"port", "value"}),
-    Op.IN: frozenset({"port"}),
-    Op.MMIO_WRITE: frozenset({"addr", "value"}),
-    Op.MMIO_READ: frozenset({"addr"}),
-    Op.RDMSR: frozenset({"msr"}),
-    Op.WRMSR: frozenset({"msr", "value"}),
-}
-
-
-def step_from_dict(row: Any, where: str) -> Step:
-    """One step from a table such as {op = "write", reg = "tpr", value = 0x20}; every field is
-    range-checked here, where its name is known, so a bad value is named by its field."""
-    if not isinstance(row, Mapping):
-        raise ProgramError(f"{where}: expected a table such as {{ op = \"sti\" }}, got {row!r}")
-    name = row.get("op")
-    if not isinstance(name, str) or name.upper() not in Op.__members__:
-        names = ", ".join(o.name.lower() for o in Op)
-        raise ProgramError(f"{where}: unknown op {name!r}; expected one of {names}")
-    op = Op[name.upper()]
-    allowed = STEP_KEYS.get(op, frozenset())
-    for key in row:
-        if key not in ("op", "cpu") and key not in allowed:
-            fields = ", ".join(sorted(allowed)) or "none"
-            raise ProgramError(f"{where}.{key}: unknown field of a {op.name.lower()} step "
-                               f"(its fields: {fields})")
-    step = _step_of(op, row, where)
-    if "cpu" in row:
-        step = Step(step.op, step.a, step.b, _bounded(row, "cpu", where, MAX_CPUS - 1))
-    return step
-
-
-def _step_of(op: Op, row: Mapping[str, Any], where: str) -> Step:
-    match op:
-        case Op.WRITE:
-            return Step(op, _reg(row.get("reg"), f"{where}.reg"), _bounded(row, "value", where, U64))
-        case Op.READ:
-            return Step(op, _reg(row.get("reg"), f"{where}.reg"))
-        case Op.WAIT:
-            vector = _bounded(row, "vector", where, 0xFF)
-            count = _bounded(row, "count", where, 0xFFFF, 1)
-            return Step(op, vector | count << 8, _bounded(row, "ticks", where, U64))
-        case Op.TSC_DEADLINE | Op.PAUSE:
-            return Step(op, 0, _bounded(row, "ticks", where, U64))
-        case Op.OUT:
-            return Step(op, _bounded(row, "port", where, 0xFFFF), _bounded(row, "value", where, 0xFF))
-        case Op.IN:
-            return Step(op, _bounded(row, "port", where, 0xFFFF))
-        case Op.MMIO_WRITE:
-            return Step(op, _bounded(row, "addr", where, U32), _bounded(row, "value", where, U32))
-        case Op.MMIO_READ:
-            return Step(op, _bounded(row, "addr", where, U32))
-        case Op.RDMSR:
-            return Step(op, _bounded(row, "msr", where, U32))
-        case Op.WRMSR:
-            return Step(op, _bounded(row, "msr", where, U32), _bounded(row, "value", where, U64))
-        case Op.BUGCHECK_IF_TIMEOUT:
-            raw = row.get("params", [0, 0])
-            if not isinstance(raw, list) or len(raw) > 2:
-                raise ProgramError(f"{where}.params: expected a list of at most 2 integers "
-                                   f"(the bugcheck's first two parameters), got {raw!r}")
-            params = [_bounded({"params": p}, "params", where, U32) for p in raw] + [0, 0]
-            return Step(op, _bounded(row, "code", where, U32), params[0] | params[1] << 32)
-        case _:
-            return Step(op)
-
 
 def _handler(value: Any, where: str, default_eoi: bool) -> Handler:
     if not isinstance(value, Mapping):
@@ -477,10 +398,24 @@ def program_from_dict(doc: Mapping[str, Any], where: str = "program") -> Program
         handlers[vector] = _handler(value, at, default_eoi=True)
     default = _handler(doc.get("default_handler", {}), f"{where}.default_handler",
                        default_eoi=False)
-    cpus = _bounded(doc, "cpus", where, MAX_CPUS, 1)
+    cpus = bounded(doc.get("cpus", 1), f"{where}.cpus", MAX_CPUS)
     program = Program(steps, handlers, default, mode, cpus)
     try:
         program.validate()
     except ProgramError as e:
         raise ProgramError(f"{where}: {e}") from None
     return program
+
+
+def program_to_dict(program: Program) -> dict[str, Any]:
+    """The plain-data form `program_from_dict` reads back as `program`, step for step."""
+    doc: dict[str, Any] = {"mode": program.mode.value}
+    if program.cpus != 1:
+        doc["cpus"] = program.cpus
+    default = program.default_handler
+    doc["default_handler"] = {"eoi": default.eoi, "log": default.log}
+    if program.handlers:
+        doc["handlers"] = {f"{v:#x}": {"eoi": h.eoi, "log": h.log}
+                           for v, h in sorted(program.handlers.items())}
+    doc["steps"] = [step_to_dict(s) for s in program.steps]
+    return doc

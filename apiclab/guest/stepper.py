@@ -9,14 +9,39 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
+from apiclab.arch import apic_base
 from apiclab.arch.lapic import GeneralProtection
-from apiclab.arch.registers import IA32_TSC_DEADLINE, Reg
+from apiclab.arch.registers import APIC_BASE_DEFAULT, IA32_TSC_DEADLINE, Reg
 from apiclab.arch.vectors import vectors_of
 from apiclab.engine import events as ev
 from apiclab.engine.core import Process, Sleep, Wait
 from apiclab.guest.platform import GuestCpu, GuestPlatform
-from apiclab.guest.program import Op, Program
+from apiclab.guest.program import (
+    IA32_APIC_BASE_MSR,
+    BugcheckIfTimeout,
+    Cli,
+    End,
+    Hlt,
+    In,
+    MmioRead,
+    MmioWrite,
+    Mode,
+    Out,
+    Pause,
+    Program,
+    Rdmsr,
+    Read,
+    Sti,
+    StiHlt,
+    TscDeadline,
+    Write,
+    Wrmsr,
+)
+from apiclab.guest.program import Wait as WaitFor
+from apiclab.platform.pc import OPEN_BUS
 
+# the page base of IA32_APIC_BASE (§10.4.4 Figure 10-5), below 4 GiB where the agent reaches it
+APIC_BASE_PAGE = 0xFFFFF000
 DEFAULT_TSC_HZ = 2_000_000_000
 DEFAULT_LIMIT_NS = 10 * 1_000_000_000
 # Engine callbacks (timer expiries, wake-ups) one run may take. The built-in cases take at most
@@ -71,7 +96,24 @@ class ProgramRun:
         if policy.eoi:
             vcpu.apic_write(Reg.EOI, 0)
 
+    def _page_decoded(self, vcpu: GuestCpu) -> bool:
+        """Whether the agent's xAPIC access, a load or store at 0xFEE00000 + offset, reaches the
+        APIC: only while it is globally enabled in xAPIC mode with its page there (§10.4.3: a
+        disabled APIC is as none; §10.4.5: the page moves with the base; §10.12.2: x2APIC mode
+        turns the page off). Else nothing decodes the address: a load reads the PC's open bus,
+        a store goes nowhere. A program in x2APIC mode reaches the APIC through MSRs."""
+        if self.program.mode != Mode.XAPIC_PM32:
+            return True
+        base = vcpu.guest_rdmsr(IA32_APIC_BASE_MSR)
+        return (bool(base & apic_base.EN) and not base & apic_base.EXTD
+                and base & APIC_BASE_PAGE == APIC_BASE_DEFAULT)
+
+    def _read(self, vcpu: GuestCpu, offset: int) -> int:
+        return vcpu.apic_read(offset) if self._page_decoded(vcpu) else OPEN_BUS
+
     def _write(self, vcpu: GuestCpu, offset: int, value: int) -> None:
+        if not self._page_decoded(vcpu):
+            return
         if offset == Reg.ICR_LOW and not vcpu.lapic.x2apic:
             vcpu.apic_write(Reg.ICR_HIGH, value >> 32)  # xAPIC: high dword first (§10.6.1)
             vcpu.apic_write(Reg.ICR_LOW, value & 0xFFFFFFFF)
@@ -84,29 +126,27 @@ class ProgramRun:
         for step in self.program.steps:
             vcpu, cpu = m.vcpus[step.cpu], step.cpu
             tag = self._tag(cpu)
-            if vcpu.wait_for_sipi and step.op != Op.END:
+            if vcpu.wait_for_sipi and not isinstance(step, End):
                 continue  # a CPU waiting for SIPI runs no code: its steps do nothing
-            match step.op:
-                case Op.END:
+            match step:
+                case End():
                     break
-                case Op.WRITE:
-                    self._write(vcpu, step.a, step.b)
-                case Op.READ:
-                    trace.record(m.engine.now, ev.Read, reg=step.a, value=vcpu.apic_read(step.a),
-                                 **tag)
-                case Op.STI:
+                case Write(reg=reg, value=value):
+                    self._write(vcpu, reg, value)
+                case Read(reg=reg):
+                    trace.record(m.engine.now, ev.Read, reg=reg, value=self._read(vcpu, reg), **tag)
+                case Sti():
                     vcpu.sti()
-                case Op.CLI:
+                case Cli():
                     vcpu.cli()
-                case Op.HLT:
+                case Hlt():
                     # Anything deliverable was delivered already (delivery is checked on every
                     # change), so HLT waits for the next delivery.
                     woke = yield Wait(vcpu.delivered, limit_ns)
                     if not woke:
                         return  # halted for good: the run times out
-                case Op.WAIT:
-                    vector, target = step.a & 0xFF, step.a >> 8
-                    deadline = vcpu.rdtsc() + step.b
+                case WaitFor(vector=vector, count=target, ticks=ticks):
+                    deadline = vcpu.rdtsc() + ticks
                     while self.counts[cpu, vector] < target and vcpu.rdtsc() <= deadline:
                         yield Wait(vcpu.delivered, min(m.tsc.ns_at(deadline + 1), limit_ns))
                         if m.engine.now >= limit_ns:
@@ -116,40 +156,38 @@ class ProgramRun:
                         m.engine.now, ev.WaitDone, vector=vector, count=self.counts[cpu, vector],
                         outcome="timeout" if self.last_wait_timed_out else "done", **tag,
                     )
-                case Op.TSC_DEADLINE:
-                    vcpu.write_msr(IA32_TSC_DEADLINE, vcpu.rdtsc() + step.b)
-                case Op.BUGCHECK_IF_TIMEOUT:
+                case TscDeadline(ticks=ticks):
+                    vcpu.write_msr(IA32_TSC_DEADLINE, vcpu.rdtsc() + ticks)
+                case BugcheckIfTimeout(code=code, params=(p0, p1)):
                     if self.last_wait_timed_out:
-                        params = [step.b & 0xFFFFFFFF, step.b >> 32, 0, 0]
-                        trace.record(m.engine.now, ev.Bugcheck, code=step.a, params=params, **tag)
+                        trace.record(m.engine.now, ev.Bugcheck, code=code, params=[p0, p1, 0, 0],
+                                     **tag)
                         break
-                case Op.PAUSE:
-                    yield Sleep(min(m.tsc.ns_at(step.b), max(limit_ns - m.engine.now, 0)))
+                case Pause(ticks=ticks):
+                    yield Sleep(min(m.tsc.ns_at(ticks), max(limit_ns - m.engine.now, 0)))
                     if m.engine.now >= limit_ns:
                         return  # paused past the run's limit: the run times out
-                case Op.OUT:
-                    m.io_out(step.a, step.b)
-                case Op.IN:
-                    trace.record(m.engine.now, ev.Read, port=step.a, value=m.io_in(step.a),
-                                 **tag)
-                case Op.MMIO_WRITE:
-                    m.mmio_write(step.a, step.b)
-                case Op.MMIO_READ:
-                    trace.record(m.engine.now, ev.Read, addr=step.a, value=m.mmio_read(step.a),
-                                 **tag)
-                case Op.RDMSR:
+                case Out(port=port, value=value):
+                    m.io_out(port, value)
+                case In(port=port):
+                    trace.record(m.engine.now, ev.Read, port=port, value=m.io_in(port), **tag)
+                case MmioWrite(addr=addr, value=value):
+                    m.mmio_write(addr, value)
+                case MmioRead(addr=addr):
+                    trace.record(m.engine.now, ev.Read, addr=addr, value=m.mmio_read(addr), **tag)
+                case Rdmsr(msr=msr):
                     try:
-                        value = vcpu.guest_rdmsr(step.a)
+                        value = vcpu.guest_rdmsr(msr)
                     except GeneralProtection:
                         trace.record(m.engine.now, ev.Fault, vector=13, **tag)
                     else:
-                        trace.record(m.engine.now, ev.Read, msr=step.a, value=value, **tag)
-                case Op.WRMSR:
+                        trace.record(m.engine.now, ev.Read, msr=msr, value=value, **tag)
+                case Wrmsr(msr=msr, value=value):
                     try:
-                        vcpu.guest_wrmsr(step.a, step.b)
+                        vcpu.guest_wrmsr(msr, value)
                     except GeneralProtection:
                         trace.record(m.engine.now, ev.Fault, vector=13, **tag)
-                case Op.STI_HLT:
+                case StiHlt():
                     # STI's shadow holds an interrupt pending at STI until HLT has begun, and
                     # that interrupt wakes it (SDM vol. 2B STI): HLT waits only if none came.
                     before = self._runs(cpu)

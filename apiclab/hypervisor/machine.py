@@ -279,7 +279,7 @@ class ModelVm:
             for message in self.ioapic.write(address - IOAPIC_BASE, value & 0xFFFFFFFF):
                 self.vcpu.accept_irq(message.vector, level=message.level,
                                      source=f"ioapic-pin{message.pin}")
-        elif (base := self.xapic_base()) <= address < base + 0x400 and not self.vcpu.lapic.x2apic:
+        elif (base := self.xapic_base()) <= address < base + 0x400 and self._page_decoded():
             self.vcpu.apic_write(address - base, value & 0xFFFFFFFF)
 
     def mmio_read(self, address: int) -> int:
@@ -289,9 +289,14 @@ class ModelVm:
         if HPET_BASE <= address < HPET_BASE + 0x400:
             return self.hpet.read(address - HPET_BASE) & 0xFFFFFFFF
         base = self.xapic_base()
-        if base <= address < base + 0x400 and not self.vcpu.lapic.x2apic:
+        if base <= address < base + 0x400 and self._page_decoded():
             return self.vcpu.apic_read(address - base) & 0xFFFFFFFF
         return OPEN_BUS
+
+    def _page_decoded(self) -> bool:
+        """The xAPIC page answers only while the APIC is globally enabled (§10.4.3: disabled,
+        the processor is as one without an APIC) and not in x2APIC mode (§10.12.2)."""
+        return bool(self.vcpu.apic_base & apic_base.EN) and not self.vcpu.lapic.x2apic
 
     # --- QEMU: system reset ---------------------------------------------------------------------
 

@@ -21,7 +21,17 @@ from apiclab.arch.lapic_state import LapicState
 from apiclab.arch.registers import Reg
 from apiclab.executors.case import Case
 from apiclab.executors.expect import Exact, ExpectedEvent
-from apiclab.guest.program import Handler, Mode, Op, Program, Step
+from apiclab.guest.program import (
+    BugcheckIfTimeout,
+    Cli,
+    End,
+    Handler,
+    Mode,
+    Program,
+    Sti,
+    Wait,
+    Write,
+)
 from apiclab.hypervisor.machine import reset_image
 
 CLOCK_VECTOR = 0xD1  # Windows x64 clock vector (docs/design.md §4, step 5)
@@ -52,16 +62,16 @@ def clock_wait_program(wait_ms: int, tsc_hz: int, *, mode: Mode = Mode.X2APIC_RE
         raise ValueError(f"wait must be a positive number of milliseconds, got {wait_ms}")
     ticks = tsc_hz * wait_ms // 1000
     steps = (
-        Step(Op.WRITE, Reg.SVR, 0x1FF),  # software-enable, spurious vector 0xFF (§10.9)
-        Step(Op.WRITE, Reg.TIMER_DIVIDE, DIVIDE_BY_1),
-        Step(Op.WRITE, Reg.LVT_TIMER, LVT_TIMER_PERIODIC | CLOCK_VECTOR),
-        Step(Op.WRITE, Reg.TIMER_INITIAL, TIMER_PERIOD_NS),
-        Step(Op.STI),
-        Step(Op.WAIT, CLOCK_VECTOR | 1 << 8, ticks),
-        Step(Op.BUGCHECK_IF_TIMEOUT, BUGCHECK_CLOCK_INTERRUPT_NOT_RECEIVED,
-             HAL_CLOCK_PARAM | CLOCK_SOURCE_INDEX << 32),
-        Step(Op.CLI),
-        Step(Op.END),
+        Write(Reg.SVR, 0x1FF),  # software-enable, spurious vector 0xFF (§10.9)
+        Write(Reg.TIMER_DIVIDE, DIVIDE_BY_1),
+        Write(Reg.LVT_TIMER, LVT_TIMER_PERIODIC | CLOCK_VECTOR),
+        Write(Reg.TIMER_INITIAL, TIMER_PERIOD_NS),
+        Sti(),
+        Wait(CLOCK_VECTOR, ticks),
+        BugcheckIfTimeout(BUGCHECK_CLOCK_INTERRUPT_NOT_RECEIVED,
+                          (HAL_CLOCK_PARAM, CLOCK_SOURCE_INDEX)),
+        Cli(),
+        End(),
     )
     handlers = {CLOCK_VECTOR: Handler(eoi=True, log=True), **(extra_handlers or {})}
     return Program(steps, handlers, Handler(eoi=False, log=True), mode)

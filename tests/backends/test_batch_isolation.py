@@ -21,7 +21,7 @@ from apiclab.backends.bochs.backend import unavailable_reason
 from apiclab.backends.qemu import QemuBackend
 from apiclab.conform.case import load_builtin
 from apiclab.conform.match import visible
-from apiclab.guest.program import Mode, Op, Program, Step
+from apiclab.guest.program import In, MmioRead, MmioWrite, Mode, Program
 
 SAMPLE = [
     "timer-periodic",  # leaves the LVT timer periodic and counting
@@ -36,8 +36,8 @@ SAMPLE = [
 # and masks both 8259s): IOREDTBL2's low dword and the two IMRs, read first thing. With it the
 # test fails on Bochs when the agent asks for a CPU-only reset (0x04 to port 0xCF9) instead of
 # the hard reset (0x06) it uses.
-DEVICE_PROBE = Program(steps=(Step(Op.MMIO_WRITE, 0xFEC00000, 0x14), Step(Op.MMIO_READ, 0xFEC00010),
-                              Step(Op.IN, 0x21), Step(Op.IN, 0xA1)), mode=Mode.XAPIC_PM32)
+DEVICE_PROBE = Program(steps=(MmioWrite(0xFEC00000, 0x14), MmioRead(0xFEC00010),
+                              In(0x21), In(0xA1)), mode=Mode.XAPIC_PM32)
 PROGRAMS = {**{c.name: c.program for c in load_builtin() if c.name in SAMPLE},
             "device-probe": DEVICE_PROBE}
 

@@ -15,16 +15,15 @@ from apiclab.guest.agent.log import AgentLogError, decode
 from apiclab.guest.program import (
     HEADER,
     MAGIC,
-    Op,
     Program,
     ProgramError,
     ProgramImageError,
-    Step,
+    Sti,
     encode,
 )
 from apiclab.guest.program import decode as decode_program
 
-GOOD = encode(Program((Step(Op.STI),)))
+GOOD = encode(Program((Sti(),)))
 
 
 def image(mode: int = 0, count: int = 1, op: int = 3, flags: int = 0x02) -> bytes:

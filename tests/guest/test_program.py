@@ -1,12 +1,20 @@
 import pytest
 
 from apiclab.guest.program import (
+    BugcheckIfTimeout,
+    End,
     Handler,
+    In,
+    MmioRead,
+    MmioWrite,
     Mode,
     Op,
+    Out,
     Program,
     ProgramError,
-    Step,
+    Read,
+    Wait,
+    Write,
     decode,
     encode,
     program_from_dict,
@@ -15,7 +23,7 @@ from apiclab.guest.program import (
 
 def test_encode_decode_round_trip():
     program = Program(
-        (Step(Op.WRITE, 0xF0, 0x1FF), Step(Op.WAIT, 0xD1 | 1 << 8, 10**10), Step(Op.END)),
+        (Write(0xF0, 0x1FF), Wait(0xD1, 10**10), End()),
         {0xD1: Handler(eoi=True, log=False), 0xE1: Handler(eoi=False, log=True)},
         Handler(eoi=False, log=True),
         Mode.XAPIC_PM32,
@@ -36,9 +44,9 @@ def test_program_from_dict_reads_names_and_numbers():
             "handlers": {"0xd1": {"eoi": True}},
         }
     )
-    assert program.steps[0] == Step(Op.WRITE, 0xF0, 0x1FF)
-    assert program.steps[2] == Step(Op.WAIT, 0xD1 | 1 << 8, 1000)
-    assert program.steps[3] == Step(Op.BUGCHECK_IF_TIMEOUT, 0x5C, 0x10B | 3 << 32)
+    assert program.steps[0] == Write(0xF0, 0x1FF)
+    assert program.steps[2] == Wait(0xD1, 1000)
+    assert program.steps[3] == BugcheckIfTimeout(0x5C, (0x10B, 3))
     assert program.handler(0xD1).eoi and not program.handler(0x40).eoi
 
 
@@ -83,10 +91,10 @@ def test_port_and_mmio_ops_from_names_round_trip_through_the_binary_form():
         }
     )
     assert program.steps == (
-        Step(Op.OUT, 0x43, 0x30),
-        Step(Op.IN, 0x21),
-        Step(Op.MMIO_WRITE, 0xFEC00000, 0x14),
-        Step(Op.MMIO_READ, 0xFEC00010),
+        Out(0x43, 0x30),
+        In(0x21),
+        MmioWrite(0xFEC00000, 0x14),
+        MmioRead(0xFEC00010),
     )
     assert decode(encode(program)).steps[:4] == program.steps
     assert [s.describe() for s in program.steps] == [
@@ -97,7 +105,7 @@ def test_port_and_mmio_ops_from_names_round_trip_through_the_binary_form():
 
 def test_port_io_is_allowed_in_real_mode_too():
     program = program_from_dict({"steps": [{"op": "out", "port": 0x21, "value": 0xFF}]})
-    assert program.mode == Mode.X2APIC_REAL and program.steps[0] == Step(Op.OUT, 0x21, 0xFF)
+    assert program.mode == Mode.X2APIC_REAL and program.steps[0] == Out(0x21, 0xFF)
 
 
 def test_cpus_and_step_cpu_are_read_checked_and_round_trip_as_version_2() -> None:
@@ -111,8 +119,8 @@ def test_cpus_and_step_cpu_are_read_checked_and_round_trip_as_version_2() -> Non
     assert blob[4:6] == b"\x02\x00" and blob[12:16] == b"\x02\x00\x00\x00"
     assert blob[272:276] == bytes([int(Op.READ), 0, 1, 0])
     back = decode(blob)
-    assert back.cpus == 2 and back.steps[0] == Step(Op.READ, 0x20, 0, 1)
-    assert back.steps[-1] == Step(Op.END)
+    assert back.cpus == 2 and back.steps[0] == Read(0x20, cpu=1)
+    assert back.steps[-1] == End()
     one = program_from_dict({**doc, "cpus": 1, "steps": [{"op": "read", "reg": "id"}]})
     assert encode(one)[4:6] == b"\x01\x00" and encode(one)[12:16] == bytes(4)
     with pytest.raises(ProgramError, match="step 0 has unknown op"):
@@ -121,3 +129,28 @@ def test_cpus_and_step_cpu_are_read_checked_and_round_trip_as_version_2() -> Non
         program_from_dict({**doc, "steps": [{"op": "sti", "cpu": 2}]})
     with pytest.raises(ProgramError, match="cpus"):
         program_from_dict({**doc, "cpus": 0})
+
+
+def test_decode_refuses_operands_no_step_encodes() -> None:
+    """Each step's encode() is the only packer: an STI with an operand, or a WAIT word with bits
+    above its count, is not a program encode could have written."""
+    from apiclab.guest.program import STEP, ProgramImageError, Sti, Wait
+
+    good = encode(Program((Sti(), Wait(0x31, 100, count=2))))
+    assert decode(good).steps[:2] == (Sti(), Wait(0x31, 100, count=2))
+    base = len(good) - 3 * STEP.size
+    bad_sti = good[:base] + STEP.pack(int(Op.STI), 5, 0) + good[base + STEP.size:]
+    with pytest.raises(ProgramImageError, match="step 0: sti step with operands a=0x5"):
+        decode(bad_sti)
+    assert encode(decode(good)) == good
+
+
+def test_a_step_built_in_code_with_a_bad_field_is_named_by_validate() -> None:
+    from apiclab.guest.program import BugcheckIfTimeout, Out
+
+    with pytest.raises(ProgramError, match=r"step 0: value 0x100 is not 0\.\.0xff"):
+        Program((Out(0x80, 0x100),)).validate()
+    with pytest.raises(ProgramError, match=r"step 1: params \(1,\) is not two integers"):
+        Program((Out(0x80, 1), BugcheckIfTimeout(1, (1,)))).validate()  # type: ignore[arg-type]
+    with pytest.raises(ProgramError, match="step 0: cpu 1 is not one of the program's 1 CPUs"):
+        Program((Out(0x80, 1, cpu=1),)).validate()

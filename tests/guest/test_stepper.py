@@ -4,7 +4,19 @@ import pytest
 
 from apiclab.conform.backends import ModelBackend
 from apiclab.engine.events import fields_of
-from apiclab.guest.program import Handler, Mode, Op, Program, Step
+from apiclab.guest.program import (
+    BugcheckIfTimeout,
+    Cli,
+    Handler,
+    Hlt,
+    Mode,
+    Pause,
+    Program,
+    Read,
+    Sti,
+    Wait,
+    Write,
+)
 from apiclab.guest.stepper import STOPPED
 from apiclab.hypervisor.machine import reset_image
 from apiclab.hypervisor.program_run import run_program
@@ -12,13 +24,13 @@ from apiclab.hypervisor.program_run import run_program
 CLOCK = 0xD1
 PROGRAM = Program(
     (
-        Step(Op.WRITE, 0xF0, 0x1FF),
-        Step(Op.WRITE, 0x3E0, 0b1011),
-        Step(Op.WRITE, 0x320, (1 << 17) | CLOCK),
-        Step(Op.WRITE, 0x380, 1_000_000),
-        Step(Op.STI),
-        Step(Op.WAIT, CLOCK | 1 << 8, 200_000_000),
-        Step(Op.BUGCHECK_IF_TIMEOUT, 0x5C, 0x10B | 3 << 32),
+        Write(0xF0, 0x1FF),
+        Write(0x3E0, 0b1011),
+        Write(0x320, (1 << 17) | CLOCK),
+        Write(0x380, 1_000_000),
+        Sti(),
+        Wait(CLOCK, 200_000_000),
+        BugcheckIfTimeout(0x5C, (0x10B, 3)),
     ),
     {CLOCK: Handler(eoi=True, log=True)},
 )
@@ -56,16 +68,16 @@ def test_restored_pending_vector_without_eoi_blocks_the_clock(apicv):
 
 
 def test_halt_with_interrupts_off_times_out_without_end():
-    program = Program((Step(Op.CLI), Step(Op.HLT)))
+    program = Program((Cli(), Hlt()))
     trace = run_program(program, limit_ns=1_000_000)
     assert not trace.of_kind("end")
 
 
 def test_an_illegal_lvt_error_vector_ends_without_recursion():
     program = Program(
-        (Step(Op.WRITE, 0xF0, 0x1FF), Step(Op.WRITE, 0x370, 0), Step(Op.STI),
-         Step(Op.WRITE, 0x300, 0x44006), Step(Op.PAUSE, 0, 200_000), Step(Op.WRITE, 0x280, 0),
-         Step(Op.READ, 0x280)),
+        (Write(0xF0, 0x1FF), Write(0x370, 0), Sti(),
+         Write(0x300, 0x44006), Pause(200_000), Write(0x280, 0),
+         Read(0x280)),
         default_handler=Handler(eoi=True, log=True), mode=Mode.XAPIC_PM32,
     )
     events = [(e.kind, fields_of(e)) for e in run_program(program).guest_visible()]
@@ -73,8 +85,8 @@ def test_an_illegal_lvt_error_vector_ends_without_recursion():
 
 
 TIMER_STORM = Program(
-    (Step(Op.WRITE, 0xF0, 0x1FF), Step(Op.WRITE, 0x3E0, 0b1011), Step(Op.WRITE, 0x320, 1 << 17 | 0x40),
-     Step(Op.WRITE, 0x380, 1), Step(Op.STI), Step(Op.PAUSE, 0, 1 << 60)),
+    (Write(0xF0, 0x1FF), Write(0x3E0, 0b1011), Write(0x320, 1 << 17 | 0x40),
+     Write(0x380, 1), Sti(), Pause(1 << 60)),
     default_handler=Handler(eoi=True, log=False),
 )
 
@@ -93,7 +105,7 @@ def test_the_model_backend_reports_a_stopped_run_as_timed_out():
 
 
 def test_a_pause_beyond_the_run_limit_ends_the_run_at_the_limit():
-    program = Program((Step(Op.PAUSE, 0, 1 << 62), Step(Op.READ, 0xF0)))
+    program = Program((Pause(1 << 62), Read(0xF0)))
     trace = run_program(program, limit_ns=1_000_000)
     assert trace.guest_visible() == [] and not trace.of_kind(STOPPED)
 
@@ -103,14 +115,14 @@ def test_several_cpus_init_resets_the_target_but_keeps_its_id() -> None:
     each read tagged with the CPU; CPU 1's steps between INIT and SIPI do nothing."""
     init, sipi = (1 << 56) | 0x4500, (1 << 56) | 0x4608
     program = Program((
-        Step(Op.WRITE, 0xF0, 0x1FF, cpu=1),
-        Step(Op.WRITE, 0x80, 0x20, cpu=1),
-        Step(Op.WRITE, 0x300, init, cpu=0),
-        Step(Op.READ, 0x80, cpu=1),  # waiting for SIPI: not run
-        Step(Op.WRITE, 0x300, sipi, cpu=0),
-        Step(Op.READ, 0x80, cpu=1),
-        Step(Op.READ, 0x20, cpu=1),
-        Step(Op.READ, 0x20, cpu=0),
+        Write(0xF0, 0x1FF, cpu=1),
+        Write(0x80, 0x20, cpu=1),
+        Write(0x300, init, cpu=0),
+        Read(0x80, cpu=1),  # waiting for SIPI: not run
+        Write(0x300, sipi, cpu=0),
+        Read(0x80, cpu=1),
+        Read(0x20, cpu=1),
+        Read(0x20, cpu=0),
     ), mode=Mode.XAPIC_PM32, cpus=2)
     reads = [(e.cpu, e.reg, e.value)
              for e in run_program(program).of_kind("read")]
@@ -122,13 +134,13 @@ def test_a_cpu_waiting_for_sipi_takes_no_nmi_and_sipi_to_a_running_cpu_is_ignore
     that waits for one, so a second SIPI changes nothing (CPU 1's TPR set after the first stays)."""
     init, sipi, nmi = (1 << 56) | 0x4500, (1 << 56) | 0x4608, (1 << 56) | 0x4400
     program = Program((
-        Step(Op.WRITE, 0xF0, 0x1FF, cpu=1),
-        Step(Op.WRITE, 0x300, init, cpu=0),
-        Step(Op.WRITE, 0x300, nmi, cpu=0),
-        Step(Op.WRITE, 0x300, sipi, cpu=0),
-        Step(Op.WRITE, 0x80, 0x30, cpu=1),
-        Step(Op.WRITE, 0x300, sipi, cpu=0),
-        Step(Op.READ, 0x80, cpu=1),
+        Write(0xF0, 0x1FF, cpu=1),
+        Write(0x300, init, cpu=0),
+        Write(0x300, nmi, cpu=0),
+        Write(0x300, sipi, cpu=0),
+        Write(0x80, 0x30, cpu=1),
+        Write(0x300, sipi, cpu=0),
+        Read(0x80, cpu=1),
     ), mode=Mode.XAPIC_PM32, cpus=2)
     events = run_program(program).guest_visible()
     assert [(e.kind, getattr(e, "value", None)) for e in events] == [("read", 0x30), ("end", None)]

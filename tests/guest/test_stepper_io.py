@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 from apiclab.engine import events as evt
-from apiclab.guest.program import Handler, Mode, Op, Program, Step
+from apiclab.guest.program import (
+    Handler,
+    In,
+    MmioRead,
+    MmioWrite,
+    Mode,
+    Out,
+    Program,
+    Sti,
+    Wait,
+    Write,
+)
 from apiclab.hypervisor.program_run import run_program
 
 IOREGSEL, IOWIN = 0xFEC00000, 0xFEC00010
@@ -11,18 +22,18 @@ IOREGSEL, IOWIN = 0xFEC00000, 0xFEC00010
 
 def test_level_pit_interrupt_redelivers_after_eoi_while_out_is_high() -> None:
     program = Program((
-        Step(Op.WRITE, 0xF0, 0x1FF),
-        Step(Op.OUT, 0x43, 0x30),
-        Step(Op.MMIO_WRITE, IOREGSEL, 0x14),
-        Step(Op.MMIO_WRITE, IOWIN, 0xA050),
-        Step(Op.STI),
-        Step(Op.OUT, 0x40, 0x00),
-        Step(Op.OUT, 0x40, 0x10),
-        Step(Op.WAIT, 0x50 | 1 << 8, 10**9),
-        Step(Op.MMIO_READ, IOWIN),
-        Step(Op.IN, 0x21),
-        Step(Op.WRITE, 0xB0, 0),
-        Step(Op.WAIT, 0x50 | 2 << 8, 10**6),
+        Write(0xF0, 0x1FF),
+        Out(0x43, 0x30),
+        MmioWrite(IOREGSEL, 0x14),
+        MmioWrite(IOWIN, 0xA050),
+        Sti(),
+        Out(0x40, 0x00),
+        Out(0x40, 0x10),
+        Wait(0x50, 10**9),
+        MmioRead(IOWIN),
+        In(0x21),
+        Write(0xB0, 0),
+        Wait(0x50, 10**6, count=2),
     ), default_handler=Handler(eoi=False, log=True), mode=Mode.XAPIC_PM32)
     events = [evt.to_dict(e) for e in run_program(program).of_kind("interrupt", "read", "wait")]
     for e in events:

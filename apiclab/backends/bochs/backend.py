@@ -15,7 +15,7 @@ from apiclab.backends.base import Availability, BackendUnavailable, RunResult
 from apiclab.backends.bochs.vgarom import find_vga_rom
 from apiclab.guest.agent import batch, log
 from apiclab.guest.agent.image import agent_binary
-from apiclab.guest.program import TESTDEV_IRQ, Op, Program, testdev_line
+from apiclab.guest.program import TESTDEV_IRQ, Out, Program, testdev_line
 
 BOCHS = "bochs"
 # Bochs' TSC advances one tick per emulated instruction at `ips` instructions per second.
@@ -82,7 +82,7 @@ def _version() -> str:
 
 def _refusal(program: Program) -> str | None:
     """Why Bochs cannot run `program`, or None."""
-    if any(s.op == Op.OUT and testdev_line(s.a) is not None for s in program.steps):
+    if any(isinstance(s, Out) and testdev_line(s.port) is not None for s in program.steps):
         return f"Bochs has no pc-testdev to drive IOAPIC inputs (ports {TESTDEV_IRQ:#x} + line)"
     return None
 

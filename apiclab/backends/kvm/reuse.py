@@ -40,7 +40,7 @@ from apiclab.backends.kvm import structs as s
 from apiclab.backends.kvm.ioctls import KvmError, ioctl
 from apiclab.backends.kvm.machine import KvmPc
 from apiclab.backends.kvm.system import Kvm
-from apiclab.guest.program import MMIO_OPS, PORT_OPS, Op, Program, testdev_line
+from apiclab.guest.program import In, MmioRead, MmioWrite, Out, Program, testdev_line
 
 PIT_PORTS = frozenset({0x40, 0x41, 0x42, 0x43, 0x61})  # the 8254 and port B (its gate, speaker)
 
@@ -48,18 +48,18 @@ PIT_PORTS = frozenset({0x40, 0x41, 0x42, 0x43, 0x61})  # the 8254 and port B (it
 def leaves_pc_reusable(program: Program) -> bool:
     """Whether the reset puts back all that `program` may change (module docstring)."""
     return program.cpus == 1 and not any(
-        step.op in PORT_OPS and step.a in PIT_PORTS for step in program.steps)
+        isinstance(step, Out | In) and step.port in PIT_PORTS for step in program.steps)
 
 
 def drives_devices(program: Program) -> bool:
     """Whether `program` may change a device outside the vCPU (port I/O, MMIO)."""
-    return any(step.op in PORT_OPS or step.op in MMIO_OPS for step in program.steps)
+    return any(isinstance(step, Out | In | MmioWrite | MmioRead) for step in program.steps)
 
 
 def testdev_lines(program: Program) -> set[int]:
     """The interrupt lines `program` drives through pc-testdev."""
-    return {line for step in program.steps if step.op == Op.OUT
-            and (line := testdev_line(step.a)) is not None}
+    return {line for step in program.steps if isinstance(step, Out)
+            and (line := testdev_line(step.port)) is not None}
 
 
 class ReusedPc:

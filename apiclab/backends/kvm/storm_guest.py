@@ -23,7 +23,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from apiclab.arch.registers import Reg
-from apiclab.guest.program import Handler, Mode, Op, Program, Step
+from apiclab.guest.program import (
+    BugcheckIfTimeout,
+    Cli,
+    End,
+    Handler,
+    Hlt,
+    Mode,
+    Pause,
+    Program,
+    Step,
+    Sti,
+    Wait,
+    Write,
+)
 from apiclab.scenarios.kvm_cases import (
     BUGCHECK_CLOCK_INTERRUPT_NOT_RECEIVED,
     CLOCK_SOURCE_INDEX,
@@ -56,22 +69,22 @@ def storm_program(tsc_hz: int, *, pending: Sequence[int] = (), wait_ms: int = DE
                              f"{CLOCK_VECTOR:#x}")
     us = tsc_hz // 1_000_000
     traffic = [v for v in TRAFFIC if v not in pending]
-    steps = [
-        Step(Op.STI), Step(Op.PAUSE, 0, FIRMWARE_US * us), Step(Op.CLI),
-        Step(Op.WRITE, Reg.SVR, 0x1FF),  # software-enable, spurious 0xFF (SDM §10.9)
-        Step(Op.WRITE, Reg.TPR, 0),
-        Step(Op.WRITE, Reg.TIMER_DIVIDE, DIVIDE_BY_1),
-        Step(Op.WRITE, Reg.LVT_TIMER, LVT_TIMER_PERIODIC | CLOCK_VECTOR),
-        Step(Op.WRITE, Reg.TIMER_INITIAL, CLOCK_PERIOD_NS),  # KVM's APIC bus: 1 count per ns
-        Step(Op.STI),
-        Step(Op.WAIT, CLOCK_VECTOR | 1 << 8, tsc_hz * wait_ms // 1000),
-        Step(Op.BUGCHECK_IF_TIMEOUT, BUGCHECK_CLOCK_INTERRUPT_NOT_RECEIVED,
-             HAL_CLOCK_PARAM | CLOCK_SOURCE_INDEX << 32),
-        *(Step(Op.WRITE, Reg.SELF_IPI, v) for v in traffic),
-        *(Step(Op.HLT) for _ in range(IDLE_HLTS)),  # the idle loop: wake on each interrupt
-        Step(Op.CLI),
-        *(Step(Op.WRITE, Reg.SELF_IPI, v) for v in pending),
-        Step(Op.END),
+    steps: list[Step] = [
+        Sti(), Pause(FIRMWARE_US * us), Cli(),
+        Write(Reg.SVR, 0x1FF),  # software-enable, spurious 0xFF (SDM §10.9)
+        Write(Reg.TPR, 0),
+        Write(Reg.TIMER_DIVIDE, DIVIDE_BY_1),
+        Write(Reg.LVT_TIMER, LVT_TIMER_PERIODIC | CLOCK_VECTOR),
+        Write(Reg.TIMER_INITIAL, CLOCK_PERIOD_NS),  # KVM's APIC bus: 1 count per ns
+        Sti(),
+        Wait(CLOCK_VECTOR, tsc_hz * wait_ms // 1000),
+        BugcheckIfTimeout(BUGCHECK_CLOCK_INTERRUPT_NOT_RECEIVED,
+                          (HAL_CLOCK_PARAM, CLOCK_SOURCE_INDEX)),
+        *(Write(Reg.SELF_IPI, v) for v in traffic),
+        *(Hlt() for _ in range(IDLE_HLTS)),  # the idle loop: wake on each interrupt
+        Cli(),
+        *(Write(Reg.SELF_IPI, v) for v in pending),
+        End(),
     ]
     handlers = {v: Handler(eoi=True, log=False) for v in traffic}
     handlers[CLOCK_VECTOR] = Handler(eoi=True, log=log_clock)

@@ -135,13 +135,14 @@ def _decode_tagged(lines: Iterable[tuple[int | None, str]], tsc_khz: int) -> Tra
 
 class Tagged:
     """A Trace whose `record` adds {"cpu": k} to each event (none for a one-CPU run, as the
-    model's events carry none there)."""
+    model's events carry none there), but for the run's `end`, which is the whole program's (the
+    model's carries no CPU either; `conform --random` compared them field by field)."""
 
     def __init__(self, trace: Trace, cpu: int | None) -> None:
         self.trace, self.cpu = trace, cpu
 
     def record(self, time: int, kind: type[ev.Event], **fields: Any) -> None:
-        if self.cpu is not None:
+        if self.cpu is not None and kind is not ev.End:
             fields["cpu"] = self.cpu
         self.trace.record(time, kind, **fields)
 

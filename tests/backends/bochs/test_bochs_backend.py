@@ -46,9 +46,9 @@ def test_bochs_signals_a_spurious_interrupt_for_a_same_class_vector() -> None:
 
 @needs_bochs
 def test_a_hanging_guest_is_killed_at_the_time_out(tmp_path: Path) -> None:
-    from apiclab.guest.program import Mode, Op, Program, Step
+    from apiclab.guest.program import Cli, Hlt, Mode, Program
 
-    hang = Program((Step(Op.CLI), Step(Op.HLT)), mode=Mode.XAPIC_PM32)
+    hang = Program((Cli(), Hlt()), mode=Mode.XAPIC_PM32)
     result = BochsBackend().run(hang, timeout_s=1.0)
     assert result.timed_out
 
@@ -56,9 +56,9 @@ def test_a_hanging_guest_is_killed_at_the_time_out(tmp_path: Path) -> None:
 @needs_bochs
 def test_a_timed_out_run_leaves_no_temporary_files(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from apiclab.guest.program import Mode, Op, Program, Step
+    from apiclab.guest.program import Cli, Hlt, Mode, Program
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    hang = Program((Step(Op.CLI), Step(Op.HLT)), mode=Mode.XAPIC_PM32)
+    hang = Program((Cli(), Hlt()), mode=Mode.XAPIC_PM32)
     assert BochsBackend().run(hang, timeout_s=1.0).timed_out
     assert list(tmp_path.iterdir()) == []

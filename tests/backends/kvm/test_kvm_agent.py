@@ -14,7 +14,27 @@ from apiclab.backends.base import BackendUnavailable
 from apiclab.backends.kvm.backend import KvmBackend, open_kvm
 from apiclab.backends.kvm.tracefs import TRACEFS, TraceUnavailable
 from apiclab.engine import events as evt
-from apiclab.guest.program import Handler, Mode, Op, Program, Step
+from apiclab.guest.program import (
+    BugcheckIfTimeout,
+    Cli,
+    End,
+    Handler,
+    Hlt,
+    In,
+    MmioRead,
+    MmioWrite,
+    Mode,
+    Out,
+    Pause,
+    Program,
+    Rdmsr,
+    Read,
+    Sti,
+    StiHlt,
+    TscDeadline,
+    Wait,
+    Write,
+)
 from apiclab.hypervisor.machine import reset_image
 
 pytestmark = pytest.mark.usefixtures("kvm")  # skips, with the reason, where /dev/kvm is unusable
@@ -40,7 +60,7 @@ def run(backend: KvmBackend, program: Program, **kw: object) -> list[dict[str, o
 
 @pytest.mark.parametrize("mode", MODES)
 def test_read_reports_the_apic_version_register(backend: KvmBackend, mode: Mode) -> None:
-    events = run(backend, Program((Step(Op.READ, Reg.VERSION), Step(Op.END)), mode=mode))
+    events = run(backend, Program((Read(Reg.VERSION), End()), mode=mode))
     assert events == [{"kind": "read", "reg": 0x30, "value": 0x50014}, {"kind": "end"}]
 
 
@@ -49,7 +69,7 @@ def test_guest_reads_ppr_from_a_restored_in_service_vector(backend: KvmBackend,
                                                            mode: Mode) -> None:
     image = reset_image()
     image.isr = 1 << 0xE1
-    events = run(backend, Program((Step(Op.READ, Reg.PPR), Step(Op.READ, Reg.ISR0 + 0x70)),
+    events = run(backend, Program((Read(Reg.PPR), Read(Reg.ISR0 + 0x70)),
                                   mode=mode), lapic_image=image)
     assert events[:2] == [{"kind": "read", "reg": 0xA0, "value": 0xE0},
                           {"kind": "read", "reg": 0x170, "value": 1 << (0xE1 - 0xE0)}]
@@ -58,10 +78,10 @@ def test_guest_reads_ppr_from_a_restored_in_service_vector(backend: KvmBackend,
 @pytest.mark.parametrize("mode", MODES)
 def test_self_ipi_reaches_the_handler_and_the_wait_completes(backend: KvmBackend,
                                                              mode: Mode) -> None:
-    send = (Step(Op.WRITE, Reg.SELF_IPI, 0x40) if mode == Mode.X2APIC_REAL
-            else Step(Op.WRITE, Reg.ICR_LOW, SELF | 0x40))
-    program = Program((Step(Op.WRITE, Reg.SVR, 0x1FF), Step(Op.STI), send,
-                       Step(Op.WAIT, 0x40 | 1 << 8, 10**9), Step(Op.END)),
+    send = (Write(Reg.SELF_IPI, 0x40) if mode == Mode.X2APIC_REAL
+            else Write(Reg.ICR_LOW, SELF | 0x40))
+    program = Program((Write(Reg.SVR, 0x1FF), Sti(), send,
+                       Wait(0x40, 10**9), End()),
                       {0x40: Handler(eoi=True, log=True)}, mode=mode)
     events = run(backend, program)
     assert kinds(events) == ["interrupt", "wait", "end"]
@@ -74,10 +94,10 @@ def test_tsc_deadline_timer_wakes_hlt(backend: KvmBackend, mode: Mode) -> None:
     # The deadline lies ~10 ms ahead (20 M ticks), so the guest is halted when it passes even on
     # a loaded host; with 1 M ticks a slow STI;HLT could come after the timer already fired, and
     # this host's KVM injects an interrupt pending at STI only at a later exit (docs/host.md).
-    program = Program((Step(Op.WRITE, Reg.SVR, 0x1FF),
-                       Step(Op.WRITE, Reg.LVT_TIMER, LVT_TSC_DEADLINE | 0xD1),
-                       Step(Op.TSC_DEADLINE, 0, 20_000_000), Step(Op.STI), Step(Op.HLT),
-                       Step(Op.WAIT, 0xD1 | 1 << 8, 1), Step(Op.END)),
+    program = Program((Write(Reg.SVR, 0x1FF),
+                       Write(Reg.LVT_TIMER, LVT_TSC_DEADLINE | 0xD1),
+                       TscDeadline(20_000_000), Sti(), Hlt(),
+                       Wait(0xD1, 1), End()),
                       {0xD1: Handler(eoi=True, log=False)}, mode=mode)
     events = run(backend, program)
     assert events == [{"kind": "wait", "vector": 0xD1, "count": 1, "outcome": "done"},
@@ -85,8 +105,8 @@ def test_tsc_deadline_timer_wakes_hlt(backend: KvmBackend, mode: Mode) -> None:
 
 
 def test_wait_without_interrupts_times_out_into_the_bugcheck(backend: KvmBackend) -> None:
-    program = Program((Step(Op.WAIT, 0xD1 | 1 << 8, 2_000_000), Step(Op.PAUSE, 0, 1000),
-                       Step(Op.BUGCHECK_IF_TIMEOUT, 0x5C, 0x10B | 3 << 32), Step(Op.END)))
+    program = Program((Wait(0xD1, 2_000_000), Pause(1000),
+                       BugcheckIfTimeout(0x5C, (0x10B, 3)), End()))
     assert run(backend, program) == [
         {"kind": "wait", "vector": 0xD1, "count": 0, "outcome": "timeout"},
         {"kind": "bugcheck", "code": 0x5C, "params": [0x10B, 3, 0, 0]},
@@ -95,7 +115,7 @@ def test_wait_without_interrupts_times_out_into_the_bugcheck(backend: KvmBackend
 
 
 def test_halted_guest_is_reported_as_timed_out(backend: KvmBackend) -> None:
-    result = backend.run(Program((Step(Op.CLI), Step(Op.HLT), Step(Op.END))), timeout_s=0.2)
+    result = backend.run(Program((Cli(), Hlt(), End())), timeout_s=0.2)
     assert result.timed_out
     assert [e.kind for e in result.trace] == ["timeout"]
     assert result.evidence["stop"] == "interrupted"
@@ -103,8 +123,8 @@ def test_halted_guest_is_reported_as_timed_out(backend: KvmBackend) -> None:
 
 def test_tracepoints_are_captured_and_the_private_instance_removed() -> None:
     traced = KvmBackend(trace_events=True)
-    program = Program((Step(Op.WRITE, Reg.SVR, 0x1FF), Step(Op.STI),
-                       Step(Op.WRITE, Reg.SELF_IPI, 0x40), Step(Op.WAIT, 0x40 | 1 << 8, 10**9)),
+    program = Program((Write(Reg.SVR, 0x1FF), Sti(),
+                       Write(Reg.SELF_IPI, 0x40), Wait(0x40, 10**9)),
                       {0x40: Handler(eoi=True, log=False)})
     try:
         result = traced.run(program)
@@ -151,18 +171,18 @@ def test_missing_capability_and_refused_create_vm_are_named(
 
     monkeypatch.setattr(Kvm, "create_vm", refuse)
     with pytest.raises(BackendUnavailable, match="KVM_CREATE_VM refused: Device or resource busy"):
-        KvmBackend().run(Program((Step(Op.END),)))
+        KvmBackend().run(Program((End(),)))
 
 
 def test_port_and_mmio_steps_reach_the_in_kernel_devices_and_empty_space(
         backend: KvmBackend) -> None:
     ioapic = 0xFEC00000
     program = Program((
-        Step(Op.OUT, 0x21, 0xFB),  # the in-kernel 8259's mask register keeps what it is given
-        Step(Op.IN, 0x21),
-        Step(Op.MMIO_WRITE, ioapic, 0x01),  # IOREGSEL = version (82093AA §3.2.2)
-        Step(Op.MMIO_READ, ioapic + 0x10),
-        Step(Op.MMIO_READ, 0xFED00000),  # nothing mapped: the run loop answers all ones
+        Out(0x21, 0xFB),  # the in-kernel 8259's mask register keeps what it is given
+        In(0x21),
+        MmioWrite(ioapic, 0x01),  # IOREGSEL = version (82093AA §3.2.2)
+        MmioRead(ioapic + 0x10),
+        MmioRead(0xFED00000),  # nothing mapped: the run loop answers all ones
     ), mode=Mode.XAPIC_PM32)
     events = run(backend, program)
     assert events[0] == {"kind": "read", "port": 0x21, "value": 0xFB}
@@ -176,7 +196,7 @@ def test_a_faulting_msr_step_is_a_fault_event_and_the_program_goes_on(backend: K
                                                                       mode: Mode) -> None:
     # MSR 0x801 is no x2APIC register (SDM Table 10-6) and, in xAPIC mode, no x2APIC MSR is
     # reachable at all (§10.12.1.2): #GP either way, then the next step still runs.
-    program = Program((Step(Op.RDMSR, 0x801), Step(Op.RDMSR, 0x1B), Step(Op.END)), mode=mode)
+    program = Program((Rdmsr(0x801), Rdmsr(0x1B), End()), mode=mode)
     events = run(backend, program)
     extd = 0x400 if mode == Mode.X2APIC_REAL else 0
     assert events == [{"kind": "fault", "vector": 13},
@@ -185,8 +205,8 @@ def test_a_faulting_msr_step_is_a_fault_event_and_the_program_goes_on(backend: K
 
 
 def test_sti_hlt_wakes_on_an_interrupt_pending_at_sti(backend: KvmBackend) -> None:
-    program = Program((Step(Op.WRITE, Reg.SVR, 0x1FF), Step(Op.WRITE, Reg.SELF_IPI, 0x55),
-                       Step(Op.STI_HLT), Step(Op.END)),
+    program = Program((Write(Reg.SVR, 0x1FF), Write(Reg.SELF_IPI, 0x55),
+                       StiHlt(), End()),
                       default_handler=Handler(eoi=True), mode=Mode.X2APIC_REAL)
     events = run(backend, program)
     assert kinds(events) == ["interrupt", "end"]

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from apiclab.backends.kvm.deviation import deviation, eoi_origins, outcome, trace_difference
 from apiclab.backends.kvm.tracefs import parse
 from apiclab.engine.trace import Trace
-from apiclab.guest.program import Handler, Mode, Op, Program, Step
+from apiclab.guest.program import End, Handler, Mode, Program
 
 
 def trace(*rows: Mapping[str, object]) -> Trace:
@@ -62,7 +62,7 @@ def test_our_vms_pit_worker_counts_as_ours_and_another_vms_does_not() -> None:
 
 
 def test_an_eoi_without_the_guests_wrmsr_or_against_its_handler_is_kvms_own() -> None:
-    program = Program((Step(Op.END),), {0xD1: Handler(eoi=True), 0xE1: Handler(eoi=False)},
+    program = Program((End(),), {0xD1: Handler(eoi=True), 0xE1: Handler(eoi=False)},
                       mode=Mode.X2APIC_REAL)
     tps = [e.as_dict() for e in parse(TRACE_TEXT, {42})]
     assert eoi_origins(tps, program) == {"kvm_eoi_vectors": [225, 209],
@@ -70,7 +70,7 @@ def test_an_eoi_without_the_guests_wrmsr_or_against_its_handler_is_kvms_own() ->
 
 
 def test_deviation_carries_outcomes_registers_and_summary() -> None:
-    program = Program((Step(Op.END),), {0xE1: Handler(eoi=False)})
+    program = Program((End(),), {0xE1: Handler(eoi=False)})
     host = trace({"kind": "interrupt", "vector": 0xE1, "isr": [], "irr": [], "ppr": 0}, TICK)
     model = trace({"kind": "interrupt", "vector": 0xE1, "isr": [0xE1], "irr": [], "ppr": 0xE0},
                   TIMEOUT, BUGCHECK)

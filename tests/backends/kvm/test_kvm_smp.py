@@ -8,7 +8,7 @@ import pytest
 from apiclab.arch.registers import Reg
 from apiclab.backends.kvm.backend import KvmBackend
 from apiclab.engine import events as evt
-from apiclab.guest.program import Mode, Op, Program, Step
+from apiclab.guest.program import Mode, Pause, Program, Read, Write
 
 pytestmark = pytest.mark.usefixtures("kvm")  # skips, with the reason, where /dev/kvm is unusable
 
@@ -22,23 +22,23 @@ def events(program: Program) -> list[dict[str, object]]:
 @pytest.mark.parametrize("mode", [Mode.X2APIC_REAL, Mode.XAPIC_PM32])
 def test_each_cpu_reads_its_own_apic_id_in_the_order_written(mode: Mode) -> None:
     # x2APIC ID register: the ID itself; xAPIC: the ID in bits 31:24 (SDM §10.4.6, §10.12.5.1)
-    steps = tuple(Step(Op.READ, Reg.ID, cpu=k) for k in (2, 0, 1, 2))
+    steps = tuple(Read(Reg.ID, cpu=k) for k in (2, 0, 1, 2))
     got = events(Program(steps, mode=mode, cpus=3))
     reads = [(e["cpu"], e["value"]) for e in got if e["kind"] == "read"]
     shift = 0 if mode == Mode.X2APIC_REAL else 24
     assert reads == [(k, k << shift) for k in (2, 0, 1, 2)]
-    assert got[-1] == {"kind": "end", "cpu": 0}
+    assert got[-1] == {"kind": "end"}  # the run's end, no CPU's (as on the model)
 
 
 def test_a_fixed_ipi_reaches_only_the_named_cpu() -> None:
     # physical destination 1 (SDM §10.6.2.1), IF = 0 on both: it waits in CPU 1's IRR
     steps = (
-        Step(Op.WRITE, Reg.SVR, 0x1FF, cpu=0),
-        Step(Op.WRITE, Reg.SVR, 0x1FF, cpu=1),
-        Step(Op.WRITE, Reg.ICR_LOW, (1 << 56) | 0x4051, cpu=0),
-        Step(Op.PAUSE, b=200_000, cpu=0),
-        Step(Op.READ, Reg.IRR0 + 0x20, cpu=0),
-        Step(Op.READ, Reg.IRR0 + 0x20, cpu=1),
+        Write(Reg.SVR, 0x1FF, cpu=0),
+        Write(Reg.SVR, 0x1FF, cpu=1),
+        Write(Reg.ICR_LOW, (1 << 56) | 0x4051, cpu=0),
+        Pause(200_000),
+        Read(Reg.IRR0 + 0x20, cpu=0),
+        Read(Reg.IRR0 + 0x20, cpu=1),
     )
     got = events(Program(steps, mode=Mode.XAPIC_PM32, cpus=2))
     assert [(e["cpu"], e["value"]) for e in got if e["kind"] == "read"] == [(0, 0), (1, 1 << 17)]

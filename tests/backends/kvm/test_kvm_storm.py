@@ -18,7 +18,7 @@ from apiclab.backends.kvm.storm_guest import storm_program
 from apiclab.backends.kvm.system import Kvm
 from apiclab.cli.main import main
 from apiclab.explore.catalogue import CATALOGUE
-from apiclab.guest.program import Handler, Op, Program, Step
+from apiclab.guest.program import Cli, End, Handler, Hlt, Pause, Program, Step
 from apiclab.hypervisor.profiles import PROFILES, RESET_RVI, get_profile
 
 TSC_HZ = 2_000_000_000
@@ -138,13 +138,13 @@ def test_unknown_profile_is_one_line_and_exit_2(capsys: Capture) -> None:
     assert len(err.splitlines()) == 1 and "kvm-0.1" in err
 
 
-@pytest.mark.parametrize("hang", [Step(Op.CLI), Step(Op.PAUSE, 0, 1 << 50)],
+@pytest.mark.parametrize("hang", [Cli(), Pause(1 << 50)],
                          ids=["halted-with-if-0", "spinning-in-the-guest"])
 def test_a_cycle_that_never_ends_is_stopped_and_the_next_one_runs(kvm: Kvm, hang: Step) -> None:
     """The cycle's time-out is a kernel timer signalling the thread in KVM_RUN (no watchdog
     thread): it stops a guest blocked in HLT with interrupts off and a guest spinning without
     exits alike, the VM is reset and the next cycle runs (and is stopped) too."""
-    steps = (hang, Step(Op.HLT), Step(Op.END)) if hang.op == Op.CLI else (hang, Step(Op.END))
+    steps = (hang, Hlt(), End()) if isinstance(hang, Cli) else (hang, End())
     program = Program(steps, {}, Handler(eoi=False, log=False))
     threads = threading.active_count()
     seen: list[int] = []

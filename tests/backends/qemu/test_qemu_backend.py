@@ -45,9 +45,9 @@ def test_qemu_delivers_an_illegal_vector_where_the_sdm_forbids_it() -> None:
 
 @needs_qemu
 def test_a_hanging_guest_is_killed_at_the_time_out() -> None:
-    from apiclab.guest.program import Mode, Op, Program, Step
+    from apiclab.guest.program import Cli, Hlt, Mode, Program
 
-    hang = Program((Step(Op.CLI), Step(Op.HLT)), mode=Mode.XAPIC_PM32)
+    hang = Program((Cli(), Hlt()), mode=Mode.XAPIC_PM32)
     result = QemuBackend().run(hang, timeout_s=1.0)
     assert result.timed_out
     assert [e.kind for e in result.trace.guest_visible()] == []
@@ -56,10 +56,10 @@ def test_a_hanging_guest_is_killed_at_the_time_out() -> None:
 @needs_qemu
 def test_a_timed_out_run_leaves_no_temporary_files(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from apiclab.guest.program import Mode, Op, Program, Step
+    from apiclab.guest.program import Cli, Hlt, Mode, Program
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    hang = Program((Step(Op.CLI), Step(Op.HLT)), mode=Mode.XAPIC_PM32)
+    hang = Program((Cli(), Hlt()), mode=Mode.XAPIC_PM32)
     assert QemuBackend().run(hang, timeout_s=1.0).timed_out
     assert list(tmp_path.iterdir()) == []
 

@@ -8,11 +8,11 @@ from apiclab.arch.registers import Reg
 from apiclab.engine import events as evt
 from apiclab.guest.agent import log
 from apiclab.guest.agent.image import PROGRAM_OFFSET, ImageError, agent_binary, build_image
-from apiclab.guest.program import Handler, Op, Program, Step, decode, encode
+from apiclab.guest.program import End, Handler, Program, Read, decode, encode
 
 
 def test_image_carries_the_encoded_program_at_the_slot_and_nothing_else_changes() -> None:
-    program = Program((Step(Op.READ, Reg.PPR), Step(Op.END)), {0xD1: Handler(eoi=True)})
+    program = Program((Read(Reg.PPR), End()), {0xD1: Handler(eoi=True)})
     blob = encode(program)
     rom = build_image(program)
     assert rom[PROGRAM_OFFSET:PROGRAM_OFFSET + len(blob)] == blob
@@ -27,7 +27,7 @@ def test_a_program_too_long_for_the_slot_is_refused(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(image, "PROGRAM_SLOT_SIZE", 64)
     with pytest.raises(ImageError, match="slot holds 64"):
-        image.build_image(Program((Step(Op.END),)))
+        image.build_image(Program((End(),)))
 
 
 TSC_KHZ = 2_000_000  # 2 GHz: 2 TSC ticks per ns
@@ -114,8 +114,9 @@ def test_logs_of_several_cpus_merge_by_tsc_and_carry_each_cpu() -> None:
            "@E0000000000005000\n"
     cpu1 = "@S000000000000200001\n@R0000000000004000" + "00000020" + "0" * 14 + "01\n"
     trace = log.decode_cpus([cpu0.encode(), cpu1], tsc_khz=1_000)
-    got = [(e.kind, getattr(e, "cpu", None), getattr(e, "value", None)) for e in trace.events]
-    assert got == [("read", 0, 0), ("read", 1, 1), ("end", 0, None)]
+    got = [(e.kind, e.cpu, getattr(e, "value", None)) for e in trace.events]
+    # the end is the whole run's: no cpu, as the model's end carries none
+    assert got == [("read", 0, 0), ("read", 1, 1), ("end", None, None)]
     assert [e.time for e in trace.events] == [0x2000 * 1000, 0x3000 * 1000, 0x4000 * 1000]
     # one CPU: no cpu field, as the model records none there
     assert log.decode(cpu0, 1_000).events[0].cpu is None
