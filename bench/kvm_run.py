@@ -26,6 +26,7 @@ from kvm_floor import floor_or_none
 
 from apiclab.backends.kvm.backend import KvmBackend, open_kvm
 from apiclab.backends.kvm.deviation import outcome
+from apiclab.engine.events import fields_of
 from apiclab.engine.trace import Trace
 from apiclab.guest.agent import log
 from apiclab.guest.agent.image import build_image
@@ -53,7 +54,7 @@ def result_of(trace: Trace) -> tuple[str, list[dict[str, object]]]:
     """What must agree: the outcome and the wait/bugcheck events (how many extra periodic ticks
     land while the agent writes its last lines depends on each VMM's exit cost)."""
     # the wait's tick count too: a second tick can land before the agent's loop sees the first
-    decisive = [{"kind": e.kind, **{k: v for k, v in e.data.items() if k != "count"}}
+    decisive = [{"kind": e.kind, **{k: v for k, v in fields_of(e).items() if k != "count"}}
                 for e in trace.of_kind("wait", "bugcheck")]
     return outcome(trace), decisive
 

@@ -23,6 +23,7 @@ from apiclab.conform.generate import (
     TIMER_VECTORS,
     random_program,
 )
+from apiclab.engine.events import fields_of
 from apiclab.engine.trace import Trace
 from apiclab.guest.program import (
     Mode,
@@ -70,7 +71,7 @@ def test_the_generator_draws_the_whole_vocabulary() -> None:
 
 
 def _events(program: Program) -> list[dict[str, Any]]:
-    return [{"kind": e.kind, **e.data} for e in run_program(program).guest_visible()]
+    return [{"kind": e.kind, **fields_of(e)} for e in run_program(program).guest_visible()]
 
 
 def test_the_model_runs_every_program_to_its_end_the_same_way_twice() -> None:
@@ -132,10 +133,10 @@ class SkewedApic:
         events = list(trace)
         last = max((i for i, e in enumerate(events) if e.kind == "interrupt"), default=-1)
         for i, e in enumerate(events):
-            data = dict(e.data)
+            data = fields_of(e)
             if i == last:
                 data["vector"] = data["vector"] + 1
-            out.record(e.time, e.kind, **data)
+            out.record(e.time, type(e), **data)
         return RunResult(trace=out, timed_out=False, evidence={})
 
 
