@@ -52,8 +52,30 @@ def _handler(signum: int, frame: FrameType | None) -> None:
     if _state.depth:
         _state.pending = _state.pending or sig
         return
+    if _in_import_machinery(frame):
+        # An exception raised here can be swallowed: the import system's module-lock weakref
+        # callbacks print what they raise and go on ("Exception ignored in ... cb"), and the run
+        # would then ignore every later signal. Raise it a moment later, outside.
+        _state.pending = _state.pending or sig
+        signal.signal(signal.SIGALRM, _retry)
+        signal.setitimer(signal.ITIMER_REAL, RETRY_S)
+        return
     _state.raised = sig
     raise _exception(sig)
+
+
+RETRY_S = 0.002
+
+
+def _in_import_machinery(frame: FrameType | None) -> bool:
+    return frame is not None and frame.f_code.co_filename.startswith("<frozen importlib")
+
+
+def _retry(signum: int, frame: FrameType | None) -> None:
+    """SIGALRM after a signal landed in the import machinery: raise it now (or once more later)."""
+    sig, _state.pending = _state.pending, None
+    if sig is not None:
+        _handler(sig, frame)
 
 
 def install() -> Callable[[], None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
+from types import FrameType
 
 import pytest
 
@@ -59,3 +60,23 @@ def test_without_install_deferred_changes_nothing() -> None:
     with interrupts.deferred():
         pass
     assert signal.getsignal(signal.SIGTERM) is not interrupts._handler
+
+
+def test_a_signal_landing_in_the_import_machinery_is_raised_just_after_it(installed: None) -> None:
+    """The import system's module-lock callbacks swallow what they raise; a signal that lands in
+    them must not be lost (the run would go on and ignore every later signal)."""
+    import sys
+    import time
+
+    namespace: dict[str, object] = {"sys": sys}
+    exec(compile("frame = sys._getframe()", "<frozen importlib._bootstrap>", "exec"), namespace)
+    frame = namespace["frame"]
+    assert isinstance(frame, FrameType)
+    signal_handler = signal.getsignal(signal.SIGTERM)
+    assert callable(signal_handler)
+    signal_handler(signal.SIGTERM, frame)  # as if it landed there: nothing raised yet
+    assert interrupts.interrupted() == signal.SIGTERM
+    with pytest.raises(interrupts.Terminated):
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:  # raised by the retry, well within the deadline
+            pass
