@@ -36,7 +36,7 @@ from apiclab.guest.agent.image import build_image
 
 EVENTS = ("kvm_emulate_insn", "kvm_pio", "kvm_userspace_exit", "kvm_msr",
           "kvm_apic_accept_irq", "kvm_eoi", "kvm_exit", "kvm_entry", "kvm_inj_virq")
-LABELS = {"kvm_apic_accept_irq": "interrupt accepted into IRR, to the next event",
+LABELS = {"kvm_apic_accept_irq": "interrupt accepted, to the next event (a halted vCPU wakes)",
           "kvm_pio": "port write decoded by KVM, to the exit",
           "kvm_msr": "x2APIC register write (WRMSR), to the next event",
           "kvm_eoi": "EOI processed, to the next event"}
