@@ -15,10 +15,10 @@ KVM reads the page's ID register according to the mode (`kvm_apic_state_fixup`, 
 
 The agent's log port is registered as coalesced PIO where the host allows it (api.rst
 §4.116 KVM_REGISTER_COALESCED_MMIO with `pio` = 1, KVM_CAP_COALESCED_PIO; Linux 0804c849f1df
-"kvm/x86 : add coalesced pio support" made it for ports whose writes need no answer, such as the
-RTC's index port that Windows 7 writes often): KVM queues each write in the ring page of the vCPU mapping
-instead of returning to user space, and the loop takes the bytes from the ring at the next exit,
-in order. The guest runs the same instructions; it no longer stops ~70 times a cycle (each exit
+"kvm/x86 : add coalesced pio support" made it for ports whose writes need no answer, such as
+the RTC's index port that Windows 7 writes often): KVM queues each write in the ring page of
+the vCPU mapping instead of returning to user space, and the loop takes the bytes from the
+ring at the next exit, in order. The guest runs the same instructions; it no longer stops ~70 times a cycle (each exit
 to Python and back costs ~11 us here, docs/kvm.md).
 
     with InPlaceVm(rom) as vm:
