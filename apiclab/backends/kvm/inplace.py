@@ -18,8 +18,8 @@ The agent's log port is registered as coalesced PIO where the host allows it (ap
 "kvm/x86 : add coalesced pio support" made it for ports whose writes need no answer, such as
 the RTC's index port that Windows 7 writes often): KVM queues each write in the ring page of
 the vCPU mapping instead of returning to user space, and the loop takes the bytes from the
-ring at the next exit, in order. The guest runs the same instructions; it no longer stops ~70 times a cycle (each exit
-to Python and back costs ~11 us here, docs/kvm.md).
+ring at the next exit, in order. The guest runs the same instructions; it no longer stops ~70
+times a cycle (each exit to Python and back costs ~11 us here, docs/kvm.md).
 
     with InPlaceVm(rom) as vm:
         for _ in range(n):
@@ -190,7 +190,8 @@ class InPlaceVm:
         KVM_GET_LAPIC. The loop reads the kvm_run page in place (api.rst §5): the exit reason
         at offset 8, the io exit (direction, size, port, count, data_offset) at 32.
 
-        A cycle takes ~70 exits, so the loop is written for its cost per exit: KVM_RUN through
+        A cycle takes ~70 exits if the log port is not coalesced (1 if it is), so the loop is
+        written for its cost per exit: KVM_RUN through
         `ioctl_keeping_gil` (the GIL is not released and re-taken around each exit; other
         Python threads of the process run only between exits meanwhile), one `struct` read of
         the page, and a kernel timer instead of a watchdog thread for the time-out
