@@ -3,7 +3,9 @@
  * agent ROM, with nothing around them (built by bench/kvm_floor.py with the machine's gcc).
  *
  *   kvm_floor whole   ROM LAPIC_IMAGE N   N whole runs: /dev/kvm to result, as KvmBackend.run
- *   kvm_floor inplace ROM LAPIC_IMAGE N   one VM rebooted N times in place, as InPlaceVm
+ *   kvm_floor inplace ROM LAPIC_IMAGE N [coalesced|exits]
+ *                                         one VM rebooted N times in place, as InPlaceVm; its log
+ *                                         port coalesced (default, where the host can) or not
  *
  * A run: VM, RAM and ROM slots (and the alias below 4 GiB), TSS, irqchip, PIT and the PC's GSI
  * routes, one vCPU with x2APIC and TSC-deadline in CPUID, the reset registers, KVM_SET_LAPIC with
@@ -34,6 +36,9 @@
 #define AGENT_RAM 0x8000
 #define MSR_TSC_DEADLINE 0x6E0
 #define LOG_MAX 65536
+#ifndef PAGE_SIZE
+#define PAGE_SIZE 4096  /* KVM_COALESCED_MMIO_MAX: the ring is one page */
+#endif
 
 static void die(const char *what) {
     fprintf(stderr, "kvm_floor: %s: %s\n", what, strerror(errno));
@@ -52,7 +57,13 @@ struct vm {
     struct kvm_run *run;
     size_t run_size;
     struct kvm_sregs sregs;
+    struct kvm_coalesced_mmio_ring *ring;  /* the log port's writes, where coalesced */
 };
+
+/* "exits": every byte of the agent's log is an exit to user space; "coalesced": the log port is
+ * registered with KVM_REGISTER_COALESCED_MMIO (pio = 1, KVM_CAP_COALESCED_PIO), its writes queue
+ * in the ring page of the vCPU mapping and are read at the next exit, as apiclab's InPlaceVm */
+static int coalesce_log = 1;
 
 struct outcome { long tick, bugcheck, other, exits; };
 
@@ -137,6 +148,13 @@ static void open_vm(struct vm *m) {
     m->vcpu = xioctl(m->vm, KVM_CREATE_VCPU, 0, "KVM_CREATE_VCPU");
     m->run = mmap(NULL, m->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, m->vcpu, 0);
     if (m->run == MAP_FAILED) die("mmap kvm_run");
+    m->ring = NULL;
+    int ring_page = ioctl(m->kvm, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_MMIO);
+    if (coalesce_log && ring_page > 0 && ioctl(m->kvm, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_PIO) > 0) {
+        struct kvm_coalesced_mmio_zone zone = {.addr = 0xE9, .size = 1, .pio = 1};
+        xioctl(m->vm, KVM_REGISTER_COALESCED_MMIO, &zone, "KVM_REGISTER_COALESCED_MMIO");
+        m->ring = (struct kvm_coalesced_mmio_ring *)((uint8_t *)m->run + (size_t)ring_page * 4096);
+    }
     set_cpuid(m->kvm, m->vcpu);
     /* the power-up state (SDM vol. 3A Table 9-1), as machine.py reset_registers */
     xioctl(m->vcpu, KVM_GET_SREGS, &m->sregs, "KVM_GET_SREGS");
@@ -159,12 +177,24 @@ static void close_vm(struct vm *m) {
     close(m->kvm);
 }
 
+/* the log port's coalesced writes, in order, to the log (api.rst: KVM_REGISTER_COALESCED_MMIO) */
+static size_t drain(struct vm *m, size_t len) {
+    struct kvm_coalesced_mmio_ring *ring = m->ring;
+    while (ring->first != ring->last) {
+        struct kvm_coalesced_mmio *e = &ring->coalesced_mmio[ring->first];
+        if (len + e->len < LOG_MAX) { memcpy(logbuf + len, e->data, e->len); len += e->len; }
+        __atomic_store_n(&ring->first, (ring->first + 1) % KVM_COALESCED_MMIO_MAX, __ATOMIC_RELEASE);
+    }
+    return len;
+}
+
 /* KVM_RUN until the exit port; the outcome from the "@W ... D|T" and "@B" records */
 static void run_cycle(struct vm *m, struct outcome *o) {
     size_t len = 0;
     for (;;) {
         if (ioctl(m->vcpu, KVM_RUN, 0) < 0) die("KVM_RUN");
         o->exits++;
+        if (m->ring) len = drain(m, len);
         struct kvm_run *r = m->run;
         if (r->exit_reason == KVM_EXIT_IO) {
             uint8_t *data = (uint8_t *)r + r->io.data_offset;
@@ -222,10 +252,12 @@ static void read_file(const char *path, void *buf, size_t size) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 5) {
-        fprintf(stderr, "usage: kvm_floor whole|inplace ROM LAPIC_IMAGE N\n");
+    if (argc != 5 && !(argc == 6 && (strcmp(argv[5], "exits") == 0 || strcmp(argv[5], "coalesced") == 0))) {
+        fprintf(stderr, "usage: kvm_floor whole|inplace ROM LAPIC_IMAGE N [coalesced|exits]\n");
         return 2;
     }
+    /* a whole run logs through exits, as KvmBackend; a reboot in place coalesces, as InPlaceVm */
+    coalesce_log = argc == 6 ? strcmp(argv[5], "coalesced") == 0 : strcmp(argv[1], "inplace") == 0;
     read_file(argv[2], rom_image, ROM_SIZE);
     read_file(argv[3], &lapic_image, sizeof lapic_image);
     long n = atol(argv[4]);
@@ -262,8 +294,8 @@ int main(int argc, char **argv) {
         }
     }
     double seconds = now() - start;
-    printf("{\"mode\": \"%s\", \"runs\": %ld, \"seconds\": %.6f, \"tick\": %ld, \"bugcheck\": %ld, "
-           "\"other\": %ld, \"exits\": %ld}\n", argv[1], n, seconds, o.tick, o.bugcheck, o.other,
+    printf("{\"mode\": \"%s\", \"log\": \"%s\", \"runs\": %ld, \"seconds\": %.6f, \"tick\": %ld, \"bugcheck\": %ld, "
+           "\"other\": %ld, \"exits\": %ld}\n", argv[1], coalesce_log ? "coalesced" : "exits", n, seconds, o.tick, o.bugcheck, o.other,
            o.exits);
     return 0;
 }

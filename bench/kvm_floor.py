@@ -45,12 +45,15 @@ class CFloor:
             self._dir.cleanup()
             raise FloorUnavailable(f"gcc failed: {proc.stderr.strip()}")
 
-    def run(self, mode: str, rom: bytes, image: bytes, runs: int) -> dict[str, Any]:
+    def run(self, mode: str, rom: bytes, image: bytes, runs: int,
+            log: str = "coalesced") -> dict[str, Any]:
+        """`log`: "coalesced" (the log port's writes queued in KVM's ring, where the host has
+        KVM_CAP_COALESCED_PIO, as apiclab's storm) or "exits" (every log byte an exit)."""
         rom_path, image_path = self.dir / "rom.bin", self.dir / "lapic.bin"
         rom_path.write_bytes(rom)
         image_path.write_bytes(image)
         proc = subprocess.run([str(self.binary), mode, str(rom_path), str(image_path),
-                               str(runs)], capture_output=True, text=True, timeout=600,
+                               str(runs), log], capture_output=True, text=True, timeout=600,
                               check=False)
         if proc.returncode != 0:
             raise FloorUnavailable(f"kvm_floor {mode} failed: {proc.stderr.strip()}")

@@ -3,6 +3,9 @@ floor (bench/kvm_floor.c, the same ioctls for the same ROM) and against QEMU reb
 with `system_reset` over QMP; then a 10,000-reboot storm watching fds and RSS.
 
     python bench/kvm_storm.py [--reboots 150] [--rounds 7] [--qemu-resets 100] [--leak 10000]
+                              [--breakdown 30]
+
+Last, bench/kvm_storm_breakdown.py: where a reboot's time goes, from KVM's tracepoints.
 
 The machine is shared: apiclab and the C floor alternate, round by round, and each figure is
 printed with its ratio to the floor of the same round; the median of those ratios and the ratio
@@ -24,6 +27,7 @@ import time
 from pathlib import Path
 
 from kvm_floor import floor_or_none
+from kvm_storm_breakdown import main as breakdown_main
 
 from apiclab.backends.kvm.backend import open_kvm
 from apiclab.backends.kvm.storm import run_host_storm
@@ -135,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--qemu-resets", type=int, default=100)
     parser.add_argument("--leak", type=int, default=10_000)
+    parser.add_argument("--breakdown", type=int, default=30,
+                        help="reboots traced for the time breakdown (0: none)")
     parser.add_argument("--qemu", default=shutil.which("qemu-system-x86_64") or "")
     args = parser.parse_args(argv)
     if not os.path.exists("/dev/kvm"):
@@ -144,47 +150,62 @@ def main(argv: list[str] | None = None) -> int:
         tsc_khz = vcpu.get_tsc_khz()
     program = storm_program(tsc_khz * 1000)
     rom, image = build_image(program), reset_image().encode()
-    print(f"1. kvm storm, {args.reboots} reboots in place per run, {args.rounds} rounds "
-          "(apiclab and its C floor alternate)")
+    print(f"1. kvm storm, {args.reboots} reboots in place per run, {args.rounds} rounds; per "
+          "round apiclab and its C floor alternate, the agent's log port coalesced (KVM queues "
+          "its writes, inplace.py) and, for comparison, every log byte an exit (before)")
     floor = floor_or_none("   ")
-    ours: list[float] = []
-    theirs: list[float] = []
+    modes = ("coalesced", "exits")
+    ours: dict[str, list[float]] = {m: [] for m in modes}
+    theirs: dict[str, list[float]] = {m: [] for m in modes}
     with open_kvm() as kvm:
         for r in range(args.rounds):
-            line = f"   round {r + 1}: "
-            if floor is not None:
-                c = floor.run("inplace", rom, image, args.reboots)
-                theirs.append(c["runs"] / c["seconds"])
-            storm = run_host_storm(kvm, program, args.reboots)
-            ours.append(args.reboots / storm.seconds)
-            line += (f"apiclab {ours[-1]:6.0f} reboots/s ({1000 / ours[-1]:.2f} ms each, "
-                     f"{dict(storm.outcomes)})")
-            if floor is not None:
-                line += (f", C floor {theirs[-1]:6.0f} reboots/s ({1000 / theirs[-1]:.2f} ms, "
-                         f"tick {c['tick']}); apiclab takes {theirs[-1] / ours[-1]:.2f}x the "
-                         "floor's time")
-            print(line)
+            for mode in modes:
+                line = f"   round {r + 1}, log {mode:9}: "
+                if floor is not None:
+                    c = floor.run("inplace", rom, image, args.reboots, mode)
+                    theirs[mode].append(c["runs"] / c["seconds"])
+                storm = run_host_storm(kvm, program, args.reboots,
+                                       coalesce_log=mode == "coalesced")
+                rate = args.reboots / storm.seconds
+                ours[mode].append(rate)
+                line += (f"apiclab {rate:6.0f} reboots/s ({1000 / rate:.2f} ms, "
+                         f"{storm.exits / args.reboots:.0f} exits each, {dict(storm.outcomes)})")
+                if floor is not None:
+                    line += (f", C floor {theirs[mode][-1]:6.0f} reboots/s (tick {c['tick']}, "
+                             f"{c['exits'] / c['runs']:.0f} exits); apiclab takes "
+                             f"{theirs[mode][-1] / rate:.2f}x the floor's time")
+                print(line)
+    for mode in modes:
+        mine = ours[mode]
+        line = (f"   log {mode}: apiclab median {statistics.median(mine):.0f} reboots/s, best "
+                f"{max(mine):.0f}")
+        if floor is not None:
+            floors = theirs[mode]
+            ratios = [c / p for p, c in zip(mine, floors, strict=True)]
+            line += (f"; C floor median {statistics.median(floors):.0f}, best {max(floors):.0f};"
+                     f" time ratio to the floor: median {statistics.median(ratios):.2f}x, of "
+                     f"the bests {max(floors) / max(mine):.2f}x")
+        print(line)
+    print(f"   coalesced / exits, apiclab: median {statistics.median(ours['coalesced']) / statistics.median(ours['exits']):.2f}x"
+          f" (targets: >= 500 reboots/s, <= 1.25x the floor; load average "
+          f"{os.getloadavg()[0]:.1f})")
     if floor is not None:
         floor.close()
-        ratios = [c / p for p, c in zip(ours, theirs, strict=True)]
-        print(f"   median: apiclab {statistics.median(ours):.0f} reboots/s, C floor "
-              f"{statistics.median(theirs):.0f}; time ratio to the floor "
-              f"{statistics.median(ratios):.2f}x (target <= 1.25x; >= 500 reboots/s)")
-        print(f"   best of {args.rounds}: apiclab {max(ours):.0f} reboots/s, C floor "
-              f"{max(theirs):.0f}; ratio of the bests {max(theirs) / max(ours):.2f}x "
-              f"(load average {os.getloadavg()[0]:.1f})")
     if args.qemu and args.qemu_resets:
         try:
             q_rate, ticks = qemu_reset_loop(args.qemu, rom, args.qemu_resets, tsc_khz)
         except (ImportError, OSError, RuntimeError) as e:
             print(f"\n2. QEMU system_reset loop: not measured ({e})")
         else:
-            med = statistics.median(ours)
+            med = statistics.median(ours["coalesced"])
             print(f"\n2. QEMU -accel kvm, system_reset over QMP, {args.qemu_resets} reboots of "
                   f"the same ROM: {q_rate:.0f} reboots/s (tick in {ticks}); apiclab / QEMU = "
                   f"{med / q_rate:.1f}x (target >= 30x)")
     if args.leak:
         leak_check(args.leak)
+    if args.breakdown:
+        print()
+        breakdown_main(["--reboots", str(args.breakdown)])
     return 0
 
 

@@ -98,10 +98,13 @@ def _complete_lines(output: bytes) -> bytes:
 
 def run_host_storm(kvm: Kvm, program: Program, reboots: int, *,
                    progress: Callable[[int], None] | None = None,
-                   cycle_timeout_s: float = 5.0) -> HostStorm:
+                   cycle_timeout_s: float = 5.0, coalesce_log: bool = True) -> HostStorm:
+    """The storm on the host (module docstring); `coalesce_log=False` makes every byte of the
+    agent's log an exit to user space, as before KVM_REGISTER_COALESCED_MMIO (inplace.py)."""
     result = HostStorm()
     by_log: dict[bytes, int] = {}
-    with InPlaceVm(build_image(program), kvm, cycle_timeout_s=cycle_timeout_s) as vm:
+    with InPlaceVm(build_image(program), kvm, cycle_timeout_s=cycle_timeout_s,
+                   coalesce_log=coalesce_log) as vm:
         vm.set_reset_image(reset_image())
         result.tsc_khz = vm.tsc_khz
         readback = vm.read_lapic

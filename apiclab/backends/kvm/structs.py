@@ -140,6 +140,30 @@ class KvmIrqchip(ctypes.Structure):
     _fields_ = [("chip_id", c_uint32), ("pad", c_uint32), ("chip", ctypes.c_uint8 * 512)]
 
 
+class KvmCoalescedMmioZone(ctypes.Structure):
+    """`struct kvm_coalesced_mmio_zone` (api.rst §4.116): a guest address range, or with `pio` = 1
+    a port range, whose writes KVM queues in the vCPU mapping's ring page instead of exiting."""
+
+    _fields_ = [("addr", c_uint64), ("size", c_uint32), ("pio", c_uint32)]
+
+
+class KvmCoalescedMmio(ctypes.Structure):
+    """`struct kvm_coalesced_mmio`: one queued write (its first `len` bytes of `data`)."""
+
+    _fields_ = [("phys_addr", c_uint64), ("len", c_uint32), ("pio", c_uint32),
+                ("data", c_uint8 * 8)]
+
+
+class KvmCoalescedMmioRing(ctypes.Structure):
+    """`struct kvm_coalesced_mmio_ring`: KVM appends at `last`, user space takes from `first`;
+    the entries fill the rest of the page (KVM_COALESCED_MMIO_MAX of them)."""
+
+    _fields_ = [("first", c_uint32), ("last", c_uint32)]
+
+
+COALESCED_MMIO_MAX = (4096 - ctypes.sizeof(KvmCoalescedMmioRing)) // ctypes.sizeof(KvmCoalescedMmio)
+
+
 class KvmPitConfig(ctypes.Structure):
     """api.rst §4.61 KVM_CREATE_PIT2: flags (KVM_PIT_SPEAKER_DUMMY) and 15 reserved words."""
 

@@ -24,6 +24,7 @@
  */
 
         .set ROM_SEGMENT,     0xF000
+        .set ROM_BASE,        0xF0000     /* ROM_SEGMENT << 4: the ROM's physical address */
         .set PROGRAM_SLOT,    0xC000      /* ROM offset of the program; image.PROGRAM_OFFSET */
         .set PROGRAM_SIZE,    0x1200      /* 16 + 256 + 256 * 16 = 0x1110 bytes at most */
 
@@ -142,21 +143,13 @@ start:
         cmpb    $0, %al
         jne     r_bad_program
 
-        /* mode 0: IVT entry v -> F000:stubs16 + 8v (SDM §20.1.4), then x2APIC on. The entries
-         * are copied from a table in ROM with one REP MOVSL: a loop building them costs ~1300
-         * instructions, and a KVM that emulates real mode (kvm_pvm) pays ~1.4 us for each. */
-        movw    %cs, %ax
-        movw    %ax, %ds
-        movl    $ivt16, %esi
-        xorl    %edi, %edi
-        movl    $256, %ecx
-        rep movsl
-        movw    %es, %ax
-        movw    %ax, %ds
-        movw    $0x3FF, VAR_IDTR          /* the real-mode IDTR: this CPU's IVT (SDM §20.1.4) */
-        movl    VAR_CPU, %eax
-        shll    $16, %eax
-        movl    %eax, VAR_IDTR + 2
+        /* mode 0: IVT entry v -> F000:stubs16 + 8v, then x2APIC on. The IDTR points at the
+         * table in ROM, which every CPU shares: in real mode the table is wherever the IDTR's
+         * base says, and LIDT sets it (SDM §20.1.4), so nothing is built or copied (a REP MOVSL
+         * of its 256 entries cost 60-120 us on kvm_pvm, which emulates real mode one iteration
+         * at a time). */
+        movw    $0x3FF, VAR_IDTR
+        movl    $(ROM_BASE + ivt16), VAR_IDTR + 2
         lidtl   VAR_IDTR
         /* IA32_APIC_BASE: EN (bit 11) and EXTD (bit 10): xAPIC -> x2APIC is a legal transition
          * (SDM §10.12.5, Figure 10-27) */
@@ -262,17 +255,18 @@ pm_entry:
         .endif
         ret
 
-/* hex: ECX digits of EDX, most significant first, to ES:EDI */
+/* hex: ECX digits of EDX (an even count), most significant first, to ES:EDI; EAX kept. Two
+ * digits per byte from the table hex_pairs: a KVM that emulates real mode (kvm_pvm) pays ~1 us for
+ * each instruction, and a record's digits were a third of a storm cycle's instructions */
 \p\()hex:
-        roll    $4, %edx
-        movb    %dl, %al
-        andb    $0x0F, %al
-        addb    $'0', %al
-        cmpb    $'9', %al
-        jbe     1f
-        addb    $('A' - '9' - 1), %al
-1:      stosb
-        loop    \p\()hex
+        pushl   %eax
+        shrl    $1, %ecx
+1:      roll    $8, %edx
+        movzbl  %dl, %eax
+        movw    %cs:hex_pairs(,%eax,2), %ax
+        stosw
+        loop    1b
+        popl    %eax
         ret
 
 \p\()hex8:                                /* AL */
@@ -930,7 +924,17 @@ park:                                     /* a CPU beyond MAX_CPUS takes no part
         jmp     park
         .code32
 
-/* ---- the real-mode IVT, copied to address 0 at start: vector v -> F000:stubs16 + 8v ------- */
+/* ---- hex_pairs: byte value b -> its two hex digits, for hex (uppercase, as log.py reads) -- */
+        .balign 2
+hex_pairs:
+        .set b, 0
+        .rept 256
+        /* a true comparison is -1 in GNU as: digits above 9 skip the 7 characters to 'A' */
+        .byte   '0' + (b >> 4) - ((b >> 4) > 9) * 7, '0' + (b & 15) - ((b & 15) > 9) * 7
+        .set b, b + 1
+        .endr
+
+/* ---- the real-mode IVT, in ROM, the IDTR's base in mode 0: vector v -> F000:stubs16 + 8v -- */
         .balign 4
 ivt16:
         .set vector, 0

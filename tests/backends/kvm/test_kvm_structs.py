@@ -28,6 +28,9 @@ from apiclab.backends.kvm import structs as s
         (s.KvmMsrs, 8),
         (s.KvmLapicState, 1024),
         (s.KvmPitConfig, 64),
+        (s.KvmCoalescedMmioZone, 16),
+        (s.KvmCoalescedMmio, 24),
+        (s.KvmCoalescedMmioRing, 8),
         (s.KvmIrqchip, 520),
         (s.KvmVcpuEvents, 64),
         (s.KvmIrqRoutingEntry, 48),  # 16 + the 32-byte union
@@ -71,6 +74,7 @@ def test_trailing_array_structs_grow_by_their_entries() -> None:
         ("KVM_IRQ_LINE", 0x4008AE61),
         ("KVM_GET_IRQCHIP", 0xC208AE62),
         ("KVM_SET_IRQCHIP", 0x8208AE63),
+        ("KVM_REGISTER_COALESCED_MMIO", 0x4010AE67),
         ("KVM_SET_GSI_ROUTING", 0x4008AE6A),
         ("KVM_CREATE_PIT2", 0x4040AE77),
         ("KVM_RUN", 0xAE80),
