@@ -42,6 +42,11 @@ bench: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python bench/kvm_soak.py
 
+# Rebuild the agent ROM from agent.S (needs binutils); the committed agent.bin must then be committed
+# with it (tests/guest/agent checks that a rebuild gives the same bytes).
+agent: $(STAMP)
+	$(BIN)/python -m apiclab.guest.agent.build
+
 clean:
 	rm -rf $(VENV) build *.egg-info
 

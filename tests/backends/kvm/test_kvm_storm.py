@@ -18,7 +18,7 @@ from apiclab.backends.kvm.storm_guest import storm_program
 from apiclab.backends.kvm.system import Kvm
 from apiclab.cli.main import main
 from apiclab.explore.catalogue import CATALOGUE
-from apiclab.guest.program import Cli, End, Handler, Hlt, Pause, Program, Step
+from apiclab.guest.program import Cli, End, Handler, Hlt, Pause, Program, Read, Step
 from apiclab.hypervisor.profiles import PROFILES, RESET_RVI, get_profile
 
 TSC_HZ = 2_000_000_000
@@ -177,7 +177,7 @@ def test_coalesced_log_port_gives_the_same_records_in_order(kvm: Kvm) -> None:
     if not kvm.check_extension(nr.KVM_CAP_COALESCED_PIO):
         pytest.skip("this host's KVM has no KVM_CAP_COALESCED_PIO")
     regs = [Reg.TPR, Reg.SVR, Reg.LVT_TIMER, Reg.TIMER_DIVIDE, Reg.PPR] * 6  # ~1,300 log bytes
-    program = Program((*(Step(Op.READ, int(r)) for r in regs), Step(Op.END)), {},
+    program = Program((*(Read(int(r)) for r in regs), End()), {},
                       Handler(eoi=False, log=False))
     plain, plain_exits, plain_coalesced = _records(kvm, program, coalesce=False)
     queued, queued_exits, coalesced = _records(kvm, program, coalesce=True)
