@@ -22,7 +22,9 @@ the binary form below, and `decode_step` the only unpacker.
 Binary form (little-endian), version 1:
   header 16 bytes: magic b"APRG", u16 version, u8 mode, u8 default handler flags, u32 step count,
                    u32 reserved
-  handler flags: 256 bytes, one per vector (bit 0 EOI, bit 1 LOG, bit 7 set = use this entry)
+  handler flags: 256 bytes, one per vector (bit 0 EOI, bit 1 LOG, bits 2-5 NMIS: self-NMIs sent
+                 on the handler's first run, bit 7 set = use this entry); NMIS was added
+                 without a new version (an older agent refuses nothing, it ignores the bits)
   steps: 16 bytes each: u32 op, u32 a, u64 b
 The port and MMIO ops (10-13), and the MSR and STI_HLT ops (14-16), were added without changing this layout, so the version stays 1; an
 agent older than them stops at the first one as at END.
@@ -91,6 +93,8 @@ __all__ = [
     "AGENT_PORTS",
     "HANDLER_EOI",
     "HANDLER_LOG",
+    "HANDLER_NMIS",
+    "HANDLER_NMIS_SHIFT",
     "HANDLER_SET",
     "HEADER",
     "IA32_APIC_BASE_MSR",
@@ -98,10 +102,12 @@ __all__ = [
     "LOG_PORT_AP",
     "MAGIC",
     "MAX_CPUS",
+    "MAX_HANDLER_NMIS",
     "MAX_STEPS",
     "MODE_CODE",
     "OP_CODES",
     "PROGRAM_KEYS",
+    "SELF_NMI_ICR",
     "STEP",
     "STEP_CLASSES",
     "STEP_CPU_SHIFT",
@@ -193,23 +199,39 @@ def testdev_line(port: int) -> int | None:
 
 HANDLER_EOI = 0x01
 HANDLER_LOG = 0x02
+HANDLER_NMIS_SHIFT = 2  # bits 2-5: self-NMIs the handler sends on its first run (0-15)
+HANDLER_NMIS = 0x0F << HANDLER_NMIS_SHIFT
 HANDLER_SET = 0x80
+MAX_HANDLER_NMIS = 15
+# the IPI a handler's `nmis` sends, to its own APIC ID: delivery mode NMI (100b), level assert,
+# physical destination, no shorthand (SDM §10.6.1; Table 10-3 allows NMI with no shorthand, not
+# with the self shorthand); the destination field is filled in per CPU and mode
+SELF_NMI_ICR = 0x4400
 
 
 @dataclass(frozen=True, slots=True)
 class Handler:
-    """What the guest's handler for a vector does: it always counts; it may EOI and may log."""
+    """What the guest's handler for a vector does: it always counts; it may log, then (its first
+    run only) send `nmis` NMIs to its own APIC and, if it logs, read the ICR back as a "read"
+    event, which marks that this run is still inside the handler; then it may EOI.
+
+    `nmis` is what kvm-unit-tests x86/apic.c test_pending_nmi does in its NMI handler: NMIs sent
+    while an NMI handler runs are blocked until its IRET and one of them is held pending (SDM
+    vol. 3A §6.7.1), so the handler runs exactly once more, after the first run's read."""
 
     eoi: bool = True
     log: bool = True
+    nmis: int = 0
 
     @property
     def flags(self) -> int:
-        return (HANDLER_EOI if self.eoi else 0) | (HANDLER_LOG if self.log else 0)
+        return ((HANDLER_EOI if self.eoi else 0) | (HANDLER_LOG if self.log else 0)
+                | (self.nmis << HANDLER_NMIS_SHIFT & HANDLER_NMIS))
 
     @classmethod
     def from_flags(cls, flags: int) -> Handler:
-        return cls(eoi=bool(flags & HANDLER_EOI), log=bool(flags & HANDLER_LOG))
+        return cls(eoi=bool(flags & HANDLER_EOI), log=bool(flags & HANDLER_LOG),
+                   nmis=(flags & HANDLER_NMIS) >> HANDLER_NMIS_SHIFT)
 
 
 @dataclass(frozen=True)
@@ -263,6 +285,23 @@ class Program:
         for vector in self.handlers:
             if isinstance(vector, bool) or not isinstance(vector, int) or not 0 <= vector <= 255:
                 raise ProgramError(f"handler vector {vector!r} is not 0-255")
+        for what, handler in (("default handler", self.default_handler),
+                              *((f"handler {v:#x}", h) for v, h in self.handlers.items())):
+            self._validate_handler(what, handler)
+
+    def _validate_handler(self, what: str, handler: Handler) -> None:
+        nmis = handler.nmis
+        if isinstance(nmis, bool) or not isinstance(nmis, int) \
+                or not 0 <= nmis <= MAX_HANDLER_NMIS:
+            raise ProgramError(f"{what}: nmis {nmis!r} is not 0..{MAX_HANDLER_NMIS}")
+        if nmis and self.mode != Mode.X2APIC_REAL:
+            # agent.S: in protected mode a handler returns with POPF + RET, not IRET (this
+            # host's KVM cannot emulate IRET there), so NMIs stay blocked after the first one
+            # and a second NMI would never be taken: the program would show the agent, not
+            # the APIC
+            raise ProgramError(f"{what}: nmis needs mode {Mode.X2APIC_REAL.value!r} (the "
+                               "agent's protected-mode handlers return without IRET, so NMIs "
+                               "stay blocked after the first)")
 
     def _validate_step(self, i: int, step: Step) -> None:
         match step:
@@ -320,7 +359,7 @@ def decode(blob: bytes) -> Program:
     if version == VERSION_SMP and not 2 <= reserved <= MAX_CPUS:
         raise ProgramImageError(f"program image: version 2 with {reserved} CPUs, not 2..{MAX_CPUS}")
     cpus = reserved if version == VERSION_SMP else 1
-    known_flags = HANDLER_SET | HANDLER_EOI | HANDLER_LOG
+    known_flags = HANDLER_SET | HANDLER_EOI | HANDLER_LOG | HANDLER_NMIS
     table = blob[HEADER.size:HEADER.size + 256]
     for what, flags in (("default handler", default_flags), *(
             (f"handler {v:#x}", f) for v, f in enumerate(table))):
@@ -358,11 +397,15 @@ def _handler(value: Any, where: str, default_eoi: bool) -> Handler:
         raise ProgramError(f"{where}: expected a table {{ eoi = true|false, log = true|false }}, "
                            f"got {value!r}")
     for key, flag in value.items():
+        if key == "nmis":
+            bounded(flag, f"{where}.nmis", MAX_HANDLER_NMIS)
+            continue
         if key not in ("eoi", "log"):
-            raise ProgramError(f"{where}.{key}: unknown field (a handler has eoi and log)")
+            raise ProgramError(f"{where}.{key}: unknown field (a handler has eoi, log and nmis)")
         if not isinstance(flag, bool):
             raise ProgramError(f"{where}.{key}: expected true or false, got {flag!r}")
-    return Handler(eoi=value.get("eoi", default_eoi), log=value.get("log", True))
+    nmis = bounded(value.get("nmis", 0), f"{where}.nmis", MAX_HANDLER_NMIS)
+    return Handler(eoi=value.get("eoi", default_eoi), log=value.get("log", True), nmis=nmis)
 
 
 PROGRAM_KEYS = frozenset({"mode", "steps", "handlers", "default_handler", "cpus"})
@@ -407,15 +450,23 @@ def program_from_dict(doc: Mapping[str, Any], where: str = "program") -> Program
     return program
 
 
+def _handler_dict(handler: Handler) -> dict[str, Any]:
+    """A handler's plain-data table; `nmis` only when it sends any (older tables stay as they
+    were)."""
+    row: dict[str, Any] = {"eoi": handler.eoi, "log": handler.log}
+    if handler.nmis:
+        row["nmis"] = handler.nmis
+    return row
+
+
 def program_to_dict(program: Program) -> dict[str, Any]:
     """The plain-data form `program_from_dict` reads back as `program`, step for step."""
     doc: dict[str, Any] = {"mode": program.mode.value}
     if program.cpus != 1:
         doc["cpus"] = program.cpus
     default = program.default_handler
-    doc["default_handler"] = {"eoi": default.eoi, "log": default.log}
+    doc["default_handler"] = _handler_dict(default)
     if program.handlers:
-        doc["handlers"] = {f"{v:#x}": {"eoi": h.eoi, "log": h.log}
-                           for v, h in sorted(program.handlers.items())}
+        doc["handlers"] = {f"{v:#x}": _handler_dict(h) for v, h in sorted(program.handlers.items())}
     doc["steps"] = [step_to_dict(s) for s in program.steps]
     return doc

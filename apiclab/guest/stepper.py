@@ -18,6 +18,7 @@ from apiclab.engine.core import Process, Sleep, Wait
 from apiclab.guest.platform import GuestCpu, GuestPlatform
 from apiclab.guest.program import (
     IA32_APIC_BASE_MSR,
+    SELF_NMI_ICR,
     BugcheckIfTimeout,
     Cli,
     End,
@@ -93,8 +94,21 @@ class ProgramRun:
                 tmr=self._read_bank(vcpu, Reg.TMR0), ppr=vcpu.apic_read(Reg.PPR),
                 **self._tag(cpu),
             )
+        if policy.nmis and self.counts[cpu, vector] == 1:
+            self._send_nmis(vcpu, cpu, policy.nmis, policy.log)
         if policy.eoi:
             vcpu.apic_write(Reg.EOI, 0)
+
+    def _send_nmis(self, vcpu: GuestCpu, cpu: int, nmis: int, log: bool) -> None:
+        """`Handler.nmis`, as the agent's handler does it: `nmis` ICR writes of an NMI to this
+        CPU's own APIC ID (CPU k has ID k; the destination field is bits 63:32 in x2APIC mode,
+        63:56 in xAPIC mode, §10.6.1, §10.12.9), then, if it logs, the ICR read back."""
+        dest = cpu << 32 if self.program.mode == Mode.X2APIC_REAL else cpu << 56
+        for _ in range(nmis):
+            self._write(vcpu, Reg.ICR_LOW, SELF_NMI_ICR | dest)
+        if log:
+            self.m.trace.record(self.m.engine.now, ev.Read, reg=Reg.ICR_LOW,
+                                value=self._read(vcpu, Reg.ICR_LOW), **self._tag(cpu))
 
     def _page_decoded(self, vcpu: GuestCpu) -> bool:
         """Whether the agent's xAPIC access, a load or store at 0xFEE00000 + offset, reaches the

@@ -394,7 +394,13 @@ pm_entry:
         testb   $0x02, %al                /* HANDLER_LOG: ISR/IRR/PPR as seen on entry */
         jz      2f
         call    \p\()log_interrupt
-2:      popl    %eax
+2:      movl    (%esp), %eax
+        testb   $0x3C, %al                /* HANDLER_NMIS, on the handler's first run only */
+        jz      6f
+        cmpl    $1, COUNTS(,%ebx,4)
+        jne     6f
+        call    \p\()send_nmis
+6:      popl    %eax
         testb   $0x01, %al                /* HANDLER_EOI: write 0 to EOI (SDM §10.8.5) */
         jz      3f
         movl    $0xB0, %ecx
@@ -420,6 +426,46 @@ pm_entry:
         popfl
         ret     $8
         .endif
+
+/* send_nmis: AL = the handler's flags, EBX = vector. HANDLER_NMIS (bits 2-5) times an NMI IPI
+ * to this CPU's own APIC ID (delivery mode NMI, level assert, no shorthand: program.SELF_NMI_ICR;
+ * SDM §10.6.1), then, with HANDLER_LOG, the ICR read back as "@R" tsc reg(8) value(16), built in
+ * the handler's buffer: the record marks that this run of the handler is still running after its
+ * sends (kvm-unit-tests x86/apic.c test_pending_nmi sends from its NMI handler the same way) */
+\p\()send_nmis:
+        pushl   %eax
+        movzbl  %al, %esi
+        shrl    $2, %esi
+        andl    $0x0F, %esi
+1:      movl    VAR_CPU, %edx             /* destination: ICR bits 63:32 (x2APIC, §10.12.9) */
+        .if \m == 1
+        shll    $24, %edx                 /* or 63:56 (xAPIC, §10.6.1) */
+        .endif
+        movl    $0x4400, %eax
+        movl    $0x300, %ecx
+        call    \p\()apic_write
+        decl    %esi
+        jnz     1b
+        popl    %eax
+        testb   $0x02, %al
+        jz      3f
+        movl    $0x300, %ecx
+        call    \p\()apic_read
+        pushl   %edx
+        pushl   %eax
+        movl    $BUF_IRQ, %edi
+        cmpl    $2, %ebx
+        jne     2f
+        movl    $BUF_NMI, %edi
+2:      movb    $'R', %al
+        call    \p\()head
+        movl    $0x300, %eax
+        call    \p\()hex32
+        popl    %eax
+        popl    %edx
+        call    \p\()hex64
+        call    \p\()emit
+3:      ret
 
 /* "@I" tsc vector(2) ppr(8) "/" ISR vectors (2 each) "/" IRR vectors (2 each): a list of set bits
  * keeps the line short, and every byte is an I/O exit on KVM */
