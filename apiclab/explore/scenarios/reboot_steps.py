@@ -86,8 +86,9 @@ class RebootWorld:
             case "cli":
                 self._reset_port()
             case "exit":
-                super(reboot._ResetExitMachine, self.machine).io_out(
-                    0xCF9, 0x06)  # QEMU's system reset (the exit itself happened already)
+                # what QEMU does for the reset-port write (ModelVm.io_out of 0x06 to 0xCF9): the
+                # system reset; the exit itself happened already, at the `cli` stage's end
+                self.machine.system_reset()
                 self.accepted_since_reset = frozenset()
                 self.stage = "after"
             case "after":
