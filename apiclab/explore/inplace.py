@@ -51,17 +51,17 @@ class _Plan:
 
 _PLANS: dict[type, _Plan] = {}
 
-# A snapshot: for objects with a `__dict__`, those dicts (the same dict object for an object's
-# whole life), a copy of each, and their sizes; the containers among the values as three columns
-# (dict, name, saved copy), copied again at every restore so the snapshot itself is never mutated
-# by the run after it; then the objects with `__slots__`, their values and their containers; then
-# the engine's scheduled callbacks (`Handle`), whose only changing attribute is `cancelled`
-# (their time and callback are set once, when they are scheduled), by their flags alone. A
-# restore is a few `map`s over these columns, so it runs at C speed, not attribute by attribute.
+# A snapshot: the objects with a `__dict__` and a copy of each one's dict; the layout of their
+# types (`_Layout`: which attributes hold containers); a copy of each container; the objects with
+# `__slots__`, their values and their containers; the engine's scheduled callbacks (`Handle`),
+# whose only changing attribute is `cancelled` (their time and callback are set once, when they
+# are scheduled), by their flags alone. A restore gives every object a fresh copy of its saved
+# dict (`obj.__dict__ = copy`: one C-level copy per object, which also drops an attribute created
+# after the snapshot) and of its containers, so the snapshot itself is never mutated by the run
+# after it, with a few `map`s over these columns: it runs at C speed, not attribute by attribute.
 Snapshot = tuple[
-    tuple[dict[str, Any], ...], tuple[dict[str, Any], ...], list[int],
-    tuple[tuple[dict[str, Any], ...], tuple[str, ...], tuple[Any, ...]],
-    tuple[tuple[object, dict[str, Any], tuple[tuple[str, Any], ...]], ...],
+    tuple[object, ...], tuple[dict[str, Any], ...], "_Layout", tuple[Any, ...],
+    tuple[tuple[object, tuple[str, ...], tuple[Any, ...], tuple[tuple[str, Any], ...]], ...],
     tuple[Handle, ...], tuple[bool, ...],
 ]
 
@@ -130,14 +130,13 @@ def save(objects: Iterable[object]) -> Snapshot:
     layout = _LAYOUTS.get(types)
     if layout is None:
         layout = _LAYOUTS[types] = _Layout(objs)
-    dicts: tuple[dict[str, Any], ...] = tuple(map(vars, layout.plain(objs)))
-    sizes = list(map(len, dicts))
-    if sizes != layout.sizes:  # an attribute added or removed since the plans were made
+    plain = layout.plain(objs)
+    dicts: tuple[dict[str, Any], ...] = tuple(map(vars, plain))
+    if list(map(len, dicts)) != layout.sizes:  # an attribute added or removed since the plans
         _PLANS.clear()
         _LAYOUTS.pop(types)
-        layout = _LAYOUTS[types] = _Layout(objs)
-    owners = layout.owners(dicts)
-    values: tuple[Any, ...] = tuple(map(getitem, owners, layout.names))
+        return save(objs)
+    values: tuple[Any, ...] = tuple(map(getitem, layout.owners(dicts), layout.names))
     if not _CONTAINER_TYPES.issuperset(map(type, values)):  # a container attribute rebound
         _PLANS.clear()
         _LAYOUTS.clear()
@@ -145,20 +144,20 @@ def save(objects: Iterable[object]) -> Snapshot:
     slotted = []
     for index, plan in layout.slotted:
         obj = objs[index]
-        slot_values = {name: getattr(obj, name) for name in plan.slots or ()}
+        names = plan.slots or ()
+        slot_values = tuple([getattr(obj, name) for name in names])
         kept = []
         for name in plan.containers:
-            value = slot_values[name]
+            value = getattr(obj, name)
             if type(value) not in _CONTAINERS:
                 _PLANS.clear()
                 _LAYOUTS.clear()
                 return save(objs)
             kept.append((name, value.copy()))
-        slotted.append((obj, slot_values, tuple(kept)))
+        slotted.append((obj, names, slot_values, tuple(kept)))
     handles: tuple[Handle, ...] = layout.handles(objs)
-    return (dicts, tuple(map(dict.copy, dicts)), sizes,
-            (owners, layout.names, tuple(map(_COPY, values))), tuple(slotted),
-            handles, tuple(map(_CANCELLED, handles)))
+    return (plain, tuple(map(dict.copy, dicts)), layout, tuple(map(_COPY, values)),
+            tuple(slotted), handles, tuple(map(_CANCELLED, handles)))
 
 
 _CANCELLED = attrgetter("cancelled")
@@ -166,15 +165,12 @@ _CANCELLED = attrgetter("cancelled")
 
 def restore(snapshot: Snapshot) -> None:
     """Put every object of `snapshot` back into the state it was saved in."""
-    dicts, saved, sizes, (owners, names, values), slotted, handles, cancelled = snapshot
-    if list(map(len, dicts)) != sizes:  # an attribute created after the snapshot
-        for attrs in dicts:
-            attrs.clear()
-    _drain(map(dict.update, dicts, saved))
-    _drain(map(setitem, owners, names, map(_COPY, values)))
-    for obj, kept, containers in slotted:
-        for name, value in kept.items():
-            setattr(obj, name, value)
+    plain, saved, layout, values, slotted, handles, cancelled = snapshot
+    fresh = tuple(map(dict.copy, saved))
+    _drain(map(setitem, layout.owners(fresh), layout.names, map(_COPY, values)))
+    _drain(map(setattr, plain, repeat("__dict__"), fresh))
+    for obj, names, slot_values, containers in slotted:
+        _drain(map(setattr, repeat(obj), names, slot_values))
         for name, value in containers:
             setattr(obj, name, value.copy())
     _drain(map(setattr, handles, repeat("cancelled"), cancelled))
