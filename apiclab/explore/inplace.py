@@ -51,21 +51,24 @@ class _Plan:
 
 _PLANS: dict[type, _Plan] = {}
 
-# A snapshot: the objects with a `__dict__` and a copy of each one's dict; the layout of their
-# types (`_Layout`: which attributes hold containers); a copy of each container; the objects with
-# `__slots__`, their values and their containers; the engine's scheduled callbacks (`Handle`),
-# whose only changing attribute is `cancelled` (their time and callback are set once, when they
-# are scheduled), by their flags alone. A restore gives every object a fresh copy of its saved
-# dict (`obj.__dict__ = copy`: one C-level copy per object, which also drops an attribute created
-# after the snapshot) and of its containers, so the snapshot itself is never mutated by the run
-# after it, with a few `map`s over these columns: it runs at C speed, not attribute by attribute.
+# A snapshot: the objects with a `__dict__` and a copy of each one's dict; the objects with
+# `__slots__` and their values; every container among those values (the list, dict or set object
+# itself) and a copy of its contents; the engine's scheduled callbacks (`Handle`), whose only
+# changing attribute is `cancelled` (their time and callback are set once, when they are
+# scheduled), by their flags alone; and the layout of their types (`_Layout`). A restore gives
+# every object with a `__dict__` a fresh copy of its saved dict (`obj.__dict__ = copy`: one C-level
+# copy per object, which also drops an attribute created after the snapshot), sets the slots
+# back, and puts each container's saved contents back into the container object the attribute
+# held when the snapshot was taken (in place: no new container, so nothing is allocated for the
+# many that did not change). The snapshot itself is never mutated. Each of these is a `map` over
+# a column, so a restore runs at C speed, not attribute by attribute.
 Snapshot = tuple[
-    tuple[object, ...], tuple[dict[str, Any], ...], "_Layout", tuple[Any, ...],
-    tuple[tuple[object, tuple[str, ...], tuple[Any, ...], tuple[tuple[str, Any], ...]], ...],
-    tuple[Handle, ...], tuple[bool, ...],
+    tuple[object, ...], tuple[dict[str, Any], ...], "_Layout", tuple[Any, ...], tuple[Any, ...],
+    tuple[object, ...], tuple[tuple[Any, ...], ...], tuple[Handle, ...], tuple[bool, ...],
 ]
 
 _COPY = methodcaller("copy")
+_ALL = slice(None)
 
 
 def _slots(cls: type) -> tuple[str, ...]:
@@ -85,28 +88,43 @@ def _plan(obj: object) -> _Plan:
 
 
 class _Layout:
-    """Where things are in a list of objects of given types: which have a `__dict__` (and the
-    containers among their attributes), which have `__slots__`, which are scheduled callbacks.
-    Worked out once per sequence of types, so a save is a few `map`s and `itemgetter`s."""
+    """Where things are in a list of objects of given types: which have a `__dict__`, which have
+    `__slots__`, which are scheduled callbacks, and the containers among their attributes (whose
+    attribute, and of which type). Worked out once per sequence of types, so a save or a restore
+    is a few `map`s and `itemgetter`s."""
 
-    __slots__ = ("handles", "names", "owners", "plain", "sizes", "slotted")
+    __slots__ = ("dicts", "handles", "kinds", "lists", "names", "owners", "plain", "sets",
+                 "sizes", "slot_containers", "slot_getters", "slot_names", "slotted")
 
     def __init__(self, objects: list[object]) -> None:
         plans = [None if type(o) is Handle else _plan(o) for o in objects]
         plain = [i for i, p in enumerate(plans) if p is not None and p.slots is None]
+        slotted = [i for i, p in enumerate(plans) if p is not None and p.slots is not None]
         self.plain = _picker(plain)
-        self.slotted = tuple((i, p) for i, p in enumerate(plans)
-                             if p is not None and p.slots is not None)
+        self.slotted = _picker(slotted)
+        self.slot_names = tuple(plans[i].slots or () for i in slotted)  # type: ignore[union-attr]
+        self.slot_getters = tuple(_getter(names) for names in self.slot_names)
         self.handles = _picker([i for i, p in enumerate(plans) if p is None])
         self.sizes = [plans[i].size for i in plain]  # type: ignore[union-attr]
         owners: list[int] = []
         names: list[str] = []
+        kinds: list[type] = []
         for k, i in enumerate(plain):
             for name in plans[i].containers:  # type: ignore[union-attr]
                 owners.append(k)
                 names.append(name)
+                kinds.append(type(vars(objects[i])[name]))
         self.owners = _picker(owners)
         self.names = tuple(names)
+        # the containers of slotted objects follow those of the others: (index in `slotted`, name)
+        self.slot_containers = tuple(
+            (k, name) for k, i in enumerate(slotted)
+            for name in plans[i].containers)  # type: ignore[union-attr]
+        kinds += [type(getattr(objects[slotted[k]], name)) for k, name in self.slot_containers]
+        self.kinds = tuple(kinds)
+        self.lists = _picker([j for j, kind in enumerate(kinds) if kind is list])
+        self.dicts = _picker([j for j, kind in enumerate(kinds) if kind is dict])
+        self.sets = _picker([j for j, kind in enumerate(kinds) if kind is set])
 
 
 def _picker(indices: list[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
@@ -119,8 +137,17 @@ def _picker(indices: list[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
     return itemgetter(*indices)
 
 
+def _getter(names: tuple[str, ...]) -> Callable[[object], tuple[Any, ...]]:
+    """The values of attributes `names` of an object, as a tuple (whatever their number)."""
+    if not names:
+        return lambda obj: ()
+    if len(names) == 1:
+        name = names[0]
+        return lambda obj: (getattr(obj, name),)
+    return attrgetter(*names)
+
+
 _LAYOUTS: dict[tuple[type, ...], _Layout] = {}
-_CONTAINER_TYPES = frozenset(_CONTAINERS)
 
 
 def save(objects: Iterable[object]) -> Snapshot:
@@ -133,31 +160,25 @@ def save(objects: Iterable[object]) -> Snapshot:
     plain = layout.plain(objs)
     dicts: tuple[dict[str, Any], ...] = tuple(map(vars, plain))
     if list(map(len, dicts)) != layout.sizes:  # an attribute added or removed since the plans
-        _PLANS.clear()
-        _LAYOUTS.pop(types)
-        return save(objs)
-    values: tuple[Any, ...] = tuple(map(getitem, layout.owners(dicts), layout.names))
-    if not _CONTAINER_TYPES.issuperset(map(type, values)):  # a container attribute rebound
-        _PLANS.clear()
-        _LAYOUTS.clear()
-        return save(objs)
-    slotted = []
-    for index, plan in layout.slotted:
-        obj = objs[index]
-        names = plan.slots or ()
-        slot_values = tuple([getattr(obj, name) for name in names])
-        kept = []
-        for name in plan.containers:
-            value = getattr(obj, name)
-            if type(value) not in _CONTAINERS:
-                _PLANS.clear()
-                _LAYOUTS.clear()
-                return save(objs)
-            kept.append((name, value.copy()))
-        slotted.append((obj, names, slot_values, tuple(kept)))
+        return _replan(objs)
+    slotted = layout.slotted(objs)
+    containers: tuple[Any, ...] = tuple(map(getitem, layout.owners(dicts), layout.names))
+    if layout.slot_containers:
+        containers += tuple(getattr(slotted[k], name) for k, name in layout.slot_containers)
+    if tuple(map(type, containers)) != layout.kinds:  # a container attribute rebound to another
+        return _replan(objs)
     handles: tuple[Handle, ...] = layout.handles(objs)
-    return (plain, tuple(map(dict.copy, dicts)), layout, tuple(map(_COPY, values)),
-            tuple(slotted), handles, tuple(map(_CANCELLED, handles)))
+    return (plain, tuple(map(dict.copy, dicts)), layout, containers,
+            tuple(map(_COPY, containers)), slotted,
+            tuple([get(obj) for get, obj in zip(layout.slot_getters, slotted, strict=True)]),
+            handles, tuple(map(_CANCELLED, handles)))
+
+
+def _replan(objs: list[object]) -> Snapshot:
+    """An object's attributes are not what its plan says: work the plans out again."""
+    _PLANS.clear()
+    _LAYOUTS.clear()
+    return save(objs)
 
 
 _CANCELLED = attrgetter("cancelled")
@@ -165,14 +186,18 @@ _CANCELLED = attrgetter("cancelled")
 
 def restore(snapshot: Snapshot) -> None:
     """Put every object of `snapshot` back into the state it was saved in."""
-    plain, saved, layout, values, slotted, handles, cancelled = snapshot
-    fresh = tuple(map(dict.copy, saved))
-    _drain(map(setitem, layout.owners(fresh), layout.names, map(_COPY, values)))
-    _drain(map(setattr, plain, repeat("__dict__"), fresh))
-    for obj, names, slot_values, containers in slotted:
+    plain, saved, layout, containers, contents, slotted, values, handles, cancelled = snapshot
+    _drain(map(setattr, plain, repeat("__dict__"), map(dict.copy, saved)))
+    for obj, names, slot_values in zip(slotted, layout.slot_names, values, strict=True):
         _drain(map(setattr, repeat(obj), names, slot_values))
-        for name, value in containers:
-            setattr(obj, name, value.copy())
+    _drain(map(setitem, layout.lists(containers), repeat(_ALL), layout.lists(contents)))
+    dicts = layout.dicts(containers)
+    _drain(map(dict.clear, dicts))
+    _drain(map(dict.update, dicts, layout.dicts(contents)))
+    sets = layout.sets(containers)
+    if sets:
+        _drain(map(set.clear, sets))
+        _drain(map(set.update, sets, layout.sets(contents)))
     _drain(map(setattr, handles, repeat("cancelled"), cancelled))
 
 
