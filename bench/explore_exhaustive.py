@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,19 +30,31 @@ from apiclab.hypervisor.profiles import RESET_RVI, get_profile
 APICLAB = str(Path(sys.executable).with_name("apiclab"))
 
 
-def process_wall(args: list[str], repeat: int) -> tuple[float, float, dict[str, object]]:
+def process_wall(args: list[str], repeat: int, *,
+                 cached: bool = True) -> tuple[float, float, dict[str, object]]:
     """Best wall and best CPU (user + system) seconds of the whole process: on a shared machine
-    the CPU time says what the wall would be on an idle one."""
-    wall, cpu, out = _process([APICLAB, "explore", "--json", *args], repeat)
+    the CPU time says what the wall would be on an idle one. `cached`: with the bytecode of every
+    module compiled beforehand (in a private cache directory), as an installed apiclab starts;
+    else compiled at every start, as under PYTHONDONTWRITEBYTECODE=1 with an editable install."""
+    wall, cpu, out = _process([APICLAB, "explore", "--json", *args], repeat, cached=cached)
     return wall, cpu, json.loads(out)
 
 
-def _process(argv: list[str], repeat: int) -> tuple[float, float, str]:
+_PYCACHE = tempfile.mkdtemp(prefix="apiclab-bench-pycache-")
+
+
+def _process(argv: list[str], repeat: int, *, cached: bool = True) -> tuple[float, float, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    if cached:
+        env["PYTHONPYCACHEPREFIX"] = _PYCACHE
+        subprocess.run(argv, capture_output=True, env=env, check=False)  # fills the cache
+    else:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
     best, best_cpu, out = float("inf"), float("inf"), ""
     for _ in range(repeat):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
         best = min(best, time.perf_counter() - start)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         best_cpu = min(best_cpu, after.ru_utime + after.ru_stime - before.ru_utime
@@ -63,7 +78,11 @@ def main() -> int:
           f"search {cov['seconds']} s, {cov['states']} states, {cov['transitions']} transitions")
     floor_wall, floor_cpu, _ = _process([sys.executable, "-c", "pass"], args.repeat)
     print(f"   the floor, this Python starting and doing nothing: {floor_wall:.2f} s wall, "
-          f"{floor_cpu:.2f} s CPU")
+          f"{floor_cpu:.2f} s CPU ({wall / floor_wall:.1f}x its wall)")
+    wall_n, cpu_n, _ = process_wall([*base, "--profile", seed.buggy, "--exhaustive"],
+                                    args.repeat, cached=False)
+    print(f"   the same, every module compiled at start (PYTHONDONTWRITEBYTECODE=1): "
+          f"{wall_n:.2f} s wall, {cpu_n:.2f} s CPU")
     wall_b, cpu_b, doc_b = process_wall([*base, "--profile", seed.buggy], args.repeat)
     print(f"   the bounded search, same question: {doc_b['counterexample']['choices']} in "  # type: ignore[index]
           f"{wall_b:.2f} s process wall, {cpu_b:.2f} s CPU")
@@ -77,6 +96,7 @@ def main() -> int:
           f"{result.transitions} transitions ({result.subsumed} revisits merged), depth "
           f"{result.depth} non-default choices / {result.max_steps} steps, {result.final_states} "
           f"final states, {seconds:.2f} s wall, {cpu:.2f} s CPU (target < 1 s)")
+    shutil.rmtree(_PYCACHE, ignore_errors=True)
     return 0
 
 

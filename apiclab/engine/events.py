@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from functools import cache
 from typing import Any, ClassVar, get_type_hints
 
 import msgspec
@@ -312,17 +313,28 @@ FIELDS: dict[str, frozenset[str]] = {
 }
 
 _ENCODER = msgspec.json.Encoder(order="sorted")
-_DECODER: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Observation)
 # The canonical line is the standard library's canonical JSON (`json.dumps(..., sort_keys=True,
 # separators=(",", ":"))`, non-ASCII escaped), which `trace_sha256` was defined on. msgspec writes
 # the same bytes for ints, strings of ASCII, bools, lists and dicts; it writes some floats
 # differently (1e-05 as 0.00001) and non-ASCII as UTF-8, so the kinds with a float field, and any
 # line that came out non-ASCII, are written by the standard library instead.
 _STDLIB = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
-_FLOAT_KINDS = frozenset(
-    cls for cls in KINDS.values()
-    if any("float" in str(hint) for hint in get_type_hints(cls).values())
-)
+
+
+# The decoder and the kinds with a float field are worked out on first use, not at import: every
+# model run imports this module, and building them (msgspec inspects every class's annotations)
+# costs about as much as the rest of the import; only reading traces and hashing need them.
+@cache
+def _decoder() -> msgspec.json.Decoder[Event]:
+    return msgspec.json.Decoder(Observation)
+
+
+@cache
+def _float_kinds() -> frozenset[type[Event]]:
+    return frozenset(
+        cls for cls in KINDS.values()
+        if any("float" in str(hint) for hint in get_type_hints(cls).values())
+    )
 
 
 def from_dict(row: Mapping[str, Any]) -> Event:
@@ -350,7 +362,7 @@ def fields_of(event: Event) -> dict[str, Any]:
 def encode(event: Event) -> bytes:
     """Canonical JSON of one event: keys sorted, no spaces, absent fields left out, non-ASCII
     escaped as \\uXXXX (the standard library's canonical form, byte for byte)."""
-    if type(event) in _FLOAT_KINDS:
+    if type(event) in _float_kinds():
         return _STDLIB.encode(to_dict(event)).encode()
     line = _ENCODER.encode(event)
     if not line.isascii():
@@ -368,11 +380,12 @@ def decode_jsonl(text: str | bytes, *, source: str = "trace") -> list[Event]:
     naming `source`, the line and what was wrong."""
     raw = text.encode() if isinstance(text, str) else text
     events: list[Event] = []
+    decoder = _decoder()
     for number, line in enumerate(raw.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            events.append(_DECODER.decode(line))
+            events.append(decoder.decode(line))
         except (msgspec.ValidationError, msgspec.DecodeError) as e:
             raise DecodeError(f"{source} line {number}: {e}") from None
     return events

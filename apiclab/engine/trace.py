@@ -7,7 +7,6 @@ determinism invariant (docs/design.md, invariant 3).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
@@ -64,6 +63,8 @@ class Trace:
 
     def digest(self) -> str:
         """SHA-256 of the canonical JSON-lines form: equal digests mean byte-identical traces."""
+        import hashlib  # here, not at import: a run that never hashes does not load OpenSSL
+
         return hashlib.sha256(typed_events.encode_jsonl(self.events)).hexdigest()
 
     @classmethod

@@ -56,6 +56,8 @@ class World(Protocol):
 
     def restore(self, snapshot: Any) -> None: ...
 
+    def record_registers(self, on: bool) -> None: ...
+
 
 WorldFactory = Callable[[Profile, bool], World]
 Progress = Callable[[int, int, int], None]  # (states, transitions, depth)
@@ -78,6 +80,12 @@ FREEZE_EVERY = 2048
 # seed's family leaves about a hundred cyclic objects) and cost a tenth of the search.
 YOUNG_THRESHOLD = 100_000
 HISTORY_FREE = frozenset({"clock-tick", "no-stale-delivery", "no-stuck-in-service"})
+# Built-in properties that read no event's register snapshot (IRR, ISR, RVI, ...: the `Event`
+# fields a vCPU fills in with every event), only kinds, times, vectors and `irr_was_set`. For these
+# the search records its events without the snapshots (`World.record_registers(False)`), which
+# are a good part of the cost of a step; a counterexample is replayed with them for its
+# explanation. `no-stuck-in-service` reads the ISR, and a user's property may read anything.
+REGISTER_FREE = frozenset({"clock-tick", "no-stale-delivery", "no-delivery-across-reset"})
 
 
 @dataclass
@@ -107,8 +115,11 @@ class GraphResult:
     counterexample: GraphCounterexample | None = None
 
 
-def replay(factory: WorldFactory, profile: Profile, apicv: bool, path: Sequence[int]) -> World:
+def replay(factory: WorldFactory, profile: Profile, apicv: bool, path: Sequence[int], *,
+           registers: bool = True) -> World:
     world = factory(profile, apicv)
+    if not registers:
+        world.record_registers(False)
     for action in path:
         world.step(action)
     return world
@@ -139,71 +150,96 @@ def _explore(factory: WorldFactory, prop: Property, profile: Profile, apicv: boo
     start = time.perf_counter()
     result = GraphResult(prop.name, profile.name, apicv, family)
     with_history = prop.name not in HISTORY_FREE
-
-    def state_of(world: World) -> Hashable:
-        return (world.key(), world.history()) if with_history else world.key()
+    registers = prop.name not in REGISTER_FREE
+    check = prop.check
 
     world = factory(profile, apicv)
-    best: dict[Hashable, int] = {state_of(world): world.allowance()}  # state -> most allowed
+    if not registers:
+        world.record_registers(False)
+    initial = (world.key(), world.history()) if with_history else world.key()
+    best: dict[Hashable, int] = {initial: world.allowance()}  # state -> most allowed
     # (cost, path, arity, snapshot): a state is expanded by restoring its snapshot into the one
     # live world and taking each enabled step from there
     queue: deque[tuple[int, tuple[int, ...], int, Any]] = deque(
         [(0, (), world.actions(), world.snapshot())])
+    # the counters live in locals while the search runs (this loop is the search's own cost)
+    transitions = subsumed = depth = max_steps = final_states = 0
     while queue:
         cost, path, arity, snapshot = queue.popleft()
-        result.depth = max(result.depth, cost)
-        result.max_steps = max(result.max_steps, len(path))
+        if cost > depth:
+            depth = cost
+        if len(path) > max_steps:
+            max_steps = len(path)
         if arity == 0:
-            result.final_states += 1
+            final_states += 1
         for action in range(arity):
-            if result.transitions % 64 == 0:
+            if transitions % 64 == 0:
                 if time.perf_counter() - start > budget:
                     result.budget_exhausted = True
-                    return _done(result, best, start)
-                if freeze and result.transitions % FREEZE_EVERY == 0:
+                    return _done(result, best, start, transitions, subsumed, depth, max_steps,
+                                 final_states)
+                if freeze and transitions % FREEZE_EVERY == 0:
                     gc.freeze()
-            child = (*path, action)
             world.restore(snapshot)
             world.step(action)
-            result.transitions += 1
+            transitions += 1
             if visit is not None:
-                visit(child, world)
-            violation = prop.check(world.trace.events)
+                visit((*path, action), world)
+            violation = check(world.trace.events)
             if violation is not None:
-                result.counterexample = _counterexample(factory, profile, apicv, child, world,
-                                                        violation)
-                result.depth = max(result.depth, cost + (action > 0))
-                return _done(result, best, start)
-            state, allowed = state_of(world), world.allowance()
+                child = (*path, action)
+                result.counterexample = _counterexample(factory, prop, profile, apicv, child,
+                                                        violation, registers)
+                depth = max(depth, cost + (action > 0))
+                return _done(result, best, start, transitions, subsumed, depth, max_steps,
+                             final_states)
+            state = (world.key(), world.history()) if with_history else world.key()
+            allowed = world.allowance()
             if best.get(state, -1) >= allowed:
-                result.subsumed += 1
+                subsumed += 1
                 continue
             best[state] = allowed
             actions = world.actions()
             # a state without steps (a run's end) is counted, never restored
-            entry = (cost + (action > 0), child, actions, world.snapshot() if actions else None)
+            entry = (cost + (action > 0), (*path, action), actions,
+                     world.snapshot() if actions else None)
             if action == 0:
                 queue.appendleft(entry)
             else:
                 queue.append(entry)
-        if progress is not None and result.transitions % 256 < arity:
-            progress(len(best), result.transitions, result.depth)
+        if progress is not None and transitions % 256 < arity:
+            progress(len(best), transitions, depth)
     result.complete = True
-    return _done(result, best, start)
+    return _done(result, best, start, transitions, subsumed, depth, max_steps, final_states)
 
 
-def _done(result: GraphResult, best: dict[Hashable, int], start: float) -> GraphResult:
+def _done(result: GraphResult, best: dict[Hashable, int], start: float, transitions: int,
+          subsumed: int, depth: int, max_steps: int, final_states: int) -> GraphResult:
     result.states = len(best)
+    result.transitions, result.subsumed, result.depth = transitions, subsumed, depth
+    result.max_steps, result.final_states = max_steps, final_states
     result.seconds = time.perf_counter() - start
     return result
 
 
-def _counterexample(factory: WorldFactory, profile: Profile, apicv: bool, path: tuple[int, ...],
-                    world: World, violation: Violation) -> GraphCounterexample:
+def _counterexample(factory: WorldFactory, prop: Property, profile: Profile, apicv: bool,
+                    path: tuple[int, ...], violation: Violation,
+                    registers: bool) -> GraphCounterexample:
+    """The counterexample as the search found it, its events recorded with their register
+    snapshots: the path is replayed from the initial state in a new world (each step described
+    on the way), with the snapshots on even when the search left them out."""
     steps = []
     walker = factory(profile, apicv)
     for action in path:
         steps.append(walker.describe(action))
         walker.step(action)
-    return GraphCounterexample(list(path), steps, world.to_choices(), violation,
-                               list(world.trace.events))
+    events = list(walker.trace.events)
+    if not registers:
+        # the property reads none of the snapshots: it breaks at the same event, and the
+        # sentence it gives is read off the replayed events, as the explanation is
+        replayed = prop.check(events)
+        if replayed is None or replayed.index != violation.index:
+            raise RuntimeError(f"path {list(path)}: the replay with register snapshots judges "
+                               f"{replayed}, the search judged {violation}")
+        violation = replayed
+    return GraphCounterexample(list(path), steps, walker.to_choices(), violation, events)

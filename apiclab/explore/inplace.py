@@ -21,9 +21,9 @@ graph, the world built by replaying the same path from the start.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from itertools import repeat
-from operator import attrgetter, getitem, itemgetter, methodcaller, setitem
+from operator import getitem, itemgetter, methodcaller, setitem
 from typing import Any
 
 from apiclab.engine.core import Handle
@@ -51,21 +51,24 @@ class _Plan:
 
 _PLANS: dict[type, _Plan] = {}
 
-# A snapshot: for objects with a `__dict__`, those dicts (the same dict object for an object's
-# whole life), a copy of each, and their sizes; the containers among the values as three columns
-# (dict, name, saved copy), copied again at every restore so the snapshot itself is never mutated
-# by the run after it; then the objects with `__slots__`, their values and their containers; then
-# the engine's scheduled callbacks (`Handle`), whose only changing attribute is `cancelled`
-# (their time and callback are set once, when they are scheduled), by their flags alone. A
-# restore is a few `map`s over these columns, so it runs at C speed, not attribute by attribute.
+# A snapshot: the objects with a `__dict__` and a copy of each one's dict; the slots of the
+# objects with `__slots__` as two columns (object, value) beside the layout's names — of the
+# engine's scheduled callbacks (`Handle`) only `cancelled`, their one attribute that changes (their
+# time and callback are set once, when they are scheduled); every container among all these
+# values (the list, dict or set object itself) and a copy of its contents; and the layout of the
+# objects' types (`_Layout`). A restore gives every object with a `__dict__` a fresh copy of its
+# saved dict (`obj.__dict__ = copy`: one C-level copy per object, which also drops an attribute
+# created after the snapshot), sets the slots back, and puts each container's saved contents back
+# into the container object the attribute held when the snapshot was taken (in place: nothing is
+# allocated for the many that did not change). The snapshot itself is never mutated. Each of these
+# is a `map` over a column, so a restore runs at C speed, not attribute by attribute.
 Snapshot = tuple[
-    tuple[dict[str, Any], ...], tuple[dict[str, Any], ...], list[int],
-    tuple[tuple[dict[str, Any], ...], tuple[str, ...], tuple[Any, ...]],
-    tuple[tuple[object, dict[str, Any], tuple[tuple[str, Any], ...]], ...],
-    tuple[Handle, ...], tuple[bool, ...],
+    tuple[object, ...], tuple[dict[str, Any], ...], "_Layout", tuple[Any, ...], tuple[Any, ...],
+    tuple[object, ...], tuple[Any, ...],
 ]
 
 _COPY = methodcaller("copy")
+_ALL = slice(None)
 
 
 def _slots(cls: type) -> tuple[str, ...]:
@@ -85,28 +88,48 @@ def _plan(obj: object) -> _Plan:
 
 
 class _Layout:
-    """Where things are in a list of objects of given types: which have a `__dict__` (and the
-    containers among their attributes), which have `__slots__`, which are scheduled callbacks.
-    Worked out once per sequence of types, so a save is a few `map`s and `itemgetter`s."""
+    """Where things are in a list of objects of given types: which have a `__dict__`, which slots
+    of which objects to keep (for a scheduled callback only `cancelled`), and the containers among
+    their attributes (whose, and of which type). Worked out once per sequence of types, so a save
+    or a restore is a few `map`s and `itemgetter`s."""
 
-    __slots__ = ("handles", "names", "owners", "plain", "sizes", "slotted")
+    __slots__ = ("dicts", "kinds", "lists", "names", "owners", "plain", "sets", "sizes",
+                 "slot_containers", "slot_names", "slot_owners")
 
     def __init__(self, objects: list[object]) -> None:
         plans = [None if type(o) is Handle else _plan(o) for o in objects]
         plain = [i for i, p in enumerate(plans) if p is not None and p.slots is None]
         self.plain = _picker(plain)
-        self.slotted = tuple((i, p) for i, p in enumerate(plans)
-                             if p is not None and p.slots is not None)
-        self.handles = _picker([i for i, p in enumerate(plans) if p is None])
         self.sizes = [plans[i].size for i in plain]  # type: ignore[union-attr]
+        slot_owners: list[int] = []
+        slot_names: list[str] = []
+        slot_containers: list[int] = []
+        for i, p in enumerate(plans):
+            if p is None or p.slots is not None:
+                for name in ("cancelled",) if p is None else p.slots or ():
+                    if p is not None and name in p.containers:
+                        slot_containers.append(len(slot_names))
+                    slot_owners.append(i)
+                    slot_names.append(name)
+        self.slot_owners = _picker(slot_owners)
+        self.slot_names = tuple(slot_names)
+        self.slot_containers = _picker(slot_containers)
         owners: list[int] = []
         names: list[str] = []
+        kinds: list[type] = []
         for k, i in enumerate(plain):
             for name in plans[i].containers:  # type: ignore[union-attr]
                 owners.append(k)
                 names.append(name)
+                kinds.append(type(vars(objects[i])[name]))
         self.owners = _picker(owners)
         self.names = tuple(names)
+        # the containers in slots follow those in dicts
+        kinds += [type(getattr(objects[slot_owners[j]], slot_names[j])) for j in slot_containers]
+        self.kinds = tuple(kinds)
+        self.lists = _picker([j for j, kind in enumerate(kinds) if kind is list])
+        self.dicts = _picker([j for j, kind in enumerate(kinds) if kind is dict])
+        self.sets = _picker([j for j, kind in enumerate(kinds) if kind is set])
 
 
 def _picker(indices: list[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
@@ -120,64 +143,55 @@ def _picker(indices: list[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
 
 
 _LAYOUTS: dict[tuple[type, ...], _Layout] = {}
-_CONTAINER_TYPES = frozenset(_CONTAINERS)
 
 
-def save(objects: Iterable[object]) -> Snapshot:
+def save(objects: Sequence[object]) -> Snapshot:
     """The state of `objects` now."""
-    objs = list(objects)
-    types = tuple(map(type, objs))
+    types = tuple(map(type, objects))
     layout = _LAYOUTS.get(types)
     if layout is None:
-        layout = _LAYOUTS[types] = _Layout(objs)
-    dicts: tuple[dict[str, Any], ...] = tuple(map(vars, layout.plain(objs)))
-    sizes = list(map(len, dicts))
-    if sizes != layout.sizes:  # an attribute added or removed since the plans were made
-        _PLANS.clear()
-        _LAYOUTS.pop(types)
-        layout = _LAYOUTS[types] = _Layout(objs)
-    owners = layout.owners(dicts)
-    values: tuple[Any, ...] = tuple(map(getitem, owners, layout.names))
-    if not _CONTAINER_TYPES.issuperset(map(type, values)):  # a container attribute rebound
-        _PLANS.clear()
-        _LAYOUTS.clear()
-        return save(objs)
-    slotted = []
-    for index, plan in layout.slotted:
-        obj = objs[index]
-        slot_values = {name: getattr(obj, name) for name in plan.slots or ()}
-        kept = []
-        for name in plan.containers:
-            value = slot_values[name]
-            if type(value) not in _CONTAINERS:
-                _PLANS.clear()
-                _LAYOUTS.clear()
-                return save(objs)
-            kept.append((name, value.copy()))
-        slotted.append((obj, slot_values, tuple(kept)))
-    handles: tuple[Handle, ...] = layout.handles(objs)
-    return (dicts, tuple(map(dict.copy, dicts)), sizes,
-            (owners, layout.names, tuple(map(_COPY, values))), tuple(slotted),
-            handles, tuple(map(_CANCELLED, handles)))
+        layout = _LAYOUTS[types] = _Layout(list(objects))
+    plain = layout.plain(objects)
+    dicts: tuple[dict[str, Any], ...] = tuple(map(vars, plain))
+    if list(map(len, dicts)) != layout.sizes:  # an attribute added or removed since the plans
+        return _replan(objects)
+    slot_objects = layout.slot_owners(objects)
+    slot_values = tuple(map(getattr, slot_objects, layout.slot_names))
+    containers: tuple[Any, ...] = (tuple(map(getitem, layout.owners(dicts), layout.names))
+                                   + layout.slot_containers(slot_values))
+    if tuple(map(type, containers)) != layout.kinds:  # a container attribute rebound to another
+        return _replan(objects)
+    # `dict(d)`, not `d.copy()`: an object's first `vars()` gives a split dict (its keys shared with
+    # its class's other instances), a copy of which is split too; once restored into the object,
+    # CPython 3.11's attribute access specialized for instance dicts gives up on a split one
+    # (LOAD_ATTR_WITH_HINT finds no value in the keys) and takes the generic path at every access,
+    # which makes every step of the model about half as fast. `dict(d)` is a combined dict, and
+    # the copies of it a restore hands out are combined too.
+    return (plain, tuple(map(dict, dicts)), layout, containers,
+            tuple(map(_COPY, containers)), slot_objects, slot_values)
 
 
-_CANCELLED = attrgetter("cancelled")
+def _replan(objects: Sequence[object]) -> Snapshot:
+    """An object's attributes are not what its plan says: work the plans out again."""
+    _PLANS.clear()
+    _LAYOUTS.clear()
+    return save(objects)
 
 
 def restore(snapshot: Snapshot) -> None:
     """Put every object of `snapshot` back into the state it was saved in."""
-    dicts, saved, sizes, (owners, names, values), slotted, handles, cancelled = snapshot
-    if list(map(len, dicts)) != sizes:  # an attribute created after the snapshot
-        for attrs in dicts:
-            attrs.clear()
-    _drain(map(dict.update, dicts, saved))
-    _drain(map(setitem, owners, names, map(_COPY, values)))
-    for obj, kept, containers in slotted:
-        for name, value in kept.items():
-            setattr(obj, name, value)
-        for name, value in containers:
-            setattr(obj, name, value.copy())
-    _drain(map(setattr, handles, repeat("cancelled"), cancelled))
+    plain, saved, layout, containers, contents, slot_objects, slot_values = snapshot
+    _drain(map(setattr, plain, repeat("__dict__"), map(dict.copy, saved)))
+    _drain(map(setattr, slot_objects, layout.slot_names, slot_values))
+    _drain(map(setitem, layout.lists(containers), repeat(_ALL), layout.lists(contents)))
+    dicts = layout.dicts(containers)
+    if dicts:
+        _drain(map(dict.clear, dicts))
+        _drain(map(dict.update, dicts, layout.dicts(contents)))
+    sets = layout.sets(containers)
+    if sets:
+        _drain(map(set.clear, sets))
+        _drain(map(set.update, sets, layout.sets(contents)))
 
 
 _drain = deque[Any](maxlen=0).extend  # runs an iterator to its end, keeping nothing

@@ -9,17 +9,13 @@ the user's Python with the user's rights (it is code, not data): only give code 
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from apiclab.engine import events as ev
 from apiclab.engine.events import Event
 from apiclab.errors import UserError
-from apiclab.files import InputFileError, read_text
 
 NS_PER_S = 1_000_000_000
 WINDOWS_CLOCK_VECTOR = 0xD1  # Windows 7 x64's clock vector (docs/design.md §4, step 5)
@@ -230,6 +226,13 @@ def get_property(spec: str) -> Property:
 
 
 def _load_function(target: str, name: str, spec: str) -> Callable[..., Any]:
+    # imported here, for a user's property only: a built-in one should not pay for them at start
+    import importlib
+    import importlib.util
+    from pathlib import Path
+
+    from apiclab.files import InputFileError, read_text
+
     try:
         if target.endswith(".py"):
             path = Path(target)

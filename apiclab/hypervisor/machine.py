@@ -25,7 +25,6 @@ from apiclab.engine import events as ev
 from apiclab.engine.core import Engine
 from apiclab.engine.idle import IdleTicks, QuietSteps
 from apiclab.engine.trace import Trace
-from apiclab.guest.program import testdev_line
 from apiclab.hypervisor import savevm
 from apiclab.hypervisor.kvm import KvmVcpu
 from apiclab.hypervisor.profiles import Profile
@@ -302,6 +301,9 @@ class ModelVm:
 
     def io_out(self, port: int, value: int) -> None:
         """A guest OUT that exits to QEMU: the reset port, the PIT and pc-testdev's lines."""
+        # imported here: the step programs' vocabulary costs a model-only run (explore) ~5 ms
+        from apiclab.guest.program import testdev_line
+
         line = testdev_line(port)
         if line is not None:
             # pc-testdev: ISA line `line`, which reaches the IOAPIC input of the same number but

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from apiclab.cli.main import main
+from apiclab.engine.events import Event
 from apiclab.explore.catalogue import CATALOGUE
 from apiclab.explore.families import FAMILIES
 from apiclab.explore.graph import explore_graph, replay
@@ -52,6 +53,34 @@ def test_the_same_path_replays_to_the_same_state() -> None:
     a, b = replay(RebootWorld, profile, True, path), replay(RebootWorld, profile, True, path)
     assert a.key() == b.key()
     assert a.trace.digest() == b.trace.digest()
+
+
+def test_a_search_without_register_snapshots_still_explains_with_them() -> None:
+    """clock-tick reads no register of the events, so the search records them without the
+    snapshots; the counterexample's events are those of a full replay of its path."""
+    result = explore_graph(RebootWorld, CLOCK, get_profile(SEED.buggy), True, family="reboot")
+    ce = result.counterexample
+    assert ce is not None
+    full = replay(RebootWorld, get_profile(SEED.buggy), True, ce.path)
+    assert ce.events == full.trace.events
+    assert ce.violation == CLOCK.check(full.trace.events)
+    assert any(e.rvi is not None for e in ce.events)
+
+
+@pytest.mark.parametrize("path", [(1, 0, 9, 2, 0, 0, 0, 1), (0, 4, 8, 2, 0, 9, 0, 0, 3),
+                                  (3, 0, 0, 0, 0, 1)])
+def test_events_without_register_snapshots_are_the_same_events(path: tuple[int, ...]) -> None:
+    profile = get_profile(SEED.buggy)
+    full = replay(RebootWorld, profile, True, path).trace.events
+    lean = replay(RebootWorld, profile, True, path, registers=False).trace.events
+    register_fields = set(Event.__struct_fields__) - {"time", "cpu"}
+    assert len(lean) == len(full) > 10
+    for a, b in zip(lean, full, strict=True):
+        assert type(a) is type(b) and a.time == b.time
+        assert all(getattr(a, f) is None for f in register_fields)
+        others = set(type(a).__struct_fields__) - register_fields - {"before"}
+        assert all(getattr(a, f) == getattr(b, f) for f in others)
+    assert any(b.irr is not None for b in full)
 
 
 def test_search_is_deterministic() -> None:

@@ -86,8 +86,9 @@ class RebootWorld:
             case "cli":
                 self._reset_port()
             case "exit":
-                super(reboot._ResetExitMachine, self.machine).io_out(
-                    0xCF9, 0x06)  # QEMU's system reset (the exit itself happened already)
+                # what QEMU does for the reset-port write (ModelVm.io_out of 0x06 to 0xCF9): the
+                # system reset; the exit itself happened already, at the `cli` stage's end
+                self.machine.system_reset()
                 self.accepted_since_reset = frozenset()
                 self.stage = "after"
             case "after":
@@ -136,6 +137,19 @@ class RebootWorld:
         seq.append(self.busy)
         clock, eoi = divmod(self.boot_choice, 2)
         return normalize([*seq, clock, eoi])
+
+    def record_registers(self, on: bool) -> None:
+        """Whether the trace's events carry the vCPU's register snapshot (IRR, ISR, RVI, ...), as
+        they do by default. A search whose property reads none of it turns it off: building the
+        snapshot is a good part of a step's cost. Off, the vCPU's `registers` is an instance
+        attribute answering an empty snapshot, which every recorder of the model calls
+        (`Cpu.record`, the system reset, KVM_SET_LAPIC), so the same events are recorded, at the
+        same indices, without those fields."""
+        vcpu = self.machine.vcpu
+        if on:
+            vars(vcpu).pop("registers", None)
+        else:
+            setattr(vcpu, "registers", dict)  # noqa: B010  (an instance attribute over a method)
 
     def snapshot(self) -> inplace.Snapshot:
         """This state, to come back to with `restore` (apiclab.explore.inplace)."""
