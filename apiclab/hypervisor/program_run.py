@@ -17,6 +17,7 @@ from apiclab.guest.stepper import (
 )
 from apiclab.hypervisor.machine import ModelVm
 from apiclab.hypervisor.profiles import Profile, get_profile
+from apiclab.platform.cpu import InterruptStorm
 
 
 def run_program(
@@ -51,10 +52,14 @@ def run_program(
         vcpu.idt = run.handler_for(cpu)
         vcpu.vm_entry()
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    finished = machine.engine.run_process(
-        run.process(limit_ns), max_steps=max_steps,
-        keep_going=None if deadline is None else lambda: time.monotonic() < deadline,
-    )
+    try:
+        finished = machine.engine.run_process(
+            run.process(limit_ns), max_steps=max_steps,
+            keep_going=None if deadline is None else lambda: time.monotonic() < deadline,
+        )
+    except InterruptStorm as storm:
+        trace.record(machine.engine.now, ModelStopped, reason=str(storm))
+        return trace
     if not finished:
         why = (f"wall-clock time-out of {timeout_s:g} s" if deadline and time.monotonic() >= deadline
                else f"budget of {max_steps} engine steps")

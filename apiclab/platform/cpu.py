@@ -20,6 +20,22 @@ from apiclab.engine.core import Engine, Signal
 from apiclab.engine.trace import Trace
 from apiclab.platform.tsc import Tsc
 
+# Handlers run in no model time, so an interrupt that comes back as soon as its handler returns (a
+# level-triggered input still asserted when the handler EOIs, SDM §10.8.5 / 82093AA §3.2.4) would
+# be taken forever at one instant. Far more deliveries than any program makes in one go: a storm.
+MAX_DELIVERIES_AT_ONCE = 10_000
+
+
+class InterruptStorm(Exception):
+    """The CPU took `MAX_DELIVERIES_AT_ONCE` interrupts back to back at one instant: the run can
+    make no progress (its handlers run in no time), so it stops here."""
+
+    def __init__(self, vector: int, now: int) -> None:
+        super().__init__(
+            f"interrupt storm: vector {vector:#04x} delivered {MAX_DELIVERIES_AT_ONCE:,} times "
+            f"back to back at {now} ns (an input still asserted when its handler EOIs?)")
+        self.vector = vector
+
 
 class Cpu:
     """The interrupt-facing core of one logical processor. Subclasses say where interrupts come
@@ -108,11 +124,15 @@ class Cpu:
         if self._delivering:
             return  # the handler runs with IF=0; its IRET re-checks below
         self._delivering = True
+        taken = 0
         try:
             while True:
                 vector, irr_was_set = self._next_vector()
                 if vector < 0:
                     return
+                taken += 1
+                if taken > MAX_DELIVERIES_AT_ONCE:
+                    raise InterruptStorm(vector, self.engine.now)
                 self.record(
                     ev.Deliver,
                     vector=vector,
