@@ -65,10 +65,16 @@ def records(text: str) -> list[str]:
     An NMI is not held off by the CLI around the agent's REP OUTSB, so the NMI handler's whole
     record can land inside another one: "@R…@I…\n" then the rest of the "@R" record on the next
     line. The interrupted record is put back together and listed first (its event came first).
+    An INIT also lands anywhere, but its CPU starts over: the record it cut is never finished,
+    and the line after the one it was cut in starts a new record ("@" instead of the rest). Then
+    the cut record is dropped and the record found after it kept.
     """
     out: list[str] = []
     prefix, held = "", ""  # the interrupted record's start, and the record found inside it
     for line in text.splitlines():
+        if prefix and line.startswith("@"):  # never resumed: its CPU was reset (INIT)
+            out.append(held)
+            prefix, held = "", ""
         if prefix:
             line, prefix = prefix + line, ""
         if not line.startswith("@"):
@@ -81,7 +87,7 @@ def records(text: str) -> list[str]:
         if held:
             out.append(held)
             held = ""
-    if prefix:
+    if len(prefix) > 1:
         out.append(prefix[1:])
     if held:
         out.append(held)

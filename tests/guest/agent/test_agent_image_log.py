@@ -108,6 +108,16 @@ def test_an_nmi_record_inside_another_is_split_out_after_it() -> None:
     assert kinds == [("read", 0xD0), ("interrupt", 2), ("end", None)]
 
 
+def test_a_record_cut_by_an_init_is_dropped_and_the_next_kept() -> None:
+    # An INIT resets the CPU in the middle of its REP OUTSB: the cut record never resumes, the
+    # CPU writes its next record after the start-up IPI, and the line after starts a new record.
+    for cut in ("@", "@R00000000000020"):
+        text = (START + cut + "@R0000000000003000000000A000000000000000D0\n"
+                + "@E000000000000500A\n")
+        kinds = [(e.kind, getattr(e, "value", None)) for e in log.decode(text, TSC_KHZ)]
+        assert kinds == [("read", 0xD0), ("end", None)], cut
+
+
 def test_logs_of_several_cpus_merge_by_tsc_and_carry_each_cpu() -> None:
     # CPU 0 starts first and ends last; CPU 1's read lies between CPU 0's two records
     cpu0 = "@S000000000000100001\n@R0000000000003000" + "00000020" + "0" * 16 + "\n" \
