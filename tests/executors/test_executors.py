@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fakes import Silent
+
 from apiclab.backends.base import Availability, RunResult
 from apiclab.conform.case import load_builtin
 from apiclab.conform.match import match_expectation
@@ -13,22 +15,6 @@ from apiclab.executors.model import ModelExecutor
 from apiclab.executors.protocol import ProgramExecutor
 from apiclab.guest.program import Program
 from apiclab.scenarios.kvm_cases import cases as kvm_cases
-
-
-class Silent:
-    """A backend whose guest reports only the end."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def availability(self) -> Availability:
-        return Availability(True, "silent 1.0")
-
-    def run(self, program: Program, *, lapic_image: object = None,
-            timeout_s: float = 5.0) -> RunResult:
-        trace = Trace()
-        trace.record(0, End)
-        return RunResult(trace)
 
 
 class Unavailable(Silent):

@@ -1,4 +1,4 @@
-"""Stand-in backends for the conform tests."""
+"""Stand-in backends for the tests (conform, executors): `tests` is on pytest's path."""
 
 from __future__ import annotations
 
