@@ -175,6 +175,8 @@ class Engine:
         self.steps += 1
         self._resume(process, None, finished)
         if max_steps is None and keep_going is None:
+            # `_step` inlined: this loop runs every callback of a counting storm, where a method
+            # call per step is a measurable share (bench/reboot_cycles.py)
             queue, pop = self._queue, heapq.heappop
             while not finished and queue:
                 time, _, handle = pop(queue)

@@ -6,6 +6,7 @@ reset first, then the vCPU's APIC state is pushed with KVM_SET_LAPIC (docs/desig
 from __future__ import annotations
 
 from operator import attrgetter
+from typing import Any
 
 from apiclab.arch import apic_base, ipi_bus
 from apiclab.arch.ioapic import Ioapic
@@ -57,6 +58,18 @@ def reset_image() -> LapicState:
     return image
 
 
+def _read_only_bank(index: int) -> Any:
+    """IRR, ISR or TMR (`index` 0-2) of the read-only reset image: read from its decoded banks."""
+
+    def read(image: _ReadOnlyImage) -> int:
+        return image._banks[index]
+
+    def write(image: _ReadOnlyImage, bits: int) -> None:
+        raise TypeError("the reset image is read-only")
+
+    return property(read, write)
+
+
 class _ReadOnlyImage(LapicState):
     """A register image that is only ever read (the one every system reset pushes), built once
     with its IRR, ISR and TMR banks decoded once: KVM_SET_LAPIC reads them at every reset."""
@@ -69,29 +82,9 @@ class _ReadOnlyImage(LapicState):
         assert len(self.regs) == LAPIC_STATE_SIZE // 0x10
         self.get = self.regs.__getitem__  # type: ignore[method-assign,assignment]
 
-    @property
-    def irr(self) -> int:
-        return self._banks[0]
-
-    @irr.setter
-    def irr(self, bits: int) -> None:
-        raise TypeError("the reset image is read-only")
-
-    @property
-    def isr(self) -> int:
-        return self._banks[1]
-
-    @isr.setter
-    def isr(self, bits: int) -> None:
-        raise TypeError("the reset image is read-only")
-
-    @property
-    def tmr(self) -> int:
-        return self._banks[2]
-
-    @tmr.setter
-    def tmr(self, bits: int) -> None:
-        raise TypeError("the reset image is read-only")
+    irr = _read_only_bank(0)
+    isr = _read_only_bank(1)
+    tmr = _read_only_bank(2)
 
     def set(self, offset: int, value: int) -> None:
         raise TypeError("the reset image is read-only")
