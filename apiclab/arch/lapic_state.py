@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from apiclab.arch.registers import Reg
 from apiclab.errors import DecodeError
@@ -101,3 +102,37 @@ class LapicState:
     @tmr.setter
     def tmr(self, bits: int) -> None:
         self._set_vectors(Reg.TMR0, bits)
+
+
+def _read_only_bank(index: int) -> Any:
+    """IRR, ISR or TMR (`index` 0-2) of the read-only reset image: read from its decoded banks."""
+
+    def read(image: ReadOnlyLapicState) -> int:
+        return image._banks[index]
+
+    def write(image: ReadOnlyLapicState, bits: int) -> None:
+        raise TypeError("the reset image is read-only")
+
+    return property(read, write)
+
+
+class ReadOnlyLapicState(LapicState):
+    """A register image that is only ever read, with its IRR, ISR and TMR banks decoded once
+    (the one every system reset pushes: KVM_SET_LAPIC reads them at every reset). It lives here,
+    not with its user, because it redefines properties per class, which only an interpreted
+    class can (`apiclab.native` compiles the machine)."""
+
+    def __init__(self, image: LapicState) -> None:
+        super().__init__(dict(image.regs))
+        self._banks = (image.irr, image.isr, image.tmr)
+        # every 16-byte slot of the page is in `regs` (LapicState.zero), so a plain lookup
+        # answers as `get` does
+        assert len(self.regs) == LAPIC_STATE_SIZE // 0x10
+        self.get = self.regs.__getitem__  # type: ignore[method-assign,assignment]
+
+    irr = _read_only_bank(0)
+    isr = _read_only_bank(1)
+    tmr = _read_only_bank(2)
+
+    def set(self, offset: int, value: int) -> None:
+        raise TypeError("the reset image is read-only")

@@ -11,9 +11,12 @@ import random
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from mypy_extensions import mypyc_attr
+
 T = TypeVar("T")
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # subclassed by Python classes
 class Choices:
     def __init__(self, seed: int | None = None, replay: Sequence[int] | None = None) -> None:
         self._random = random.Random(seed) if replay is None else None

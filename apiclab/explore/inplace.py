@@ -36,14 +36,18 @@ class _Plan:
     which of them hold containers. Worked out once per type and attribute count, so a save or a
     restore is a dict copy and a few container copies, not a walk over the attributes."""
 
-    __slots__ = ("containers", "size", "slots")
+    __slots__ = ("containers", "dict_size", "size", "slots")
 
     def __init__(self, obj: object) -> None:
         self.slots: tuple[str, ...] | None = None
-        if hasattr(obj, "__dict__"):
+        has_dict = hasattr(obj, "__dict__")
+        self.dict_size = len(vars(obj)) if has_dict else -1
+        names = _slots(type(obj))
+        if has_dict and not names:
             values = vars(obj)
-        else:
-            self.slots = tuple(n for n in _slots(type(obj)) if hasattr(obj, n))
+        else:  # slots, or a compiled class's attributes, and those of a subclass's `__dict__`
+            names += tuple(vars(obj)) if has_dict else ()
+            self.slots = tuple(n for n in names if hasattr(obj, n))
             values = {name: getattr(obj, name) for name in self.slots}
         self.size = len(values)
         self.containers = tuple(k for k, v in values.items() if type(v) in _CONTAINERS)
@@ -76,13 +80,15 @@ def _slots(cls: type) -> tuple[str, ...]:
     for klass in cls.__mro__:
         slots = klass.__dict__.get("__slots__", ())
         found += [slots] if isinstance(slots, str) else list(slots)
+        # a class compiled by mypyc (apiclab.native) has no `__dict__`: its attributes are these
+        found += [n for n in klass.__dict__.get("__mypyc_attrs__", ()) if n not in found]
     return tuple(found)
 
 
 def _plan(obj: object) -> _Plan:
     plan = _PLANS.get(type(obj))
     size = len(vars(obj)) if hasattr(obj, "__dict__") else -1
-    if plan is None or (size >= 0 and plan.size != size):
+    if plan is None or plan.dict_size != size:
         plan = _PLANS[type(obj)] = _Plan(obj)
     return plan
 

@@ -32,6 +32,7 @@ from apiclab.arch.lapic import (
     TimerChanged,
     self_ipi_vector,
 )
+from apiclab.arch.lapic_state import LapicState
 from apiclab.arch.registers import IA32_APIC_BASE, IA32_TSC_DEADLINE, Reg, msr_of, offset_of_msr
 from apiclab.arch.vectors import vectors_of
 from apiclab.arch.vmx import VirtualApic
@@ -52,11 +53,20 @@ class KvmVcpu(Cpu):
     timer, and the guest-facing APIC operations (register and MSR access), on the CPU core.
     """
 
-    # KVM's per-profile paths, bound as methods (module functions taking the vCPU)
-    vm_entry = kvm_entry.vm_entry
-    set_apicv = kvm_entry.set_apicv
-    kvm_get_lapic = kvm_restore.kvm_get_lapic
-    kvm_set_lapic = kvm_restore.kvm_set_lapic
+    # KVM's per-profile paths live in kvm_entry and kvm_restore as functions of the vCPU; these
+    # methods call them (defined, not aliased: a compiled class binds no function it is given)
+
+    def vm_entry(self) -> None:
+        kvm_entry.vm_entry(self)
+
+    def set_apicv(self, active: bool) -> None:
+        kvm_entry.set_apicv(self, active)
+
+    def kvm_get_lapic(self) -> LapicState:
+        return kvm_restore.kvm_get_lapic(self)
+
+    def kvm_set_lapic(self, image: LapicState) -> None:
+        kvm_restore.kvm_set_lapic(self, image)
 
     def __init__(
         self,
@@ -82,6 +92,7 @@ class KvmVcpu(Cpu):
         self.in_guest = False
         self.req_event = False  # KVM_REQ_EVENT
         self._parked_vapic: VirtualApic | None = None  # the VMCS state while APICv is inhibited
+        self.registers_recorded = True  # whether events carry `registers()` (the trace's, not state)
 
     @property
     def apicv(self) -> bool:
@@ -91,7 +102,10 @@ class KvmVcpu(Cpu):
 
     def registers(self) -> dict[str, Any]:
         """The interrupt state a reader needs to follow a step: IRR/ISR/PPR/TPR, and with APICv
-        RVI/SVI/VPPR and PIR."""
+        RVI/SVI/VPPR and PIR. Empty while `registers_recorded` is off (a search that reads none of
+        it: building it is a good part of a step's cost)."""
+        if not self.registers_recorded:
+            return {}
         lapic = self.lapic
         regs: dict[str, Any] = {
             "irr": vectors_of(lapic.irr),

@@ -6,7 +6,8 @@ reset first, then the vCPU's APIC state is pushed with KVM_SET_LAPIC (docs/desig
 from __future__ import annotations
 
 from operator import attrgetter
-from typing import Any
+
+from mypy_extensions import mypyc_attr
 
 from apiclab.arch import apic_base, ipi_bus
 from apiclab.arch.ioapic import Ioapic
@@ -20,7 +21,7 @@ from apiclab.arch.lapic import (
     LVT_MASKED,
     SendIpi,
 )
-from apiclab.arch.lapic_state import LAPIC_STATE_SIZE, LapicState
+from apiclab.arch.lapic_state import LapicState, ReadOnlyLapicState
 from apiclab.arch.registers import LVT_REGS, Reg
 from apiclab.engine import events as ev
 from apiclab.engine.core import Engine
@@ -58,39 +59,8 @@ def reset_image() -> LapicState:
     return image
 
 
-def _read_only_bank(index: int) -> Any:
-    """IRR, ISR or TMR (`index` 0-2) of the read-only reset image: read from its decoded banks."""
-
-    def read(image: _ReadOnlyImage) -> int:
-        return image._banks[index]
-
-    def write(image: _ReadOnlyImage, bits: int) -> None:
-        raise TypeError("the reset image is read-only")
-
-    return property(read, write)
-
-
-class _ReadOnlyImage(LapicState):
-    """A register image that is only ever read (the one every system reset pushes), built once
-    with its IRR, ISR and TMR banks decoded once: KVM_SET_LAPIC reads them at every reset."""
-
-    def __init__(self, image: LapicState) -> None:
-        super().__init__(dict(image.regs))
-        self._banks = (image.irr, image.isr, image.tmr)
-        # every 16-byte slot of the page is in `regs` (LapicState.zero), so a plain lookup
-        # answers as `get` does
-        assert len(self.regs) == LAPIC_STATE_SIZE // 0x10
-        self.get = self.regs.__getitem__  # type: ignore[method-assign,assignment]
-
-    irr = _read_only_bank(0)
-    isr = _read_only_bank(1)
-    tmr = _read_only_bank(2)
-
-    def set(self, offset: int, value: int) -> None:
-        raise TypeError("the reset image is read-only")
-
-
-_RESET_IMAGE = _ReadOnlyImage(reset_image())
+# the image every system reset pushes, built once (read-only: KVM_SET_LAPIC only reads it)
+_RESET_IMAGE = ReadOnlyLapicState(reset_image())
 
 
 _VCPU = attrgetter("apic_base", "ipi_bus", "wait_for_sipi", "if_flag", "in_guest", "req_event",
@@ -117,6 +87,7 @@ def _vcpu_key(vcpu: KvmVcpu) -> tuple[object, ...]:
     )
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # subclassed by Python classes
 class ModelVm:
     """The model of one QEMU + KVM virtual machine (KVM's vCPU and in-kernel IOAPIC, QEMU's HPET,
     PIT and reset), on the simulated clock; the real /dev/kvm PC is `backends.kvm.machine.KvmPc`."""

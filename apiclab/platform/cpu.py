@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from apiclab.engine import events as ev
 from apiclab.engine.core import Engine, Signal
 from apiclab.engine.trace import Trace
@@ -37,6 +39,7 @@ class InterruptStorm(Exception):
         self.vector = vector
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # subclassed by Python classes
 class Cpu:
     """The interrupt-facing core of one logical processor. Subclasses say where interrupts come
     from (`_next_vector`), how they are reported (`delivery_via`) and what the trace's register

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from apiclab import native
 from apiclab.arch.registers import Reg
 from apiclab.engine.core import Handle
 from apiclab.engine.trace import Trace
 from apiclab.guest.windows7 import Windows7, Windows7Config
+from apiclab.hypervisor import machine as machine_module
 from apiclab.hypervisor.machine import ModelVm
 from apiclab.hypervisor.profiles import get_profile
 
@@ -18,7 +20,7 @@ NOT_IN_KEY = {
     "ModelVm": {"engine", "trace", "profile", "tsc", "ioapic", "vcpu", "vcpus", "hpet", "pit",
                 "idle_ticks", "quiet", "guest_state"},
     "KvmVcpu": {"engine", "trace", "profile", "tsc", "lapic", "vapic", "timer", "eoi_broadcast",
-                "delivered", "deliveries", "_parked_vapic"},
+                "delivered", "deliveries", "_parked_vapic", "registers_recorded"},
     "LocalApic": set(),
     "VirtualApic": {"page"},
     "LapicTimer": {"engine", "lapic", "tsc", "fire", "idle", "quiet"},
@@ -63,6 +65,9 @@ def changed(value: object) -> object:
     return object()  # a reference (a handler, a callback, a configuration) to something else
 
 
+@pytest.mark.skipif(native.compiled(machine_module),
+                    reason="the model is compiled (APICLAB_NATIVE=1): its attributes are typed and "
+                           "listed by no __dict__; the key's coverage is checked on the Python model")
 def test_every_attribute_of_every_stateful_object_is_in_the_key_or_listed_as_not() -> None:
     m, guest = machine()
     for obj in objects(m, guest):

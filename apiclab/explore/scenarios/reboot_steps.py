@@ -141,15 +141,10 @@ class RebootWorld:
     def record_registers(self, on: bool) -> None:
         """Whether the trace's events carry the vCPU's register snapshot (IRR, ISR, RVI, ...), as
         they do by default. A search whose property reads none of it turns it off: building the
-        snapshot is a good part of a step's cost. Off, the vCPU's `registers` is an instance
-        attribute answering an empty snapshot, which every recorder of the model calls
-        (`Cpu.record`, the system reset, KVM_SET_LAPIC), so the same events are recorded, at the
-        same indices, without those fields."""
-        vcpu = self.machine.vcpu
-        if on:
-            vars(vcpu).pop("registers", None)
-        else:
-            setattr(vcpu, "registers", dict)  # noqa: B010  (an instance attribute over a method)
+        snapshot is a good part of a step's cost. Off, the vCPU's `registers()` answers an empty
+        snapshot to every recorder of the model (`Cpu.record`, the system reset, KVM_SET_LAPIC),
+        so the same events are recorded, at the same indices, without those fields."""
+        self.machine.vcpu.registers_recorded = on
 
     def snapshot(self) -> inplace.Snapshot:
         """This state, to come back to with `restore` (apiclab.explore.inplace)."""
