@@ -95,8 +95,8 @@ _RESET_IMAGE = _ReadOnlyImage(reset_image())
 
 _VCPU = attrgetter("apic_base", "ipi_bus", "wait_for_sipi", "if_flag", "in_guest", "req_event",
                    "idt", "_delivering", "nmi_running", "nmi_pending")
-_LAPIC = attrgetter("apic_id", "bus_hz", "x2apic", "tpr", "ldr", "dfr", "svr", "esr", "esr_pending",
-                    "error_armed", "icr", "irr", "isr", "tmr", "timer_initial", "timer_divide",
+_LAPIC = attrgetter("initial_id", "apic_id", "bus_hz", "x2apic", "tpr", "ldr", "dfr", "svr", "esr",
+                    "esr_pending", "error_armed", "icr", "irr", "isr", "tmr", "timer_initial", "timer_divide",
                     "timer_ran_out", "tsc_deadline")
 _VAPIC = attrgetter("rvi", "svi", "vppr", "pir", "on", "eoi_exit_bitmap",
                     "interrupt_window_exiting", "recognized")
