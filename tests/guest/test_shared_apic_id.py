@@ -10,7 +10,7 @@ X2APIC_ID_MSR = 0x802
 EN, EXTD, DEFAULT_BASE = 1 << 11, 1 << 10, 0xFEE00000
 
 
-def _events(program: Program) -> list[tuple[str, int, int | None, int | None]]:
+def _events(program: Program) -> list[tuple[str, int | None, int | None, int | None]]:
     return [(e.kind, e.cpu, getattr(e, "vector", None), getattr(e, "value", None))
             for e in run_program(program).guest_visible() if e.kind != "end"]
 
