@@ -1,7 +1,20 @@
 """An xAPIC ID written by software on the model, seen through whole programs on several CPUs:
 who an IPI reaches (SDM §10.6.2.1) and when the hardware's ID comes back (§10.4.3, §10.12.5.1)."""
 
-from apiclab.guest.program import Handler, Mode, Pause, Program, Rdmsr, Read, Sti, Write, Wrmsr
+from apiclab.guest.program import (
+    Handler,
+    MmioWrite,
+    Mode,
+    Out,
+    Pause,
+    Program,
+    Rdmsr,
+    Read,
+    Step,
+    Sti,
+    Write,
+    Wrmsr,
+)
 from apiclab.hypervisor.program_run import run_program
 
 ID, SVR, ICR = 0x20, 0xF0, 0x300
@@ -64,3 +77,31 @@ def test_global_disable_and_x2apic_bring_back_the_hardware_id() -> None:
     ), mode=Mode.XAPIC_PM32, cpus=2)
     values = [value for _, _, _, value in _events(program)]
     assert values == [0x07000000, 0x01000000, 1]
+
+
+IOAPIC_SEL, IOAPIC_WIN, LINE_14 = 0xFEC00000, 0xFEC00010, 0x200E  # pc-testdev line 14
+
+
+def _route_and_pulse(vector: int, dest: int) -> tuple[Step, ...]:
+    """IOAPIC input 14 as an unmasked edge entry to physical `dest`, then one pulse (82093AA
+    §3.2.4)."""
+    return (MmioWrite(IOAPIC_SEL, 0x2D), MmioWrite(IOAPIC_WIN, dest << 24),
+            MmioWrite(IOAPIC_SEL, 0x2C), MmioWrite(IOAPIC_WIN, vector),
+            Out(LINE_14, 1), Out(LINE_14, 0), Pause(200_000))
+
+
+def test_ioapic_messages_go_to_the_apics_of_their_destination() -> None:
+    """With several CPUs, the IOAPIC's physical destination picks the APICs by their current ID
+    (§10.6.2.1): input 14 to ID 1 reaches CPU 1 only; once CPU 1 has taken ID 0, to ID 0 it
+    reaches both. (IRR3: bit 0 is 0x60, bit 1 is 0x61.)"""
+    program = Program((
+        Write(SVR, 0x1FF, cpu=0), Write(SVR, 0x1FF, cpu=1),
+        Out(0x21, 0xFF), Out(0xA1, 0xFF),  # the 8259s masked: the line reaches the IOAPIC only
+        *_route_and_pulse(0x60, 1),
+        Read(0x230, cpu=0), Read(0x230, cpu=1),
+        Write(ID, 0, cpu=1),
+        *_route_and_pulse(0x61, 0),
+        Read(0x230, cpu=0), Read(0x230, cpu=1),
+    ), mode=Mode.XAPIC_PM32, cpus=2)
+    assert [(cpu, value) for _, cpu, _, value in _events(program)] == [
+        (0, 0), (1, 1), (0, 2), (1, 3)]
