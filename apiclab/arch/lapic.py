@@ -209,10 +209,10 @@ class LocalApic:
 
     def set_x2apic(self, on: bool) -> None:
         """Enter or leave x2APIC mode (IA32_APIC_BASE.EXTD, §10.12.5.1). Entering it, the APIC
-        answers to its x2APIC ID, the 32-bit ID the hardware initialized at reset: §10.12.5.1
-        preserves *that* ID across xAPIC → x2APIC, and an ID software wrote through the xAPIC
-        page is not kept (KVM does the same: kvm_lapic_set_base loads the x2APIC ID from the
-        vCPU's ID when EXTD is set)."""
+        answers to its x2APIC ID: §10.12.5.1 has the 32-bit x2APIC ID initialized by hardware
+        at RESET and preserved across xAPIC → x2APIC, so an 8-bit ID software wrote through the
+        xAPIC page does not carry over. KVM does the same (kvm_lapic_set_base loads the x2APIC
+        ID from the vCPU's ID when EXTD is set; measured, docs/conform.md)."""
         if on and not self.x2apic:
             self.apic_id = self.initial_id
         self.x2apic = on
@@ -357,8 +357,8 @@ class LocalApic:
                 # bits 31:24) and QEMU (apic_mem_write, s->id = val >> 24); Bochs 2.7 ignores it.
                 # Taking it is the choice that lets the suite state §10.6.2.1 for two APICs of
                 # one ID (each compares a physical destination with its own ID: both accept).
-                # In x2APIC mode the ID register is read-only (§10.12.5.1): WRMSR raises #GP
-                # (`check_msr_write`), so this case is xAPIC only.
+                # In x2APIC mode the ID register is read only (§10.12.1.2 Table 10-6): WRMSR
+                # raises #GP (`check_msr_write`), so this case is xAPIC only.
                 self.apic_id = value >> 24
             case Reg.TPR:
                 self.tpr = value & 0xFF

@@ -285,7 +285,7 @@ def test_reset_and_x2apic_bring_back_the_hardware_id():
 
 
 def test_x2apic_id_stays_read_only():
-    """§10.12.5.1, Table 10-6: the x2APIC ID register is read only; WRMSR raises #GP and the
+    """§10.12.1.2 Table 10-6: the x2APIC ID register is read only; WRMSR raises #GP and the
     ID is unchanged; an xAPIC-page write of the offset in x2APIC mode does nothing either."""
     apic = LocalApic(apic_id=3)
     apic.set_x2apic(True)
