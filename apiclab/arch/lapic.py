@@ -168,6 +168,10 @@ class LocalApic:
     """Register file and rules of one local APIC."""
 
     def __init__(self, apic_id: int = 0, *, bus_hz: int = 1_000_000_000) -> None:
+        # The ID the hardware gives the APIC at power-up (§10.4.6; CPUID.01H:EBX[31:24] and
+        # CPUID.0BH:EDX report it as the initial APIC ID); `apic_id` is the ID the APIC answers
+        # to now, which software may change in xAPIC mode (`write`, Reg.ID).
+        self.initial_id = apic_id
         self.apic_id = apic_id
         self.bus_hz = bus_hz  # KVM's APIC bus runs at 1 GHz (docs/design.md §1)
         self.x2apic = False
@@ -176,8 +180,9 @@ class LocalApic:
     # --- reset and INIT (§10.4.7.1, §10.4.7.3) -------------------------------------------------
 
     def reset(self) -> None:
-        """Power-up / RESET values (§10.4.7.1): all zero but DFR (all ones), LVTs masked,
-        SVR = 0xFF (software disabled)."""
+        """Power-up / RESET values (§10.4.7.1): the ID the hardware assigns, all zero but DFR
+        (all ones), LVTs masked, SVR = 0xFF (software disabled)."""
+        self.apic_id = self.initial_id
         self.tpr = 0
         self.ldr = 0
         self.dfr = 0xFFFFFFFF
@@ -201,6 +206,16 @@ class LocalApic:
         keep_id, keep_mode = self.apic_id, self.x2apic
         self.reset()
         self.apic_id, self.x2apic = keep_id, keep_mode
+
+    def set_x2apic(self, on: bool) -> None:
+        """Enter or leave x2APIC mode (IA32_APIC_BASE.EXTD, §10.12.5.1). Entering it, the APIC
+        answers to its x2APIC ID: §10.12.5.1 has the 32-bit x2APIC ID initialized by hardware
+        at RESET and preserved across xAPIC → x2APIC, so an 8-bit ID software wrote through the
+        xAPIC page does not carry over. KVM does the same (kvm_lapic_set_base loads the x2APIC
+        ID from the vCPU's ID when EXTD is set; measured, docs/conform.md)."""
+        if on and not self.x2apic:
+            self.apic_id = self.initial_id
+        self.x2apic = on
 
     # --- derived registers ----------------------------------------------------------------------
 
@@ -335,6 +350,16 @@ class LocalApic:
             return self.write_icr(value)  # §10.12.9: in x2APIC mode one 64-bit register
         value &= 0xFFFFFFFF
         match offset:
+            case Reg.ID if not self.x2apic:
+                # §10.4.6: "Some processors permit software to modify the APIC ID. However, the
+                # ability of software to modify the APIC ID is processor model specific." The
+                # model takes the write, as KVM does (kvm_lapic_reg_write → kvm_apic_set_xapic_id,
+                # bits 31:24) and QEMU (apic_mem_write, s->id = val >> 24); Bochs 2.7 ignores it.
+                # Taking it is the choice that lets the suite state §10.6.2.1 for two APICs of
+                # one ID (each compares a physical destination with its own ID: both accept).
+                # In x2APIC mode the ID register is read only (§10.12.1.2 Table 10-6): WRMSR
+                # raises #GP (`check_msr_write`), so this case is xAPIC only.
+                self.apic_id = value >> 24
             case Reg.TPR:
                 self.tpr = value & 0xFF
             case Reg.EOI:

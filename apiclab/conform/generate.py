@@ -22,9 +22,11 @@ what the case files can say:
   IOAPIC is programmed through MMIO) and only in some programs, since Bochs has no pc-testdev;
 - programs for 2-4 CPUs (a share of them): fixed IPIs to another CPU in physical mode, by
   broadcast, in logical flat and cluster mode (xAPIC) or x2APIC cluster mode, by the shorthands
-  all and all-but-self, lowest priority to one target, NMI to another CPU, and INIT + SIPI to an
-  AP (which then sets itself up again); every IPI is followed by reads of the vector's IRR word on
-  every CPU, so a delivery shows even on a CPU with IF = 0.
+  all and all-but-self, lowest priority to one target, NMI to another CPU, INIT + SIPI to an
+  AP (which then sets itself up again), and (xAPIC) two APICs sharing one physical ID: a CPU
+  writes another's ID into its ID register (§10.4.6), an IPI to that ID reaches both
+  (§10.6.2.1), and the CPU writes its own ID back; every IPI is followed by reads of the vector's
+  IRR word on every CPU, so a delivery shows even on a CPU with IF = 0.
 
 Most programs run in xAPIC mode from protected mode (the mode every backend has); a share runs
 in x2APIC mode from real mode, which QEMU 7.2's TCG does not run (it says why). Each IPI, pulse
@@ -209,6 +211,20 @@ def smp_init_sipi(rng: random.Random, mode: Mode, cpus: int) -> Move:
             Read(Reg.ID, cpu=ap))
 
 
+def smp_aliased_ipi(rng: random.Random, cpus: int, vector: int) -> Move:
+    """CPU `a` takes CPU `b`'s xAPIC ID (§10.4.6: model specific; the model, KVM and QEMU take
+    the write) and reads it back; a fixed IPI from a random CPU to physical ID `b` reaches both
+    (§10.6.2.1), seen in the vector's IRR word on every CPU; `a` then writes its own ID back (the
+    agent numbers its CPUs by their initial APIC ID, so nothing else depends on it), leaving the
+    APICs as the move found them. xAPIC only: the x2APIC ID is read-only (§10.12.5.1)."""
+    a, b = rng.sample(range(cpus), 2)
+    sender = rng.randrange(cpus)
+    return (Write(Reg.ID, b << 24, cpu=a), Read(Reg.ID, cpu=a),
+            Write(Reg.ICR_LOW, _icr(Mode.XAPIC_PM32, ASSERT | FIXED | vector, b), cpu=sender),
+            _settle(sender, SMP_SETTLE_TICKS), *_irr_reads(vector, cpus),
+            Write(Reg.ID, a << 24, cpu=a), Read(Reg.ID, cpu=a))
+
+
 def base_tour(rng: random.Random, mode: Mode, cpu: int) -> Move:
     """IA32_APIC_BASE transitions of one CPU (§10.12.5 Figure 10-27), legal and illegal (#GP),
     ending in the program's mode with the APIC software-enabled again. IF is cleared first: the
@@ -262,9 +278,10 @@ def random_move(rng: random.Random, vectors: Sequence[int], mode: Mode, cpus: in
     x2 = mode == Mode.X2APIC_REAL
     smp = cpus > 1
     kinds = ("ipi", "tpr", "eoi", "read", "sti", "cli", "msr", "gp", "nmi", "sti_hlt", "base",
-             "timer", "line", "smp_ipi", "smp_nmi", "smp_init")
+             "timer", "line", "smp_ipi", "smp_nmi", "smp_init", "smp_alias")
     weights = (6, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1 if timer_vectors else 0, 2 if line else 0,
-               6 if smp else 0, 1 if smp else 0, 1 if smp and not x2 else 0)
+               6 if smp else 0, 1 if smp else 0, 1 if smp and not x2 else 0,
+               1 if smp and not x2 else 0)
     kind = rng.choices(kinds, weights)[0]
     cpu = rng.randrange(cpus)
     match kind:
@@ -310,6 +327,8 @@ def random_move(rng: random.Random, vectors: Sequence[int], mode: Mode, cpus: in
             return smp_nmi(rng, mode, cpus)
         case "smp_init":
             return smp_init_sipi(rng, mode, cpus)
+        case "smp_alias":
+            return smp_aliased_ipi(rng, cpus, rng.choice(vectors))
         case _:
             return (Cli(cpu=cpu),)
 

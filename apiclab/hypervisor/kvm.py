@@ -205,7 +205,7 @@ class KvmVcpu(Cpu):
 
     def set_x2apic(self, on: bool) -> None:
         """Enter or leave x2APIC mode directly (the run's start, before the guest's first step)."""
-        self.lapic.x2apic = on
+        self.lapic.set_x2apic(on)
         self.apic_base = self.apic_base | apic_base.EXTD if on else self.apic_base & ~apic_base.EXTD
 
     def guest_rdmsr(self, msr: int) -> int:
@@ -231,13 +231,15 @@ class KvmVcpu(Cpu):
     def _write_apic_base(self, value: int) -> None:
         """§10.12.5: only the legal mode transitions; leaving the APIC disabled loses its state
         (§10.4.3 "may return to the state ... after power-up or reset": the model takes that
-        branch) and entering x2APIC keeps it but for the logical ID, now derived (§10.12.10.2)."""
+        branch, the APIC ID back to the hardware's too, as KVM reloads it from the vCPU's ID
+        when EN is set again) and entering x2APIC keeps it but for the logical ID, now derived
+        (§10.12.10.2), and the ID, the x2APIC ID the hardware set (§10.12.5.1, `set_x2apic`)."""
         transition = apic_base.check_write(self.apic_base, value)
         self.apic_base = value
         if transition.disables:
             self.timer.stop()
-            self.lapic.init()
-        self.lapic.x2apic = transition.new is apic_base.ApicMode.X2APIC
+            self.lapic.reset()
+        self.lapic.set_x2apic(transition.new is apic_base.ApicMode.X2APIC)
         self._apply((TimerChanged(),))
         self._try_deliver()
 

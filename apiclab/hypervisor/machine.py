@@ -10,7 +10,7 @@ from operator import attrgetter
 from mypy_extensions import mypyc_attr
 
 from apiclab.arch import apic_base, ipi_bus
-from apiclab.arch.ioapic import Ioapic
+from apiclab.arch.ioapic import Ioapic, IoapicMessage
 from apiclab.arch.lapic import (
     DELIVERY_EXTINT,
     DELIVERY_FIXED,
@@ -19,6 +19,8 @@ from apiclab.arch.lapic import (
     DELIVERY_NMI,
     DELIVERY_STARTUP,
     LVT_MASKED,
+    SHORTHAND_NONE,
+    Icr,
     SendIpi,
 )
 from apiclab.arch.lapic_state import LapicState, ReadOnlyLapicState
@@ -65,8 +67,8 @@ _RESET_IMAGE = ReadOnlyLapicState(reset_image())
 
 _VCPU = attrgetter("apic_base", "ipi_bus", "wait_for_sipi", "if_flag", "in_guest", "req_event",
                    "idt", "_delivering", "nmi_running", "nmi_pending")
-_LAPIC = attrgetter("apic_id", "bus_hz", "x2apic", "tpr", "ldr", "dfr", "svr", "esr", "esr_pending",
-                    "error_armed", "icr", "irr", "isr", "tmr", "timer_initial", "timer_divide",
+_LAPIC = attrgetter("initial_id", "apic_id", "bus_hz", "x2apic", "tpr", "ldr", "dfr", "svr", "esr",
+                    "esr_pending", "error_armed", "icr", "irr", "isr", "tmr", "timer_initial", "timer_divide",
                     "timer_ran_out", "tsc_deadline")
 _VAPIC = attrgetter("rvi", "svi", "vppr", "pir", "on", "eoi_exit_bitmap",
                     "interrupt_window_exiting", "recognized")
@@ -177,8 +179,29 @@ class ModelVm:
 
     def irq_line(self, pin: int, asserted: bool) -> None:
         """KVM_IRQ_LINE: drive an IOAPIC input and deliver what it sends."""
-        for message in self.ioapic.set_irq(pin, asserted):
-            self.vcpu.accept_irq(message.vector, level=message.level, source=f"ioapic-pin{pin}")
+        self._from_ioapic(self.ioapic.set_irq(pin, asserted))
+
+    def _from_ioapic(self, messages: tuple[IoapicMessage, ...]) -> None:
+        """Deliver what the IOAPIC sends. With one vCPU, vCPU 0 accepts every message, as the
+        model always has (its guests' entries all name it). With several, a message goes on the
+        APIC bus like an IPI with no shorthand: every APIC whose *current* ID (or logical ID)
+        the entry's destination names accepts it (82093AA §3.2.4; SDM §10.6.2.1-2), one of them
+        for lowest priority (§10.6.2.4)."""
+        for message in messages:
+            source = f"ioapic-pin{message.pin}"
+            if len(self.vcpus) == 1:
+                self.vcpu.accept_irq(message.vector, level=message.level, source=source)
+                continue
+            # an 8-bit destination of 0xFF is the broadcast (§10.6.2.1), in x2APIC mode too (an
+            # xAPIC-format message; KVM's x2APIC broadcast quirk does the same)
+            dest = 0xFFFFFFFF if message.destination == 0xFF else message.destination
+            icr = Icr(message.vector, message.delivery_mode, message.logical, True,
+                      message.level, SHORTHAND_NONE, dest)
+            apics = [v.lapic for v in self.vcpus]
+            targets = ipi_bus.destinations(0, icr, apics)
+            if icr.delivery_mode == DELIVERY_LOWEST:
+                targets = ipi_bus.lowest_priority(targets, apics)
+            self._deliver(targets, icr, source)
 
     def send_ipi(self, sender: KvmVcpu, ipi: SendIpi) -> None:
         """An IPI on the APIC bus: every APIC it addresses receives it (§10.6.2), one of them
@@ -193,12 +216,17 @@ class ModelVm:
             targets = [t for t in targets if t != index]
         if mode == DELIVERY_LOWEST:
             targets = ipi_bus.lowest_priority(targets, apics)
+        self._deliver(targets, icr, f"ipi-cpu{index}")
+
+    def _deliver(self, targets: list[int], icr: Icr, source: str) -> None:
+        """Each vCPU of `targets` receives the message `icr` describes (§10.6.1 delivery modes)."""
+        mode = icr.delivery_mode
         for t in targets:
             vcpu = self.vcpus[t]
             if mode in (DELIVERY_FIXED, DELIVERY_LOWEST):
-                vcpu.accept_irq(icr.vector, level=icr.level_triggered, source=f"ipi-cpu{index}")
+                vcpu.accept_irq(icr.vector, level=icr.level_triggered, source=source)
             elif mode == DELIVERY_NMI:
-                vcpu.nmi(f"ipi-cpu{index}")
+                vcpu.nmi(source)
             elif mode == DELIVERY_INIT and (icr.level_assert or not icr.level_triggered):
                 vcpu.init_signal()
             elif mode == DELIVERY_INIT:
@@ -219,8 +247,7 @@ class ModelVm:
         self.irq_line(pin, False)
 
     def _eoi_to_ioapic(self, vector: int) -> None:
-        for message in self.ioapic.eoi(vector):
-            self.vcpu.accept_irq(message.vector, level=message.level, source=f"ioapic-pin{message.pin}")
+        self._from_ioapic(self.ioapic.eoi(vector))
 
     # --- guest port I/O and MMIO (the step program's OUT, IN, MMIO_WRITE, MMIO_READ) ---------
 
@@ -239,9 +266,7 @@ class ModelVm:
         if HPET_BASE <= address < HPET_BASE + 0x400:
             self.hpet.write(address - HPET_BASE, value)
         elif IOAPIC_BASE <= address < IOAPIC_BASE + 0x20:
-            for message in self.ioapic.write(address - IOAPIC_BASE, value & 0xFFFFFFFF):
-                self.vcpu.accept_irq(message.vector, level=message.level,
-                                     source=f"ioapic-pin{message.pin}")
+            self._from_ioapic(self.ioapic.write(address - IOAPIC_BASE, value & 0xFFFFFFFF))
         elif (base := self.xapic_base()) <= address < base + 0x400 and self._page_decoded():
             self.vcpu.apic_write(address - base, value & 0xFFFFFFFF)
 

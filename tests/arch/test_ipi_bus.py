@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from apiclab.arch.ipi_bus import addressed, destinations, lowest_priority
 from apiclab.arch.lapic import Icr, LocalApic
+from apiclab.arch.registers import Reg
 
 
 def _icr(dest: int, *, logical: bool = False, shorthand: int = 0, mode: int = 0) -> Icr:
@@ -19,6 +20,16 @@ def test_physical_matches_the_id_and_the_broadcast() -> None:
     assert destinations(0, _icr(2), apics) == [2]
     assert destinations(0, _icr(0xFF), apics) == [0, 1, 2]
     assert destinations(0, _icr(7), apics) == []
+
+
+def test_physical_reaches_every_apic_whose_current_id_matches() -> None:
+    """§10.6.2.1: each APIC compares a physical destination with its own ID, the one software
+    wrote (§10.4.6), so two APICs sharing ID 0 both accept; nobody answers to the old ID 1."""
+    apics = _apics(3)
+    apics[1].write(Reg.ID, 0, now=0)
+    assert destinations(0, _icr(0), apics) == [0, 1]
+    assert destinations(2, _icr(1), apics) == []
+    assert destinations(0, _icr(2), apics) == [2]
 
 
 def test_shorthands_ignore_the_destination_field() -> None:

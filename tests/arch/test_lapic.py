@@ -259,6 +259,42 @@ def test_init_keeps_the_apic_id():
     assert apic.read(Reg.ID, now=0) == 5 << 24 and apic.read(Reg.SVR, now=0) == 0xFF
 
 
+def test_xapic_id_write_is_taken_and_read_back():
+    """§10.4.6: the model takes an xAPIC ID write (bits 31:24; the rest of the register is
+    reserved and reads 0), and INIT keeps the written ID (§10.4.7.3)."""
+    apic = LocalApic(apic_id=1)
+    apic.write(Reg.ID, 0x05ABCDEF, now=0)
+    assert apic.read(Reg.ID, now=0) == 0x05000000
+    assert apic.apic_id == 5 and apic.initial_id == 1
+    apic.init()
+    assert apic.read(Reg.ID, now=0) == 0x05000000
+
+
+def test_reset_and_x2apic_bring_back_the_hardware_id():
+    """RESET loads the ID the hardware assigns (§10.4.7.1); entering x2APIC mode the APIC
+    answers to its x2APIC ID, not to an ID written in xAPIC mode (§10.12.5.1)."""
+    apic = LocalApic(apic_id=1)
+    apic.write(Reg.ID, 0, now=0)
+    apic.reset()
+    assert apic.read(Reg.ID, now=0) == 0x01000000
+    apic.write(Reg.ID, 0x07000000, now=0)
+    apic.set_x2apic(True)
+    assert apic.read_msr(msr_of(Reg.ID), now=0) == 1
+    apic.set_x2apic(True)  # staying in x2APIC changes nothing
+    assert apic.apic_id == 1
+
+
+def test_x2apic_id_stays_read_only():
+    """§10.12.1.2 Table 10-6: the x2APIC ID register is read only; WRMSR raises #GP and the
+    ID is unchanged; an xAPIC-page write of the offset in x2APIC mode does nothing either."""
+    apic = LocalApic(apic_id=3)
+    apic.set_x2apic(True)
+    with pytest.raises(GeneralProtection):
+        apic.write_msr(msr_of(Reg.ID), 0, now=0)
+    apic.write(Reg.ID, 0, now=0)
+    assert apic.read_msr(msr_of(Reg.ID), now=0) == 3
+
+
 vectors = st.integers(min_value=16, max_value=255)
 
 

@@ -56,6 +56,10 @@ def test_the_generator_draws_the_whole_vocabulary() -> None:
     assert {0, 1, 4, 5, 6} <= modes  # fixed, lowest priority, NMI, INIT, SIPI
     assert any(v >> 11 & 1 for v in icrs)  # logical destinations
     assert any(v >> 56 == 0xFF for v in icrs)  # physical broadcast
+    id_writes = [(p.mode, p.cpus, s.cpu, s.value) for p in PROGRAMS for s in p.steps
+                 if isinstance(s, Write) and s.reg == Reg.ID]
+    assert id_writes  # two APICs sharing one physical ID (§10.4.6, §10.6.2.1)
+    assert all(mode == Mode.XAPIC_PM32 and cpus > 1 for mode, cpus, _, _ in id_writes)
     one_cpu = [v for p in PROGRAMS if p.cpus == 1 for v in _icr_writes(p)]
     assert any(v >> 8 & 7 == 4 for v in one_cpu)  # NMI to self
     steps = [s for p in PROGRAMS for s in p.steps]
@@ -169,3 +173,23 @@ def test_a_shrunk_multi_cpu_disagreement_is_saved_as_a_case_the_reader_loads(
 def test_random_programs_stay_a_pure_function_of_seed_and_index(seed: int) -> None:
     assert [random_program(seed, i)[0] for i in range(5)] == \
         [random_program(seed, i)[0] for i in range(5)]
+
+
+def test_an_aliased_id_move_reaches_both_apics_and_gives_the_id_back() -> None:
+    """The generator's shared-ID move on the model, IF = 0 everywhere: CPU a reads CPU b's ID,
+    the IPI to that ID is in IRR on a and b only (§10.6.2.1), and a reads its own ID again."""
+    import random
+
+    from apiclab.conform.generate import program_of, smp_aliased_ipi
+
+    seen = set()
+    for i in range(12):
+        move = smp_aliased_ipi(random.Random(i), 4, 0x52)
+        a, b = move[0].cpu, move[0].value >> 24
+        seen.add((a, b))
+        reads = [e for e in _events(program_of([move], {}, Mode.XAPIC_PM32, 4))
+                 if e["kind"] == "read"]
+        assert [e["value"] for e in reads if e["reg"] == Reg.ID] == [b << 24, a << 24]
+        irr = {e["cpu"]: e["value"] for e in reads if e["reg"] == Reg.IRR0 + 0x20}
+        assert irr == {k: (1 << (0x52 - 64)) if k in (a, b) else 0 for k in range(4)}
+    assert len(seen) > 3

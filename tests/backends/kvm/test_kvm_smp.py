@@ -42,3 +42,24 @@ def test_a_fixed_ipi_reaches_only_the_named_cpu() -> None:
     )
     got = events(Program(steps, mode=Mode.XAPIC_PM32, cpus=2))
     assert [(e["cpu"], e["value"]) for e in got if e["kind"] == "read"] == [(0, 0), (1, 1 << 17)]
+
+
+def test_two_vcpus_sharing_an_xapic_id_both_take_an_ipi_to_it() -> None:
+    # KVM takes the xAPIC ID write (SDM §10.4.6: model specific) and, as §10.6.2.1 asks, every
+    # APIC whose ID matches accepts: the model's choice (kvm-unit-tests x86/apic.c
+    # test_aliased_xapic_physical_ipi); an IPI to the ID given up reaches nobody
+    steps = (
+        Write(Reg.SVR, 0x1FF, cpu=0),
+        Write(Reg.SVR, 0x1FF, cpu=1),
+        Write(Reg.ID, 0, cpu=1),
+        Read(Reg.ID, cpu=1),
+        Write(Reg.ICR_LOW, 0x4045, cpu=0),
+        Pause(200_000),
+        Write(Reg.ICR_LOW, (1 << 56) | 0x4046, cpu=0),
+        Pause(200_000),
+        Read(Reg.IRR0 + 0x20, cpu=0),
+        Read(Reg.IRR0 + 0x20, cpu=1),
+    )
+    got = events(Program(steps, mode=Mode.XAPIC_PM32, cpus=2))
+    assert [(e["cpu"], e["value"]) for e in got if e["kind"] == "read"] == [
+        (1, 0), (0, 1 << 5), (1, 1 << 5)]
