@@ -25,7 +25,7 @@ def build(quiet: bool = True) -> Path:
     """Compile the modules; return the build directory. Raises RuntimeError naming the failure."""
     try:
         from mypyc.build import mypycify
-        from setuptools import setup
+        from setuptools import setup  # type: ignore[import-untyped]
     except ImportError as e:
         raise RuntimeError(f"mypyc or setuptools is missing ({e}); install the `dev` extra") from e
     sources = [source_of(m) for m in MODULES]

@@ -8,6 +8,10 @@ them is measured in the same process, so it holds on a loaded machine where the 
 do not. The figures are cycles per second of wall clock and of CPU time (user + system of this
 process: on a shared machine it says what the wall would be on an idle one), best of `--repeat`.
 
+The model runs as compiled by mypyc when its native build is current (`make native`,
+apiclab/native.py) and as Python otherwise; the bench runs each row in both, in two child
+processes one after the other (one process cannot hold both), and prints the ratio.
+
 Rows: a healthy storm (kvm-3.19, and kvm-3.17 with APICv off: no cycle fails) and a failing one
 (kvm-3.17 with APICv on restarts after each BSOD into the next: nearly every cycle fails, and a
 failing cycle holds 3 s of phase-0 clock ticks).
@@ -16,7 +20,12 @@ failing cycle holds 3 s of phase-0 clock ticks).
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import time
+from typing import Any
 
 from apiclab.hypervisor.profiles import get_profile
 from apiclab.scenarios.win7_reboot import run_storm
@@ -41,25 +50,59 @@ def cycles_per_second(
     return reboots / best, reboots / best_cpu, bsods
 
 
+def rows(reboots: int, repeat: int) -> list[dict[str, float | int | str | bool]]:
+    """Every row, in this process (as the model is loaded here: compiled or Python)."""
+    out: list[dict[str, float | int | str | bool]] = []
+    for name, apicv in RUNS:
+        traced, traced_cpu, bsods = cycles_per_second(
+            name, apicv, reboots, repeat, tracing=True)
+        counting, counting_cpu, same = cycles_per_second(
+            name, apicv, reboots, repeat, tracing=False)
+        assert same == bsods, "the counting run must count what the traced run counts"
+        out.append({"profile": name, "apicv": apicv, "bsods": bsods, "traced": traced,
+                    "counting": counting, "traced_cpu": traced_cpu,
+                    "counting_cpu": counting_cpu})
+    return out
+
+
+def child(mode: str, reboots: int, repeat: int) -> tuple[str, list[dict[str, Any]]]:
+    """The rows measured in a child process with the model `mode` ("0": Python, "1": compiled
+    if its build is current), and what the child ran."""
+    env = {**os.environ, "APICLAB_NATIVE": mode}
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", "--reboots", str(reboots), "--repeat", str(repeat)],
+        env=env, capture_output=True, text=True, check=True)
+    doc = json.loads(out.stdout)
+    return doc["model"], doc["rows"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--reboots", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        from apiclab import native
+
+        print(json.dumps({"model": native.status, "rows": rows(args.reboots, args.repeat)}))
+        return
+    _, python = child("0", args.reboots, args.repeat)
+    model, compiled = child("1", args.reboots, args.repeat)
+    print(f"reboot cycles per second, {args.reboots} reboots, best of {args.repeat}; "
+          f"compiled: {model}")
     print(
         f"{'profile':<10} {'APICv':<5} {'BSODs':>6} {'traced/s':>9} {'counting/s':>11} "
-        f"{'speed-up':>9} {'traced/CPU-s':>13} {'counting/CPU-s':>15}"
+        f"{'speed-up':>9} {'counting/CPU-s':>15} | {'compiled':>9} {'counting/s':>11} "
+        f"{'vs Python':>9} {'counting/CPU-s':>15}"
     )
-    for name, apicv in RUNS:
-        traced, traced_cpu, bsods = cycles_per_second(
-            name, apicv, args.reboots, args.repeat, tracing=True)
-        counting, counting_cpu, same = cycles_per_second(
-            name, apicv, args.reboots, args.repeat, tracing=False)
-        assert same == bsods, "the counting run must count what the traced run counts"
+    for p, c in zip(python, compiled, strict=True):
+        assert p["bsods"] == c["bsods"], "the compiled model must count what the Python one does"
         print(
-            f"{name:<10} {'on' if apicv else 'off':<5} {bsods:>6} {traced:>9.0f} "
-            f"{counting:>11.0f} {counting / traced:>8.1f}x {traced_cpu:>13.0f} "
-            f"{counting_cpu:>15.0f}"
+            f"{p['profile']:<10} {'on' if p['apicv'] else 'off':<5} {p['bsods']:>6} "
+            f"{p['traced']:>9.0f} {p['counting']:>11.0f} {p['counting'] / p['traced']:>8.1f}x "
+            f"{p['counting_cpu']:>15.0f} | {c['traced']:>9.0f} {c['counting']:>11.0f} "
+            f"{c['counting'] / p['counting']:>8.1f}x {c['counting_cpu']:>15.0f}"
         )
 
 

@@ -53,7 +53,9 @@ class _Version(argparse.Action):
                          help="show the version and exit")
 
     def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
-        print(f"apiclab {version()}")
+        from apiclab import native
+
+        print(f"apiclab {version()} (model: {native.status})")
         parser.exit()
 
 
