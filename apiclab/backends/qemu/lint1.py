@@ -108,10 +108,8 @@ class Lint1Host:
         self._loop.set_exception_handler(self._unretrieved)
         self._task = asyncio.current_task()
         self._ready.set()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):  # `close`: QEMU is gone
             await self._serve()
-        except asyncio.CancelledError:
-            pass
 
     def _unretrieved(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """An exception no task awaited: qemu.qmp's reader meets the end of the monitor's stream
