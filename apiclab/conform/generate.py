@@ -20,6 +20,10 @@ what the case files can say:
 - the timer: every divide configuration (§10.5.4), read back, and a short one-shot waited for;
 - IOAPIC inputs through pc-testdev (edge and level, to any CPU), only in protected mode (the
   IOAPIC is programmed through MMIO) and only in some programs, since Bochs has no pc-testdev;
+- LINT1 pulses from the platform (a share of the one-CPU programs, §10.5.1): LVT LINT1 masked, in
+  delivery mode NMI (its vector field ignored) or Fixed with one of the program's vectors, then
+  masked again; drawn apart from the rest of the program (a stream of its own), so the programs
+  without one are those the generator made before it had the step;
 - programs for 2-4 CPUs (a share of them): fixed IPIs to another CPU in physical mode, by
   broadcast, in logical flat and cluster mode (xAPIC) or x2APIC cluster mode, by the shorthands
   all and all-but-self, lowest priority to one target, NMI to another CPU, INIT + SIPI to an
@@ -48,6 +52,7 @@ from apiclab.guest.program import (
     TESTDEV_IRQ,
     Cli,
     Handler,
+    Lint1Pulse,
     MmioRead,
     MmioWrite,
     Mode,
@@ -91,6 +96,8 @@ IOAPIC_SEL, IOAPIC_WIN = 0xFEC00000, 0xFEC00010  # 82093AA §3.0
 LINE = 14  # an ISA line no backend's devices drive (kvm-unit-tests x86/ioapic.c uses it too)
 LINE_SHARE = 0.25  # of protected-mode programs that drive IOAPIC input 14
 SMP_SHARE = 0.3  # of programs for 2-4 CPUs
+LINT1_SHARE = 0.2  # of one-CPU programs with a LINT1 pulse
+LVT_MASKED = 1 << 16  # §10.5.1 Figure 10-8
 X2APIC_SHARE = 0.2  # of programs in x2APIC mode (real mode)
 
 # IA32_APIC_BASE (§10.4.4 Figure 10-5): base, BSP (bit 8), EXTD (bit 10), EN (bit 11)
@@ -252,6 +259,30 @@ def base_tour(rng: random.Random, mode: Mode, cpu: int) -> Move:
     return tuple(steps)
 
 
+def lint1_move(rng: random.Random, vectors: Sequence[int], *, nmi: bool = True) -> Move:
+    """LVT LINT1 set, the platform's pulse on LINT1, a pause, LVT LINT1 masked again (its reset
+    value, §10.4.7.1). The entry is masked (the pulse is dropped), NMI with a random vector field
+    (ignored) or Fixed, edge, with one of `vectors` (§10.5.1). `nmi=False` leaves NMI out: in
+    protected mode the agent's handlers return without IRET, so a second NMI would stay blocked
+    on a real backend (`Program._validate_handler`)."""
+    kinds = ["masked", "fixed", *(["nmi"] if nmi else [])]
+    vector = rng.choice(vectors)
+    match rng.choice(kinds):
+        case "masked":
+            entry = LVT_MASKED | rng.choice((NMI, FIXED)) | vector
+        case "nmi":
+            entry = NMI | rng.choice((0, vector))
+        case _:
+            entry = FIXED | vector
+    return (Write(Reg.LVT_LINT1, entry), Lint1Pulse(), _settle(),
+            Write(Reg.LVT_LINT1, LVT_MASKED))
+
+
+def _sends_nmi(moves: Sequence[Move]) -> bool:
+    return any(isinstance(s, Write) and s.reg == Reg.ICR_LOW and s.value >> 8 & 7 == 4
+               for m in moves for s in m)
+
+
 def timer_move(rng: random.Random, vector: int, cpu: int) -> Move:
     """A divide configuration written and read back, then a short one-shot on `vector` (whose
     handler EOIs), waited for with IF set; the current count reads 0 after it expired."""
@@ -352,6 +383,11 @@ def random_moves(seed: int, index: int) -> tuple[list[Move], dict[int, Handler],
     line = mode == Mode.XAPIC_PM32 and rng.random() < LINE_SHARE
     moves += [random_move(rng, vectors, mode, cpus, line=line, timer_vectors=timers)
               for _ in range(rng.randint(3, 14))]
+    lint1 = random.Random(f"apiclab-conform-lint1-{seed}-{index}")
+    if cpus == 1 and lint1.random() < LINT1_SHARE:
+        move = lint1_move(lint1, vectors,
+                          nmi=mode == Mode.X2APIC_REAL or not _sends_nmi(moves))
+        moves.insert(lint1.randint(0, len(moves)), move)
     return moves, handlers, mode, cpus
 
 

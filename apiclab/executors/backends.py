@@ -125,7 +125,9 @@ class BackendExecutor:
                 and not self.backend.several_alone:
             return (f"{case.program.cpus} CPUs: the agent ROM runs on one CPU only here (this "
                     "backend's machine has one CPU; the model, KVM and QEMU run several)")
-        return None
+        refusal = getattr(self.backend, "refusal", None)  # e.g. a LINT1 pulse on KVM or Bochs
+        reason: str | None = refusal(case.program) if refusal is not None else None
+        return reason
 
     def run(self, case: Case, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> RunResult:
         return self.backend.run(case.program, lapic_image=case.image, timeout_s=timeout_s)

@@ -26,8 +26,15 @@ Binary form (little-endian), version 1:
                  on the handler's first run, bit 7 set = use this entry); NMIS was added
                  without a new version (an older agent refuses nothing, it ignores the bits)
   steps: 16 bytes each: u32 op, u32 a, u64 b
-The port and MMIO ops (10-13), and the MSR and STI_HLT ops (14-16), were added without changing this layout, so the version stays 1; an
-agent older than them stops at the first one as at END.
+The port and MMIO ops (10-13), the MSR and STI_HLT ops (14-16) and LINT1_PULSE (17) were added
+without changing this layout, so the version stays 1; an agent older than them stops at the first
+one as at END.
+
+LINT1_PULSE is a handshake with the host over COM1 (port 0x3F8, a 16550 UART the host gives the
+machine only for such programs): the agent writes LINT1_MARKER to the transmitter, the host pulses
+LINT1 and answers LINT1_ACK, which the agent polls for in the receiver (line status bit 0) for at
+most LINT1_WAIT_TICKS with its IF as it is; without the answer it writes an "@L" record (an
+`agent-error`) and goes on. The pulse therefore lands while the agent is at the step.
 
 Version 2, a program for several CPUs: the same layout, but the header's reserved u32 holds the CPU
 count (2..MAX_CPUS) and bits 16-23 of each step's op word the CPU that runs it. A one-CPU program
@@ -64,6 +71,7 @@ from apiclab.guest.steps import (
     End,
     Hlt,
     In,
+    Lint1Pulse,
     MmioRead,
     MmioWrite,
     Op,
@@ -99,6 +107,10 @@ __all__ = [
     "HEADER",
     "IA32_APIC_BASE_MSR",
     "IA32_TSC_DEADLINE_MSR",
+    "LINT1_ACK",
+    "LINT1_MARKER",
+    "LINT1_PORTS",
+    "LINT1_WAIT_TICKS",
     "LOG_PORT_AP",
     "MAGIC",
     "MAX_CPUS",
@@ -125,6 +137,7 @@ __all__ = [
     "Handler",
     "Hlt",
     "In",
+    "Lint1Pulse",
     "MmioRead",
     "MmioWrite",
     "Mode",
@@ -184,7 +197,14 @@ def apic_msr(msr: int) -> bool:
 # there would forge a log record or end the run.
 # CPU k > 0 of a program for several CPUs logs to LOG_PORT_AP + k (agent.S PORT_LOG_AP).
 LOG_PORT_AP = 0x7E0
-AGENT_PORTS = frozenset({0xE9, 0x501, 0x502, 0x8900} | {LOG_PORT_AP + k for k in range(1, 8)})
+# COM1 (0x3F8-0x3FF) carries the LINT1_PULSE handshake (module docstring): a program's OUT there
+# would forge the agent's marker.
+COM1 = 0x3F8
+LINT1_PORTS = frozenset(range(COM1, COM1 + 8))
+LINT1_MARKER, LINT1_ACK = b"L", b"K"
+LINT1_WAIT_TICKS = 1 << 32  # agent.S LINT1_WAIT: ~1.5 s of a 3 GHz TSC for the host's answer
+AGENT_PORTS = frozenset({0xE9, 0x501, 0x502, 0x8900} | {LOG_PORT_AP + k for k in range(1, 8)}
+                        | LINT1_PORTS)
 # QEMU's pc-testdev (hw/misc/pc-testdev.c), as kvm-unit-tests x86/ioapic.c uses it: a byte written
 # to port TESTDEV_IRQ + n drives ISA interrupt line n (0-15) to that level (non-zero = asserted).
 TESTDEV_IRQ = 0x2000
@@ -249,9 +269,15 @@ class Program:
     def handler(self, vector: int) -> Handler:
         return self.handlers.get(vector, self.default_handler)
 
+    @property
+    def pulses_lint1(self) -> bool:
+        """Whether the program has the platform pulse LINT1 (a `Lint1Pulse` step)."""
+        return any(isinstance(s, Lint1Pulse) for s in self.steps)
+
     def _validate_port(self, i: int, step: Out | In) -> None:
         if isinstance(step, Out) and step.port in AGENT_PORTS:
-            raise ProgramError(f"step {i}: port {step.port:#x} is the agent's own (log or exit)")
+            raise ProgramError(f"step {i}: port {step.port:#x} is the agent's own (log, exit "
+                               "or LINT1 handshake)")
         if isinstance(step, Out) and TESTDEV_IRQ + TESTDEV_LINES <= step.port < TESTDEV_IRQ + 24:
             raise ProgramError(f"step {i}: pc-testdev drives ISA lines 0-15 only "
                                f"(port {step.port:#x})")
@@ -311,6 +337,12 @@ class Program:
                 raise ProgramError(f"step {i}: the self-IPI register exists only in x2APIC mode")
             case Out() | In():
                 self._validate_port(i, step)
+            case Lint1Pulse() if self.cpus > 1:
+                # the platform's NMI source drives LINT1 of every CPU at once (QEMU's inject-nmi
+                # does so too); the agent's handshake and the model's order of the CPUs' events
+                # are built for one CPU only
+                raise ProgramError(f"step {i}: lint1_pulse needs a program for one CPU "
+                                   f"(this one has {self.cpus})")
             case MmioWrite() | MmioRead():
                 self._validate_mmio(i, step)
             case Rdmsr(msr=msr) | Wrmsr(msr=msr) if not apic_msr(msr):

@@ -24,6 +24,7 @@ from apiclab.guest.program import (
     End,
     Hlt,
     In,
+    Lint1Pulse,
     MmioRead,
     MmioWrite,
     Mode,
@@ -201,6 +202,10 @@ class ProgramRun:
                         vcpu.guest_wrmsr(msr, value)
                     except GeneralProtection:
                         trace.record(m.engine.now, ev.Fault, vector=13, **tag)
+                case Lint1Pulse():
+                    # the agent waits at this step until the host has pulsed; on the model the
+                    # pulse and what it raises happen at once
+                    m.pulse_lint1()
                 case StiHlt():
                     # STI's shadow holds an interrupt pending at STI until HLT has begun, and
                     # that interrupt wakes it (SDM vol. 2B STI): HLT waits only if none came.

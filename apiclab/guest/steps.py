@@ -59,6 +59,7 @@ class Op(IntEnum):
     RDMSR = 14  # a = MSR → "read" event {"msr", "value"}, or a "fault" event (#GP)
     WRMSR = 15  # a = MSR, b = 64-bit value; a #GP is a "fault" event
     STI_HLT = 16  # STI; HLT back to back: an interrupt pending at STI wakes the HLT
+    LINT1_PULSE = 17  # the platform pulses LINT1 (the external NMI pin) now; no operands
 
 
 def _int(high: int, default: int | None = None, *, reg: bool = False) -> Any:
@@ -270,11 +271,24 @@ class StiHlt(BaseStep):
     op: ClassVar[Op] = Op.STI_HLT
 
 
+@dataclass(frozen=True, slots=True)
+class Lint1Pulse(BaseStep):
+    """The platform pulses the CPU's LINT1 pin (on a PC the external NMI source) while the
+    program is at this step; the LVT LINT1 entry decides what the APIC makes of it (SDM §10.5.1).
+    On a real backend the agent tells the host it is here and waits until the host says it has
+    pulsed (`apiclab.guest.program` LINT1_*), so the pulse lands at this step."""
+
+    op: ClassVar[Op] = Op.LINT1_PULSE
+
+    def describe(self) -> str:
+        return "LINT1 pulse from the platform"
+
+
 Step = (End | Write | Read | Sti | Cli | Hlt | Wait | TscDeadline | BugcheckIfTimeout | Pause
-        | Out | In | MmioWrite | MmioRead | Rdmsr | Wrmsr | StiHlt)
+        | Out | In | MmioWrite | MmioRead | Rdmsr | Wrmsr | StiHlt | Lint1Pulse)
 STEP_CLASSES: dict[Op, type[Step]] = {
     cls.op: cls for cls in (End, Write, Read, Sti, Cli, Hlt, Wait, TscDeadline, BugcheckIfTimeout,
-                            Pause, Out, In, MmioWrite, MmioRead, Rdmsr, Wrmsr, StiHlt)
+                            Pause, Out, In, MmioWrite, MmioRead, Rdmsr, Wrmsr, StiHlt, Lint1Pulse)
 }
 OP_CODES = frozenset(int(op) for op in Op)
 

@@ -24,6 +24,7 @@ from apiclab.arch.lapic import (
     SendIpi,
 )
 from apiclab.arch.lapic_state import LapicState, ReadOnlyLapicState
+from apiclab.arch.lint1 import Lint1Delivery, lint1_pulse
 from apiclab.arch.registers import LVT_REGS, Reg
 from apiclab.engine import events as ev
 from apiclab.engine.core import Engine
@@ -237,6 +238,27 @@ class ModelVm:
                 vcpu.startup(icr.vector)
             else:  # SMI, ExtINT: not modelled, recorded as such
                 vcpu.record(ev.IpiIgnored, vector=icr.vector, delivery_mode=mode)
+
+    def pulse_lint1(self) -> None:
+        """The platform's NMI source pulses LINT1 (a PC wires it to every CPU's LINT1; the
+        programs that pulse it have one CPU). The SDM's rule decides (`apiclab.arch.lint1`,
+        §10.5.1), not KVM's: KVM has no LINT1 pin for userspace to pulse (its KVM_NMI queues an
+        NMI past the LVT). A globally disabled APIC (§10.4.3) is not modelled here: the pulse is
+        recorded as not reaching it."""
+        for vcpu in self.vcpus:
+            entry = vcpu.lapic.lvt[Reg.LVT_LINT1]
+            pulse = lint1_pulse(entry)
+            if not vcpu.apic_base & apic_base.EN:
+                vcpu.record(ev.Accept, vector=pulse.vector, source="lint1", path="apic-disabled")
+            elif pulse.delivery is Lint1Delivery.NMI:
+                vcpu.nmi("lint1")
+            elif pulse.delivery is Lint1Delivery.FIXED:
+                vcpu.accept_irq(pulse.vector, level=False, source="lint1")
+            elif pulse.delivery is Lint1Delivery.INIT:
+                vcpu.init_signal()
+            else:  # masked (dropped); SMI, ExtINT, unsupported: not modelled, recorded as such
+                vcpu.record(ev.Accept, vector=pulse.vector, source="lint1",
+                            path=f"lint1-{pulse.delivery.value}")
 
     def _hpet_edge(self, pin: int) -> int:
         """HPET timer 0's edge on its IOAPIC input; `QuietSteps.run`'s verdict on it."""

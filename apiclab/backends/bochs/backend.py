@@ -80,15 +80,27 @@ def _version() -> str:
     return f"Bochs {found.group(1)}" if found else "Bochs (version unknown)"
 
 
+# Bochs 2.7 runs with no monitor a host could send an NMI through (QEMU's is inject-nmi), and
+# nothing of its PC the agent can drive pulses LINT1
+LINT1_REFUSAL = ("Bochs 2.7 has no LINT1 source a run can pulse (no monitor command sends it an "
+                 "NMI, as QEMU's inject-nmi does)")
+
+
 def _refusal(program: Program) -> str | None:
     """Why Bochs cannot run `program`, or None."""
     if any(isinstance(s, Out) and testdev_line(s.port) is not None for s in program.steps):
         return f"Bochs has no pc-testdev to drive IOAPIC inputs (ports {TESTDEV_IRQ:#x} + line)"
+    if program.pulses_lint1:
+        return LINT1_REFUSAL
     return None
 
 
 class BochsBackend:
     name = "bochs"
+
+    def refusal(self, program: Program) -> str | None:
+        """Why Bochs cannot run `program` whatever the host, or None."""
+        return _refusal(program)
 
     def availability(self) -> Availability:
         return emulator.availability(ready, " (cpu corei7_skylake_x)")

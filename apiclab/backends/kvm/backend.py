@@ -95,6 +95,12 @@ class _RunLog:
     stop: str = ""  # why the loop ended
 
 
+# KVM_NMI (api.rst §4.61, kvm_inject_nmi in arch/x86/kvm/x86.c) queues an NMI on the vCPU past
+# its local APIC: LVT LINT1's mask and delivery mode are never read, so it is no LINT1 pulse.
+LINT1_REFUSAL = ("KVM has no LINT1 pin to pulse: its KVM_NMI ioctl queues an NMI on the vCPU "
+                 "directly, past LVT LINT1's mask and delivery mode (SDM §10.5.1)")
+
+
 class KvmBackend:
     """The real KVM of this host (Backend protocol of apiclab.backends.base)."""
 
@@ -125,6 +131,10 @@ class KvmBackend:
                 return Availability(True, f"KVM API {kvm.get_api_version()}")
         except BackendUnavailable as e:
             return Availability(False, str(e))
+
+    def refusal(self, program: Program) -> str | None:
+        """Why this backend cannot run `program` whatever the host, or None."""
+        return LINT1_REFUSAL if program.pulses_lint1 else None
 
     def run(self, program: Program, *, lapic_image: LapicState | None = None,
             timeout_s: float = 5.0) -> RunResult:
@@ -167,7 +177,7 @@ class KvmBackend:
                 if children_stopping():  # the suite is being interrupted: end between two runs
                     raise ChildrenStopped("interrupted")
                 left = end - time.monotonic()
-                if program.cpus != 1 or left <= 0:
+                if program.cpus != 1 or left <= 0 or program.pulses_lint1:
                     continue
                 try:
                     result = self._run(program, timeout_s=left, reused=reused,
@@ -198,6 +208,9 @@ class KvmBackend:
     def _run(self, program: Program, *, lapic_image: LapicState | None = None,
              timeout_s: float = 5.0, reused: ReusedPc | None = None,
              batch_capture: TraceCapture | None = None) -> RunResult:
+        refusal = self.refusal(program)
+        if refusal is not None:
+            raise BackendUnavailable(refusal)
         rom = build_image(program)
         with self._machine(rom, program, reused) as machine:
             vcpu = machine.vcpu

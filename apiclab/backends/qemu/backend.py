@@ -10,6 +10,7 @@ from pathlib import Path
 from apiclab.arch.lapic_state import LapicState
 from apiclab.backends import emulator
 from apiclab.backends.base import Availability, BackendUnavailable, RunResult
+from apiclab.engine import events as ev
 from apiclab.guest.agent import batch, log
 from apiclab.guest.agent.image import agent_binary
 from apiclab.guest.program import LOG_PORT_AP, Mode, Program
@@ -33,14 +34,15 @@ def _major(version: str) -> int:
 
 
 def command(rom: Path, debugcon: Path, batch_table: Path | None = None,
-            ap_logs: Sequence[Path] = ()) -> list[str]:
+            ap_logs: Sequence[Path] = (), serial: str = "none") -> list[str]:
     """The QEMU command line of one run: a bare PC whose firmware is the agent ROM. With a batch
     table (apiclab.guest.agent.batch) loaded into RAM, the guest's resets must reset the machine
     rather than end QEMU, so -no-reboot is left out. With `ap_logs`, a program for 1 +
-    len(ap_logs) CPUs: -smp, and CPU k's log port (agent.S PORT_LOG_AP + k) to file k - 1."""
+    len(ap_logs) CPUs: -smp, and CPU k's log port (agent.S PORT_LOG_AP + k) to file k - 1.
+    `serial`: what COM1 is (-serial; a chardev for a LINT1 pulse's handshake, `lint1`)."""
     argv = [
         QEMU, "-accel", "tcg", "-machine", "pc", "-cpu", "qemu64", "-m", "16",
-        "-nographic", "-nodefaults", "-monitor", "none", "-serial", "none",
+        "-nographic", "-nodefaults", "-monitor", "none", "-serial", serial,
         "-bios", str(rom),
         "-debugcon", f"file:{debugcon}",
         "-device", f"isa-debug-exit,iobase={EXIT_PORT:#x},iosize=2",
@@ -81,6 +83,10 @@ def _refusal(program: Program) -> str | None:
 class QemuBackend:
     name = "qemu"
 
+    def refusal(self, program: Program) -> str | None:
+        """Why this QEMU cannot run `program`, or None (asks QEMU its version once)."""
+        return _refusal(program)
+
     def availability(self) -> Availability:
         return emulator.availability(_version, " (TCG, userspace APIC)")
 
@@ -101,8 +107,18 @@ class QemuBackend:
             ap_logs = [rom.parent / f"debugcon-cpu{k}.log" for k in range(1, program.cpus)]
             for path in (debugcon, *ap_logs):
                 path.touch()
-            argv = command(rom, debugcon, ap_logs=ap_logs)
-            child = emulator.run_child(argv, timeout_s)
+            pulses: int | None = None
+            lint1_error = ""
+            if program.pulses_lint1:  # only these runs pay for a QMP monitor and COM1
+                from apiclab.backends.qemu.lint1 import SERIAL, Lint1Host
+
+                with Lint1Host(rom.parent) as host:
+                    argv = command(rom, debugcon, ap_logs=ap_logs, serial=SERIAL) + host.argv()
+                    child = emulator.run_child(argv, timeout_s)
+                pulses, lint1_error = host.pulses, host.error
+            else:
+                argv = command(rom, debugcon, ap_logs=ap_logs)
+                child = emulator.run_child(argv, timeout_s)
             output = debugcon.read_bytes()
             ap_outputs = [path.read_bytes() for path in ap_logs]
         if ap_outputs:
@@ -115,6 +131,14 @@ class QemuBackend:
                                f"{child.stderr.strip()[:300]}")
         evidence: dict[str, object] = {"argv": " ".join(argv), "exit_status": child.status,
                                        "debugcon": output}
+        if pulses is not None:
+            evidence["lint1_pulses"] = pulses  # QMP inject-nmi commands QEMU answered
+            unanswered = [e for e in trace.of_kind(ev.AgentError.kind)
+                          if getattr(e, "reason", "") == log.LINT1_UNANSWERED]
+            if unanswered or lint1_error:
+                # the pulse did not land at its step: what the guest saw says nothing of LINT1
+                raise RuntimeError(f"{log.LINT1_UNANSWERED} ({pulses} pulse(s) sent"
+                                   + (f"; {lint1_error}" if lint1_error else "") + ")")
         if ap_outputs:
             evidence["ap_debugcon"] = [o.decode("ascii", errors="replace") for o in ap_outputs]
         return RunResult(trace=trace, timed_out=child.timed_out, evidence=evidence)
@@ -123,7 +147,9 @@ class QemuBackend:
         """All `programs` in one QEMU process, one per system reset (apiclab.guest.agent.batch);
         None for each program that did not finish there or that `run` refuses (the caller runs
         it alone, which says why)."""
-        runnable = [i for i, p in enumerate(programs) if _refusal(p) is None]
+        # a LINT1 pulse needs the run's own QMP monitor and COM1 (`run`)
+        runnable = [i for i, p in enumerate(programs)
+                    if _refusal(p) is None and not p.pulses_lint1]
         results: list[RunResult | None] = [None] * len(programs)
         if not runnable:
             return results

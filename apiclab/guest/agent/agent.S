@@ -89,6 +89,14 @@
         .set OP_RDMSR, 14
         .set OP_WRMSR, 15
         .set OP_STI_HLT, 16
+        .set OP_LINT1_PULSE, 17
+
+        /* LINT1_PULSE's handshake with the host (program.py LINT1_*): COM1, a 16550 UART */
+        .set COM1,            0x3F8       /* transmitter (write) / receiver (read) */
+        .set COM1_LSR,        0x3FD       /* line status: bit 0 data ready */
+        .set LINT1_MARKER,    'L'
+        .set LINT1_ACK,       'K'
+        .set LINT1_WAIT_HIGH, 1           /* 1 << 32 TSC ticks: program.LINT1_WAIT_TICKS */
 
         .text
         .code16
@@ -613,6 +621,8 @@ pm_entry:
         je      \p\()op_wrmsr
         cmpl    $OP_STI_HLT, %ecx
         je      \p\()op_sti_hlt
+        cmpl    $OP_LINT1_PULSE, %ecx
+        je      \p\()op_lint1_pulse
         .if \m == 1                        /* MMIO needs the flat data segment (program.py) */
         cmpl    $OP_MMIO_WRITE, %ecx
         je      \p\()op_mmio_write
@@ -688,6 +698,39 @@ pm_entry:
 \p\()op_sti_hlt:
         sti
         hlt
+        jmp     \p\()next
+
+/* LINT1_PULSE: the platform pulses LINT1 while the program is here. The marker on COM1 tells
+ * the host; the host pulses (QEMU: QMP inject-nmi, which goes through the LVT LINT1 entry) and
+ * then answers with the ack byte, polled for in COM1's receiver for at most 1 << 32 TSC ticks with
+ * IF as it is, so an NMI or interrupt the pulse raised is taken during this step. A port where no
+ * UART answers reads 0xFF: its "data" is not the ack. No ack in time: "@L" tsc, and go on. */
+\p\()op_lint1_pulse:
+        movw    $COM1, %dx
+        movb    $LINT1_MARKER, %al
+        outb    %al, %dx
+        rdtsc
+        movl    %eax, %ebp
+        leal    LINT1_WAIT_HIGH(%edx), %edi  /* deadline = TSC + (1 << 32), in EDI:EBP */
+1:      movw    $COM1_LSR, %dx
+        inb     %dx, %al
+        testb   $1, %al
+        jz      2f
+        movw    $COM1, %dx
+        inb     %dx, %al
+        cmpb    $LINT1_ACK, %al
+        je      \p\()next
+2:      pause
+        rdtsc
+        cmpl    %edi, %edx
+        jb      1b
+        ja      3f
+        cmpl    %ebp, %eax
+        jb      1b
+3:      movl    $BUF_MAIN, %edi
+        movb    $'L', %al
+        call    \p\()head
+        call    \p\()emit
         jmp     \p\()next
 
 /* RDMSR a: "@Q" tsc msr(8) value(16); a #GP instead is reported "@G" tsc 0D and the program goes

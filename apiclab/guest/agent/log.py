@@ -18,6 +18,8 @@ to the same stream) may surround them. The event keys are those of `apiclab.gues
     @B tsc code(8) p0(8) p1(8)                      bugcheck {code, params[4]}
     @F tsc vector(2)                                fault {vector}
     @E tsc                                          end {}
+    @L tsc                                          agent-error: a LINT1_PULSE step got no
+                                                    answer from the host (not guest-visible)
     @X tsc                                          the program slot held no valid program
 
 Times are nanoseconds since the start record, from the TSC at `tsc_khz` (KVM_GET_TSC_KHZ).
@@ -37,6 +39,8 @@ class AgentLogError(DecodeError):
     """A record the agent cannot have written (truncated or unknown)."""
 
 
+LINT1_UNANSWERED = ("lint1_pulse: the host did not answer the agent's marker in time, so no "
+                    "LINT1 pulse is known to have landed at the step")
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
 
@@ -155,7 +159,7 @@ class Tagged:
 
 def _decode_one(trace: Tagged, time: int, tag: str, body: str, line: str) -> None:
     expected = {"S": 2, "I": None, "R": 24, "P": 6, "M": 16, "Q": 24, "W": 11, "B": 24, "F": 2,
-                "G": 2, "E": 0, "X": 0}
+                "G": 2, "E": 0, "X": 0, "L": 0}
     if tag not in expected:
         raise AgentLogError(f"unknown agent record {_show(line)}")
     if tag == "I" and (len(body) < 12 or body.count("/") not in (2, 3) or body[10] != "/"):
@@ -194,5 +198,7 @@ def _decode_one(trace: Tagged, time: int, tag: str, body: str, line: str) -> Non
             _hex(body, line)
         case "E":
             trace.record(time, ev.End)
+        case "L":
+            trace.record(time, ev.AgentError, reason=LINT1_UNANSWERED)
         case _:  # "X"
             trace.record(time, ev.AgentError, reason="no valid program in the ROM's program slot")
