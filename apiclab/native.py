@@ -45,6 +45,11 @@ MODULES = (
     "apiclab.hypervisor.kvm_restore",
     "apiclab.hypervisor.machine",
     "apiclab.scenarios.win7_reboot",
+    "apiclab.guest.windows7",
+    "apiclab.guest.linux",
+    "apiclab.guest.hal",
+    "apiclab.arch.vectors",
+    "apiclab.platform.tsc",
 )
 
 SOURCE_ROOT = Path(__file__).resolve().parent.parent  # the checkout holding `apiclab/`

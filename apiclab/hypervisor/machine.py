@@ -90,6 +90,14 @@ def _vcpu_key(vcpu: KvmVcpu) -> tuple[object, ...]:
     )
 
 
+def _values(obj: object) -> tuple[object, ...]:
+    """Every attribute of a guest's object by value: its `__dict__`, or the attributes a class
+    compiled by mypyc lists (`apiclab.native`), so that one added later is keyed too."""
+    if hasattr(obj, "__dict__"):
+        return tuple(vars(obj).values())
+    return tuple(getattr(obj, name) for name in type(obj).__mypyc_attrs__)  # type: ignore[attr-defined]
+
+
 @mypyc_attr(allow_interpreted_subclasses=True)  # subclassed by Python classes
 class ModelVm:
     """The model of one QEMU + KVM virtual machine (KVM's vCPU and in-kernel IOAPIC, QEMU's HPET,
@@ -152,7 +160,7 @@ class ModelVm:
             _HPET(hpet), hpet._pending is not None,
             tuple(p is not None for p in pit._pending),
             *((*_COUNTER(c), tuple(c.latched)) for c in pit.counters),
-            *(tuple(vars(g).values()) for g in self.guest_state),
+            *map(_values, self.guest_state),
         )
         return tuple(key)
 
