@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from apiclab import native
 from apiclab.cli.main import build_parser, main
 
 
@@ -17,16 +18,19 @@ def test_version_comes_from_the_installed_metadata(capsys: pytest.CaptureFixture
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0
-    assert capsys.readouterr().out == f"apiclab {importlib.metadata.version('apiclab')}\n"
+    out = capsys.readouterr().out
+    assert out == f"apiclab {importlib.metadata.version('apiclab')} (model: {native.status})\n"
+    assert native.status in ("native", "python (APICLAB_NATIVE=0)")  # the suite's settings
 
 
 def test_version_from_the_installed_script() -> None:
     proc = subprocess.run([sys.executable, "-m", "apiclab", "--version"], capture_output=True,
                           text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
-    name, number = proc.stdout.split()
+    name, number, model = proc.stdout.split(maxsplit=2)
     assert name == "apiclab"
     assert number.split(".")[0].isdigit()
+    assert model == f"(model: {native.status})\n"  # the same environment and build as here
 
 
 def _commands(parser: argparse.ArgumentParser,
