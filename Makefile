@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench soak fuzz clean agent timeline-png native
+.PHONY: demo test lint typecheck unit unit-native bench soak fuzz clean agent timeline-png native
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,14 @@ typecheck: $(STAMP)
 unit: $(STAMP) native
 	$(BIN)/pytest
 
-test: lint typecheck unit
+test: lint typecheck unit unit-native
+
+# The suite once more on the compiled model, which `apiclab` runs when `make native` could build it
+# (the first run, `unit`, is on the Python model: tests/conftest.py)
+unit-native: $(STAMP) native
+	@if [ -f build/native/manifest.json ]; then \
+	  APICLAB_NATIVE=1 $(BIN)/pytest --ignore=tests/test_native.py; \
+	else echo "no native build here: the suite ran on the Python model only"; fi
 
 # Every parser with >= 10,000 generated inputs (tests/fuzz); prints inputs/crashes/hangs per parser.
 fuzz: $(STAMP)
