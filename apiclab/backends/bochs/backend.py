@@ -26,19 +26,23 @@ SHUTDOWN = "Shutdown port: shutdown requested"  # the agent's "Shutdown" to port
 # them, Bochs exits before the guest starts, and a moment later the run can simply be repeated.
 RFB_BUSY = "RFB could not bind any port"
 RFB_RETRIES = 5
+RELAY_MARKER = re.compile(r"=[0-9A-F]{2}!?")  # the agent's relay of CPU k's log (log.split_relayed)
 
 
-def config(rom: Path, vga_rom: Path, batch_table: Path | None = None) -> str:
+def config(rom: Path, vga_rom: Path, batch_table: Path | None = None, cpus: int = 1) -> str:
     """A headless PC whose firmware is the agent ROM; `vga_rom` only fills the VGA ROM slot that
     Bochs insists on (vgarom.py), the agent never calls it. A batch table (apiclab.guest.agent.
     batch) is loaded into RAM as an option RAM image; the agent's resets through port 0xCF9 are
-    hardware resets of the CPU and every device (the i440FX's reset control register)."""
+    hardware resets of the CPU and every device (the i440FX's reset control register).
+    `cpus` > 1: Debian's Bochs is built with SMP; CPU 0 is the bootstrap processor and the
+    others wait for a start-up IPI from power-on (SDM vol. 3A §8.4.1), which the agent sends
+    itself (no BIOS, no MP table or ACPI needed)."""
     lines = [
         "megs: 2",  # the agent lives below 64 KiB; less memory boots faster
         f"romimage: file={rom}",
         f"vgaromimage: file={vga_rom}",
         # Skylake-X has x2APIC and TSC-deadline (Bochs' default CPU has xAPIC only)
-        f"cpu: model=corei7_skylake_x, count=1, ips={IPS}, reset_on_triple_fault=0",
+        f"cpu: model=corei7_skylake_x, count={cpus}, ips={IPS}, reset_on_triple_fault=0",
         'display_library: rfb, options="timeout=0"',  # no VNC client is awaited
         "port_e9_hack: enabled=1",
         "sound: waveoutdrv=dummy",
@@ -118,15 +122,22 @@ class BochsBackend:
         if refusal is not None:
             raise BackendUnavailable(refusal)
         ready()  # bochs and a VGA ROM for it, or one line naming what is missing
-        with emulator.agent_rom(program, "bochs") as rom:
-            argv, child = _boot(rom, None, timeout_s)
+        # several CPUs: the others' records come through port 0xE9 too, relayed by the agent
+        # from RAM at the end (Bochs has no device on their own ports)
+        several = program.cpus > 1
+        with emulator.agent_rom(program, "bochs", relay=several) as rom:
+            argv, child = _boot(rom, None, timeout_s, program.cpus)
         text = child.stdout.decode("ascii", errors="replace")
-        trace = log.decode(text, TSC_KHZ)
+        if several:
+            trace = log.decode_cpus(log.split_relayed(text, program.cpus), TSC_KHZ)
+        else:
+            trace = log.decode(text, TSC_KHZ)
         if not child.timed_out and SHUTDOWN not in text + child.stderr and not trace.of_kind("end"):
             tail = (text + child.stderr).strip().splitlines()[-3:]
             raise RuntimeError(f"Bochs exited with status {child.status}: "
                                f"{' | '.join(tail)[:300]}")
-        records = "\n".join(line for line in text.splitlines() if line.startswith("@"))
+        records = "\n".join(line for line in text.splitlines()
+                             if line.startswith("@") or RELAY_MARKER.fullmatch(line))
         evidence = {"argv": " ".join(argv), "exit_status": child.status, "port_e9": records,
                     "bochs_messages": _messages(text)}
         return RunResult(trace=trace, timed_out=child.timed_out, evidence=evidence)
@@ -137,7 +148,8 @@ class BochsBackend:
         batch); None for each program that did not finish there or that `run` refuses (the
         caller runs it alone, which says why)."""
         ready()
-        runnable = [i for i, p in enumerate(programs) if _refusal(p) is None]
+        # a batch's machine has one CPU: a program for several runs alone (`run`)
+        runnable = [i for i, p in enumerate(programs) if _refusal(p) is None and p.cpus == 1]
         results: list[RunResult | None] = [None] * len(programs)
         if not runnable:
             return results
@@ -156,12 +168,12 @@ class BochsBackend:
         return results
 
 
-def _boot(rom: Path, batch_table: Path | None,
-          timeout_s: float) -> tuple[list[str], emulator.ChildExit]:
-    """One Bochs process on `rom` (in its own temporary directory), retried while the VNC ports
-    are all taken."""
+def _boot(rom: Path, batch_table: Path | None, timeout_s: float,
+          cpus: int = 1) -> tuple[list[str], emulator.ChildExit]:
+    """One Bochs process on `rom` (in its own temporary directory) with `cpus` CPUs, retried
+    while the VNC ports are all taken."""
     cfg = rom.parent / "bochsrc"
-    cfg.write_text(config(rom, find_vga_rom(), batch_table))
+    cfg.write_text(config(rom, find_vga_rom(), batch_table, cpus))
     argv = [shutil.which(BOCHS) or BOCHS, "-q", "-f", str(cfg)]
     for attempt in range(RFB_RETRIES):
         # "c" continues from the debugger prompt
