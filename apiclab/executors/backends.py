@@ -63,10 +63,12 @@ class OneCpuOnlyBatch(OneCpuOnly):
 
     def run_batch(self, programs: Sequence[Program], *, timeout_s: float
                   ) -> list[RunResult | None]:
-        """The one-CPU programs in one boot of the inner backend (if it batches); None for the
-        others, which the runner then runs alone, and `run` refuses with the reason."""
+        """The one-CPU programs in one boot of the inner backend (if it batches), and the
+        others too where it batches them (`batches_several_cpus`: Bochs); None for the rest,
+        which the runner then runs alone (or `run` refuses with the reason)."""
         inner = self.inner.run_batch  # type: ignore[attr-defined]
-        picked = [i for i, p in enumerate(programs) if p.cpus == 1]
+        several = getattr(self.inner, "batches_several_cpus", False)
+        picked = [i for i, p in enumerate(programs) if p.cpus == 1 or several]
         results: list[RunResult | None] = [None] * len(programs)
         if picked:
             done = inner([programs[i] for i in picked], timeout_s=timeout_s)

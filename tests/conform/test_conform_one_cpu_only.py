@@ -55,3 +55,13 @@ def test_a_batch_runs_only_the_one_cpu_programs() -> None:
     results = OneCpuOnlyBatch(fake).run_batch([TWO, ONE, TWO, ONE], timeout_s=1.0)
     assert fake.batches == [2]
     assert [r is not None for r in results] == [False, True, False, True]
+
+
+def test_a_backend_that_batches_several_cpus_gets_every_program() -> None:
+    class SeveralFake(Fake):
+        batches_several_cpus = True
+
+    fake = SeveralFake()
+    results = OneCpuOnlyBatch(fake, several_alone=True).run_batch([TWO, ONE, TWO], timeout_s=1.0)
+    assert fake.batches == [3]
+    assert all(r is not None for r in results)

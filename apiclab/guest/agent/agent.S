@@ -68,6 +68,8 @@
         .set STACK_TOP,       0x7000
         /* batch mode (batch_select below): the host's table of programs and the agent's state */
         .set BATCH_TABLE,     0x10000     /* "APBT", u32 count, u16 segment[count]; batch.py */
+        .set BATCH_TABLE_SMP, 0x90000     /* relay mode: a table of programs for several CPUs,
+                                           * above the CPUs' 64 KiB each (CPU 1's is 0x10000) */
         .set BATCH_STATE,     0x0B80      /* "APBI", u32 next case, u32 count: kept over resets */
         .set BATCH_TABLE_MAGIC, 0x54425041  /* "APBT" */
         .set BATCH_STATE_MAGIC, 0x49425041  /* "APBI" */
@@ -132,8 +134,10 @@ start:
         movw    %cs, %ax
         movw    %ax, %ds
         testl   %ebx, %ebx
-        jnz     1f                        /* batches are one-CPU programs, run by CPU 0 */
+        jnz     2f
         call    batch_select              /* batch mode: DS moved to the next case's program */
+        jmp     1f
+2:      call    batch_current             /* an AP in a batch: DS to the case CPU 0 runs */
 1:
         /* copy the program from ROM into RAM: its header, handler table and steps only, in
          * dwords (a KVM that emulates real mode runs one emulation per REP iteration) */
@@ -1077,7 +1081,14 @@ batch_select:
         movw    $(BATCH_TABLE >> 4), %ax
         movw    %ax, %fs
         cmpl    $BATCH_TABLE_MAGIC, %fs:0
+        je      0f
+        cmpb    $0, %cs:relay_flag        /* relay mode: perhaps a batch for several CPUs */
+        je      9f
+        movw    $(BATCH_TABLE_SMP >> 4), %ax
+        movw    %ax, %fs
+        cmpl    $BATCH_TABLE_MAGIC, %fs:0
         jne     9f
+0:
         cmpl    $BATCH_STATE_MAGIC, %es:BATCH_STATE
         je      1f
         movl    $BATCH_STATE_MAGIC, %es:BATCH_STATE   /* first boot of the batch */
@@ -1090,7 +1101,10 @@ batch_select:
         jae     8f                        /* no case left (only after a stray reset): stop */
         leal    1(%ebx), %eax             /* counted before it runs: a case that resets the */
         movl    %eax, %es:BATCH_STATE + 4 /* machine itself (a triple fault) is not rerun */
-        xorl    %eax, %eax
+        cmpb    $0, %cs:relay_flag
+        je      2f
+        call    batch_clear_shared        /* RAM outlives the reset: start as from power-on */
+2:      xorl    %eax, %eax
         movw    %ax, %ds
         movl    $BUF_MAIN, %edi           /* "@N" tsc index(8) */
         movb    $'N', %al
@@ -1104,7 +1118,58 @@ batch_select:
 9:      ret
 8:      xorl    %eax, %eax                /* r_exit resets to case 0 on the first boot */
         movw    %ax, %ds
+        movw    %ax, %fs                  /* (relay reaches SHARED_RELAY through FS) */
+        movl    %eax, PROGRAM + 12        /* no program: relay has no other CPU to relay */
         jmp     r_exit
+
+/* batch_clear_shared: a batch for several CPUs keeps RAM over the reset between two cases, but
+ * the agent counts on what power-on gives: the shared step counter and END's, SIPI's and relay's
+ * flags at zero, and each other CPU's relay buffer empty (INIT keeps it, so `start` cannot clear
+ * it). ES = 0; keeps everything but GS. */
+batch_clear_shared:
+        pushl   %eax
+        pushl   %ecx
+        xorl    %eax, %eax
+        movl    $SHARED_NEXT, %ecx
+1:      movb    %al, %es:(%ecx)           /* SHARED_NEXT .. SHARED_ACKS + MAX_CPUS - 1 */
+        incl    %ecx
+        cmpl    $(SHARED_ACKS + MAX_CPUS), %ecx
+        jb      1b
+        movl    $1, %ecx
+2:      movl    %ecx, %eax                /* CPU k's VAR_RELAY_LEN, k = 1 .. MAX_CPUS - 1 */
+        shll    $12, %eax
+        movw    %ax, %gs
+        movl    $0, %gs:VAR_RELAY_LEN
+        incl    %ecx
+        cmpl    $MAX_CPUS, %ecx
+        jb      2b
+        popl    %ecx
+        popl    %eax
+        ret
+
+/* batch_current: an AP started in a batch for several CPUs (relay mode, the table at
+ * BATCH_TABLE_SMP): DS so that DS:PROGRAM_SLOT is the case CPU 0 runs now (BATCH_STATE counts it
+ * before it runs); nothing otherwise. Called from start with DS = CS; may change DS, FS, GS, EAX,
+ * EBX. */
+batch_current:
+        cmpb    $0, %cs:relay_flag
+        je      9f
+        movw    $(BATCH_TABLE_SMP >> 4), %ax
+        movw    %ax, %fs
+        cmpl    $BATCH_TABLE_MAGIC, %fs:0
+        jne     9f
+        xorw    %ax, %ax
+        movw    %ax, %gs
+        cmpl    $BATCH_STATE_MAGIC, %gs:BATCH_STATE
+        jne     9f
+        movl    %gs:BATCH_STATE + 4, %ebx
+        decl    %ebx
+        cmpl    %fs:4, %ebx
+        jae     9f
+        movw    %fs:8(,%ebx,2), %ax
+        subw    $(PROGRAM_SLOT >> 4), %ax
+        movw    %ax, %ds
+9:      ret
 
         .code32
         AGENT p_, 1
