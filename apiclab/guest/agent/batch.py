@@ -67,18 +67,24 @@ def table(programs: Sequence[Program], address: int = TABLE_ADDRESS) -> bytes:
     return head + bytes(offset - len(head)) + bytes(body)
 
 
-def chunks(programs: Sequence[Program], parts: int) -> list[list[int]]:
-    """Indices of `programs` in at most `parts` batches of similar size, each fitting one table."""
+def chunks(programs: Sequence[Program], parts: int, *,
+           several_by_cpus: bool = False) -> list[list[int]]:
+    """Indices of `programs` in at most `parts` batches of similar size, each fitting one table.
+    `several_by_cpus` (a backend that batches programs for several CPUs in one boot per CPU
+    count, Bochs): all the programs for N > 1 CPUs go to the same batch, chosen by N, so each
+    CPU count costs one boot, not one per batch; the one-CPU programs stay where they were."""
     parts = max(1, min(parts, len(programs)))
     out: list[list[int]] = [[] for _ in range(parts)]
     for i in range(len(programs)):
-        out[i % parts].append(i)
+        cpus = programs[i].cpus
+        out[cpus % parts if several_by_cpus and cpus > 1 else i % parts].append(i)
     fitted: list[list[int]] = []
     for indices in out:
         current: list[int] = []
         used = 0
         for i in indices:
-            # a program for several CPUs never goes into a batch (it runs alone): no room here
+            # a program for several CPUs takes no room in this table: it runs alone, or in a
+            # table of its own at TABLE_ADDRESS_SMP (Bochs, which fits it there)
             size = len(encode(programs[i])) + PROGRAM_ALIGN + 2 if programs[i].cpus == 1 else 0
             if current and not capacity_left(used + 64, size):
                 fitted.append(current)

@@ -101,3 +101,16 @@ def test_a_relayed_split_keeps_the_relay_and_needs_its_last_line() -> None:
     assert logs[1] is None and logs[2] is None
     # read as a one-CPU batch, CPU 1's relayed records after the end make case 0 look unfinished
     assert batch.split(text, 3)[0] is None
+
+
+def test_chunks_by_cpus_keep_each_cpu_count_in_one_batch_and_the_rest_in_place() -> None:
+    programs = [c.program for c in load_builtin()]
+    plain = batch.chunks(programs, 2)
+    grouped = batch.chunks(programs, 2, several_by_cpus=True)
+    for cpus in {p.cpus for p in programs} - {1}:
+        holding = [k for k, part in enumerate(grouped)
+                   if any(programs[i].cpus == cpus for i in part)]
+        assert len(holding) == 1, cpus
+    one_cpu = [[i for i in part if programs[i].cpus == 1] for part in plain]
+    assert [[i for i in part if programs[i].cpus == 1] for part in grouped] == one_cpu
+    assert sorted(i for part in grouped for i in part) == list(range(len(programs)))
