@@ -74,11 +74,12 @@ def temp_dir(prefix: str) -> Iterator[Path]:
 
 
 @contextmanager
-def agent_rom(program: Program, emulator: str) -> Iterator[Path]:
+def agent_rom(program: Program, emulator: str, *, relay: bool = False) -> Iterator[Path]:
     """The program's agent ROM as `agent.rom` in a temporary directory of its own, where the
     emulator's other files can go too; the directory is removed when the block ends, also when it
-    ends by an exception. The image is built first, so a bad program creates no directory."""
-    rom_bytes = build_image(program)
+    ends by an exception. The image is built first, so a bad program creates no directory.
+    `relay`: the other CPUs' logs come through port 0xE9 (image.build_image)."""
+    rom_bytes = build_image(program, relay=relay)
     with temp_dir(f"apiclab-{emulator}-") as tmp:
         rom = tmp / "agent.rom"
         rom.write_bytes(rom_bytes)

@@ -211,8 +211,9 @@ def workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def _batches(cases: Sequence[Case], parts: int) -> list[list[int]]:
-    return batch.chunks([c.program for c in cases], parts)
+def _batches(cases: Sequence[Case], parts: int, backend: Backend) -> list[list[int]]:
+    return batch.chunks([c.program for c in cases], parts,
+                        several_by_cpus=getattr(backend, "batches_several_cpus", False))
 
 
 def run_suite(
@@ -247,7 +248,7 @@ def run_suite(
             continue
         if batched and hasattr(backend, "run_batch"):  # an emulator's boot, KVM's VM
             plan += [(name, indices, judge_batch, backend)
-                     for indices in _batches(cases, workers())]
+                     for indices in _batches(cases, workers(), backend)]
         else:
             plan += [(name, [i], judge_all, backend) for i in range(len(cases))]
     # threads wait on emulators and on KVM_RUN, not on the CPU: twice the cores keeps both busy;

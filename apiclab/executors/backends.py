@@ -26,13 +26,14 @@ _CHOICES = ", ".join(BACKEND_NAMES)
 
 
 class OneCpuOnly:
-    """A real backend for one-CPU programs: QEMU's and Bochs' machines have one CPU here, so the
-    agent runs on one CPU only and a program for several CPUs is not run there, with that reason
-    (KVM's VM has one vCPU per CPU of the program)."""
+    """A real backend whose batches are for one-CPU programs (QEMU, Bochs: a batch boots a
+    machine of one CPU). With `several_alone` a program for several CPUs runs alone, on a
+    machine with as many; without it, it is not run, with that reason (KVM's VM has one vCPU per
+    CPU of the program)."""
 
     def __init__(self, inner: Backend, *, several_alone: bool = False) -> None:
         """`several_alone`: the backend runs programs for several CPUs, but one at a time, never
-        in a batch (QEMU with -smp)."""
+        in a batch (QEMU with -smp, Bochs with cpu: count=N)."""
         self.inner = inner
         self.name = inner.name
         self.several_alone = several_alone
@@ -52,9 +53,8 @@ class OneCpuOnly:
     ) -> RunResult:
         if program.cpus > 1 and not self.several_alone:
             raise BackendUnavailable(
-                f"{program.cpus} CPUs: Bochs runs them (cpu: count=N) but has no device on the "
-                f"agent's per-CPU log ports {LOG_PORT_AP + 1:#x}+ (port_e9_hack is 0xe9 only), "
-                "so the other CPUs' events cannot be seen")
+                f"{program.cpus} CPUs: {self.name} runs the agent on one CPU only here (the "
+                f"other CPUs log to ports {LOG_PORT_AP + 1:#x}+, which it cannot show)")
         return self.inner.run(program, lapic_image=lapic_image, timeout_s=timeout_s)
 
 
@@ -63,10 +63,12 @@ class OneCpuOnlyBatch(OneCpuOnly):
 
     def run_batch(self, programs: Sequence[Program], *, timeout_s: float
                   ) -> list[RunResult | None]:
-        """The one-CPU programs in one boot of the inner backend (if it batches); None for the
-        others, which the runner then runs alone, and `run` refuses with the reason."""
+        """The one-CPU programs in one boot of the inner backend (if it batches), and the
+        others too where it batches them (`batches_several_cpus`: Bochs); None for the rest,
+        which the runner then runs alone (or `run` refuses with the reason)."""
         inner = self.inner.run_batch  # type: ignore[attr-defined]
-        picked = [i for i, p in enumerate(programs) if p.cpus == 1]
+        several = getattr(self.inner, "batches_several_cpus", False)
+        picked = [i for i, p in enumerate(programs) if p.cpus == 1 or several]
         results: list[RunResult | None] = [None] * len(programs)
         if picked:
             done = inner([programs[i] for i in picked], timeout_s=timeout_s)
@@ -96,7 +98,8 @@ def make_backend(name: str) -> Backend:
     else:
         raise UserError(f"--backends: unknown backend {name!r}; expected {_CHOICES}")
     if name not in ("model", "kvm"):  # KVM runs one vCPU per CPU of the program
-        several = name == "qemu"  # -smp N, each program alone (its batches are one-CPU)
+        # QEMU -smp N, Bochs cpu: count=N; each program alone (their batches are one-CPU)
+        several = name in ("qemu", "bochs")
         one_cpu: Backend = (OneCpuOnlyBatch(backend, several_alone=several)
                             if hasattr(backend, "run_batch")
                             else OneCpuOnly(backend, several_alone=several))
@@ -124,7 +127,7 @@ class BackendExecutor:
         if case.program.cpus > 1 and isinstance(self.backend, OneCpuOnly) \
                 and not self.backend.several_alone:
             return (f"{case.program.cpus} CPUs: the agent ROM runs on one CPU only here (this "
-                    "backend's machine has one CPU; the model, KVM and QEMU run several)")
+                    "backend's machine has one CPU; the model, KVM, QEMU and Bochs run several)")
         refusal = getattr(self.backend, "refusal", None)  # e.g. a LINT1 pulse on KVM or Bochs
         reason: str | None = refusal(case.program) if refusal is not None else None
         return reason

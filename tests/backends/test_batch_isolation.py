@@ -91,3 +91,31 @@ def test_every_case_after_every_other_sees_what_it_sees_alone(make: object) -> N
         after = walk[position - 1] if position else "(first)"
         assert result is not None, f"{name} after {after} did not finish in the batch"
         assert visible(result.trace) == alone[name], f"{name} after {after}"
+
+
+SMP_SAMPLE = [
+    "smp-init-reset-keeps-apic-id",  # INIT and SIPI: CPU 1 restarts in the middle of the case
+    "smp-ipi-nmi-to-other",  # an NMI taken by CPU 1
+    "smp-ipi-all-including-self",  # leaves a vector pending on both CPUs
+    "smp-ipi-physical-to-other",
+    "smp-init-deassert-keeps-state",  # CPU 1's TPR raised
+]
+
+
+def test_bochs_batches_programs_for_two_cpus_each_as_alone() -> None:
+    """One Bochs with cpu: count=2 runs them in turn (the agent's relay mode, the table above
+    the CPUs' RAM): each sees, after every other, what it sees in a Bochs of its own, with both
+    CPUs' records (the shared step counter, SIPI and relay state cleared between two)."""
+    backend = _bochs()
+    programs = {c.name: c.program for c in load_builtin() if c.name in SMP_SAMPLE}
+    assert len(programs) == len(SMP_SAMPLE)
+    alone = {name: visible(backend.run(p, timeout_s=20).trace) for name, p in programs.items()}
+    walk = pair_sequence(list(programs))
+    results = backend.run_batch([programs[n] for n in walk],  # type: ignore[attr-defined]
+                                timeout_s=90)
+    for position, (name, result) in enumerate(zip(walk, results, strict=True)):
+        after = walk[position - 1] if position else "(first)"
+        assert result is not None, f"{name} after {after} did not finish in the batch"
+        assert result.evidence["batch_of"] == len(walk)
+        assert {e.get("cpu") for e in visible(result.trace)} >= {1}, name
+        assert visible(result.trace) == alone[name], f"{name} after {after}"

@@ -14,8 +14,8 @@ from apiclab.backends import emulator
 from apiclab.backends.base import Availability, BackendUnavailable, RunResult
 from apiclab.backends.bochs.vgarom import find_vga_rom
 from apiclab.guest.agent import batch, log
-from apiclab.guest.agent.image import agent_binary
-from apiclab.guest.program import TESTDEV_IRQ, Out, Program, testdev_line
+from apiclab.guest.agent.image import RELAY_FLAG_OFFSET, agent_binary
+from apiclab.guest.program import TESTDEV_IRQ, Out, Program, encode, testdev_line
 
 BOCHS = "bochs"
 # Bochs' TSC advances one tick per emulated instruction at `ips` instructions per second.
@@ -28,17 +28,20 @@ RFB_BUSY = "RFB could not bind any port"
 RFB_RETRIES = 5
 
 
-def config(rom: Path, vga_rom: Path, batch_table: Path | None = None) -> str:
+def config(rom: Path, vga_rom: Path, batch_table: Path | None = None, cpus: int = 1) -> str:
     """A headless PC whose firmware is the agent ROM; `vga_rom` only fills the VGA ROM slot that
     Bochs insists on (vgarom.py), the agent never calls it. A batch table (apiclab.guest.agent.
     batch) is loaded into RAM as an option RAM image; the agent's resets through port 0xCF9 are
-    hardware resets of the CPU and every device (the i440FX's reset control register)."""
+    hardware resets of the CPU and every device (the i440FX's reset control register).
+    `cpus` > 1: Debian's Bochs is built with SMP; CPU 0 is the bootstrap processor and the
+    others wait for a start-up IPI from power-on (SDM vol. 3A §8.4.1), which the agent sends
+    itself (no BIOS, no MP table or ACPI needed)."""
     lines = [
         "megs: 2",  # the agent lives below 64 KiB; less memory boots faster
         f"romimage: file={rom}",
         f"vgaromimage: file={vga_rom}",
         # Skylake-X has x2APIC and TSC-deadline (Bochs' default CPU has xAPIC only)
-        f"cpu: model=corei7_skylake_x, count=1, ips={IPS}, reset_on_triple_fault=0",
+        f"cpu: model=corei7_skylake_x, count={cpus}, ips={IPS}, reset_on_triple_fault=0",
         'display_library: rfb, options="timeout=0"',  # no VNC client is awaited
         "port_e9_hack: enabled=1",
         "sound: waveoutdrv=dummy",
@@ -51,8 +54,9 @@ def config(rom: Path, vga_rom: Path, batch_table: Path | None = None) -> str:
         "info: action=ignore",
         "debug: action=ignore",
     ]
-    if batch_table is not None:
-        lines.append(f"optramimage1: file={batch_table}, address={batch.TABLE_ADDRESS:#x}")
+    if batch_table is not None:  # a table of programs for several CPUs lies above their RAM
+        address = batch.TABLE_ADDRESS if cpus == 1 else batch.TABLE_ADDRESS_SMP
+        lines.append(f"optramimage1: file={batch_table}, address={address:#x}")
     return "\n".join([*lines, ""])
 
 
@@ -118,50 +122,101 @@ class BochsBackend:
         if refusal is not None:
             raise BackendUnavailable(refusal)
         ready()  # bochs and a VGA ROM for it, or one line naming what is missing
-        with emulator.agent_rom(program, "bochs") as rom:
-            argv, child = _boot(rom, None, timeout_s)
+        # several CPUs: the others' records come through port 0xE9 too, relayed by the agent
+        # from RAM at the end (Bochs has no device on their own ports)
+        several = program.cpus > 1
+        with emulator.agent_rom(program, "bochs", relay=several) as rom:
+            argv, child = _boot(rom, None, timeout_s, program.cpus)
         text = child.stdout.decode("ascii", errors="replace")
-        trace = log.decode(text, TSC_KHZ)
+        if several:
+            trace = log.decode_cpus(log.split_relayed(text, program.cpus), TSC_KHZ)
+        else:
+            trace = log.decode(text, TSC_KHZ)
         if not child.timed_out and SHUTDOWN not in text + child.stderr and not trace.of_kind("end"):
             tail = (text + child.stderr).strip().splitlines()[-3:]
             raise RuntimeError(f"Bochs exited with status {child.status}: "
                                f"{' | '.join(tail)[:300]}")
-        records = "\n".join(line for line in text.splitlines() if line.startswith("@"))
+        records = "\n".join(line for line in text.splitlines()
+                             if line.startswith("@") or batch.RELAY_LINE.fullmatch(line))
         evidence = {"argv": " ".join(argv), "exit_status": child.status, "port_e9": records,
                     "bochs_messages": _messages(text)}
         return RunResult(trace=trace, timed_out=child.timed_out, evidence=evidence)
 
 
+    # the suite's runner may hand programs for several CPUs to run_batch too (OneCpuOnlyBatch)
+    batches_several_cpus = True
+
     def run_batch(self, programs: Sequence[Program], *, timeout_s: float) -> list[RunResult | None]:
-        """All `programs` in one Bochs process, one per hardware reset (apiclab.guest.agent.
-        batch); None for each program that did not finish there or that `run` refuses (the
-        caller runs it alone, which says why)."""
+        """`programs` in as few Bochs processes as can hold them, one program per hardware reset
+        (apiclab.guest.agent.batch): the one-CPU programs in one, the programs for N > 1 CPUs in
+        one per N (cpu: count=N, the agent in relay mode). None for each program that did not
+        finish there or that `run` refuses (the caller runs it alone, which says why)."""
         ready()
-        runnable = [i for i, p in enumerate(programs) if _refusal(p) is None]
         results: list[RunResult | None] = [None] * len(programs)
-        if not runnable:
-            return results
-        table = batch.table([programs[i] for i in runnable])
+        groups: dict[int, list[int]] = {}
+        for i, p in enumerate(programs):
+            if _refusal(p) is None:
+                groups.setdefault(p.cpus, []).append(i)
+        deadline = time.monotonic() + timeout_s
+        for cpus, indices in sorted(groups.items()):
+            for part in _fitting(programs, indices, cpus):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return results
+                for i, result in zip(part, self._one_batch([programs[i] for i in part], cpus,
+                                                           left), strict=True):
+                    results[i] = result
+        return results
+
+    def _one_batch(self, programs: Sequence[Program], cpus: int,
+                   timeout_s: float) -> list[RunResult | None]:
+        """`programs`, all for `cpus` CPUs, in one Bochs process."""
+        several = cpus > 1
+        address = batch.TABLE_ADDRESS_SMP if several else batch.TABLE_ADDRESS
+        table = batch.table(programs, address)
         with emulator.temp_dir("apiclab-bochs-batch-") as tmp:
             rom, table_file = tmp / "agent.rom", tmp / "batch.bin"
-            rom.write_bytes(agent_binary())
+            image = bytearray(agent_binary())
+            image[RELAY_FLAG_OFFSET] = 1 if several else 0
+            rom.write_bytes(bytes(image))
             table_file.write_bytes(table)
-            argv, child = _boot(rom, table_file, timeout_s)
+            argv, child = _boot(rom, table_file, timeout_s, cpus)
         text = child.stdout.decode("ascii", errors="replace")
-        for i, case_log in zip(runnable, batch.split(text, len(runnable)), strict=True):
-            if case_log is not None:
-                evidence = {"argv": " ".join(argv), "exit_status": child.status,
-                            "port_e9": case_log.rstrip("\n"), "batch_of": len(runnable)}
-                results[i] = RunResult(trace=log.decode(case_log, TSC_KHZ), evidence=evidence)
+        results: list[RunResult | None] = []
+        for case_log in batch.split(text, len(programs), relayed=several):
+            if case_log is None:
+                results.append(None)
+                continue
+            trace = (log.decode_cpus(log.split_relayed(case_log, cpus), TSC_KHZ) if several
+                     else log.decode(case_log, TSC_KHZ))
+            evidence = {"argv": " ".join(argv), "exit_status": child.status,
+                        "port_e9": case_log.rstrip("\n"), "batch_of": len(programs)}
+            results.append(RunResult(trace=trace, evidence=evidence))
         return results
 
 
-def _boot(rom: Path, batch_table: Path | None,
-          timeout_s: float) -> tuple[list[str], emulator.ChildExit]:
-    """One Bochs process on `rom` (in its own temporary directory), retried while the VNC ports
-    are all taken."""
+def _fitting(programs: Sequence[Program], indices: list[int], cpus: int) -> list[list[int]]:
+    """`indices` in consecutive parts whose programs fit one batch table each."""
+    address = batch.TABLE_ADDRESS_SMP if cpus > 1 else batch.TABLE_ADDRESS
+    parts: list[list[int]] = []
+    used = 64  # the table's header, generously
+    for i in indices:
+        size = len(encode(programs[i])) + batch.PROGRAM_ALIGN + 2
+        if parts and parts[-1] and batch.capacity_left(used + size, 0, address):
+            parts[-1].append(i)
+            used += size
+        else:
+            parts.append([i])
+            used = 64 + size
+    return parts
+
+
+def _boot(rom: Path, batch_table: Path | None, timeout_s: float,
+          cpus: int = 1) -> tuple[list[str], emulator.ChildExit]:
+    """One Bochs process on `rom` (in its own temporary directory) with `cpus` CPUs, retried
+    while the VNC ports are all taken."""
     cfg = rom.parent / "bochsrc"
-    cfg.write_text(config(rom, find_vga_rom(), batch_table))
+    cfg.write_text(config(rom, find_vga_rom(), batch_table, cpus))
     argv = [shutil.which(BOCHS) or BOCHS, "-q", "-f", str(cfg)]
     for attempt in range(RFB_RETRIES):
         # "c" continues from the debugger prompt

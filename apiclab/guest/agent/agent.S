@@ -21,6 +21,13 @@
  *   "@" tag tsc(16 hex) fields... "\n"          decoded by apiclab/guest/agent/log.py
  * The run ends with a write to port 0x501 (QEMU isa-debug-exit) and "Shutdown" to port 0x8900
  * (Bochs); on KVM the first is an I/O exit the host stops at.
+ *
+ * Several CPUs: CPU k > 0 writes its lines to port PORT_LOG_AP + k instead (QEMU: an isa-debugcon
+ * each; KVM: the vCPU's own I/O exits). An emulator with no device there (Bochs has only 0xE9)
+ * sets the ROM's byte `relay_flag` (image.RELAY_FLAG_OFFSET): then CPU k > 0 appends its lines to
+ * a buffer in its own RAM, and the CPU that stops the machine first relays every buffer to port
+ * 0xE9, each after a line "=" k(2 hex) ("!" added when it overflowed), then "=00": the host splits
+ * the stream there (log.split_relayed) and sees what each CPU's own port would have carried.
  */
 
         .set ROM_SEGMENT,     0xF000
@@ -38,6 +45,10 @@
         .set VAR_GP_ESP,      0x0B24      /* dword: the step's ESP, to resume at after a #GP */
         .set VAR_CPU,         0x0B30      /* dword: this CPU's index k (its initial APIC ID) */
         .set VAR_MINE,        0x0B34      /* byte: the step running is this CPU's turn */
+        .set VAR_RELAY_LEN,   0x0B38      /* dword: bytes this CPU put in RELAY_LOG; zero at
+                                           * power-on and kept when INIT restarts the CPU */
+        .set RELAY_LOG,       0x8000      /* relay mode: CPU k > 0's lines, in its own 64 KiB */
+        .set RELAY_LOG_SIZE,  0x8000
         /* several CPUs (program version 2): CPU k keeps all the data above in its own 64 KiB at
          * k * 0x10000 (real mode: DS = ES = SS = k << 12; protected mode: a data segment based
          * there), so the one agent runs unchanged on each. Shared, at a physical address reached
@@ -46,6 +57,7 @@
         .set SHARED_NEXT,     0x0BC0      /* dword, physical */
         .set SHARED_END,      0x0BC4      /* dword: the CPU running END has reached it */
         .set SHARED_ACKS,     0x0BD0      /* byte[MAX_CPUS]: CPU k has seen SHARED_END, idle */
+        .set SHARED_RELAY,    0x0BC8      /* dword: a CPU has begun relaying the logs (exit) */
         .set END_GRACE,       0x40000000  /* TSC ticks END waits at most for the others */
         .set MAX_CPUS,        8           /* program.MAX_CPUS */
         .set COUNTS,          0x1000      /* u32 count[256], one per vector */
@@ -56,6 +68,8 @@
         .set STACK_TOP,       0x7000
         /* batch mode (batch_select below): the host's table of programs and the agent's state */
         .set BATCH_TABLE,     0x10000     /* "APBT", u32 count, u16 segment[count]; batch.py */
+        .set BATCH_TABLE_SMP, 0x90000     /* relay mode: a table of programs for several CPUs,
+                                           * above the CPUs' 64 KiB each (CPU 1's is 0x10000) */
         .set BATCH_STATE,     0x0B80      /* "APBI", u32 next case, u32 count: kept over resets */
         .set BATCH_TABLE_MAGIC, 0x54425041  /* "APBT" */
         .set BATCH_STATE_MAGIC, 0x49425041  /* "APBI" */
@@ -120,8 +134,10 @@ start:
         movw    %cs, %ax
         movw    %ax, %ds
         testl   %ebx, %ebx
-        jnz     1f                        /* batches are one-CPU programs, run by CPU 0 */
+        jnz     2f
         call    batch_select              /* batch mode: DS moved to the next case's program */
+        jmp     1f
+2:      call    batch_current             /* an AP in a batch: DS to the case CPU 0 runs */
 1:
         /* copy the program from ROM into RAM: its header, handler table and steps only, in
          * dwords (a KVM that emulates real mode runs one emulation per REP iteration) */
@@ -330,6 +346,8 @@ pm_entry:
         movw    $PORT_LOG, %dx            /* CPU 0; each other CPU has a port of its own, so a */
         cmpl    $0, VAR_CPU               /* host can tell whose record it is (QEMU: one */
         je      1f                        /* isa-debugcon per CPU) */
+        cmpb    $0, %cs:relay_flag        /* relay mode: into this CPU's RELAY_LOG instead */
+        jne     2f
         movl    VAR_CPU, %edx
         addl    $PORT_LOG_AP, %edx
 1:
@@ -337,14 +355,32 @@ pm_entry:
         cli
         rep outsb
         popf
-        popl    %edx
+3:      popl    %edx
         popl    %ecx
         popl    %esi
         ret
+        /* the bytes are reserved first, by one XADD: an NMI whose handler logs while this line is
+         * being copied puts its own line after it, not over it (the order the port would show);
+         * an INIT during the copy leaves a cut line, as it would on the port. Full: not copied,
+         * the relay reports the overflow. */
+2:      pushl   %edi
+        movl    %ecx, %edi
+        xaddl   %edi, VAR_RELAY_LEN
+        leal    (%edi,%ecx), %edx
+        cmpl    $RELAY_LOG_SIZE, %edx
+        ja      4f
+        addl    $RELAY_LOG, %edi
+        pushf
+        cli
+        rep movsb
+        popf
+4:      popl    %edi
+        jmp     3b
 
 /* exit: stop the machine on every backend */
 \p\()exit:
         cli
+        call    \p\()relay              /* relay mode: the other CPUs' logs to port 0xE9 */
         call    \p\()batch_reset        /* batch mode: a reset to the next case, if any */
         movw    $PORT_EXIT, %dx           /* QEMU isa-debug-exit; a KVM I/O exit */
         xorb    %al, %al
@@ -359,6 +395,80 @@ pm_entry:
         jmp     1b
 2:      hlt
         jmp     2b
+
+/* relay: in relay mode (ROM byte relay_flag set) the first CPU here writes each other CPU k's
+ * RELAY_LOG to port 0xE9 after a line "=" k(2 hex) ["!" if it overflowed], then "=00"; a CPU
+ * that comes second waits with IF = 0 for the first to stop the machine. Returns at once
+ * otherwise. Clobbers EAX, EBX, ECX, EDX, ESI, EDI. */
+\p\()relay:
+        cmpb    $0, %cs:relay_flag
+        je      9f
+        movl    $1, %eax
+        xchgl   %eax, %fs:SHARED_RELAY
+        testl   %eax, %eax
+        jnz     8f
+        movl    PROGRAM + 12, %ebx        /* the CPU count, at most MAX_CPUS */
+        cmpl    $MAX_CPUS, %ebx
+        jbe     1f
+        movl    $MAX_CPUS, %ebx
+1:      decl    %ebx                      /* EBX = k, from the last CPU down to 1 */
+        jle     7f
+        .if \m == 0
+        movl    %ebx, %eax                /* CPU k's data: real mode k << 12, */
+        shll    $12, %eax
+        .else
+        leal    0x10(,%ebx,8), %eax       /* protected mode its data segment */
+        .endif
+        pushw   %ds
+        movw    %ax, %ds
+        movl    VAR_RELAY_LEN, %ecx
+        popw    %ds
+        movl    $BUF_MAIN, %edi           /* "=" k(2) ["!"] "\n" */
+        movl    %edi, %esi
+        movb    $'=', %al
+        stosb
+        movb    %bl, %al
+        call    \p\()hex8
+        cmpl    $RELAY_LOG_SIZE, %ecx
+        jbe     2f
+        movl    $RELAY_LOG_SIZE, %ecx     /* what fits, the rest is lost: say so */
+        movb    $'!', %al
+        stosb
+2:      movb    $'\n', %al
+        stosb
+        pushl   %ecx
+        movl    %edi, %ecx
+        subl    %esi, %ecx
+        movw    $PORT_LOG, %dx
+        rep outsb
+        popl    %ecx
+        .if \m == 0
+        movl    %ebx, %eax
+        shll    $12, %eax
+        .else
+        leal    0x10(,%ebx,8), %eax
+        .endif
+        pushw   %ds
+        movw    %ax, %ds
+        movl    $RELAY_LOG, %esi
+        rep outsb
+        popw    %ds
+        jmp     1b
+7:      movl    $BUF_MAIN, %edi           /* "=00": what follows is CPU 0's again */
+        movl    %edi, %esi
+        movb    $'=', %al
+        stosb
+        xorb    %al, %al
+        call    \p\()hex8
+        movb    $'\n', %al
+        stosb
+        movl    %edi, %ecx
+        subl    %esi, %ecx
+        movw    $PORT_LOG, %dx
+        rep outsb
+9:      ret
+8:      hlt
+        jmp     8b
 
 /* batch_reset: with a batch running and cases left, a full system reset (PIIX reset control
  * register 0xCF9: 0x06 = SYS_RST | RST_CPU, a hard reset of the CPU and the chipset's devices);
@@ -971,7 +1081,14 @@ batch_select:
         movw    $(BATCH_TABLE >> 4), %ax
         movw    %ax, %fs
         cmpl    $BATCH_TABLE_MAGIC, %fs:0
+        je      0f
+        cmpb    $0, %cs:relay_flag        /* relay mode: perhaps a batch for several CPUs */
+        je      9f
+        movw    $(BATCH_TABLE_SMP >> 4), %ax
+        movw    %ax, %fs
+        cmpl    $BATCH_TABLE_MAGIC, %fs:0
         jne     9f
+0:
         cmpl    $BATCH_STATE_MAGIC, %es:BATCH_STATE
         je      1f
         movl    $BATCH_STATE_MAGIC, %es:BATCH_STATE   /* first boot of the batch */
@@ -984,7 +1101,10 @@ batch_select:
         jae     8f                        /* no case left (only after a stray reset): stop */
         leal    1(%ebx), %eax             /* counted before it runs: a case that resets the */
         movl    %eax, %es:BATCH_STATE + 4 /* machine itself (a triple fault) is not rerun */
-        xorl    %eax, %eax
+        cmpb    $0, %cs:relay_flag
+        je      2f
+        call    batch_clear_shared        /* RAM outlives the reset: start as from power-on */
+2:      xorl    %eax, %eax
         movw    %ax, %ds
         movl    $BUF_MAIN, %edi           /* "@N" tsc index(8) */
         movb    $'N', %al
@@ -998,7 +1118,58 @@ batch_select:
 9:      ret
 8:      xorl    %eax, %eax                /* r_exit resets to case 0 on the first boot */
         movw    %ax, %ds
+        movw    %ax, %fs                  /* (relay reaches SHARED_RELAY through FS) */
+        movl    %eax, PROGRAM + 12        /* no program: relay has no other CPU to relay */
         jmp     r_exit
+
+/* batch_clear_shared: a batch for several CPUs keeps RAM over the reset between two cases, but
+ * the agent counts on what power-on gives: the shared step counter and END's, SIPI's and relay's
+ * flags at zero, and each other CPU's relay buffer empty (INIT keeps it, so `start` cannot clear
+ * it). ES = 0; keeps everything but GS. */
+batch_clear_shared:
+        pushl   %eax
+        pushl   %ecx
+        xorl    %eax, %eax
+        movl    $SHARED_NEXT, %ecx
+1:      movb    %al, %es:(%ecx)           /* SHARED_NEXT .. SHARED_ACKS + MAX_CPUS - 1 */
+        incl    %ecx
+        cmpl    $(SHARED_ACKS + MAX_CPUS), %ecx
+        jb      1b
+        movl    $1, %ecx
+2:      movl    %ecx, %eax                /* CPU k's VAR_RELAY_LEN, k = 1 .. MAX_CPUS - 1 */
+        shll    $12, %eax
+        movw    %ax, %gs
+        movl    $0, %gs:VAR_RELAY_LEN
+        incl    %ecx
+        cmpl    $MAX_CPUS, %ecx
+        jb      2b
+        popl    %ecx
+        popl    %eax
+        ret
+
+/* batch_current: an AP started in a batch for several CPUs (relay mode, the table at
+ * BATCH_TABLE_SMP): DS so that DS:PROGRAM_SLOT is the case CPU 0 runs now (BATCH_STATE counts it
+ * before it runs); nothing otherwise. Called from start with DS = CS; may change DS, FS, GS, EAX,
+ * EBX. */
+batch_current:
+        cmpb    $0, %cs:relay_flag
+        je      9f
+        movw    $(BATCH_TABLE_SMP >> 4), %ax
+        movw    %ax, %fs
+        cmpl    $BATCH_TABLE_MAGIC, %fs:0
+        jne     9f
+        xorw    %ax, %ax
+        movw    %ax, %gs
+        cmpl    $BATCH_STATE_MAGIC, %gs:BATCH_STATE
+        jne     9f
+        movl    %gs:BATCH_STATE + 4, %ebx
+        decl    %ebx
+        cmpl    %fs:4, %ebx
+        jae     9f
+        movw    %fs:8(,%ebx,2), %ax
+        subw    $(PROGRAM_SLOT >> 4), %ax
+        movw    %ax, %ds
+9:      ret
 
         .code32
         AGENT p_, 1
@@ -1055,11 +1226,15 @@ stubs32:                                  /* stub v at stubs32 + 16v */
         .set vector, vector + 1
         .endr
 
-/* ---- the program slot and the reset vector ------------------------------------------------- */
+/* ---- the program slot, the relay flag and the reset vector ----------------------------------- */
         .org    PROGRAM_SLOT, 0
         .globl  program_slot
 program_slot:
         .fill   PROGRAM_SIZE, 1, 0
+
+        .globl  relay_flag
+relay_flag:                               /* 1: CPUs k > 0 log through RAM (image.py, Bochs) */
+        .byte   0
 
         .code16
         .org    0xFFF0, 0

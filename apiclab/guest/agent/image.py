@@ -18,6 +18,9 @@ ROM_BASE = 0xF0000  # real-mode F000:0000
 ROM_ALIAS_4G = 0x1_0000_0000 - ROM_SIZE  # where the reset vector's CS base 0xFFFF0000 points
 PROGRAM_OFFSET = 0xC000  # agent.S: PROGRAM_SLOT
 PROGRAM_SLOT_SIZE = 0x1200  # agent.S: PROGRAM_SIZE
+# agent.S relay_flag: 1 = CPUs k > 0 keep their log lines in RAM and the CPU that stops the machine
+# relays them to port 0xE9 (for an emulator with no device on their ports: Bochs)
+RELAY_FLAG_OFFSET = PROGRAM_OFFSET + PROGRAM_SLOT_SIZE
 RESET_VECTOR_OFFSET = 0xFFF0
 
 
@@ -36,11 +39,14 @@ def agent_binary() -> bytes:
     return rom
 
 
-def build_image(program: Program) -> bytes:
-    """The 64 KiB ROM that runs `program` from the reset vector."""
+def build_image(program: Program, *, relay: bool = False) -> bytes:
+    """The 64 KiB ROM that runs `program` from the reset vector; with `relay`, its other CPUs'
+    log lines reach port 0xE9 through RAM at the end of the run (agent.S `relay`,
+    log.split_relayed) instead of their own ports."""
     blob = encode(program)
     if len(blob) > PROGRAM_SLOT_SIZE:
         raise ImageError(f"encoded program is {len(blob)} bytes; the slot holds {PROGRAM_SLOT_SIZE}")
     rom = bytearray(agent_binary())
     rom[PROGRAM_OFFSET:PROGRAM_OFFSET + len(blob)] = blob
+    rom[RELAY_FLAG_OFFSET] = 1 if relay else 0
     return bytes(rom)

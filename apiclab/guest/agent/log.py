@@ -23,6 +23,11 @@ to the same stream) may surround them. The event keys are those of `apiclab.gues
     @X tsc                                          the program slot held no valid program
 
 Times are nanoseconds since the start record, from the TSC at `tsc_khz` (KVM_GET_TSC_KHZ).
+
+A run on several CPUs in relay mode (agent.S `relay`, for Bochs, which has a device on port 0xE9
+only) carries every CPU's records on port 0xE9: CPU 0's as they happen, then each other CPU k's,
+relayed from RAM at the end after a line "=" k(2 hex) ("!" added when its buffer overflowed), then
+"=00". `split_relayed` cuts such a log back into what each CPU's own port would have carried.
 """
 
 from __future__ import annotations
@@ -124,6 +129,31 @@ def decode_cpus(outputs: Sequence[str | bytes], tsc_khz: int) -> Trace:
             tagged.append((_hex(line[1:17], line), cpu, line))
     tagged.sort(key=lambda r: r[0])
     return _decode_tagged(((cpu, line) for _, cpu, line in tagged), tsc_khz)
+
+
+def split_relayed(text: str | bytes, cpus: int) -> list[str]:
+    """Each CPU's log (index k: CPU k) from the port-0xE9 log of a run in relay mode: a line "="
+    k(2 hex) starts CPU k's part, everything else before the first one is CPU 0's. A CPU whose
+    records overflowed the agent's buffer, or a part for a CPU the run does not have, raises
+    AgentLogError (records would be missing without a trace)."""
+    if isinstance(text, bytes):
+        text = text.decode("ascii", errors="replace")
+    parts: list[list[str]] = [[] for _ in range(cpus)]
+    current = 0
+    for line in text.split("\n"):
+        if line.startswith("=") and len(line) in (3, 4):
+            cpu = _hex(line[1:3], line)
+            if not cpu < cpus:
+                raise AgentLogError(f"relayed log {_show(line)}: CPU {cpu}, the run has {cpus}")
+            if line[3:] == "!":
+                raise AgentLogError(f"relayed log: CPU {cpu}'s records overflowed the agent's "
+                                    "buffer, some are lost")
+            if line[3:]:
+                raise AgentLogError(f"relayed log: {_show(line)} is not a CPU's marker")
+            current = cpu
+            continue
+        parts[current].append(line)
+    return ["\n".join(lines) for lines in parts]
 
 
 def _decode_tagged(lines: Iterable[tuple[int | None, str]], tsc_khz: int) -> Trace:

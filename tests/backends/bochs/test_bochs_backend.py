@@ -25,6 +25,8 @@ def test_config_is_headless_with_port_e9_and_an_x2apic_cpu(tmp_path: Path) -> No
     assert "port_e9_hack: enabled=1" in text
     assert "model=corei7_skylake_x" in text
     assert 'display_library: rfb, options="timeout=0"' in text
+    assert "count=1," in text
+    assert "count=3," in config(tmp_path / "r.rom", tmp_path / "vga.bin", cpus=3)
 
 
 @needs_bochs
@@ -62,3 +64,16 @@ def test_a_timed_out_run_leaves_no_temporary_files(tmp_path: Path,
     hang = Program((Cli(), Hlt()), mode=Mode.XAPIC_PM32)
     assert BochsBackend().run(hang, timeout_s=1.0).timed_out
     assert list(tmp_path.iterdir()) == []
+
+
+@needs_bochs
+def test_a_program_for_two_cpus_runs_on_bochs_and_both_cpus_records_arrive() -> None:
+    """CPU 1's records reach the host through the agent's relay (port 0xE9 only on Bochs)."""
+    case = CASES["smp-ipi-physical-to-other"]
+    result = BochsBackend().run(case.program, timeout_s=20)
+    assert not result.timed_out
+    assert "=01" in result.evidence["port_e9"].splitlines()  # CPU 1's part of the relay
+    reads = [(e.cpu, e.reg) for e in result.trace.of_kind("read")]
+    assert reads == [(0, 0x220), (1, 0x220)]  # IRR2 (0x220) of the sender, then of the target
+    assert [e.kind for e in result.trace.events][-1] == "end"
+    assert match_expectation(case, result.trace).agrees

@@ -11,6 +11,7 @@ from apiclab.guest.agent import build
 from apiclab.guest.agent.image import (
     PROGRAM_OFFSET,
     PROGRAM_SLOT_SIZE,
+    RELAY_FLAG_OFFSET,
     RESET_VECTOR_OFFSET,
     ROM_SIZE,
     agent_binary,
@@ -33,6 +34,7 @@ def test_program_slot_and_reset_vector_are_where_image_py_puts_them(tmp_path: Pa
     symbols = build.symbols(tmp_path)
     assert symbols["program_slot"] == PROGRAM_OFFSET
     assert symbols["reset_vector"] == RESET_VECTOR_OFFSET
+    assert symbols["relay_flag"] == RELAY_FLAG_OFFSET
     assert symbols["start"] == 0
 
 
