@@ -16,6 +16,7 @@ import signal
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -91,7 +92,7 @@ class ChildExit:
     """How one emulator process ended."""
 
     stdout: bytes  # all it wrote, or what it had written when it was killed
-    status: int  # its exit status, -1 when it was killed at the time-out
+    status: int  # its exit status, -1 when it was killed (at the time-out, or after `done`)
     stderr: str  # "" when it was killed at the time-out
     timed_out: bool
 
@@ -125,8 +126,11 @@ def run_child(
     *,
     stdin: bytes | None = None,
     cwd: Path | None = None,
+    done: Callable[[], bool] | None = None,
 ) -> ChildExit:
     """Run `argv` to its end, feeding it `stdin` (or /dev/null), for at most `timeout_s` seconds.
+    With `done`, asked every `DONE_POLL_S`: once it says the child's work is complete, the child
+    has `DONE_GRACE_S` to exit on its own and is killed after that (status -1, not a time-out).
 
     The child leads a process group of its own (so a terminal's Ctrl-C reaches apiclab only, and
     anything the emulator forks dies with it); it is killed and reaped at the time-out, when this
@@ -141,11 +145,18 @@ def run_child(
         _children.running.add(proc)
     try:
         try:
-            out, err = proc.communicate(stdin, timeout=timeout_s)
+            if done is None:
+                out, err = proc.communicate(stdin, timeout=timeout_s)
+            else:
+                out, err = _communicate_until(proc, stdin, timeout_s, done)
         except subprocess.TimeoutExpired:
             _kill(proc)
             out, _ = proc.communicate()  # what it wrote before the kill; the pipes close with it
             return ChildExit(out, -1, "", True)
+        except _Done:
+            _kill(proc)
+            out, err = proc.communicate()
+            return ChildExit(out, -1, err.decode(errors="replace"), False)
         return ChildExit(out, proc.returncode, err.decode(errors="replace"), False)
     finally:
         with deferred():  # killed and reaped even when this thread is being interrupted
@@ -157,6 +168,39 @@ def run_child(
                     pipe.close()
             with _children.lock:
                 _children.running.discard(proc)
+
+
+DONE_POLL_S = 0.05  # how often `run_child` asks its `done`
+DONE_GRACE_S = 0.5  # how long a child whose work is done may take to exit before it is killed
+
+
+class _Done(Exception):
+    """The child's work is complete but it has not exited within `DONE_GRACE_S`."""
+
+
+def _communicate_until(proc: subprocess.Popen[bytes], stdin: bytes | None, timeout_s: float,
+                       done: Callable[[], bool]) -> tuple[bytes, bytes]:
+    """`proc.communicate` for at most `timeout_s`, in slices of `DONE_POLL_S`; raises _Done once
+    `done()` holds and the child is still running `DONE_GRACE_S` later. (QEMU, seen here: a batch
+    whose every case finished sometimes never exits, where it should at the agent's write to
+    isa-debug-exit.)"""
+    deadline = time.monotonic() + timeout_s
+    first = True
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise subprocess.TimeoutExpired(proc.args, timeout_s)
+        try:
+            out, err = proc.communicate(stdin if first else None, timeout=min(DONE_POLL_S, left))
+            return out, err
+        except subprocess.TimeoutExpired:
+            first = False
+        if done():
+            try:
+                out, err = proc.communicate(timeout=min(DONE_GRACE_S, max(left, 0.0)))
+                return out, err
+            except subprocess.TimeoutExpired:
+                raise _Done() from None
 
 
 def stop_children() -> None:

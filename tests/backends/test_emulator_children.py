@@ -78,3 +78,30 @@ def test_the_temporary_directory_goes_on_every_path(tmp_path: Path,
         (made / "file").write_text("x")
         raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
+
+
+@needs_sleep
+def test_a_child_whose_work_is_done_but_does_not_exit_is_killed_after_the_grace(
+        tmp_path: Path) -> None:
+    """QEMU sometimes finishes every case of a batch and never exits: once `done` says the work
+    is complete, the child gets DONE_GRACE_S and is then killed, long before the time-out."""
+    marker = tmp_path / "finished"
+    argv = ["sh", "-c", f"echo working; sleep 0.2; touch {marker}; exec sleep 60"]
+    child = run_child(argv, 60.0, done=marker.exists)
+    assert not child.timed_out and child.status == -1  # killed, and not by the time-out
+    assert child.stdout == b"working\n"
+    assert children_of_this_process() == []
+
+
+@needs_sleep
+def test_a_child_that_exits_after_its_work_keeps_its_status(tmp_path: Path) -> None:
+    marker = tmp_path / "finished"
+    argv = ["sh", "-c", f"touch {marker}; sleep 0.1; exit 3"]
+    child = run_child(argv, 30.0, done=marker.exists)
+    assert (child.status, child.timed_out) == (3, False)
+
+
+@needs_sleep
+def test_done_never_holding_still_times_out() -> None:
+    child = run_child(["sleep", "60"], 0.3, done=lambda: False)
+    assert child.timed_out and child.status == -1

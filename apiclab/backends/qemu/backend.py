@@ -160,7 +160,12 @@ class QemuBackend:
             table_file.write_bytes(table)
             debugcon.touch()
             argv = command(rom, debugcon, table_file)
-            child = emulator.run_child(argv, timeout_s)
+
+            def every_case_finished() -> bool:
+                text = debugcon.read_bytes().decode("ascii", errors="replace")
+                return None not in batch.split(text, len(runnable))
+
+            child = emulator.run_child(argv, timeout_s, done=every_case_finished)
             output = debugcon.read_bytes().decode("ascii", errors="replace")
         for i, text in zip(runnable, batch.split(output, len(runnable)), strict=True):
             if text is not None:
