@@ -108,6 +108,9 @@ class _Children:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.running: set[subprocess.Popen[bytes]] = set()
+        # work in progress that starts no child but must end at once too (a KVM_RUN): how to stop
+        # each one (`stoppable`)
+        self.stoppers: set[Callable[[], None]] = set()
         self.stopping = False
 
 
@@ -204,12 +207,31 @@ def _communicate_until(proc: subprocess.Popen[bytes], stdin: bytes | None, timeo
 
 
 def stop_children() -> None:
-    """Kill every running emulator and refuse new ones (the run is being interrupted). The
-    threads waiting on them see their child end at once and reap it themselves."""
+    """Kill every running emulator, stop every `stoppable` work, and refuse new ones (the run is
+    being interrupted). The threads waiting on them see their child end at once and reap it
+    themselves."""
     with _children.lock:
         _children.stopping = True
         for proc in _children.running:
             _kill(proc)
+        for stop in _children.stoppers:
+            stop()
+
+
+@contextmanager
+def stoppable(stop: Callable[[], None]) -> Iterator[None]:
+    """While the block runs, an interruption (`stop_children`, from another thread) calls `stop`,
+    which must make the block end soon (a KVM run: kick its vCPU out of KVM_RUN). Called at once
+    if the run is being interrupted already."""
+    with _children.lock:
+        _children.stoppers.add(stop)
+        if _children.stopping:
+            stop()
+    try:
+        yield
+    finally:
+        with _children.lock:
+            _children.stoppers.discard(stop)
 
 
 def children_stopping() -> bool:

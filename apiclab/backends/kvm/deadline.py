@@ -9,11 +9,13 @@ installed on first use, which Python allows only from the main thread.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
 from types import TracebackType
 
+from apiclab.backends.emulator import stoppable
 from apiclab.backends.kvm.thread_timer import ThreadTimer
 from apiclab.backends.kvm.vcpu import Vcpu
 from apiclab.interrupts import deferred
@@ -58,11 +60,27 @@ class RunDeadline:
         self.fired = False
         self._timer: ThreadTimer | None = None
         self._end = 0.0
+        self._thread = 0
+        self._stoppable: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+        self.interrupted = False  # ended by `interrupt`
 
     def start(self) -> None:
         self._timer = ThreadTimer(KICK_SIGNAL)
         self._end = time.monotonic() + self.seconds
         self._timer.arm(self.seconds, every=KICK_AGAIN_S)
+        # an interruption of the run (SIGINT/SIGTERM: emulator.stop_children) ends it now, as
+        # the time-out would, not when the time-out comes (up to a whole batch's time)
+        self._thread = threading.get_ident()
+        self._stoppable = stoppable(self.interrupt)
+        self._stoppable.__enter__()
+
+    def interrupt(self) -> None:
+        """End the run now, from another thread: immediate_exit makes a KVM_RUN about to be
+        entered return at once, and the signal one that is running (api.rst §4.10)."""
+        self.vcpu.set_immediate_exit(True)
+        self.interrupted = True
+        with contextlib.suppress(ProcessLookupError):
+            signal.pthread_kill(self._thread, KICK_SIGNAL)
 
     def stop(self) -> None:
         """Disarm; `fired` says whether the time-out was reached. Not cut short by
@@ -74,6 +92,9 @@ class RunDeadline:
                     timer.disarm()
                 finally:
                     timer.close()
+                    self._stoppable.__exit__(None, None, None)
+                    if self.interrupted:
+                        self.vcpu.set_immediate_exit(False)
                 self.fired = time.monotonic() >= self._end
 
     def __enter__(self) -> RunDeadline:

@@ -4,14 +4,18 @@ the guest-visible events say, in both modes."""
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from apiclab.arch.registers import Reg
-from apiclab.backends.base import BackendUnavailable
+from apiclab.backends.base import BackendUnavailable, RunResult
+from apiclab.backends.emulator import allow_children, stop_children
 from apiclab.backends.kvm.backend import KvmBackend, open_kvm
+from apiclab.backends.kvm.deadline import ensure_kick_handler
 from apiclab.backends.kvm.tracefs import TRACEFS, TraceUnavailable
 from apiclab.engine import events as evt
 from apiclab.guest.program import (
@@ -119,6 +123,29 @@ def test_halted_guest_is_reported_as_timed_out(backend: KvmBackend) -> None:
     assert result.timed_out
     assert [e.kind for e in result.trace] == ["timeout"]
     assert result.evidence["stop"] == "interrupted"
+
+
+def test_an_interruption_ends_a_halted_guest_at_once_not_at_its_time_out(
+        backend: KvmBackend) -> None:
+    """SIGINT/SIGTERM end the run through emulator.stop_children: a KVM_RUN in progress is
+    kicked out then (as a conform batch run can take the batch's whole time, ~2 minutes)."""
+    ensure_kick_handler()  # from the main thread, as the command line does before its pool runs
+    results: list[RunResult] = []
+    worker = threading.Thread(
+        target=lambda: results.append(backend.run(Program((Cli(), Hlt(), End())), timeout_s=60)))
+    worker.start()
+    try:
+        time.sleep(0.3)  # the guest is halted, its time-out a minute away
+        stop_children()
+        worker.join(10)
+        assert not worker.is_alive(), "the run did not end when interrupted"
+    finally:
+        allow_children()
+    (result,) = results
+    assert result.evidence["stop"] == "interrupted"
+    assert not result.timed_out  # ended by the interruption, not by its time-out
+    # the vCPU's immediate_exit is put back: the next run on the backend runs as ever
+    assert not backend.run(Program((Cli(), End())), timeout_s=5).timed_out
 
 
 def test_tracepoints_are_captured_and_the_private_instance_removed() -> None:
