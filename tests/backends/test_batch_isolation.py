@@ -15,7 +15,7 @@ import shutil
 
 import pytest
 
-from apiclab.backends.base import Backend, BackendUnavailable
+from apiclab.backends.base import Backend, BackendUnavailable, RunResult
 from apiclab.backends.bochs import BochsBackend
 from apiclab.backends.bochs.backend import unavailable_reason
 from apiclab.backends.qemu import QemuBackend
@@ -60,6 +60,21 @@ def test_pair_sequence_has_every_ordered_pair_once() -> None:
     assert len(pairs) == len(set(pairs)) == len(PROGRAMS) * (len(PROGRAMS) - 1)
 
 
+def batched_after_each_other(backend: Backend, programs: dict[str, Program], names: list[str]
+                             ) -> list[tuple[str, str, RunResult]]:
+    """`names` run in one batch, each after every other (`pair_sequence`): per run its name, the
+    name it ran after, and its result (every one must have finished in the batch)."""
+    walk = pair_sequence(names)
+    results = backend.run_batch([programs[n] for n in walk],  # type: ignore[attr-defined]
+                                timeout_s=90)
+    out = []
+    for position, (name, result) in enumerate(zip(walk, results, strict=True)):
+        after = walk[position - 1] if position else "(first)"
+        assert result is not None, f"{name} after {after} did not finish in the batch"
+        out.append((name, after, result))
+    return out
+
+
 def _qemu() -> Backend:
     if shutil.which("qemu-system-x86_64") is None:
         pytest.skip("qemu-system-x86_64 not installed (qemu-system-x86)")
@@ -84,12 +99,7 @@ def test_every_case_after_every_other_sees_what_it_sees_alone(make: object) -> N
         except BackendUnavailable:  # e.g. x2APIC on QEMU before 9.0: not run by the suite either
             continue
     assert len(alone) >= 5
-    walk = pair_sequence(list(alone))
-    results = backend.run_batch([PROGRAMS[n] for n in walk],  # type: ignore[attr-defined]
-                                timeout_s=90)
-    for position, (name, result) in enumerate(zip(walk, results, strict=True)):
-        after = walk[position - 1] if position else "(first)"
-        assert result is not None, f"{name} after {after} did not finish in the batch"
+    for name, after, result in batched_after_each_other(backend, PROGRAMS, list(alone)):
         assert visible(result.trace) == alone[name], f"{name} after {after}"
 
 
@@ -110,12 +120,8 @@ def test_bochs_batches_programs_for_two_cpus_each_as_alone() -> None:
     programs = {c.name: c.program for c in load_builtin() if c.name in SMP_SAMPLE}
     assert len(programs) == len(SMP_SAMPLE)
     alone = {name: visible(backend.run(p, timeout_s=20).trace) for name, p in programs.items()}
-    walk = pair_sequence(list(programs))
-    results = backend.run_batch([programs[n] for n in walk],  # type: ignore[attr-defined]
-                                timeout_s=90)
-    for position, (name, result) in enumerate(zip(walk, results, strict=True)):
-        after = walk[position - 1] if position else "(first)"
-        assert result is not None, f"{name} after {after} did not finish in the batch"
-        assert result.evidence["batch_of"] == len(walk)
+    batched = batched_after_each_other(backend, programs, list(programs))
+    for name, after, result in batched:
+        assert result.evidence["batch_of"] == len(batched)
         assert {e.get("cpu") for e in visible(result.trace)} >= {1}, name
         assert visible(result.trace) == alone[name], f"{name} after {after}"
