@@ -76,3 +76,22 @@ def test_a_batch_runs_one_cpu_programs_on_one_vm_and_leaves_the_others() -> None
     for case, result in ((CASES["reset-svr"], results[0]), (CASES["reset-esr-zero"], results[2])):
         assert result is not None
         assert visible(result.trace) == events(backend, case)
+
+
+@pytest.mark.usefixtures("kvm")
+def test_a_run_that_does_not_end_leaves_the_batch_time_to_the_runs_after_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A guest halted with nothing to wake it ends at BATCH_RUN_LIMIT_S (then runs alone), and
+    the programs after it still run in the batch, though the batch's time is far longer."""
+    from apiclab.backends.kvm import backend as kvm_backend
+    from apiclab.guest.program import Cli, End, Hlt, Program
+
+    monkeypatch.setattr(kvm_backend, "BATCH_RUN_LIMIT_S", 0.5)
+    halted = Program((Cli(), Hlt(), End()))
+    programs = [halted, CASES["reset-svr"].program]
+    backend = KvmBackend()
+    backend.prepare_threads()
+    results = backend.run_batch(programs, timeout_s=120)
+    assert results[0] is None  # reached its limit: the caller runs it alone
+    assert results[1] is not None
+    assert visible(results[1].trace) == events(backend, CASES["reset-svr"])
