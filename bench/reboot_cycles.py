@@ -78,7 +78,7 @@ def child(mode: str, reboots: int, repeat: int) -> tuple[str, list[dict[str, Any
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--reboots", type=int, default=300)
+    parser.add_argument("--reboots", type=int, default=3000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Final
 
 from apiclab.arch.lapic import GeneralProtection
 from apiclab.arch.registers import APIC_BASE_DEFAULT
 
-BSP = 1 << 8
-EXTD = 1 << 10
-EN = 1 << 11
+BSP: Final = 1 << 8
+EXTD: Final = 1 << 10
+EN: Final = 1 << 11
 # The model's MAXPHYADDR: QEMU's qemu64 CPU reports 40 bits; cases only rely on bits 63:52, which
 # are reserved for every MAXPHYADDR the architecture allows (at most 52, SDM vol. 1 §3.3.1).
-MAXPHYADDR = 40
+MAXPHYADDR: Final = 40
 
 
 class ApicMode(Enum):

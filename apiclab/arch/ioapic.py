@@ -6,29 +6,48 @@ caller routes them. Only what interrupt delivery needs is modelled (no arbitrati
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Final
 
-NUM_PINS = 24
-IOAPIC_VERSION = 0x00170011  # §3.2.2: max redirection entry 23, version 0x11
+NUM_PINS: Final = 24
+IOAPIC_VERSION: Final = 0x00170011  # §3.2.2: max redirection entry 23, version 0x11
 IOREGSEL, IOWIN = 0x00, 0x10
 
-RTE_MASKED = 1 << 16
-RTE_LEVEL = 1 << 15
-RTE_REMOTE_IRR = 1 << 14
-RTE_DELIVERY_STATUS = 1 << 12
-RTE_READ_ONLY = RTE_REMOTE_IRR | RTE_DELIVERY_STATUS
+RTE_MASKED: Final = 1 << 16
+RTE_LEVEL: Final = 1 << 15
+RTE_REMOTE_IRR: Final = 1 << 14
+RTE_DELIVERY_STATUS: Final = 1 << 12
+RTE_READ_ONLY: Final = RTE_REMOTE_IRR | RTE_DELIVERY_STATUS
 
 
-@dataclass(frozen=True, slots=True)
 class IoapicMessage:
-    """An interrupt the IOAPIC sends to the local APICs (§3.2.4)."""
+    """An interrupt the IOAPIC sends to the local APICs (§3.2.4). (A plain class: one is made at
+    every edge, and a dataclass's generated `__init__` stays Python in the compiled model.)"""
 
-    pin: int
-    vector: int
-    delivery_mode: int
-    logical: bool
-    destination: int
-    level: bool
+    __slots__ = ("delivery_mode", "destination", "level", "logical", "pin", "vector")
+
+    def __init__(self, pin: int, vector: int, delivery_mode: int, logical: bool,
+                 destination: int, level: bool) -> None:
+        self.pin: Final = pin
+        self.vector: Final = vector
+        self.delivery_mode: Final = delivery_mode
+        self.logical: Final = logical
+        self.destination: Final = destination
+        self.level: Final = level
+
+    def _fields(self) -> tuple[int, int, int, bool, int, bool]:
+        return (self.pin, self.vector, self.delivery_mode, self.logical, self.destination,
+                self.level)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, IoapicMessage) and self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        pin, vector, mode, logical, destination, level = self._fields()
+        return (f"IoapicMessage(pin={pin}, vector={vector:#x}, delivery_mode={mode}, "
+                f"logical={logical}, destination={destination:#x}, level={level})")
 
 
 class Ioapic:

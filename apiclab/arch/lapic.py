@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import Enum
+from typing import Final
 
 from apiclab.arch.lapic_state import LapicState
 from apiclab.arch.registers import IA32_TSC_DEADLINE, LVT_REGS, Reg, offset_of_msr
@@ -23,25 +24,25 @@ _PAGE_REGS = (
 )
 
 # SDM §10.5.3 Figure 10-9: ESR bits.
-ESR_SEND_ILLEGAL_VECTOR = 1 << 5
-ESR_RECEIVE_ILLEGAL_VECTOR = 1 << 6
-ESR_ILLEGAL_REGISTER = 1 << 7
+ESR_SEND_ILLEGAL_VECTOR: Final = 1 << 5
+ESR_RECEIVE_ILLEGAL_VECTOR: Final = 1 << 6
+ESR_ILLEGAL_REGISTER: Final = 1 << 7
 
-SVR_APIC_ENABLED = 1 << 8  # §10.9 Figure 10-23
-SVR_FOCUS_DISABLED = 1 << 9
-SVR_EOI_BROADCAST_SUPPRESSION = 1 << 12  # §10.8.5
-APIC_VERSION = 0x00050014  # §10.4.8: integrated APIC (0x14), max LVT entry 5 (as KVM reports)
-VERSION_EOI_SUPPRESSION = 1 << 24  # §10.4.8: SVR bit 12 exists only where this is set
+SVR_APIC_ENABLED: Final = 1 << 8  # §10.9 Figure 10-23
+SVR_FOCUS_DISABLED: Final = 1 << 9
+SVR_EOI_BROADCAST_SUPPRESSION: Final = 1 << 12  # §10.8.5
+APIC_VERSION: Final = 0x00050014  # §10.4.8: integrated APIC (0x14), max LVT entry 5 (as KVM reports)
+VERSION_EOI_SUPPRESSION: Final = 1 << 24  # §10.4.8: SVR bit 12 exists only where this is set
 # SVR bit 12 is reserved when the version register's bit 24 is clear (§10.9 Figure 10-23), as it
 # is for the APIC modelled here.
 SVR_WRITABLE = 0xFF | SVR_APIC_ENABLED | SVR_FOCUS_DISABLED | (
     SVR_EOI_BROADCAST_SUPPRESSION if APIC_VERSION & VERSION_EOI_SUPPRESSION else 0)
 
-LVT_MASKED = 1 << 16  # §10.5.1 Figure 10-8
-LVT_LEVEL_TRIGGERED = 1 << 15
-LVT_REMOTE_IRR = 1 << 14
-LVT_DELIVERY_STATUS = 1 << 12
-TIMER_MODE_SHIFT = 17
+LVT_MASKED: Final = 1 << 16  # §10.5.1 Figure 10-8
+LVT_LEVEL_TRIGGERED: Final = 1 << 15
+LVT_REMOTE_IRR: Final = 1 << 14
+LVT_DELIVERY_STATUS: Final = 1 << 12
+TIMER_MODE_SHIFT: Final = 17
 TIMER_ONE_SHOT, TIMER_PERIODIC, TIMER_TSC_DEADLINE = 0, 1, 2
 
 # Writable bits of each LVT register (§10.5.1 Figure 10-8): the timer has no delivery mode, LINT0/1
@@ -150,18 +151,44 @@ class EoiBroadcast:
     vector: int
 
 
-@dataclass(frozen=True, slots=True)
 class TimerChanged:
-    """Effect: the timer's registers changed; the platform re-arms it (§10.5.4)."""
+    """Effect: the timer's registers changed; the platform re-arms it (§10.5.4). (A plain class,
+    as `EoiResult`.)"""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TimerChanged)
+
+    def __hash__(self) -> int:
+        return hash(TimerChanged)
+
+    def __repr__(self) -> str:
+        return "TimerChanged()"
 
 
 Effect = SendIpi | LocalInterrupt | EoiBroadcast | TimerChanged
 
 
-@dataclass(frozen=True, slots=True)
 class EoiResult:
-    vector: int  # -1 when the ISR was empty (the EOI did nothing)
-    broadcast: bool
+    """What an EOI did. (A plain class: one is made at every EOI, and a dataclass's generated
+    `__init__` stays Python in the compiled model, `apiclab.native`.)"""
+
+    __slots__ = ("broadcast", "vector")
+
+    def __init__(self, vector: int, broadcast: bool) -> None:
+        self.vector: Final = vector  # -1 when the ISR was empty (the EOI did nothing)
+        self.broadcast: Final = broadcast
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, EoiResult) and self.vector == other.vector
+                and self.broadcast == other.broadcast)
+
+    def __hash__(self) -> int:
+        return hash((self.vector, self.broadcast))
+
+    def __repr__(self) -> str:
+        return f"EoiResult(vector={self.vector}, broadcast={self.broadcast})"
 
 
 class LocalApic:
@@ -411,7 +438,7 @@ class LocalApic:
         """LVT entry (§10.5.1): only writable bits stick; while software-disabled the mask bit
         cannot be cleared (§10.4.7.2). Delivery status and remote IRR are read-only."""
         keep = self.lvt[offset] & (LVT_REMOTE_IRR | LVT_DELIVERY_STATUS)
-        entry = (value & _LVT_WRITABLE[Reg(offset)]) | keep
+        entry = (value & _LVT_WRITABLE[offset]) | keep
         if not self.software_enabled:
             entry |= LVT_MASKED
         if offset == Reg.LVT_TIMER:
@@ -493,19 +520,21 @@ class LocalApic:
         dropped), the timer's count continuing from the page's current count. Returns that
         current count (0 with a non-zero initial count: a one-shot that has run out); re-arming
         the timer is the caller's, who owns time."""
-        self.svr = page.get(Reg.SVR) & 0x13FF
-        for reg in self.lvt:
-            self.lvt[reg] = page.get(reg)
-        self.tpr = page.get(Reg.TPR) & 0xFF
-        self.ldr, self.dfr = page.get(Reg.LDR), page.get(Reg.DFR)
-        self.esr, self.esr_pending = page.get(Reg.ESR), 0
+        (svr, lvt, tpr, ldr, dfr, esr, icr_low, icr_high, irr, isr, tmr, divide, initial,
+         current) = page.for_load()
+        self.svr = svr & 0x13FF
+        for reg, entry in zip(LVT_REGS, lvt, strict=True):
+            self.lvt[reg] = entry
+        self.tpr = tpr & 0xFF
+        self.ldr, self.dfr = ldr, dfr
+        self.esr, self.esr_pending = esr, 0
         self.error_armed = True  # not in the register page; a loaded APIC starts armed
-        self.icr = page.get(Reg.ICR_LOW) | page.get(Reg.ICR_HIGH) << 32
-        self.irr, self.isr, self.tmr = page.irr, page.isr, page.tmr
-        self.timer_divide = page.get(Reg.TIMER_DIVIDE) & 0b1011
-        self.timer_initial = page.get(Reg.TIMER_INITIAL)
+        self.icr = icr_low | icr_high << 32
+        self.irr, self.isr, self.tmr = irr, isr, tmr
+        self.timer_divide = divide & 0b1011
+        self.timer_initial = initial
         self.timer_ran_out = False  # the page's current count says where the count is
-        remaining = min(page.get(Reg.TIMER_CURRENT), self.timer_initial)
+        remaining = min(current, self.timer_initial)
         elapsed = self.timer_initial - remaining if remaining else self.timer_initial
         self.timer_start_ns = now - round(elapsed * self.ns_per_count())
         return remaining

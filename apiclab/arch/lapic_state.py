@@ -14,10 +14,15 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from apiclab.arch.registers import Reg
+from apiclab.arch.registers import LVT_REGS, Reg
 from apiclab.errors import DecodeError
 
 LAPIC_STATE_SIZE = 0x400
+
+# `LapicState.for_load`: SVR, the LVT entries, TPR, LDR, DFR, ESR, ICR low and high, IRR, ISR,
+# TMR, the divide configuration, the initial and the current count
+LoadedRegisters = tuple[int, tuple[int, ...], int, int, int, int, int, int, int, int, int, int,
+                        int, int]
 
 
 class LapicStateError(DecodeError):
@@ -70,6 +75,16 @@ class LapicState:
 
     def set(self, offset: int, value: int) -> None:
         self.regs[offset] = value & 0xFFFFFFFF
+
+    def for_load(self) -> LoadedRegisters:
+        """What `LocalApic.load_page` takes from the page, in one call: SVR, the LVT entries in
+        `LVT_REGS` order, TPR, LDR, DFR, ESR, ICR low and high, IRR, ISR, TMR, the divide
+        configuration, the initial and the current count."""
+        get = self.get
+        return (get(Reg.SVR), tuple(get(reg) for reg in LVT_REGS), get(Reg.TPR), get(Reg.LDR),
+                get(Reg.DFR), get(Reg.ESR), get(Reg.ICR_LOW), get(Reg.ICR_HIGH), self.irr,
+                self.isr, self.tmr, get(Reg.TIMER_DIVIDE), get(Reg.TIMER_INITIAL),
+                get(Reg.TIMER_CURRENT))
 
     def _vectors(self, base: int) -> int:
         return _vector_set_from_words([self.get(base + 0x10 * i) for i in range(8)])
@@ -129,6 +144,10 @@ class ReadOnlyLapicState(LapicState):
         # answers as `get` does
         assert len(self.regs) == LAPIC_STATE_SIZE // 0x10
         self.get = self.regs.__getitem__  # type: ignore[method-assign,assignment]
+        self._for_load = super().for_load()
+
+    def for_load(self) -> LoadedRegisters:
+        return self._for_load
 
     irr = _read_only_bank(0)
     isr = _read_only_bank(1)

@@ -17,18 +17,30 @@ RVI to the highest bit of the whole VIRR after the OR, where §29.6 says the hig
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Final
 
 from apiclab.arch.lapic import LocalApic
 from apiclab.arch.vectors import highest, priority_class
 
 
-@dataclass(frozen=True, slots=True)
 class VirtualEoi:
-    """Result of EOI virtualization (§29.1.4)."""
+    """Result of EOI virtualization (§29.1.4). (A plain class, as `apiclab.arch.lapic.EoiResult`.)"""
 
-    vector: int  # the SVI that was retired (0 when nothing was in service)
-    eoi_exit: bool  # the EOI-exit bitmap asked for an EOI-induced VM exit
+    __slots__ = ("eoi_exit", "vector")
+
+    def __init__(self, vector: int, eoi_exit: bool) -> None:
+        self.vector: Final = vector  # the SVI that was retired (0 when nothing was in service)
+        self.eoi_exit: Final = eoi_exit  # the EOI-exit bitmap asked for an EOI-induced VM exit
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, VirtualEoi) and self.vector == other.vector
+                and self.eoi_exit == other.eoi_exit)
+
+    def __hash__(self) -> int:
+        return hash((self.vector, self.eoi_exit))
+
+    def __repr__(self) -> str:
+        return f"VirtualEoi(vector={self.vector}, eoi_exit={self.eoi_exit})"
 
 
 class VirtualApic:

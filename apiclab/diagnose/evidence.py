@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from apiclab.arch.registers import Reg
-
 
 @dataclass
 class CpuEvidence:
@@ -45,7 +43,7 @@ class CpuEvidence:
     def apic_enabled(self) -> bool | None:
         return None if self.svr is None else bool(self.svr & 0x100)
 
-    def lvt_entry(self, reg: Reg) -> int | None:
+    def lvt_entry(self, reg: int) -> int | None:
         return self.lvt.get(int(reg))
 
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Final
 
-CHECK_EVERY = 4096  # callbacks between two calls of run_process's `keep_going`
+CHECK_EVERY: Final = 4096  # callbacks between two calls of run_process's `keep_going`
+# the queue's operations, held where compiled code reads them directly (`apiclab.native`: a
+# module attribute is otherwise a look-up in the module's namespace at every call)
+_push: Final = heapq.heappush
+_pop: Final = heapq.heappop
 
 
 class Handle:
@@ -30,11 +33,18 @@ class Handle:
         self.cancelled = True
 
 
-@dataclass(frozen=True, slots=True)
 class Sleep:
-    """A process yields this to resume `ns` later."""
+    """A process yields this to resume `ns` later. (Requests are made at every step of a process:
+    plain classes, since a dataclass's generated `__init__` stays Python when the engine is
+    compiled, `apiclab.native`.)"""
 
-    ns: int
+    __slots__ = ("ns",)
+
+    def __init__(self, ns: int) -> None:
+        self.ns: Final = ns
+
+    def __repr__(self) -> str:
+        return f"Sleep({self.ns})"
 
 
 class Signal:
@@ -56,12 +66,17 @@ class Signal:
             wake()
 
 
-@dataclass(frozen=True, slots=True)
 class Wait:
     """A process yields this to resume when `signal` fires (sent True) or at `deadline` (False)."""
 
-    signal: Signal
-    deadline: int | None = None
+    __slots__ = ("deadline", "signal")
+
+    def __init__(self, signal: Signal, deadline: int | None = None) -> None:
+        self.signal: Final = signal
+        self.deadline: Final = deadline
+
+    def __repr__(self) -> str:
+        return f"Wait({self.signal!r}, deadline={self.deadline})"
 
 
 Process = Generator[Sleep | Wait, bool | None, Any]
@@ -87,14 +102,14 @@ class Engine:
             time = self.now
         handle = Handle(time, callback)
         self._seq += 1
-        heapq.heappush(self._queue, (time, self._seq, handle))
+        _push(self._queue, (time, self._seq, handle))
         return handle
 
     def after(self, delay: int, callback: Callable[[], None]) -> Handle:
         time = self.now + delay if delay > 0 else self.now
         handle = Handle(time, callback)
         self._seq += 1
-        heapq.heappush(self._queue, (time, self._seq, handle))
+        _push(self._queue, (time, self._seq, handle))
         return handle
 
     def stop(self) -> None:
@@ -110,7 +125,7 @@ class Engine:
         """When the next callback that is still live is due; None when nothing is scheduled."""
         queue = self._queue
         while queue and queue[0][2].cancelled:
-            heapq.heappop(queue)  # step() would drop it unrun anyway
+            _pop(queue)  # step() would drop it unrun anyway
         return queue[0][0] if queue else None
 
     def step(self) -> bool:
@@ -120,7 +135,7 @@ class Engine:
 
     def _step(self) -> bool:
         queue = self._queue
-        pop = heapq.heappop
+        pop = _pop
         while queue:
             time, _, handle = pop(queue)
             if handle.cancelled:
@@ -148,7 +163,7 @@ class Engine:
             if until is not None and time > until:
                 self.now = until
                 return
-            heapq.heappop(queue)
+            _pop(queue)
             if handle.cancelled:
                 continue
             self.now = time
@@ -177,7 +192,7 @@ class Engine:
         if max_steps is None and keep_going is None:
             # `_step` inlined: this loop runs every callback of a counting storm, where a method
             # call per step is a measurable share (bench/reboot_cycles.py)
-            queue, pop = self._queue, heapq.heappop
+            queue, pop = self._queue, _pop
             while not finished and queue:
                 time, _, handle = pop(queue)
                 if handle.cancelled:

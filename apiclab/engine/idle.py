@@ -33,18 +33,18 @@ covered without a change here.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, Final
 
 from apiclab.engine.core import Engine
 
 # The states `QuietSteps` remembers at most. A storm meets a handful (the running guest, the
 # shutdown, the boot), but a state holding a time (an APIC timer counting since its start) is new
 # every cycle, and ten million cycles must not fill the memory.
-MAX_STATES = 4096
+MAX_STATES = 4096  # not Final: a test lowers it (read only when a new state is met)
 
 # Checking a tick costs two state snapshots, about what simulating a few ticks costs: try only
 # when at least this many ticks could be skipped.
-MIN_SKIP = 4
+MIN_SKIP: Final = 4
 
 
 class QuietSteps:

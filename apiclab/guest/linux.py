@@ -11,6 +11,7 @@ panics with "IO-APIC + timer doesn't work!". The timer is IRQ0 through IOAPIC in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from apiclab.arch.registers import Reg
 from apiclab.engine import events as ev
@@ -22,7 +23,7 @@ from apiclab.guest.windows7 import BootOutcome, Windows7, Windows7Config
 from apiclab.platform.pc import HPET_PIN
 
 PANIC_TEXT = "IO-APIC + timer doesn't work!"
-MAX_EOI_LOOPS = 512  # apic_pending_intr_clear bounds its loop (max_loops)
+MAX_EOI_LOOPS: Final = 512  # apic_pending_intr_clear bounds its loop (max_loops)
 
 
 @dataclass(frozen=True)

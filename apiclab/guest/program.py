@@ -95,6 +95,7 @@ from apiclab.guest.steps import (
     step_from_dict,
     step_to_dict,
 )
+from apiclab.platform.pc import TESTDEV_IRQ, TESTDEV_LINES, testdev_line
 
 __all__ = [
     # the steps (apiclab.guest.steps) and this module's own
@@ -205,18 +206,6 @@ LINT1_MARKER, LINT1_ACK = b"L", b"K"
 LINT1_WAIT_TICKS = 1 << 32  # agent.S LINT1_WAIT: ~1.5 s of a 3 GHz TSC for the host's answer
 AGENT_PORTS = frozenset({0xE9, 0x501, 0x502, 0x8900} | {LOG_PORT_AP + k for k in range(1, 8)}
                         | LINT1_PORTS)
-# QEMU's pc-testdev (hw/misc/pc-testdev.c), as kvm-unit-tests x86/ioapic.c uses it: a byte written
-# to port TESTDEV_IRQ + n drives ISA interrupt line n (0-15) to that level (non-zero = asserted).
-TESTDEV_IRQ = 0x2000
-TESTDEV_LINES = 16
-
-
-def testdev_line(port: int) -> int | None:
-    """The ISA line a pc-testdev port drives, or None for any other port."""
-    line = port - TESTDEV_IRQ
-    return line if 0 <= line < TESTDEV_LINES else None
-
-
 HANDLER_EOI = 0x01
 HANDLER_LOG = 0x02
 HANDLER_NMIS_SHIFT = 2  # bits 2-5: self-NMIs the handler sends on its first run (0-15)

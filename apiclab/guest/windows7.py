@@ -17,6 +17,7 @@ Timing ranges are assumptions of the model (marked below), chosen to be plausibl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar, Final
 
 from apiclab.arch.registers import Reg
 from apiclab.engine import events as ev
@@ -26,11 +27,11 @@ from apiclab.guest.hal import set_ioapic_entry, start_hpet_periodic
 from apiclab.guest.platform import GuestPlatform
 from apiclab.platform.pc import HPET_PIN, RESET_PORT
 
-MS = 1_000_000
-HAL_INITIALIZATION_FAILED = 0x5C
-HAL_CLOCK_INTERRUPT_NOT_RECEIVED = 0x10B
-DIV_1000_MAGIC = 0x624DD2F1A9FBE77
-U64 = (1 << 64) - 1
+MS: Final = 1_000_000
+HAL_INITIALIZATION_FAILED: Final = 0x5C
+HAL_CLOCK_INTERRUPT_NOT_RECEIVED: Final = 0x10B
+DIV_1000_MAGIC: Final = 0x624DD2F1A9FBE77
+U64: Final = (1 << 64) - 1
 
 
 def div1000(x: int) -> int:
@@ -62,15 +63,26 @@ class Windows7Config:
     firmware_enables_apic: bool = True
 
 
-@dataclass
 class BootOutcome:
-    ok: bool
-    bugcheck: tuple[int, tuple[int, int, int, int]] | None = None
-    ticks: int = 0
+    """How one boot ended. (A plain class: one per reboot, and a dataclass's generated
+    `__init__` stays Python in the compiled model, `apiclab.native`.)"""
+
+    def __init__(self, ok: bool, bugcheck: tuple[int, tuple[int, int, int, int]] | None = None,
+                 ticks: int = 0) -> None:
+        self.ok = ok
+        self.bugcheck = bugcheck
+        self.ticks = ticks
+
+    def __repr__(self) -> str:
+        return f"BootOutcome(ok={self.ok}, bugcheck={self.bugcheck}, ticks={self.ticks})"
 
 
 class Windows7:
     """The guest's side of one VM: its IDTs and the phases of a run/reboot/boot cycle."""
+
+    # References set once for the guest's life, left out of the machine's state key
+    # (`ModelVm.state_key`: every other attribute is in it, by value)
+    FIXED_REFERENCES: ClassVar[frozenset[str]] = frozenset({"m", "cfg", "lcfg"})
 
     def __init__(self, machine: GuestPlatform, config: Windows7Config) -> None:
         self.m = machine
@@ -110,11 +122,13 @@ class Windows7:
 
     def shutdown(self, choices: Choices) -> Process:
         """The reboot path: CLI, a short tail of work (assumed 0-2 ms), then the reset-port write."""
-        vcpu = self.m.vcpu
+        m, vcpu = self.m, self.m.vcpu
         vcpu.cli()
-        self.m.trace.record(self.m.engine.now, ev.GuestNote, text="shutdown: interrupts disabled")
+        if m.trace.recording:  # (asked first: see `Cpu.record`)
+            m.trace.record(m.engine.now, ev.GuestNote, text="shutdown: interrupts disabled")
         yield Sleep(choices.between(0, 2_000) * 1_000)
-        vcpu.record(ev.Reboot, text="reset port written")
+        if m.trace.recording:
+            vcpu.record(ev.Reboot, text="reset port written")
         self.m.io_out(RESET_PORT, 0x06)
 
     def firmware_and_loader(self, choices: Choices) -> Process:
@@ -144,23 +158,24 @@ class Windows7:
         vcpu.sti()
         start = vcpu.rdtsc()
         deadline = phase0_deadline(start, m.tsc.hz, cfg.wait_ms)
-        vcpu.record(
-            ev.WaitStart, text="HalpWaitForPhase0ClockTick(3000)",
-            tsc=start, deadline=deadline, ticks=deadline - start,
-        )
+        if m.trace.recording:  # (asked first: see `Cpu.record`)
+            vcpu.record(ev.WaitStart, text="HalpWaitForPhase0ClockTick(3000)",
+                        tsc=start, deadline=deadline, ticks=deadline - start)
         while self.phase0_ticks == 0 and vcpu.rdtsc() <= deadline:
             yield Wait(vcpu.delivered, m.tsc.ns_at(deadline + 1))
         outcome.ticks = self.phase0_ticks
         if self.phase0_ticks:
-            m.trace.record(m.engine.now, ev.ClockOk, ticks=self.phase0_ticks, tsc=vcpu.rdtsc())
+            if m.trace.recording:
+                m.trace.record(m.engine.now, ev.ClockOk, ticks=self.phase0_ticks,
+                               tsc=vcpu.rdtsc())
             outcome.ok = True
             return
         params = (HAL_CLOCK_INTERRUPT_NOT_RECEIVED, cfg.clock_source_index, 0, 0)
         outcome.ok = False
         outcome.bugcheck = (HAL_INITIALIZATION_FAILED, params)
-        vcpu.record(
-            ev.Bugcheck, code=HAL_INITIALIZATION_FAILED, params=list(params), tsc=vcpu.rdtsc()
-        )
+        if m.trace.recording:
+            vcpu.record(ev.Bugcheck, code=HAL_INITIALIZATION_FAILED, params=list(params),
+                        tsc=vcpu.rdtsc())
         # KeBugCheckEx runs with interrupts disabled: its CLI is recorded after the call it
         # belongs to, so a property broken by the bugcheck points at the bugcheck.
         vcpu.cli()

@@ -148,11 +148,13 @@ class KvmVcpu(Cpu):
                 vapic.posted_interrupt_processing()
             else:
                 self.req_event = True
-            self.record(ev.Accept, vector=vector, source=source, path="posted")
+            if self.trace.recording:
+                self.record(ev.Accept, vector=vector, source=source, path="posted")
             self._try_deliver()
             return
         result = lapic.accept(vector, level=level)
-        self.record(ev.Accept, vector=vector, source=source, path=result.value)
+        if self.trace.recording:
+            self.record(ev.Accept, vector=vector, source=source, path=result.value)
         if result is Accept.ILLEGAL:
             # §10.5.3: accept() recorded the ESR bit; the LVT error entry reports it.
             self._apply(lapic.error_interrupt())
@@ -196,7 +198,7 @@ class KvmVcpu(Cpu):
                 self._try_deliver()
                 return
         self._apply(self.lapic.write(offset, value, self.engine.now))
-        if offset == Reg.EOI:
+        if offset == Reg.EOI and self.trace.recording:
             self.record(ev.Eoi)
         if vapic is not None:
             self.vm_entry()  # the write exited; re-entry re-evaluates
@@ -254,7 +256,8 @@ class KvmVcpu(Cpu):
 
     def _virtual_eoi(self, vapic: VirtualApic) -> None:
         result = vapic.eoi_virtualization()
-        self.record(ev.Eoi, vector=result.vector)
+        if self.trace.recording:
+            self.record(ev.Eoi, vector=result.vector)
         if result.eoi_exit:
             # EOI-induced exit: KVM's kvm_apic_set_eoi_accelerated forwards level EOIs.
             if self.lapic.tmr & (1 << result.vector):

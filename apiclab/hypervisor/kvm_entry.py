@@ -8,7 +8,7 @@ the CPU's own evaluation and posted-interrupt processing (SDM §29.2.1, §29.6) 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from apiclab.arch.vectors import highest
 from apiclab.arch.vmx import VirtualApic
@@ -17,6 +17,14 @@ from apiclab.hypervisor.profiles import Sw
 
 if TYPE_CHECKING:
     from apiclab.hypervisor.kvm import KvmVcpu
+
+
+# The switches this module asks about, read once: compiled code (`apiclab.native`) would look
+# each `Sw` member up through the enum's metaclass at every call.
+_ACTIVATION_UPDATES_SVI: Final = Sw.ACTIVATION_UPDATES_SVI
+_ENTRY_RVI_EVERY_ENTRY: Final = Sw.ENTRY_RVI_EVERY_ENTRY
+_ENTRY_RVI_ON_REQ_EVENT: Final = Sw.ENTRY_RVI_ON_REQ_EVENT
+_ENTRY_RVI_ZERO_WHEN_IRR_EMPTY: Final = Sw.ENTRY_RVI_ZERO_WHEN_IRR_EMPTY
 
 
 def sync_pir_to_irr(vapic: VirtualApic) -> int:
@@ -58,11 +66,11 @@ def entry_writes_rvi(vcpu: KvmVcpu, max_irr: int) -> bool:
     p = vcpu.profile
     if not vcpu.lapic.software_enabled:
         return False
-    if not (vcpu.req_event or p.on(Sw.ENTRY_RVI_EVERY_ENTRY)):
+    if not (vcpu.req_event or p.on(_ENTRY_RVI_EVERY_ENTRY)):
         return False
-    if not p.on(Sw.ENTRY_RVI_ON_REQ_EVENT):
+    if not p.on(_ENTRY_RVI_ON_REQ_EVENT):
         return False
-    return max_irr >= 0 or p.on(Sw.ENTRY_RVI_ZERO_WHEN_IRR_EMPTY)
+    return max_irr >= 0 or p.on(_ENTRY_RVI_ZERO_WHEN_IRR_EMPTY)
 
 
 def set_apicv(vcpu: KvmVcpu, active: bool) -> None:
@@ -76,7 +84,7 @@ def set_apicv(vcpu: KvmVcpu, active: bool) -> None:
     if active:
         vapic = vcpu._parked_vapic or VirtualApic(vcpu.lapic)
         vcpu.vapic, vcpu._parked_vapic = vapic, None
-        if vcpu.profile.on(Sw.ACTIVATION_UPDATES_SVI):
+        if vcpu.profile.on(_ACTIVATION_UPDATES_SVI):
             vapic.svi = max(highest(vcpu.lapic.isr), 0)
     else:
         vcpu._parked_vapic, vcpu.vapic = vcpu.vapic, None

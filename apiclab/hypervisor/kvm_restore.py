@@ -9,7 +9,7 @@ KVM sources (`arch/x86/kvm/lapic.c`, `vmx.c`): `kvm_vcpu_ioctl_get_lapic`, `kvm_
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from apiclab.arch.lapic import TIMER_ONE_SHOT
 from apiclab.arch.lapic_state import LapicState
@@ -20,6 +20,15 @@ from apiclab.hypervisor.profiles import Sw
 
 if TYPE_CHECKING:
     from apiclab.hypervisor.kvm import KvmVcpu
+
+
+# The switches this module asks about, read once: compiled code (`apiclab.native`) would look
+# each `Sw` member up through the enum's metaclass at every call.
+_RESTORE_CLEARS_PIR: Final = Sw.RESTORE_CLEARS_PIR
+_RESTORE_CLEARS_PIR_FIRST: Final = Sw.RESTORE_CLEARS_PIR_FIRST
+_RESTORE_FIRES_EXPIRED_ONESHOT: Final = Sw.RESTORE_FIRES_EXPIRED_ONESHOT
+_RESTORE_RVI_WRITE_REMOVED: Final = Sw.RESTORE_RVI_WRITE_REMOVED
+_RESTORE_SETS_RVI: Final = Sw.RESTORE_SETS_RVI
 
 
 def kvm_get_lapic(vcpu: KvmVcpu) -> LapicState:
@@ -36,8 +45,8 @@ def kvm_set_lapic(vcpu: KvmVcpu, image: LapicState) -> None:
     before = vcpu.registers() if vcpu.trace.recording else {}
     vapic = vcpu.vapic
     profile = vcpu.profile
-    clears_pir = vapic is not None and profile.on(Sw.RESTORE_CLEARS_PIR)
-    if clears_pir and profile.on(Sw.RESTORE_CLEARS_PIR_FIRST) and vapic is not None:
+    clears_pir = vapic is not None and profile.on(_RESTORE_CLEARS_PIR)
+    if clears_pir and profile.on(_RESTORE_CLEARS_PIR_FIRST) and vapic is not None:
         vapic.pir, vapic.on = 0, False  # 9cfec6d097c6: vmx_apicv_pre_state_restore
     lapic = vcpu.lapic
     # KVM restarts the timer from the image's current count (__start_apic_timer(apic,
@@ -46,14 +55,15 @@ def kvm_set_lapic(vcpu: KvmVcpu, image: LapicState) -> None:
     # In TSC-deadline mode the deadline is not in the image: KVM keeps its own until QEMU
     # writes IA32_TSC_DEADLINE with KVM_SET_MSRS after KVM_SET_LAPIC (kvm_put_tscdeadline_msr).
     restart_timer_after_restore(vcpu, expired_one_shot=bool(lapic.timer_initial and not remaining))
-    if clears_pir and not profile.on(Sw.RESTORE_CLEARS_PIR_FIRST) and vapic is not None:
+    if clears_pir and not profile.on(_RESTORE_CLEARS_PIR_FIRST) and vapic is not None:
         vapic.pir, vapic.on = 0, False  # 967235d32032: vmx_apicv_post_state_restore
     if vapic is not None:
-        if profile.on(Sw.RESTORE_SETS_RVI) and not profile.on(Sw.RESTORE_RVI_WRITE_REMOVED):
+        if profile.on(_RESTORE_SETS_RVI) and not profile.on(_RESTORE_RVI_WRITE_REMOVED):
             vapic.rvi = max(highest(lapic.irr), 0)  # 4114c27d450b: hwapic_irr_update
         vapic.svi = max(highest(lapic.isr), 0)  # hwapic_isr_update
     vcpu.req_event = True
-    vcpu.record(ev.SetLapic, before=before)
+    if vcpu.trace.recording:
+        vcpu.record(ev.SetLapic, before=before)
 
 
 def restart_timer_after_restore(vcpu: KvmVcpu, *, expired_one_shot: bool) -> None:
@@ -63,7 +73,7 @@ def restart_timer_after_restore(vcpu: KvmVcpu, *, expired_one_shot: bool) -> Non
     """
     lapic = vcpu.lapic
     if lapic.timer_mode == TIMER_ONE_SHOT and expired_one_shot:
-        if vcpu.profile.on(Sw.RESTORE_FIRES_EXPIRED_ONESHOT):
+        if vcpu.profile.on(_RESTORE_FIRES_EXPIRED_ONESHOT):
             vcpu.timer.stop()
             vector = lapic.timer_fire()
             if vector >= 0:

@@ -5,7 +5,9 @@ reset first, then the vCPU's APIC state is pushed with KVM_SET_LAPIC (docs/desig
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from operator import attrgetter
+from typing import Any
 
 from mypy_extensions import mypyc_attr
 
@@ -26,6 +28,7 @@ from apiclab.arch.lapic import (
 from apiclab.arch.lapic_state import LapicState, ReadOnlyLapicState
 from apiclab.arch.lint1 import Lint1Delivery, lint1_pulse
 from apiclab.arch.registers import LVT_REGS, Reg
+from apiclab.arch.vmx import VirtualApic
 from apiclab.engine import events as ev
 from apiclab.engine.core import Engine
 from apiclab.engine.idle import IdleTicks, QuietSteps
@@ -42,6 +45,7 @@ from apiclab.platform.pc import (
     OPEN_BUS,
     PIT_PIN,
     RESET_PORT,
+    testdev_line,
 )
 from apiclab.platform.tsc import Tsc
 
@@ -66,36 +70,57 @@ def reset_image() -> LapicState:
 _RESET_IMAGE = ReadOnlyLapicState(reset_image())
 
 
-_VCPU = attrgetter("apic_base", "ipi_bus", "wait_for_sipi", "if_flag", "in_guest", "req_event",
-                   "idt", "_delivering", "nmi_running", "nmi_pending")
-_LAPIC = attrgetter("initial_id", "apic_id", "bus_hz", "x2apic", "tpr", "ldr", "dfr", "svr", "esr",
-                    "esr_pending", "error_armed", "icr", "irr", "isr", "tmr", "timer_initial", "timer_divide",
-                    "timer_ran_out", "tsc_deadline")
-_VAPIC = attrgetter("rvi", "svi", "vppr", "pir", "on", "eoi_exit_bitmap",
-                    "interrupt_window_exiting", "recognized")
-_HPET = attrgetter("period_ns", "general_config", "timer0_config", "comparator")
-_COUNTER = attrgetter("mode", "rw", "initial", "load_edge", "low_byte", "read_msb_next", "out")
-
-
 def _vcpu_key(vcpu: KvmVcpu) -> tuple[object, ...]:
     """One vCPU's part of `ModelVm.state_key`: its CPU and KVM state, its APIC, its VMX state
-    (the active one and one parked while APICv is inhibited), its timer, its waiters."""
+    (the active one and one parked while APICv is inhibited), its timer, its waiters. Every
+    attribute is read by name (in compiled code a field read, where `operator.attrgetter` is
+    a generic look-up per name); tests/hypervisor/test_state_key.py sees each one change it."""
     lapic = vcpu.lapic
     vapic, parked = vcpu.vapic, vcpu._parked_vapic
     return (
-        _VCPU(vcpu), _LAPIC(lapic), tuple(lapic.lvt.values()),
+        vcpu.apic_base, vcpu.ipi_bus, vcpu.wait_for_sipi, vcpu.if_flag, vcpu.in_guest,
+        vcpu.req_event, vcpu.idt, vcpu._delivering, vcpu.nmi_running, vcpu.nmi_pending,
+        lapic.initial_id, lapic.apic_id, lapic.bus_hz, lapic.x2apic, lapic.tpr, lapic.ldr,
+        lapic.dfr, lapic.svr, lapic.esr, lapic.esr_pending, lapic.error_armed, lapic.icr,
+        lapic.irr, lapic.isr, lapic.tmr, lapic.timer_initial, lapic.timer_divide,
+        lapic.timer_ran_out, lapic.tsc_deadline, tuple(lapic.lvt.values()),
         lapic.timer_start_ns if lapic.timer_initial else None,
-        None if vapic is None else _VAPIC(vapic), None if parked is None else _VAPIC(parked),
+        None if vapic is None else _vapic_key(vapic),
+        None if parked is None else _vapic_key(parked),
         vcpu.timer._pending is not None, vcpu.delivered.waiting,
     )
 
 
+def _counter_key(c: pit.Counter) -> tuple[object, ...]:
+    return (c.mode, c.rw, c.initial, c.load_edge, c.low_byte, c.read_msb_next, c.out,
+            tuple(c.latched))
+
+
+def _vapic_key(vapic: VirtualApic) -> tuple[object, ...]:
+    return (vapic.rvi, vapic.svi, vapic.vppr, vapic.pir, vapic.on, vapic.eoi_exit_bitmap,
+            vapic.interrupt_window_exiting, vapic.recognized)
+
+
 def _values(obj: object) -> tuple[object, ...]:
     """Every attribute of a guest's object by value: its `__dict__`, or the attributes a class
-    compiled by mypyc lists (`apiclab.native`), so that one added later is keyed too."""
-    if hasattr(obj, "__dict__"):
-        return tuple(vars(obj).values())
-    return tuple(getattr(obj, name) for name in type(obj).__mypyc_attrs__)  # type: ignore[attr-defined]
+    compiled by mypyc lists (`apiclab.native`), so that one added later is keyed too; but the
+    references its class names in `FIXED_REFERENCES` (set once for the object's life: its
+    machine, its configuration), which are the same in every state of one run."""
+    kind = type(obj)
+    reader = _COMPILED_READERS.get(kind)
+    if reader is None:
+        fixed: frozenset[str] = getattr(obj, "FIXED_REFERENCES", frozenset())
+        if hasattr(obj, "__dict__"):
+            return tuple(value for name, value in vars(obj).items() if name not in fixed)
+        names = [name for name in kind.__mypyc_attrs__ if name not in fixed]  # type: ignore[attr-defined]
+        reader = _COMPILED_READERS[kind] = (len(names), attrgetter(*names))
+    count, read = reader
+    values = read(obj)  # one call for them all: a tuple, or the value itself for one name
+    return values if count > 1 else (values,)
+
+
+# each compiled guest class's number of attributes and their reader (built at its first key)
+_COMPILED_READERS: dict[type, tuple[int, Callable[[object], Any]]] = {}
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # subclassed by Python classes
@@ -151,18 +176,20 @@ class ModelVm:
         every re-arm checks the initial count first, §10.5.4; a new count sets a new start).
         A scheduled expiry counts by whether it is pending, not by when: the time of a step is
         not state (`apiclab.engine.idle`)."""
-        key: list[object] = [_vcpu_key(v) for v in self.vcpus]
-        io = self.ioapic
-        hpet = self.hpet
-        pit = self.pit
-        key += (
+        vcpus = self.vcpus
+        io, hpet, pit = self.ioapic, self.hpet, self.pit
+        pending = pit._pending
+        c0, c1, c2 = pit.counters
+        guests = self.guest_state
+        return (
+            _vcpu_key(vcpus[0]) if len(vcpus) == 1 else tuple([_vcpu_key(v) for v in vcpus]),
             io.ioregsel, io.ioapic_id, tuple(io.redirection), tuple(io.line),
-            _HPET(hpet), hpet._pending is not None,
-            tuple(p is not None for p in pit._pending),
-            *((*_COUNTER(c), tuple(c.latched)) for c in pit.counters),
-            *map(_values, self.guest_state),
+            hpet.period_ns, hpet.general_config, hpet.timer0_config, hpet.comparator,
+            hpet._pending is not None,
+            pending[0] is not None, pending[1] is not None, pending[2] is not None,
+            _counter_key(c0), _counter_key(c1), _counter_key(c2),
+            _values(guests[0]) if len(guests) == 1 else tuple([_values(g) for g in guests]),
         )
-        return tuple(key)
 
     def state(self) -> tuple[object, ...]:
         """The state by value, vCPU 0's deliveries included: two snapshots are equal exactly
@@ -320,9 +347,6 @@ class ModelVm:
 
     def io_out(self, port: int, value: int) -> None:
         """A guest OUT that exits to QEMU: the reset port, the PIT and pc-testdev's lines."""
-        # imported here: the step programs' vocabulary costs a model-only run (explore) ~5 ms
-        from apiclab.guest.program import testdev_line
-
         line = testdev_line(port)
         if line is not None:
             # pc-testdev: ISA line `line`, which reaches the IOAPIC input of the same number but

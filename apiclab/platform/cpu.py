@@ -13,7 +13,7 @@ guest's STI;HLT step (`apiclab.guest.stepper`) models it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -25,7 +25,7 @@ from apiclab.platform.tsc import Tsc
 # Handlers run in no model time, so an interrupt that comes back as soon as its handler returns (a
 # level-triggered input still asserted when the handler EOIs, SDM §10.8.5 / 82093AA §3.2.4) would
 # be taken forever at one instant. Far more deliveries than any program makes in one go: a storm.
-MAX_DELIVERIES_AT_ONCE = 10_000
+MAX_DELIVERIES_AT_ONCE: Final = 10_000
 
 
 class InterruptStorm(Exception):
@@ -75,7 +75,9 @@ class Cpu:
 
     def record(self, kind: type[ev.Event], **data: Any) -> None:
         """Record `kind` with `data` and the register snapshot, unless the trace is not recording
-        (the snapshot is most of a step's cost)."""
+        (the snapshot is most of a step's cost). The steps a counting storm runs at every reboot
+        ask `trace.recording` before the call: in compiled code (`apiclab.native`) the call's
+        keyword arguments are a dict built even when nothing is recorded."""
         if self.trace.recording:
             self.trace.record(self.engine.now, kind, **data, **self.registers())
 
@@ -83,12 +85,14 @@ class Cpu:
 
     def sti(self) -> None:
         # Recorded so a timeline can show when the guest opened the window for delivery.
-        self.trace.record(self.engine.now, ev.Sti)
+        if self.trace.recording:
+            self.trace.record(self.engine.now, ev.Sti)
         self.if_flag = True
         self._try_deliver()
 
     def cli(self) -> None:
-        self.trace.record(self.engine.now, ev.Cli)
+        if self.trace.recording:
+            self.trace.record(self.engine.now, ev.Cli)
         self.if_flag = False
 
     def rdtsc(self) -> int:
@@ -136,12 +140,9 @@ class Cpu:
                 taken += 1
                 if taken > MAX_DELIVERIES_AT_ONCE:
                     raise InterruptStorm(vector, self.engine.now)
-                self.record(
-                    ev.Deliver,
-                    vector=vector,
-                    via=self.delivery_via,
-                    irr_was_set=irr_was_set,
-                )
+                if self.trace.recording:
+                    self.record(ev.Deliver, vector=vector, via=self.delivery_via,
+                                irr_was_set=irr_was_set)
                 # An interrupt gate clears IF; the handler's IRET restores it.
                 self.deliveries += 1
                 self.if_flag = False

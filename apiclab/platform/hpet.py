@@ -9,21 +9,22 @@ its comparator. The IOAPIC routing itself is the caller's (`apiclab.arch.ioapic`
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 from apiclab.engine.core import Engine, Handle
 from apiclab.engine.idle import IdleTicks
 
-HPET_HZ = 100_000_000  # QEMU's HPET counter runs at 100 MHz (hw/timer/hpet.c, HPET_CLK_PERIOD 10 ns)
-NS_PER_TICK = 1_000_000_000 // HPET_HZ
+HPET_HZ: Final = 100_000_000  # QEMU's HPET counter runs at 100 MHz (hw/timer/hpet.c, HPET_CLK_PERIOD 10 ns)
+NS_PER_TICK: Final = 1_000_000_000 // HPET_HZ
 # Register offsets from the HPET base (spec §2.3.1, table 2).
-GENERAL_CONFIG = 0x010
-TIMER0_CONFIG = 0x100
-TIMER0_COMPARATOR = 0x108
-ENABLE_CNF = 1 << 0  # general configuration: the main counter runs, timers may interrupt
-LEG_RT_CNF = 1 << 1  # legacy replacement route: timer 0 to IOAPIC input 2
-TN_INT_ENB_CNF = 1 << 2  # timer n: interrupts enabled
-TN_TYPE_CNF = 1 << 3  # timer n: periodic
-TN_VAL_SET_CNF = 1 << 6  # timer n: the next comparator write sets the period (periodic mode)
+GENERAL_CONFIG: Final = 0x010
+TIMER0_CONFIG: Final = 0x100
+TIMER0_COMPARATOR: Final = 0x108
+ENABLE_CNF: Final = 1 << 0  # general configuration: the main counter runs, timers may interrupt
+LEG_RT_CNF: Final = 1 << 1  # legacy replacement route: timer 0 to IOAPIC input 2
+TN_INT_ENB_CNF: Final = 1 << 2  # timer n: interrupts enabled
+TN_TYPE_CNF: Final = 1 << 3  # timer n: periodic
+TN_VAL_SET_CNF: Final = 1 << 6  # timer n: the next comparator write sets the period (periodic mode)
 
 
 class HpetComparator:

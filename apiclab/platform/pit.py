@@ -14,12 +14,12 @@ Time is the engine's; CLK edges are at the instants ceil(k * 1e9 / PIT_HZ) ns, k
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import Final
 
 from apiclab.engine.core import Engine, Handle
 
-PIT_HZ = 1_193_182  # the PC's 14.31818 MHz crystal / 12
-NS_PER_S = 1_000_000_000
+PIT_HZ: Final = 1_193_182  # the PC's 14.31818 MHz crystal / 12
+NS_PER_S: Final = 1_000_000_000
 PORT_COUNTER0, PORT_CONTROL = 0x40, 0x43
 PORTS = range(0x40, 0x44)
 
@@ -37,18 +37,24 @@ def edges_before(t: int) -> int:
     return t * PIT_HZ // NS_PER_S
 
 
-@dataclass
 class Counter:
-    """One counter's programming; the count itself is derived from time, never stored."""
+    """One counter's programming; the count itself is derived from time, never stored. (A plain
+    class: three are made at every reset, and a dataclass's generated `__init__` stays Python
+    in the compiled model, `apiclab.native`.)"""
 
-    mode: int | None = None  # None: not programmed since reset (OUT undefined; modelled low)
-    rw: int = RW_WORD
-    initial: int = 0x10000  # N; a written 0 is 2^16 for binary counting
-    load_edge: int | None = None  # the CLK edge that loads N ("the next CLK pulse")
-    low_byte: int | None = None  # first byte of a two-byte count written, second pending
-    read_msb_next: bool = False
-    latched: list[int] = field(default_factory=list)  # bytes of a latched count, in read order
-    out: bool = False
+    def __init__(self, *, mode: int | None = None, rw: int = RW_WORD, out: bool = False) -> None:
+        self.mode = mode  # None: not programmed since reset (OUT undefined; modelled low)
+        self.rw = rw
+        self.initial = 0x10000  # N; a written 0 is 2^16 for binary counting
+        self.load_edge: int | None = None  # the CLK edge that loads N ("the next CLK pulse")
+        self.low_byte: int | None = None  # first byte of a two-byte count written, 2nd pending
+        self.read_msb_next = False
+        self.latched: list[int] = []  # bytes of a latched count, in read order
+        self.out = out
+
+    def __repr__(self) -> str:
+        return (f"Counter(mode={self.mode}, rw={self.rw}, initial={self.initial}, "
+                f"load_edge={self.load_edge}, out={self.out})")
 
 
 class Pit:

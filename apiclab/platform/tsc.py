@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-NS_PER_S = 1_000_000_000
+from typing import Final
+
+NS_PER_S: Final = 1_000_000_000
 
 
 class Tsc:

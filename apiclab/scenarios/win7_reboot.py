@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 from apiclab.engine.choices import Choices
 from apiclab.engine.core import Handle, Process, Sleep
@@ -24,8 +25,8 @@ from apiclab.hypervisor.machine import ModelVm
 from apiclab.hypervisor.profiles import Profile
 
 NAME = "win7-reboot-0x5c"
-DEFAULT_TSC_HZ = 2_600_000_000
-MS = 1_000_000
+DEFAULT_TSC_HZ: Final = 2_600_000_000
+MS: Final = 1_000_000
 DEVICE_VECTORS = (0x51, 0x61, 0x71, 0x81, 0x91, 0xA1, 0xB1)  # assumed device vectors
 
 
@@ -65,6 +66,7 @@ class Traffic:
         self.choices = choices
         self.ipi_vector = ipi_vector
         self.device_vectors = device_vectors
+        self._device_keys = {v: (v, "device") for v in device_vectors}  # `QuietSteps` inputs
         self.on = False
         self._generation = 0
         self._pending: list[Handle] = []
@@ -84,33 +86,36 @@ class Traffic:
         for handle in self._pending:
             handle.cancel()
 
+    # The arrivals call the machine's objects by attribute, not through bound methods kept in
+    # locals: compiled (`apiclab.native`), an attribute's method is a direct call and a bound
+    # method a generic one.
+
     def _schedule_ipi(self, generation: int) -> None:
         """The IPIs of one traffic generation: each arrival draws when the next one comes."""
-        m, vector, between = self.m, self.ipi_vector, self.choices.between
-        run, accept, after, key = m.quiet.run, m.accept, m.engine.after, (self.ipi_vector, "ipi")
+        m, choices, vector = self.m, self.choices, self.ipi_vector
+        accept, key = m.accept, (self.ipi_vector, "ipi")
 
         def fire() -> None:
             if self.on and generation == self._generation:
-                run(key, accept, vector, "ipi")  # m.interrupt, inlined
-                self._pending[0] = after(between(1, 40) * MS, fire)
+                m.quiet.run(key, accept, vector, "ipi")  # m.interrupt, inlined
+                self._pending[0] = m.engine.after(choices.between(1, 40) * MS, fire)
 
-        self._pending[0] = after(between(1, 40) * MS, fire)
+        self._pending[0] = m.engine.after(choices.between(1, 40) * MS, fire)
 
     def _schedule_device(self, generation: int) -> None:
         """The device interrupts of one traffic generation: each arrival draws the vector of the
         next one, then when it comes."""
-        m, choices = self.m, self.choices
-        run, accept, after = m.quiet.run, m.accept, m.engine.after
+        m, choices, accept, keys = self.m, self.choices, self.m.accept, self._device_keys
         vector = choices.pick(self.device_vectors)
 
         def fire() -> None:
             nonlocal vector
             if self.on and generation == self._generation:
-                run((vector, "device"), accept, vector, "device")
+                m.quiet.run(keys[vector], accept, vector, "device")
                 vector = choices.pick(self.device_vectors)
-                self._pending[1] = after(choices.between(1, 30) * MS, fire)
+                self._pending[1] = m.engine.after(choices.between(1, 30) * MS, fire)
 
-        self._pending[1] = after(choices.between(1, 30) * MS, fire)
+        self._pending[1] = m.engine.after(choices.between(1, 30) * MS, fire)
 
 
 def run_storm(

@@ -28,7 +28,7 @@ NOT_IN_KEY = {
     "HpetComparator": {"engine", "pin", "edge", "idle"},
     "Pit": {"engine", "out0", "counters"},
     "Counter": set(),
-    "Windows7": set(),
+    "Windows7": {"m", "cfg"},  # Windows7.FIXED_REFERENCES
 }
 
 
