@@ -6,7 +6,7 @@ caller routes them. Only what interrupt delivery needs is modelled (no arbitrati
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 NUM_PINS: Final = 24
 IOAPIC_VERSION: Final = 0x00170011  # §3.2.2: max redirection entry 23, version 0x11
@@ -33,6 +33,7 @@ class IoapicMessage:
         self.logical: Final = logical
         self.destination: Final = destination
         self.level: Final = level
+
 
     def _fields(self) -> tuple[int, int, int, bool, int, bool]:
         return (self.pin, self.vector, self.delivery_mode, self.logical, self.destination,
@@ -146,3 +147,19 @@ class Ioapic:
             destination=(entry >> 56) & 0xFF,
             level=bool(entry & RTE_LEVEL),
         )
+
+    def save_attrs(self) -> tuple[Any, ...]:
+        """Every attribute, for `apiclab.explore.inplace` (a search's snapshot): one call and
+        field reads where a compiled object's attributes are otherwise read one by one through
+        their descriptors. Containers are saved as the object and a copy of its contents, which
+        `load_attrs` puts back in place. tests/explore/test_saved_attrs.py changes every
+        attribute and sees it come back."""
+        return (self.ioregsel, self.ioapic_id, self.redirection, list(self.redirection),
+                self.line, list(self.line))
+
+    def load_attrs(self, saved: tuple[Any, ...]) -> None:
+        self.ioregsel, self.ioapic_id, redirection, entries, line, levels = saved
+        redirection[:] = entries
+        line[:] = levels
+        self.redirection, self.line = redirection, line
+

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Final
+from typing import Any, Final
 
 from apiclab.arch.lapic_state import LapicState
 from apiclab.arch.registers import IA32_TSC_DEADLINE, LVT_REGS, Reg, offset_of_msr
@@ -205,6 +205,7 @@ class LocalApic:
         self.reset()
 
     # --- reset and INIT (§10.4.7.1, §10.4.7.3) -------------------------------------------------
+
 
     def reset(self) -> None:
         """Power-up / RESET values (§10.4.7.1): the ID the hardware assigns, all zero but DFR
@@ -591,3 +592,24 @@ class LocalApic:
             return ()
         self.check_msr_write(msr, value)
         return self.write(offset_of_msr(msr), value, now)
+
+    def save_attrs(self) -> tuple[Any, ...]:
+        """Every attribute, for `apiclab.explore.inplace` (a search's snapshot): one call and
+        field reads where a compiled object's attributes are otherwise read one by one through
+        their descriptors. Containers are saved as the object and a copy of its contents, which
+        `load_attrs` puts back in place. tests/explore/test_saved_attrs.py changes every
+        attribute and sees it come back."""
+        return (self.initial_id, self.apic_id, self.bus_hz, self.x2apic, self.tpr, self.ldr,
+                self.dfr, self.svr, self.esr, self.esr_pending, self.error_armed, self.icr,
+                self.irr, self.isr, self.tmr, self.lvt, dict(self.lvt), self.timer_initial,
+                self.timer_divide, self.timer_start_ns, self.timer_ran_out, self.tsc_deadline)
+
+    def load_attrs(self, saved: tuple[Any, ...]) -> None:
+        (self.initial_id, self.apic_id, self.bus_hz, self.x2apic, self.tpr, self.ldr, self.dfr,
+         self.svr, self.esr, self.esr_pending, self.error_armed, self.icr, self.irr, self.isr,
+         self.tmr, lvt, entries, self.timer_initial, self.timer_divide, self.timer_start_ns,
+         self.timer_ran_out, self.tsc_deadline) = saved
+        lvt.clear()
+        lvt.update(entries)
+        self.lvt = lvt
+

@@ -17,7 +17,7 @@ RVI to the highest bit of the whole VIRR after the OR, where §29.6 says the hig
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from apiclab.arch.lapic import LocalApic
 from apiclab.arch.vectors import highest, priority_class
@@ -58,6 +58,20 @@ class VirtualApic:
         self.recognized = False  # a pending virtual interrupt has been recognized (§29.2.1)
 
     # --- §29.1.3 PPR virtualization -------------------------------------------------------------
+
+
+    def save_attrs(self) -> tuple[Any, ...]:
+        """Every attribute, for `apiclab.explore.inplace` (a search's snapshot): one call and
+        field reads where a compiled object's attributes are otherwise read one by one through
+        their descriptors. Containers are saved as the object and a copy of its contents, which
+        `load_attrs` puts back in place. tests/explore/test_saved_attrs.py changes every
+        attribute and sees it come back."""
+        return (self.page, self.rvi, self.svi, self.vppr, self.pir, self.on,
+                self.eoi_exit_bitmap, self.interrupt_window_exiting, self.recognized)
+
+    def load_attrs(self, saved: tuple[Any, ...]) -> None:
+        (self.page, self.rvi, self.svi, self.vppr, self.pir, self.on, self.eoi_exit_bitmap,
+         self.interrupt_window_exiting, self.recognized) = saved
 
     def ppr_virtualization(self) -> None:
         """VPPR = VTPR if VTPR[7:4] >= SVI[7:4], else SVI & 0xF0. It reads SVI, not VISR."""

@@ -97,6 +97,21 @@ class Engine:
         # them (what `idle.QuietSteps` needs to know that a state key it took is still current).
         self.steps = 0
 
+
+    def save_attrs(self) -> tuple[Any, ...]:
+        """Every attribute, for `apiclab.explore.inplace` (a search's snapshot): one call and
+        field reads where a compiled object's attributes are otherwise read one by one through
+        their descriptors. Containers are saved as the object and a copy of its contents, which
+        `load_attrs` puts back in place. tests/explore/test_saved_attrs.py changes every
+        attribute and sees it come back."""
+        return (self.now, self._queue, list(self._queue), self._seq, self.stopped, self.until,
+                self.steps)
+
+    def load_attrs(self, saved: tuple[Any, ...]) -> None:
+        self.now, queue, contents, self._seq, self.stopped, self.until, self.steps = saved
+        queue[:] = contents
+        self._queue = queue
+
     def at(self, time: int, callback: Callable[[], None]) -> Handle:
         if time < self.now:
             time = self.now

@@ -94,6 +94,19 @@ class KvmVcpu(Cpu):
         self._parked_vapic: VirtualApic | None = None  # the VMCS state while APICv is inhibited
         self.registers_recorded = True  # whether events carry `registers()` (the trace's, not state)
 
+
+    def save_attrs(self) -> tuple[Any, ...]:
+        """The CPU's attributes (`Cpu.save_attrs`), then KVM's."""
+        return (super().save_attrs(), self.profile, self.lapic, self.apic_base, self.ipi_bus,
+                self.vapic, self.timer, self.eoi_broadcast, self.in_guest, self.req_event,
+                self._parked_vapic, self.registers_recorded)
+
+    def load_attrs(self, saved: tuple[Any, ...]) -> None:
+        (cpu, self.profile, self.lapic, self.apic_base, self.ipi_bus, self.vapic, self.timer,
+         self.eoi_broadcast, self.in_guest, self.req_event, self._parked_vapic,
+         self.registers_recorded) = saved
+        super().load_attrs(cpu)
+
     @property
     def apicv(self) -> bool:
         return self.vapic is not None

@@ -60,6 +60,22 @@ class Cpu:
 
     # --- what a subclass provides ---------------------------------------------------------------
 
+
+    def save_attrs(self) -> tuple[Any, ...]:
+        """Every attribute, for `apiclab.explore.inplace` (a search's snapshot): one call and
+        field reads where a compiled object's attributes are otherwise read one by one through
+        their descriptors. Containers are saved as the object and a copy of its contents, which
+        `load_attrs` puts back in place. tests/explore/test_saved_attrs.py changes every
+        attribute and sees it come back."""
+        return (self.engine, self.trace, self.tsc, self.wait_for_sipi, self.if_flag, self.idt,
+                self.delivered, self.deliveries, self._delivering, self.nmi_running,
+                self.nmi_pending)
+
+    def load_attrs(self, saved: tuple[Any, ...]) -> None:
+        (self.engine, self.trace, self.tsc, self.wait_for_sipi, self.if_flag, self.idt,
+         self.delivered, self.deliveries, self._delivering, self.nmi_running,
+         self.nmi_pending) = saved
+
     def registers(self) -> dict[str, Any]:
         """The interrupt state recorded with each event (none for the bare core)."""
         return {}

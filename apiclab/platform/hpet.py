@@ -9,7 +9,7 @@ its comparator. The IOAPIC routing itself is the caller's (`apiclab.arch.ioapic`
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from apiclab.engine.core import Engine, Handle
 from apiclab.engine.idle import IdleTicks
@@ -41,6 +41,20 @@ class HpetComparator:
         self.comparator = 0  # the period, in counter ticks
 
     # --- the register window a guest programs ---------------------------------------------------
+
+
+    def save_attrs(self) -> tuple[Any, ...]:
+        """Every attribute, for `apiclab.explore.inplace` (a search's snapshot): one call and
+        field reads where a compiled object's attributes are otherwise read one by one through
+        their descriptors. Containers are saved as the object and a copy of its contents, which
+        `load_attrs` puts back in place. tests/explore/test_saved_attrs.py changes every
+        attribute and sees it come back."""
+        return (self.engine, self.pin, self.edge, self.period_ns, self._pending, self.idle,
+                self.general_config, self.timer0_config, self.comparator)
+
+    def load_attrs(self, saved: tuple[Any, ...]) -> None:
+        (self.engine, self.pin, self.edge, self.period_ns, self._pending, self.idle,
+         self.general_config, self.timer0_config, self.comparator) = saved
 
     def write(self, offset: int, value: int) -> None:
         """A guest store to the HPET page. The model counts from 0 when the counter is enabled, so

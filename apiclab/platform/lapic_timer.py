@@ -7,6 +7,7 @@ only turns them into scheduled expirations on the engine.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from apiclab.arch.lapic import TIMER_PERIODIC, TIMER_TSC_DEADLINE, LocalApic
 from apiclab.engine.core import Engine, Handle
@@ -87,3 +88,17 @@ class LapicTimer:
         if self._pending is not None:
             self._pending.cancel()
             self._pending = None
+
+    def save_attrs(self) -> tuple[Any, ...]:
+        """Every attribute, for `apiclab.explore.inplace` (a search's snapshot): one call and
+        field reads where a compiled object's attributes are otherwise read one by one through
+        their descriptors. Containers are saved as the object and a copy of its contents, which
+        `load_attrs` puts back in place. tests/explore/test_saved_attrs.py changes every
+        attribute and sees it come back."""
+        return (self.engine, self.lapic, self.tsc, self.fire, self._pending, self.idle,
+                self.quiet)
+
+    def load_attrs(self, saved: tuple[Any, ...]) -> None:
+        (self.engine, self.lapic, self.tsc, self.fire, self._pending, self.idle,
+         self.quiet) = saved
+

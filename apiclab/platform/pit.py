@@ -14,7 +14,7 @@ Time is the engine's; CLK edges are at the instants ceil(k * 1e9 / PIT_HZ) ns, k
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from apiclab.engine.core import Engine, Handle
 
@@ -52,6 +52,22 @@ class Counter:
         self.latched: list[int] = []  # bytes of a latched count, in read order
         self.out = out
 
+
+    def save_attrs(self) -> tuple[Any, ...]:
+        """Every attribute, for `apiclab.explore.inplace` (a search's snapshot): one call and
+        field reads where a compiled object's attributes are otherwise read one by one through
+        their descriptors. Containers are saved as the object and a copy of its contents, which
+        `load_attrs` puts back in place. tests/explore/test_saved_attrs.py changes every
+        attribute and sees it come back."""
+        return (self.mode, self.rw, self.initial, self.load_edge, self.low_byte,
+                self.read_msb_next, self.latched, list(self.latched), self.out)
+
+    def load_attrs(self, saved: tuple[Any, ...]) -> None:
+        (self.mode, self.rw, self.initial, self.load_edge, self.low_byte, self.read_msb_next,
+         latched, contents, self.out) = saved
+        latched[:] = contents
+        self.latched = latched
+
     def __repr__(self) -> str:
         return (f"Counter(mode={self.mode}, rw={self.rw}, initial={self.initial}, "
                 f"load_edge={self.load_edge}, out={self.out})")
@@ -65,6 +81,22 @@ class Pit:
         self._pending: list[Handle | None] = [None, None, None]
 
     # --- the port interface ---------------------------------------------------------------------
+
+
+    def save_attrs(self) -> tuple[Any, ...]:
+        """Every attribute, for `apiclab.explore.inplace` (a search's snapshot): one call and
+        field reads where a compiled object's attributes are otherwise read one by one through
+        their descriptors. Containers are saved as the object and a copy of its contents, which
+        `load_attrs` puts back in place. tests/explore/test_saved_attrs.py changes every
+        attribute and sees it come back."""
+        return (self.engine, self.out0, self.counters, list(self.counters), self._pending,
+                list(self._pending))
+
+    def load_attrs(self, saved: tuple[Any, ...]) -> None:
+        self.engine, self.out0, counters, kept, pending, handles = saved
+        counters[:] = kept
+        pending[:] = handles
+        self.counters, self._pending = counters, pending
 
     def io_write(self, port: int, value: int) -> None:
         value &= 0xFF

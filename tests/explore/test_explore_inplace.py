@@ -61,7 +61,9 @@ def fingerprint(root: object) -> Any:
         attrs = dict(vars(x)) if hasattr(x, "__dict__") else {}
         for klass in type(x).__mro__:
             slots = klass.__dict__.get("__slots__", ())
-            for name in [slots] if isinstance(slots, str) else slots:
+            # a class compiled by mypyc (APICLAB_NATIVE=1) lists its attributes here instead
+            compiled = klass.__dict__.get("__mypyc_attrs__", ())
+            for name in [slots] if isinstance(slots, str) else [*slots, *compiled]:
                 if hasattr(x, name):
                     attrs[name] = getattr(x, name)
         return (type(x).__qualname__, tuple((k, walk(v)) for k, v in sorted(attrs.items())))
