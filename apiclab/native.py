@@ -50,6 +50,12 @@ MODULES = (
     "apiclab.guest.hal",
     "apiclab.arch.vectors",
     "apiclab.platform.tsc",
+    "apiclab.platform.pc",
+    # and what an exhaustive `explore` runs between two steps of the model: the state key and
+    # the search's own loop (bench/explore_exhaustive.py; not the properties: their summaries
+    # are their docstrings, which a compiled function does not keep)
+    "apiclab.hypervisor.state_key",
+    "apiclab.explore.graph",
 )
 
 SOURCE_ROOT = Path(__file__).resolve().parent.parent  # the checkout holding `apiclab/`

@@ -537,7 +537,8 @@ class LocalApic:
         self.timer_ran_out = False  # the page's current count says where the count is
         remaining = min(current, self.timer_initial)
         elapsed = self.timer_initial - remaining if remaining else self.timer_initial
-        self.timer_start_ns = now - round(elapsed * self.ns_per_count())
+        # (a stopped timer, as in the reset image, started now: no float arithmetic for it)
+        self.timer_start_ns = now - round(elapsed * self.ns_per_count()) if elapsed else now
         return remaining
 
     @classmethod

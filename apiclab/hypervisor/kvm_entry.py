@@ -19,8 +19,10 @@ if TYPE_CHECKING:
     from apiclab.hypervisor.kvm import KvmVcpu
 
 
-# The switches this module asks about, read once: compiled code (`apiclab.native`) would look
-# each `Sw` member up through the enum's metaclass at every call.
+# The switches this module asks about, read once, and asked of `Profile.on_switches` directly
+# (what `Profile.on` answers, without its type check of the argument): compiled code
+# (`apiclab.native`) would look each `Sw` member up through the enum's metaclass at every call,
+# and call the interpreted `on` — ~0.6 µs, six times a reboot.
 _ACTIVATION_UPDATES_SVI: Final = Sw.ACTIVATION_UPDATES_SVI
 _ENTRY_RVI_EVERY_ENTRY: Final = Sw.ENTRY_RVI_EVERY_ENTRY
 _ENTRY_RVI_ON_REQ_EVENT: Final = Sw.ENTRY_RVI_ON_REQ_EVENT
@@ -66,11 +68,11 @@ def entry_writes_rvi(vcpu: KvmVcpu, max_irr: int) -> bool:
     p = vcpu.profile
     if not vcpu.lapic.software_enabled:
         return False
-    if not (vcpu.req_event or p.on(_ENTRY_RVI_EVERY_ENTRY)):
+    if not (vcpu.req_event or _ENTRY_RVI_EVERY_ENTRY in p.on_switches):
         return False
-    if not p.on(_ENTRY_RVI_ON_REQ_EVENT):
+    if _ENTRY_RVI_ON_REQ_EVENT not in p.on_switches:
         return False
-    return max_irr >= 0 or p.on(_ENTRY_RVI_ZERO_WHEN_IRR_EMPTY)
+    return max_irr >= 0 or _ENTRY_RVI_ZERO_WHEN_IRR_EMPTY in p.on_switches
 
 
 def set_apicv(vcpu: KvmVcpu, active: bool) -> None:
@@ -84,7 +86,7 @@ def set_apicv(vcpu: KvmVcpu, active: bool) -> None:
     if active:
         vapic = vcpu._parked_vapic or VirtualApic(vcpu.lapic)
         vcpu.vapic, vcpu._parked_vapic = vapic, None
-        if vcpu.profile.on(_ACTIVATION_UPDATES_SVI):
+        if _ACTIVATION_UPDATES_SVI in vcpu.profile.on_switches:
             vapic.svi = max(highest(vcpu.lapic.isr), 0)
     else:
         vcpu._parked_vapic, vcpu.vapic = vcpu.vapic, None
