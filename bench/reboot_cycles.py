@@ -12,6 +12,11 @@ The model runs as compiled by mypyc when its native build is current (`make nati
 apiclab/native.py) and as Python otherwise; the bench runs each row in both, in two child
 processes one after the other (one process cannot hold both), and prints the ratio.
 
+`--instructions` counts instead, with valgrind's callgrind when it is installed (Debian
+`valgrind`): the instructions one counting cycle costs (a run of N reboots less a run of none,
+over N), in each model. A count does not move with the load of a shared machine, where the cycles
+per second of one minute can be half those of the next.
+
 Rows: a healthy storm (kvm-3.19, and kvm-3.17 with APICv off: no cycle fails) and a failing one
 (kvm-3.17 with APICv on restarts after each BSOD into the next: nearly every cycle fails, and a
 failing cycle holds 3 s of phase-0 clock ticks).
@@ -22,6 +27,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -76,12 +83,47 @@ def child(mode: str, reboots: int, repeat: int) -> tuple[str, list[dict[str, Any
     return doc["model"], doc["rows"]
 
 
+def instructions(mode: str, name: str, apicv: bool, reboots: int) -> int:
+    """Instructions callgrind counts for one counting cycle in the model `mode`."""
+    def run(n: int) -> int:
+        env = {**os.environ, "APICLAB_NATIVE": mode}
+        out = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+             __file__, "--storm", name, "--apicv" if apicv else "--no-apicv", "--reboots",
+             str(n)], env=env, capture_output=True, text=True, check=True)
+        match = re.search(r"Collected : (\d+)", out.stderr)
+        assert match, out.stderr[-500:]
+        return int(match.group(1))
+
+    return (run(reboots) - run(0)) // reboots
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--reboots", type=int, default=3000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions per cycle with callgrind (valgrind)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--storm", help=argparse.SUPPRESS)
+    parser.add_argument("--apicv", action=argparse.BooleanOptionalAction, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.storm:  # one counting storm, under callgrind
+        if args.reboots:
+            run_storm(get_profile(args.storm), apicv=args.apicv, reboots=args.reboots, seed=1,
+                      tracing=False)
+        return
+    if args.instructions:
+        if shutil.which("valgrind") is None:
+            raise SystemExit("--instructions needs valgrind (Debian: apt-get install valgrind)")
+        reboots = min(args.reboots, 1000)
+        print(f"instructions per counting cycle (callgrind, {reboots} reboots less none)")
+        print(f"{'profile':<10} {'APICv':<5} {'Python':>10} {'compiled':>10} {'ratio':>7}")
+        for name, apicv in RUNS:
+            python, compiled = (instructions(mode, name, apicv, reboots) for mode in "01")
+            print(f"{name:<10} {'on' if apicv else 'off':<5} {python:>10,} {compiled:>10,} "
+                  f"{compiled / python:>6.2f}x")
+        return
     if args.child:
         from apiclab import native
 

@@ -80,3 +80,59 @@ def test_a_signal_landing_in_the_import_machinery_is_raised_just_after_it(instal
         deadline = time.monotonic() + 2
         while time.monotonic() < deadline:  # raised by the retry, well within the deadline
             pass
+
+
+def test_a_signal_while_held_waits_for_poll_then_raises(installed: None) -> None:
+    """What the compiled model needs (`hold`: a multiplication of large ints checks for signals
+    in C, and an exception there aborts compiled code): the signal is raised at `poll`."""
+    reached = []
+    interrupts.hold()
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # bytecodes enough for the handler to have run
+            pass
+        # CPython's SIGCHECK inside the multiplication of large ints runs the handler there
+        assert (3**4000) * (7**4000) > 0
+        reached.append("held")
+        assert interrupts.interrupted() == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.poll()
+        reached.append("raised at poll")
+    finally:
+        interrupts.release()
+    assert reached == ["held", "raised at poll"]
+
+
+def test_the_outermost_release_raises_a_signal_held_meanwhile(installed: None) -> None:
+    with pytest.raises(interrupts.Terminated):
+        interrupts.hold()
+        try:
+            interrupts.hold()
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                for _ in range(1000):
+                    pass
+            finally:
+                interrupts.release()  # inner: still held
+            for _ in range(1000):
+                pass
+        finally:
+            interrupts.release()
+
+
+def test_a_storm_interrupted_ends_between_two_reboots(installed: None) -> None:
+    """The storm polls once a reboot: a SIGINT during it ends it with KeyboardInterrupt."""
+    from apiclab.hypervisor.profiles import get_profile
+    from apiclab.scenarios.win7_reboot import run_storm
+
+    done: list[int] = []
+
+    def progress(index: int) -> None:
+        done.append(index)
+        if index == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_storm(get_profile("kvm-3.19"), apicv=True, reboots=50, seed=1, tracing=False,
+                  progress=progress)
+    assert done[-1] == 3  # the next reboot's poll raised it

@@ -12,6 +12,8 @@ from collections.abc import Callable, Generator
 from functools import partial
 from typing import Any, Final
 
+from apiclab.interrupts import hold, release
+
 CHECK_EVERY: Final = 4096  # callbacks between two calls of run_process's `keep_going`
 # the queue's operations, held where compiled code reads them directly (`apiclab.native`: a
 # module attribute is otherwise a look-up in the module's namespace at every call)
@@ -166,10 +168,12 @@ class Engine:
         self.stopped = False
         self.until = until
         self.steps += 1
+        hold()  # a SIGINT/SIGTERM waits for the end of the run (apiclab.interrupts)
         try:
             self._run(until)
         finally:
             self.until = None
+            release()
 
     def _run(self, until: int | None) -> None:
         queue = self._queue
@@ -201,6 +205,14 @@ class Engine:
         says no (a caller's wall-clock time-out); True when the process ended or nothing was
         left to run. Either limit bounds a run whose devices fire faster than the process
         advances, such as a periodic timer of 1 ns."""
+        hold()  # a SIGINT/SIGTERM waits for the end of the run (apiclab.interrupts)
+        try:
+            return self._run_process(process, max_steps, keep_going)
+        finally:
+            release()
+
+    def _run_process(self, process: Process, max_steps: int | None,
+                     keep_going: Callable[[], bool] | None) -> bool:
         finished: list[bool] = []  # one entry once the process has returned
         self.steps += 1
         self._resume(process, None, finished)

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from apiclab.engine.trace import Event, Trace
 from apiclab.explore.properties import Property, Violation
 from apiclab.hypervisor.profiles import Profile
+from apiclab.interrupts import hold, poll, release
 
 
 class World(Protocol):
@@ -135,6 +136,9 @@ def explore_graph(factory: WorldFactory, prop: Property, profile: Profile, apicv
     freeze = gc.get_freeze_count() == 0  # not if the caller froze objects of its own
     thresholds = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, *thresholds[1:])
+    # a SIGINT/SIGTERM is held while the search runs and raised every 64 transitions
+    # (apiclab.interrupts: compiled code cannot take it in the middle of its arithmetic)
+    hold()
     try:
         return _explore(factory, prop, profile, apicv, family=family, budget=budget,
                         progress=progress, visit=visit, freeze=freeze)
@@ -142,6 +146,7 @@ def explore_graph(factory: WorldFactory, prop: Property, profile: Profile, apicv
         gc.set_threshold(*thresholds)
         if freeze:
             gc.unfreeze()
+        release()
 
 
 def _explore(factory: WorldFactory, prop: Property, profile: Profile, apicv: bool, *,
@@ -174,6 +179,7 @@ def _explore(factory: WorldFactory, prop: Property, profile: Profile, apicv: boo
             final_states += 1
         for action in range(arity):
             if transitions % 64 == 0:
+                poll()
                 if time.perf_counter() - start > budget:
                     result.budget_exhausted = True
                     return _done(result, best, start, transitions, subsumed, depth, max_steps,

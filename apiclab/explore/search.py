@@ -28,6 +28,7 @@ from apiclab.explore.families import Family
 from apiclab.explore.properties import Property, Violation
 from apiclab.explore.shrink import shrink
 from apiclab.hypervisor.profiles import Profile
+from apiclab.interrupts import hold, poll, release
 
 Progress = Callable[[str, int, int], None]  # (phase, runs, distinct states)
 
@@ -102,6 +103,17 @@ def search(
 ) -> SearchResult:
     """Search, shrink the first counterexample, and report coverage. `prune=False` turns off
     duplicate-state pruning (to measure what it saves)."""
+    # a SIGINT/SIGTERM is held while the search runs and raised between two runs of the family
+    # (apiclab.interrupts: compiled code cannot take it in the middle of its arithmetic)
+    hold()
+    try:
+        return _search(executor, bound, seed, random_runs, budget, progress, prune)
+    finally:
+        release()
+
+
+def _search(executor: Executor, bound: int, seed: int, random_runs: int, budget: float,
+            progress: Progress | None, prune: bool) -> SearchResult:
     start = time.perf_counter()
     result = SearchResult(
         executor.prop.name, executor.profile.name, executor.apicv, executor.family.name,
@@ -125,6 +137,7 @@ def search(
 
 
 def _still_fails(executor: Executor, sequence: list[int]) -> list[int] | None:
+    poll()
     _, run = executor.replay(sequence)
     return run.choices if run.violation is not None else None
 
@@ -137,6 +150,7 @@ def _exhaustive(
     explored: dict[Hashable, int] = {}  # state → most deviations left when it was expanded
     queue: list[tuple[int, int, tuple[int, ...]]] = [(0, 0, ())]
     while queue:
+        poll()
         if time.perf_counter() - start > budget:
             cov.budget_exhausted = True
             return None
@@ -176,6 +190,7 @@ def _random(
     cov = result.coverage
     seeds = random.Random(result.seed)
     for _ in range(runs):
+        poll()
         if time.perf_counter() - start > budget:
             cov.budget_exhausted = True
             return None

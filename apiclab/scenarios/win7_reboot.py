@@ -23,6 +23,7 @@ from apiclab.guest.linux import Linux, LinuxConfig
 from apiclab.guest.windows7 import BootOutcome, Windows7, Windows7Config
 from apiclab.hypervisor.machine import ModelVm
 from apiclab.hypervisor.profiles import Profile
+from apiclab.interrupts import hold, poll, release
 
 NAME = "win7-reboot-0x5c"
 DEFAULT_TSC_HZ: Final = 2_600_000_000
@@ -197,41 +198,48 @@ class _Storm:
             return machine, guest, traffic
 
         machine, guest, traffic = new_vm()
-        last_ok = True
-        for index in range(reboots):
-            trace.recording = recorded(index)
-            machine.skip_quiet(not trace.recording, (guest,))
-            if last_ok:
-                guest.run_os()
-                traffic.start()
-                machine.engine.run_process(_sleep(choices.between(20, 200) * MS))
-            machine.engine.run_process(guest.shutdown(choices))
-            traffic.stop()
-            outcome = BootOutcome(ok=False)
-            machine.engine.run_process(guest.boot(choices, outcome))
-            result.outcomes.append(outcome.ok)
-            if last_ok:
-                result.clean_boot_reboots += 1
-            if outcome.ok and result.first_success_index is None:
-                result.first_success = list(trace.events) if trace.recording else None
-                result.first_success_index = index
-            if not outcome.ok:
-                result.bsods += 1
+        # a SIGINT/SIGTERM is held while the model runs and raised between two reboots
+        # (apiclab.interrupts: compiled code cannot take it in the middle of its arithmetic)
+        hold()
+        try:
+            last_ok = True
+            for index in range(reboots):
+                poll()
+                trace.recording = recorded(index)
+                machine.skip_quiet(not trace.recording, (guest,))
                 if last_ok:
-                    result.bsods_after_clean_boot += 1
-                if result.first_failure_index is None:
-                    result.first_failure = list(trace.events) if trace.recording else None
-                    result.first_failure_index = index
-                    result.bugcheck = outcome.bugcheck
-            if trace.recording:
-                digest.update(trace.to_jsonl().encode())
-                trace.events.clear()
-            last_ok = outcome.ok
-            if not outcome.ok and self.power_cycle_after_bsod:
-                machine, guest, traffic = new_vm()
-                last_ok = True
-            if progress is not None:
-                progress(index + 1)
+                    guest.run_os()
+                    traffic.start()
+                    machine.engine.run_process(_sleep(choices.between(20, 200) * MS))
+                machine.engine.run_process(guest.shutdown(choices))
+                traffic.stop()
+                outcome = BootOutcome(ok=False)
+                machine.engine.run_process(guest.boot(choices, outcome))
+                result.outcomes.append(outcome.ok)
+                if last_ok:
+                    result.clean_boot_reboots += 1
+                if outcome.ok and result.first_success_index is None:
+                    result.first_success = list(trace.events) if trace.recording else None
+                    result.first_success_index = index
+                if not outcome.ok:
+                    result.bsods += 1
+                    if last_ok:
+                        result.bsods_after_clean_boot += 1
+                    if result.first_failure_index is None:
+                        result.first_failure = list(trace.events) if trace.recording else None
+                        result.first_failure_index = index
+                        result.bugcheck = outcome.bugcheck
+                if trace.recording:
+                    digest.update(trace.to_jsonl().encode())
+                    trace.events.clear()
+                last_ok = outcome.ok
+                if not outcome.ok and self.power_cycle_after_bsod:
+                    machine, guest, traffic = new_vm()
+                    last_ok = True
+                if progress is not None:
+                    progress(index + 1)
+        finally:
+            release()
         hashed_every_cycle = all(recorded(index) for index in range(reboots))
         result.digest = digest.hexdigest() if hashed_every_cycle else ""
         return result
