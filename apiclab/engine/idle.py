@@ -56,14 +56,27 @@ class QuietSteps:
         """`key()` must cover everything a memoized step can read or write but the counter that
         `count()` reads and `advance(n)` moves on."""
         self.engine = engine
-        self.key = key
-        self.count = count
-        self.advance = advance
+        self._key = key
+        self._count = count
+        self._advance = advance
         self.enabled = False
         self._memo: dict[Hashable, dict[Hashable, int | None]] = {}
         self._row: dict[Hashable, int | None] | None = None  # the current state's, if known
         self._current = -1  # the `engine.steps` at which `_row` is still the state's
         self.skipped = 0
+
+    # The three a subclass may answer directly (`ModelVm`'s does: compiled, a method of a known
+    # class is a direct call, a stored callable a generic one — and `advance` runs at every
+    # skipped step).
+
+    def key(self) -> Hashable:
+        return self._key()
+
+    def count(self) -> int:
+        return self._count()
+
+    def advance(self, n: int) -> None:
+        self._advance(n)
 
     def run(self, input: Hashable, step: Callable[..., None], *args: Any) -> int:
         """`step(*args)`, unless it is known to change nothing from this state with this input.

@@ -5,7 +5,7 @@ reset first, then the vCPU's APIC state is pushed with KVM_SET_LAPIC (docs/desig
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from operator import attrgetter
 from typing import Any
 
@@ -155,7 +155,7 @@ class ModelVm:
         self.idle_ticks = IdleTicks(self.engine, self.state)
         self.hpet.idle = self.vcpu.timer.idle = self.idle_ticks
         self.guest_state: tuple[object, ...] = ()  # objects of the guest a handler can change
-        self.quiet = QuietSteps(self.engine, self.state_key, self._deliveries, self._advance)
+        self.quiet: QuietSteps = _VmQuiet(self)
         self.vcpu.timer.quiet = self.quiet
 
     def skip_quiet(self, enabled: bool, guest_state: tuple[object, ...] = ()) -> None:
@@ -382,3 +382,21 @@ class ModelVm:
         """loadvm: put the APIC state back (the vCPU stays stopped); whether the LAPIC timer is
         armed afterwards."""
         return savevm.loadvm(self, snapshot)
+
+
+class _VmQuiet(QuietSteps):
+    """The machine's memo of quiet steps, keyed by its state and counting vCPU 0's deliveries,
+    asked directly (see `QuietSteps.key`)."""
+
+    def __init__(self, vm: ModelVm) -> None:
+        super().__init__(vm.engine, vm.state_key, vm._deliveries, vm._advance)
+        self.vm = vm
+
+    def key(self) -> Hashable:
+        return self.vm.state_key()
+
+    def count(self) -> int:
+        return self.vm.vcpu.deliveries
+
+    def advance(self, n: int) -> None:
+        self.vm.vcpu.deliveries += n
