@@ -149,11 +149,7 @@ class Ioapic:
         )
 
     def save_attrs(self) -> tuple[Any, ...]:
-        """Every attribute, for `apiclab.explore.inplace` (a search's snapshot): one call and
-        field reads where a compiled object's attributes are otherwise read one by one through
-        their descriptors. Containers are saved as the object and a copy of its contents, which
-        `load_attrs` puts back in place. tests/explore/test_saved_attrs.py changes every
-        attribute and sees it come back."""
+        """Every attribute, for a search's snapshot (`apiclab.explore.inplace`)."""
         return (self.ioregsel, self.ioapic_id, self.redirection, list(self.redirection),
                 self.line, list(self.line))
 

@@ -595,11 +595,7 @@ class LocalApic:
         return self.write(offset_of_msr(msr), value, now)
 
     def save_attrs(self) -> tuple[Any, ...]:
-        """Every attribute, for `apiclab.explore.inplace` (a search's snapshot): one call and
-        field reads where a compiled object's attributes are otherwise read one by one through
-        their descriptors. Containers are saved as the object and a copy of its contents, which
-        `load_attrs` puts back in place. tests/explore/test_saved_attrs.py changes every
-        attribute and sees it come back."""
+        """Every attribute, for a search's snapshot (`apiclab.explore.inplace`)."""
         return (self.initial_id, self.apic_id, self.bus_hz, self.x2apic, self.tpr, self.ldr,
                 self.dfr, self.svr, self.esr, self.esr_pending, self.error_armed, self.icr,
                 self.irr, self.isr, self.tmr, self.lvt, dict(self.lvt), self.timer_initial,

@@ -61,11 +61,7 @@ class VirtualApic:
 
 
     def save_attrs(self) -> tuple[Any, ...]:
-        """Every attribute, for `apiclab.explore.inplace` (a search's snapshot): one call and
-        field reads where a compiled object's attributes are otherwise read one by one through
-        their descriptors. Containers are saved as the object and a copy of its contents, which
-        `load_attrs` puts back in place. tests/explore/test_saved_attrs.py changes every
-        attribute and sees it come back."""
+        """Every attribute, for a search's snapshot (`apiclab.explore.inplace`)."""
         return (self.page, self.rvi, self.svi, self.vppr, self.pir, self.on,
                 self.eoi_exit_bitmap, self.interrupt_window_exiting, self.recognized)
 

@@ -16,7 +16,9 @@ are containers is worked out once per class), and the containers' elements are v
 listed as stateful themselves. The busiest classes of the compiled model (`apiclab.native`), whose
 attributes are otherwise read and written one by one through their descriptors, save and load
 their attributes themselves in one call (`save_attrs`/`load_attrs`: 0.70x the instructions of a
-proof of the seed's family); tests/explore/test_saved_attrs.py sees each attribute come back.
+proof of the seed's family): field reads and writes in C, containers saved as the object and a
+copy of its contents and put back in place; tests/explore/test_saved_attrs.py changes each
+attribute and sees it come back.
 `tests/explore/test_explore_inplace.py` checks
 exactness: a world restored and stepped equals, attribute by attribute over its whole object
 graph, the world built by replaying the same path from the start.

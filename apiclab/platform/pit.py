@@ -54,11 +54,7 @@ class Counter:
 
 
     def save_attrs(self) -> tuple[Any, ...]:
-        """Every attribute, for `apiclab.explore.inplace` (a search's snapshot): one call and
-        field reads where a compiled object's attributes are otherwise read one by one through
-        their descriptors. Containers are saved as the object and a copy of its contents, which
-        `load_attrs` puts back in place. tests/explore/test_saved_attrs.py changes every
-        attribute and sees it come back."""
+        """Every attribute, for a search's snapshot (`apiclab.explore.inplace`)."""
         return (self.mode, self.rw, self.initial, self.load_edge, self.low_byte,
                 self.read_msb_next, self.latched, list(self.latched), self.out)
 
@@ -84,11 +80,7 @@ class Pit:
 
 
     def save_attrs(self) -> tuple[Any, ...]:
-        """Every attribute, for `apiclab.explore.inplace` (a search's snapshot): one call and
-        field reads where a compiled object's attributes are otherwise read one by one through
-        their descriptors. Containers are saved as the object and a copy of its contents, which
-        `load_attrs` puts back in place. tests/explore/test_saved_attrs.py changes every
-        attribute and sees it come back."""
+        """Every attribute, for a search's snapshot (`apiclab.explore.inplace`)."""
         return (self.engine, self.out0, self.counters, list(self.counters), self._pending,
                 list(self._pending))
 
