@@ -12,16 +12,12 @@ arrives there is raised when the block ends. Only the first signal raises; one t
 the program is already winding down is noted and dropped, so a second Ctrl-C cannot cut the
 clean-up short (which is bounded: well under a second).
 
-The compiled model (`apiclab.native`) cannot take an exception just anywhere either: mypyc
-assumes that arithmetic on ints never fails, but CPython checks for signals inside the loops of a
-multiplication or division of large ints (`SIGCHECK` in `x_mul`, `x_divrem`), and an exception
-raised there makes the compiled code abort the process ("fatal: out of memory", SIGABRT) — seen
-once in a few hundred SIGINTs to `reproduce`. So the model's long runs are `hold()`/`release()`
-pairs (the engine's runs, a storm, an exhaustive search): a signal arriving inside is held, and
-raised at the next `poll()` — between two reboots, every few transitions of a search — or at the
-outermost `release()`, which is a moment later.
+The compiled model (`apiclab.native`) cannot take an exception just anywhere either (CPython
+checks for signals inside multiplications of large ints, and compiled code aborts on an exception
+there — seen in the signal tests): while a model run holds (`apiclab.engine.holding`), a signal
+is kept like a deferred one and raised at the run's next poll.
 
-Without `install()` (apiclab used as a library) `deferred()` and `hold()` change nothing.
+Without `install()` (apiclab used as a library) `deferred()` changes nothing.
 """
 
 from __future__ import annotations
@@ -31,6 +27,8 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+
+from apiclab.engine import holding
 
 EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal, as shells report it
 
@@ -44,7 +42,6 @@ class _State:
     raised: signal.Signals | None = None  # the signal already turned into an exception
     pending: signal.Signals | None = None  # a signal that arrived inside deferred()
     depth = 0  # nesting of deferred() in the main thread
-    held = 0  # nesting of hold() in the main thread
     closing = False  # the program is exiting: every signal is dropped
 
 
@@ -59,7 +56,7 @@ def _handler(signum: int, frame: FrameType | None) -> None:
     sig = signal.Signals(signum)
     if _state.raised is not None or _state.closing:
         return  # already winding down; the clean-up under way is bounded
-    if _state.depth or _state.held:
+    if _state.depth or holding.holding():
         _state.pending = _state.pending or sig
         return
     if _in_import_machinery(frame):
@@ -94,15 +91,25 @@ def install() -> Callable[[], None]:
     for sig in EXIT_STATUS:
         signal.signal(sig, _handler)
     _state.installed, _state.raised, _state.pending, _state.depth = True, None, None, 0
-    _state.held = 0
+    holding.install(_raise_held)
     _state.closing = False
 
     def restore() -> None:
         for sig, previous in old.items():
             signal.signal(sig, previous)
         _state.installed = False
+        holding.install(None)
 
     return restore
+
+
+def _raise_held() -> None:
+    """A model run's safe point (`holding.poll`): raise a signal held until now (not inside a
+    `deferred()` block, which raises it when it ends)."""
+    if _state.pending is not None and not _state.depth and _state.raised is None:
+        sig, _state.pending = _state.pending, None
+        _state.raised = sig
+        raise _exception(sig)
 
 
 def ignore_from_now() -> None:
@@ -140,30 +147,3 @@ def deferred() -> Iterator[None]:
             _state.raised = sig
             raise _exception(sig)
 
-
-def hold() -> None:
-    """Compiled model code is about to run: hold a SIGINT/SIGTERM until `poll()` or the
-    outermost `release()` (see the module's docstring). Main thread only, as handlers are."""
-    if _state.installed and threading.get_ident() == _MAIN_THREAD:
-        _state.held += 1
-
-
-def release() -> None:
-    """The end of a `hold()`: the outermost raises a signal held meanwhile."""
-    if _state.installed and threading.get_ident() == _MAIN_THREAD and _state.held:
-        _state.held -= 1
-        if not _state.held:
-            poll()
-
-
-def poll() -> None:
-    """A point where compiled model code may be interrupted: raise a signal held until now
-    (not inside a `deferred()` block, which raises it when it ends)."""
-    if (_state.pending is not None and not _state.depth and _state.raised is None
-            and threading.get_ident() == _MAIN_THREAD):
-        sig, _state.pending = _state.pending, None
-        _state.raised = sig
-        raise _exception(sig)
-
-
-_MAIN_THREAD = threading.main_thread().ident

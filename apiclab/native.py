@@ -33,6 +33,7 @@ MODULES = (
     "apiclab.engine.core",
     "apiclab.engine.idle",
     "apiclab.engine.choices",
+    "apiclab.engine.holding",
     "apiclab.arch.lapic",
     "apiclab.arch.vmx",
     "apiclab.arch.ioapic",

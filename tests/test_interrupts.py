@@ -10,6 +10,7 @@ from types import FrameType
 import pytest
 
 from apiclab import interrupts
+from apiclab.engine import holding
 
 
 @pytest.fixture
@@ -83,10 +84,11 @@ def test_a_signal_landing_in_the_import_machinery_is_raised_just_after_it(instal
 
 
 def test_a_signal_while_held_waits_for_poll_then_raises(installed: None) -> None:
-    """What the compiled model needs (`hold`: a multiplication of large ints checks for signals
-    in C, and an exception there aborts compiled code): the signal is raised at `poll`."""
+    """What the compiled model needs (`engine.holding`: a multiplication of large ints checks
+    for signals in C, and an exception there aborts compiled code): the signal is raised at
+    `poll`."""
     reached = []
-    interrupts.hold()
+    holding.hold()
     try:
         os.kill(os.getpid(), signal.SIGINT)
         for _ in range(1000):  # bytecodes enough for the handler to have run
@@ -96,28 +98,28 @@ def test_a_signal_while_held_waits_for_poll_then_raises(installed: None) -> None
         reached.append("held")
         assert interrupts.interrupted() == signal.SIGINT
         with pytest.raises(KeyboardInterrupt):
-            interrupts.poll()
+            holding.poll()
         reached.append("raised at poll")
     finally:
-        interrupts.release()
+        holding.release()
     assert reached == ["held", "raised at poll"]
 
 
 def test_the_outermost_release_raises_a_signal_held_meanwhile(installed: None) -> None:
     with pytest.raises(interrupts.Terminated):
-        interrupts.hold()
+        holding.hold()
         try:
-            interrupts.hold()
+            holding.hold()
             try:
                 os.kill(os.getpid(), signal.SIGTERM)
                 for _ in range(1000):
                     pass
             finally:
-                interrupts.release()  # inner: still held
+                holding.release()  # inner: still held
             for _ in range(1000):
                 pass
         finally:
-            interrupts.release()
+            holding.release()
 
 
 def test_a_storm_interrupted_ends_between_two_reboots(installed: None) -> None:
@@ -136,3 +138,12 @@ def test_a_storm_interrupted_ends_between_two_reboots(installed: None) -> None:
         run_storm(get_profile("kvm-3.19"), apicv=True, reboots=50, seed=1, tracing=False,
                   progress=progress)
     assert done[-1] == 3  # the next reboot's poll raised it
+
+
+def test_without_install_nothing_is_held() -> None:
+    holding.hold()
+    try:
+        assert not holding.holding()
+        holding.poll()  # nothing to raise
+    finally:
+        holding.release()

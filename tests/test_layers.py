@@ -39,17 +39,9 @@ def _imports() -> list[tuple[str, int, str, str]]:
 
 
 def test_arch_and_engine_import_nothing_else_of_apiclab() -> None:
-    """But the two leaves every layer may use: the errors, and `interrupts` (the engine's runs
-    hold a SIGINT/SIGTERM until a point where compiled code can take it)."""
     bad = [f"{f}:{line} imports {name}" for f, line, layer, name in _imports()
            if layer in ("arch", "engine") and name.startswith("apiclab.")
-           and name.split(".")[1] not in (layer, "errors", "interrupts")]
-    assert bad == []
-
-
-def test_the_leaves_import_nothing_of_apiclab() -> None:
-    bad = [f"{f}:{line} imports {name}" for f, line, layer, name in _imports()
-           if layer in ("errors", "interrupts") and name.startswith("apiclab.")]
+           and name.split(".")[1] not in (layer, "errors")]
     assert bad == []
 
 

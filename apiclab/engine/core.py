@@ -12,7 +12,7 @@ from collections.abc import Callable, Generator
 from functools import partial
 from typing import Any, Final
 
-from apiclab.interrupts import hold, release
+from apiclab.engine.holding import hold, release
 
 CHECK_EVERY: Final = 4096  # callbacks between two calls of run_process's `keep_going`
 # the queue's operations, held where compiled code reads them directly (`apiclab.native`: a
@@ -164,7 +164,7 @@ class Engine:
         self.stopped = False
         self.until = until
         self.steps += 1
-        hold()  # a SIGINT/SIGTERM waits for the end of the run (apiclab.interrupts)
+        hold()  # a SIGINT/SIGTERM waits for the end of the run (engine.holding)
         try:
             self._run(until)
         finally:
@@ -201,7 +201,7 @@ class Engine:
         says no (a caller's wall-clock time-out); True when the process ended or nothing was
         left to run. Either limit bounds a run whose devices fire faster than the process
         advances, such as a periodic timer of 1 ns."""
-        hold()  # a SIGINT/SIGTERM waits for the end of the run (apiclab.interrupts)
+        hold()  # a SIGINT/SIGTERM waits for the end of the run (engine.holding)
         try:
             return self._run_process(process, max_steps, keep_going)
         finally:

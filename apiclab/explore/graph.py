@@ -28,10 +28,10 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from apiclab.engine.holding import hold, poll, release
 from apiclab.engine.trace import Event, Trace
 from apiclab.explore.properties import Property, Violation
 from apiclab.hypervisor.profiles import Profile
-from apiclab.interrupts import hold, poll, release
 
 
 class World(Protocol):
@@ -137,7 +137,7 @@ def explore_graph(factory: WorldFactory, prop: Property, profile: Profile, apicv
     thresholds = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, *thresholds[1:])
     # a SIGINT/SIGTERM is held while the search runs and raised every 64 transitions
-    # (apiclab.interrupts: compiled code cannot take it in the middle of its arithmetic)
+    # (apiclab.engine.holding: compiled code cannot take it in the middle of its arithmetic)
     hold()
     try:
         return _explore(factory, prop, profile, apicv, family=family, budget=budget,

@@ -22,13 +22,13 @@ import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
+from apiclab.engine.holding import hold, poll, release
 from apiclab.engine.trace import Event
 from apiclab.explore.choices import RecordingChoices, normalize
 from apiclab.explore.families import Family
 from apiclab.explore.properties import Property, Violation
 from apiclab.explore.shrink import shrink
 from apiclab.hypervisor.profiles import Profile
-from apiclab.interrupts import hold, poll, release
 
 Progress = Callable[[str, int, int], None]  # (phase, runs, distinct states)
 
@@ -104,7 +104,7 @@ def search(
     """Search, shrink the first counterexample, and report coverage. `prune=False` turns off
     duplicate-state pruning (to measure what it saves)."""
     # a SIGINT/SIGTERM is held while the search runs and raised between two runs of the family
-    # (apiclab.interrupts: compiled code cannot take it in the middle of its arithmetic)
+    # (apiclab.engine.holding: compiled code cannot take it in the middle of its arithmetic)
     hold()
     try:
         return _search(executor, bound, seed, random_runs, budget, progress, prune)

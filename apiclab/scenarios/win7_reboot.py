@@ -18,12 +18,12 @@ from typing import Final
 
 from apiclab.engine.choices import Choices
 from apiclab.engine.core import Handle, Process, Sleep
+from apiclab.engine.holding import hold, poll, release
 from apiclab.engine.trace import Event, Trace
 from apiclab.guest.linux import Linux, LinuxConfig
 from apiclab.guest.windows7 import BootOutcome, Windows7, Windows7Config
 from apiclab.hypervisor.machine import ModelVm
 from apiclab.hypervisor.profiles import Profile
-from apiclab.interrupts import hold, poll, release
 
 NAME = "win7-reboot-0x5c"
 DEFAULT_TSC_HZ: Final = 2_600_000_000
@@ -199,7 +199,7 @@ class _Storm:
 
         machine, guest, traffic = new_vm()
         # a SIGINT/SIGTERM is held while the model runs and raised between two reboots
-        # (apiclab.interrupts: compiled code cannot take it in the middle of its arithmetic)
+        # (apiclab.engine.holding: compiled code cannot take it in the middle of its arithmetic)
         hold()
         try:
             last_ok = True
