@@ -49,34 +49,30 @@ MIN_SKIP: Final = 4
 
 class QuietSteps:
     """A memo of steps that changed nothing: (state key, input) → how far a counter advanced,
-    or None for a step that changed something (it runs, unmemoized, the next time too)."""
+    or None for a step that changed something (it runs, unmemoized, the next time too).
 
-    def __init__(self, engine: Engine, key: Callable[[], Hashable], count: Callable[[], int],
-                 advance: Callable[[int], None]) -> None:
-        """`key()` must cover everything a memoized step can read or write but the counter that
-        `count()` reads and `advance(n)` moves on."""
+    A subclass says what the state and the counter are (`ModelVm`'s: its state key, vCPU 0's
+    deliveries): `key()` must cover everything a memoized step can read or write but the counter
+    that `count()` reads and `advance(n)` moves on. Methods, not callables handed in: compiled
+    (`apiclab.native`), a method of a known class is a direct call, a stored callable a generic
+    one — and `advance` runs at every skipped step."""
+
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._key = key
-        self._count = count
-        self._advance = advance
         self.enabled = False
         self._memo: dict[Hashable, dict[Hashable, int | None]] = {}
         self._row: dict[Hashable, int | None] | None = None  # the current state's, if known
         self._current = -1  # the `engine.steps` at which `_row` is still the state's
         self.skipped = 0
 
-    # The three a subclass may answer directly (`ModelVm`'s does: compiled, a method of a known
-    # class is a direct call, a stored callable a generic one — and `advance` runs at every
-    # skipped step).
-
     def key(self) -> Hashable:
-        return self._key()
+        raise NotImplementedError
 
     def count(self) -> int:
-        return self._count()
+        raise NotImplementedError
 
     def advance(self, n: int) -> None:
-        self._advance(n)
+        raise NotImplementedError
 
     def run(self, input: Hashable, step: Callable[..., None], *args: Any) -> int:
         """`step(*args)`, unless it is known to change nothing from this state with this input.

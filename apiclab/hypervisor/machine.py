@@ -196,12 +196,6 @@ class ModelVm:
         when nothing changed in between and no guest code ran."""
         return self.state_key(), self.vcpu.deliveries
 
-    def _deliveries(self) -> int:
-        return self.vcpu.deliveries
-
-    def _advance(self, deliveries: int) -> None:
-        self.vcpu.deliveries += deliveries
-
     def interrupt(self, vector: int, source: str) -> None:
         """An edge-triggered interrupt from outside the vCPU (another CPU's IPI, a device through
         KVM's irqchip): accepted by vCPU 0, and skipped when it is known to change nothing."""
@@ -389,7 +383,7 @@ class _VmQuiet(QuietSteps):
     asked directly (see `QuietSteps.key`)."""
 
     def __init__(self, vm: ModelVm) -> None:
-        super().__init__(vm.engine, vm.state_key, vm._deliveries, vm._advance)
+        super().__init__(vm.engine)
         self.vm = vm
 
     def key(self) -> Hashable:
